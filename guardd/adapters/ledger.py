@@ -1,0 +1,343 @@
+"""The ledger tailer: follows every configured path and glob the way a production log shipper does.
+
+Identity of a file is (device, inode, fingerprint of the first line). The tailer keeps each file open, so after a
+rename-and-create rotation it drains late writes from the old inode (until it has been quiet for
+``DRAIN_QUIET``) while it starts on the new file. Its checkpoint — the byte after the last complete line, plus a
+hash of the bytes before it — is committed in the same transaction as the events it covers, so ``kill -9`` at
+any moment loses nothing and counts nothing twice. On resume the checkpoint is trusted only if the file still
+has that fingerprint, is at least that long, and the bytes before the offset still hash the same; otherwise the
+file is re-read from the start, which is always safe because event keys are content-based.
+
+Copy-and-truncate: when a file shrinks, the lines written between the last read and the truncation are in the
+copy; the tailer looks for a file in the same folder with the old fingerprint and reads the missing range from
+it. A file whose checkpoint matches no watched path on start-up (rotated while guardd was down) is found the
+same way, by inode, in the watched folders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guardd.adapters.events_store import BatchResult, Checkpoint, EventRow, EventStore, QuarantinedLine
+from guardd.adapters.ledger_lines import LineParser, fingerprint, iter_lines, tail_hash
+from guardd.core.money import Money
+
+log = logging.getLogger("guardd.ledger")
+
+BATCH_LINES = 20_000
+DRAIN_QUIET = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSpec:
+    """One ``[[ledgers]]`` entry with its path resolved."""
+
+    pattern: str
+    fmt: str = "auto"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    spec: LedgerSpec
+    path: str
+    fd: int
+    dev: int
+    ino: int
+    fp: str | None
+    offset: int = 0
+    events: int = 0
+    quarantined: int = 0
+    last_event_ms: int | None = None
+    rotated_at: float | None = None
+    last_growth: float = field(default_factory=time.monotonic)
+
+    def checkpoint(self, size: int) -> Checkpoint:
+        assert self.fp is not None
+        return Checkpoint(
+            self.spec.pattern, self.path, self.dev, self.ino, self.fp, self.offset, size,
+            tail_hash(self.fd, self.offset), self.events, self.quarantined, self.last_event_ms,
+        )
+
+
+Batch = tuple[list[EventRow], list[QuarantinedLine], int, int]
+
+
+def read_batch(fd: int, fp: str, path: str, parser: LineParser, start: int, stop: int | None = None) -> Batch:
+    """Read up to ``BATCH_LINES`` complete lines of ``fd`` from ``start``.
+
+    Return ``(rows, quarantined, non-empty lines, end offset)``; ``end == start`` when nothing complete is left.
+    """
+    rows: list[EventRow] = []
+    bad: list[QuarantinedLine] = []
+    lines = 0
+    end = start
+    for line, line_end in iter_lines(fd, start, stop):
+        end = line_end
+        parsed = parser.parse(line, fp, path)
+        if parsed is None:
+            continue
+        lines += 1
+        if isinstance(parsed, EventRow):
+            rows.append(parsed)
+        else:
+            bad.append(parsed)
+        if lines >= BATCH_LINES:
+            break
+    return rows, bad, lines, end
+
+
+class Tailer:
+    """Follows the ledgers of the configuration and stores what they say. Not thread-safe; one per daemon."""
+
+    def __init__(self, specs: list[LedgerSpec], events: EventStore, max_event_cost: Money) -> None:
+        self.specs = specs
+        self.events = events
+        self.parsers = {s.pattern: LineParser(s.fmt, s.labels, max_event_cost) for s in specs}
+        self.tracked: dict[tuple[int, int], _Tracked] = {}
+        self._known: dict[tuple[int, int, str], Checkpoint] = {}
+        self._started = False
+
+    def folders(self) -> list[str]:
+        """Return the folders the watched patterns live in (for inotify)."""
+        out: list[str] = []
+        for spec in self.specs:
+            folder = _static_prefix(spec.pattern)
+            if folder not in out:
+                out.append(folder)
+        return out
+
+    async def start(self) -> None:
+        for cp in await self.events.checkpoints():
+            self._known[(cp.dev, cp.ino, cp.fingerprint)] = cp
+        self._started = True
+
+    def close(self) -> None:
+        for tracked in self.tracked.values():
+            os.close(tracked.fd)
+        self.tracked.clear()
+
+    async def poll(self) -> list[BatchResult]:
+        """Look at every watched file once, store whatever new complete lines they hold, and return what was
+        stored (one result per batch)."""
+        if not self._started:
+            await self.start()
+            await self._find_rotated_while_down()
+        results: list[BatchResult] = []
+        for spec in self.specs:
+            for path in sorted(glob.glob(spec.pattern, recursive=True)):
+                self._discover(spec, path)
+        for key in list(self.tracked):
+            tracked = self.tracked[key]
+            results.extend(await self._read(tracked))
+            if tracked.rotated_at is not None and time.monotonic() - tracked.last_growth > DRAIN_QUIET:
+                log.info("finished draining rotated ledger file", extra={"ctx": {"ledger": tracked.path}})
+                os.close(tracked.fd)
+                del self.tracked[key]
+        return results
+
+    # ---- discovery --------------------------------------------------------------------------------------
+    def _discover(self, spec: LedgerSpec, path: str) -> None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self.tracked:
+            tracked = self.tracked[key]
+            tracked.path, tracked.rotated_at = path, None
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            log.warning("cannot open ledger file: %s", exc.strerror, extra={"ctx": {"ledger": path}})
+            return
+        tracked = _Tracked(spec, path, fd, st.st_dev, st.st_ino, fingerprint(fd))
+        self._resume(tracked, st.st_size)
+        self.tracked[key] = tracked
+
+    def _resume(self, tracked: _Tracked, size: int) -> None:
+        if tracked.fp is None:
+            return
+        cp = self._known.get((tracked.dev, tracked.ino, tracked.fp))
+        if cp is None:
+            return
+        if cp.offset <= size and tail_hash(tracked.fd, cp.offset) == cp.tail:
+            tracked.offset, tracked.events, tracked.quarantined = cp.offset, cp.events, cp.quarantined
+            tracked.last_event_ms = cp.last_event_ms
+        else:
+            log.warning("ledger file changed under its checkpoint; re-reading it (duplicates are skipped)",
+                        extra={"ctx": {"ledger": tracked.path}})
+
+    async def _find_rotated_while_down(self) -> None:
+        """Drain files whose checkpoint no watched path holds any more (rotated while guardd was down)."""
+        if not self._known:
+            return
+        seen = set(self.tracked)
+        for spec in self.specs:
+            for path in glob.glob(spec.pattern, recursive=True):
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+        wanted = {(cp.dev, cp.ino): cp for cp in self._known.values() if (cp.dev, cp.ino) not in seen}
+        if not wanted:
+            return
+        for spec in self.specs:
+            folder = _static_prefix(spec.pattern)
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                cp = wanted.get((st.st_dev, st.st_ino))
+                if cp is None or not stat.S_ISREG(st.st_mode) or st.st_size <= cp.offset:
+                    continue
+                fd = os.open(entry.path, os.O_RDONLY)
+                if fingerprint(fd) != cp.fingerprint:
+                    os.close(fd)
+                    continue
+                tracked = _Tracked(spec, entry.path, fd, st.st_dev, st.st_ino, cp.fingerprint)
+                self._resume(tracked, st.st_size)
+                tracked.rotated_at = time.monotonic()
+                self.tracked[(st.st_dev, st.st_ino)] = tracked
+                log.info("draining a ledger file rotated while guardd was down", extra={"ctx": {"ledger": entry.path}})
+
+    # ---- reading ----------------------------------------------------------------------------------------
+    async def _read(self, tracked: _Tracked) -> list[BatchResult]:
+        try:
+            st = os.fstat(tracked.fd)
+        except OSError:
+            return []
+        if tracked.rotated_at is None and not _same_file(tracked.path, st):
+            tracked.rotated_at = time.monotonic()
+        size = st.st_size
+        results: list[BatchResult] = []
+        if tracked.fp is None:
+            tracked.fp = fingerprint(tracked.fd)
+            if tracked.fp is None:
+                return results
+            self._resume(tracked, size)
+        if size < tracked.offset:
+            results.extend(await self._truncated(tracked, size))
+        if size <= tracked.offset:
+            return results
+        tracked.last_growth = time.monotonic()
+        fp = tracked.fp
+        assert fp is not None
+        parser = self.parsers[tracked.spec.pattern]
+        while True:
+            rows, bad, _lines, end = await asyncio.to_thread(read_batch, tracked.fd, fp, tracked.path, parser,
+                                                             tracked.offset)
+            if end == tracked.offset:
+                break
+            tracked.offset = end
+            tracked.quarantined += len(bad)
+            # The checkpoint goes into the batch's own transaction: both land, or neither does.
+            result = await self.events.write_batch(rows, bad, tracked.checkpoint(size))
+            tracked.events += result.stored
+            if result.max_ts is not None:
+                tracked.last_event_ms = max(result.max_ts, tracked.last_event_ms or 0)
+            results.append(result)
+        return results
+
+    async def _truncated(self, tracked: _Tracked, size: int) -> list[BatchResult]:
+        """The file shrank (copy-and-truncate, or a truncation): read what the copy holds past our offset, then
+        start the file again from its beginning."""
+        old_fp, old_offset = tracked.fp, tracked.offset
+        results: list[BatchResult] = []
+        copy = _find_copy(tracked.path, old_fp, old_offset, exclude=(tracked.dev, tracked.ino))
+        if copy is not None and old_fp is not None:
+            fd = os.open(copy, os.O_RDONLY)
+            try:
+                parser = self.parsers[tracked.spec.pattern]
+                position = old_offset
+                while True:
+                    rows, bad, _lines, end = await asyncio.to_thread(read_batch, fd, old_fp, copy, parser, position)
+                    if end == position:
+                        break
+                    results.append(await self.events.write_batch(rows, bad, None))
+                    position = end
+            finally:
+                os.close(fd)
+            log.info("read the tail of a copy-truncated ledger from its copy", extra={"ctx": {"ledger": copy}})
+        else:
+            log.warning("ledger file was truncated", extra={"ctx": {"ledger": tracked.path}})
+        tracked.offset, tracked.events, tracked.quarantined = 0, 0, 0
+        tracked.fp = fingerprint(tracked.fd) if size else None
+        return results
+
+    def status(self) -> list[dict[str, object]]:
+        out: list[dict[str, object]] = []
+        for tracked in self.tracked.values():
+            try:
+                size = os.fstat(tracked.fd).st_size
+            except OSError:
+                size = tracked.offset
+            out.append({"path": tracked.path, "offset": tracked.offset, "size": size, "events": tracked.events,
+                        "quarantined": tracked.quarantined, "last_event_ms": tracked.last_event_ms,
+                        "rotated": tracked.rotated_at is not None})
+        return out
+
+
+def _same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _find_copy(path: str, fp: str | None, offset: int, exclude: tuple[int, int]) -> str | None:
+    """Return a file beside ``path`` that starts like the old content (``fp``) and reaches past ``offset``."""
+    if fp is None:
+        return None
+    folder = str(Path(path).parent)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) == exclude or st.st_size <= offset:
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if fingerprint(fd) == fp:
+                return entry.path
+        finally:
+            os.close(fd)
+    return None
+
+
+def _static_prefix(pattern: str) -> str:
+    """Return the deepest folder of ``pattern`` that has no glob characters."""
+    parts = Path(pattern).parts
+    static: list[str] = []
+    for part in parts:
+        if glob.has_magic(part):
+            break
+        static.append(part)
+    if len(static) == len(parts):
+        static = static[:-1]
+    return str(Path(*static)) if static else "."

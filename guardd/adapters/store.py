@@ -1,0 +1,202 @@
+"""The state database: one SQLite file in ``state_dir`` (``guardd.db``), opened through aiosqlite.
+
+WAL mode, ``synchronous=NORMAL`` and a 5 s ``busy_timeout`` let the CLI read (and briefly write: overrides,
+silences, backfills) while the daemon writes, without "database is locked". Writes are batched in
+``BEGIN IMMEDIATE … COMMIT`` transactions. The schema is versioned by ``PRAGMA user_version`` and migrated
+forward on open; a database from a newer guardd is refused with :class:`SchemaTooNew` rather than misread.
+
+Money columns hold integer pico-dollars (see :mod:`guardd.core.money`); times are Unix milliseconds (event data)
+or RFC 3339 UTC text (state rows, for people reading the database by hand).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from guardd.errors import SchemaTooNew, StoreError
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY,
+    sig TEXT NOT NULL UNIQUE,          -- canonical JSON [model, key, provider, labels]
+    model TEXT NOT NULL, key TEXT, provider TEXT, labels TEXT NOT NULL
+);
+CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    kh INTEGER NOT NULL,               -- 64-bit hash of k, unique: a compact index (collisions re-hashed)
+    k TEXT NOT NULL,                   -- dedupe key: 'g:<generation id>' or 'h:<hash of file, offset, line>'
+    ts INTEGER NOT NULL,               -- Unix ms, UTC
+    series INTEGER NOT NULL REFERENCES series(id),
+    cost INTEGER,                      -- pico-dollars; NULL = unpriced
+    prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,
+    reasoning_tokens INTEGER NOT NULL DEFAULT 0, cached_tokens INTEGER NOT NULL DEFAULT 0,
+    ok INTEGER NOT NULL DEFAULT 1
+);
+CREATE UNIQUE INDEX events_kh ON events(kh);
+CREATE INDEX events_ts ON events(ts);
+CREATE INDEX events_unpriced ON events(series) WHERE cost IS NULL;
+-- level 0: hour buckets (ts // 3600000); level 1: UTC day buckets (ts // 86400000)
+CREATE TABLE rollups (
+    level INTEGER NOT NULL, bucket INTEGER NOT NULL, series INTEGER NOT NULL,
+    cost INTEGER NOT NULL, events INTEGER NOT NULL, unpriced INTEGER NOT NULL,
+    PRIMARY KEY (level, bucket, series)
+) WITHOUT ROWID;
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    ledger TEXT NOT NULL, path TEXT NOT NULL,
+    dev INTEGER NOT NULL, ino INTEGER NOT NULL, fingerprint TEXT NOT NULL,
+    offset INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
+    tail TEXT NOT NULL DEFAULT '',     -- hash of the bytes just before offset: detects rewrites
+    events INTEGER NOT NULL DEFAULT 0, quarantined INTEGER NOT NULL DEFAULT 0,
+    last_event_ms INTEGER, updated_at TEXT,
+    UNIQUE (dev, ino, fingerprint)
+);
+CREATE TABLE quarantine (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL, path TEXT NOT NULL, offset INTEGER NOT NULL,
+    reason TEXT NOT NULL, excerpt TEXT NOT NULL, at TEXT NOT NULL,
+    UNIQUE (source, offset)
+);
+CREATE TABLE alert_state (
+    budget TEXT NOT NULL, window TEXT NOT NULL, instance TEXT NOT NULL,
+    level REAL NOT NULL, tripped INTEGER NOT NULL, forecast INTEGER NOT NULL, critical INTEGER NOT NULL,
+    notified_at TEXT,
+    PRIMARY KEY (budget, window)
+);
+CREATE TABLE outbox (
+    id INTEGER PRIMARY KEY,
+    created_at TEXT NOT NULL, budget TEXT, severity TEXT NOT NULL,
+    title TEXT NOT NULL, body TEXT NOT NULL,
+    notifier INTEGER NOT NULL,         -- index into [[notifiers]] at enqueue time
+    notifier_url TEXT NOT NULL,        -- redacted, to match the channel again after a config change
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at TEXT NOT NULL, lease_until TEXT, lease_owner TEXT,
+    delivered_at TEXT, failed_at TEXT, last_error TEXT
+);
+CREATE INDEX outbox_pending ON outbox(next_at) WHERE delivered_at IS NULL AND failed_at IS NULL;
+CREATE TABLE notifier_health (
+    notifier_url TEXT PRIMARY KEY, ok INTEGER NOT NULL, last_error TEXT, failing_since TEXT,
+    last_success TEXT, meta_alerted INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE history (
+    id INTEGER PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, budget TEXT, detail TEXT NOT NULL
+);
+CREATE INDEX history_at ON history(at);
+CREATE TABLE overrides (
+    scope TEXT PRIMARY KEY, state TEXT NOT NULL, until TEXT, by TEXT NOT NULL, reason TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE silences (
+    id INTEGER PRIMARY KEY, budget TEXT NOT NULL, until TEXT NOT NULL, reason TEXT NOT NULL,
+    by TEXT NOT NULL, created_at TEXT NOT NULL
+);
+CREATE TABLE switch_state (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
+CREATE TABLE markers (name TEXT PRIMARY KEY, value TEXT NOT NULL, at TEXT NOT NULL);
+CREATE TABLE or_usage (
+    at INTEGER NOT NULL, key TEXT NOT NULL,           -- key: redacted label (…abc1) or hash
+    usage INTEGER, usage_daily INTEGER, usage_weekly INTEGER, usage_monthly INTEGER,
+    lim INTEGER, limit_remaining INTEGER, limit_reset TEXT, disabled INTEGER,
+    PRIMARY KEY (key, at)
+) WITHOUT ROWID;
+CREATE TABLE or_credits (at INTEGER PRIMARY KEY, total_credits INTEGER NOT NULL, total_usage INTEGER NOT NULL);
+CREATE TABLE or_keys (
+    hash TEXT PRIMARY KEY, name TEXT, label TEXT, disabled INTEGER NOT NULL,
+    disabled_by_guardd INTEGER NOT NULL DEFAULT 0, usage_daily INTEGER, lim INTEGER, limit_remaining INTEGER,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE sources (
+    name TEXT PRIMARY KEY, ok_at TEXT, failing_since TEXT, error TEXT, permanent INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE prices (model TEXT PRIMARY KEY, pricing TEXT NOT NULL, fetched_at TEXT NOT NULL);
+""",
+}
+
+
+class Store:
+    """An open state database. Use ``async with Store.open(path) as store``; every path closes it."""
+
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path, readonly: bool = False) -> AsyncIterator[Store]:
+        """Open (creating and migrating unless ``readonly``) the database at ``path``."""
+        try:
+            if not readonly:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        try:
+            await conn.execute("PRAGMA busy_timeout = 5000")
+            if not readonly:
+                await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            await conn.execute("PRAGMA foreign_keys = OFF")
+            await conn.execute("PRAGMA cache_size = -32768")  # 32 MiB: keeps the dedupe index hot
+            store = cls(conn, path)
+            await store._migrate(readonly)
+            yield store
+        except sqlite3.Error as exc:
+            raise StoreError(f"state database {path}: {exc}") from exc
+        finally:
+            await conn.close()
+
+    async def _migrate(self, readonly: bool) -> None:
+        async with self.conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = int(row[0]) if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version}, newer than this guardd understands "
+                f"({SCHEMA_VERSION}); upgrade guardd or point state_dir elsewhere"
+            )
+        if version == SCHEMA_VERSION:
+            return
+        if readonly:
+            raise StoreError(f"{self.path} needs a schema migration; run any writing command (guardd run) first")
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                # Statements one by one: executescript() would COMMIT first and break the transaction.
+                for statement in _statements(MIGRATIONS[target]):
+                    await self.conn.execute(statement)
+                await self.conn.execute(f"PRAGMA user_version = {target}")
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                await self.conn.execute("ROLLBACK")
+                raise
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Run a write transaction (``BEGIN IMMEDIATE``); roll back on any error."""
+        await self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            await self.conn.execute("ROLLBACK")
+            raise
+        await self.conn.execute("COMMIT")
+
+    async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        async with self.conn.execute(sql, params) as cur:
+            return list(await cur.fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
+        async with self.conn.execute(sql, params) as cur:
+            return await cur.fetchone()
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,469 @@
+"""Configuration (contract §1): TOML, then ``GUARDD_…`` environment overrides, then secrets.
+
+Where the file is found: ``-c PATH``, else ``$GUARDD_CONFIG``, else ``./guardd.toml``, else
+``/etc/guardd/guardd.toml``; with none, built-in defaults (said once on stderr by the CLI). The TOML is parsed
+with ``parse_float=Decimal`` so money never passes through binary floating point. Precedence, strongest first:
+``GUARDD_SECTION__KEY`` variables, the ``OPENROUTER_*`` variables, files in ``$CREDENTIALS_DIRECTORY``, the file.
+
+Every problem is collected and raised at once as :class:`guardd.errors.ConfigError`, each line naming the file
+and the key's path (``guardd.toml: budgets[1].daily: must be greater than 0``; list indexes count from 0).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from guardd.core.budgets import Budget, RollingLimit
+from guardd.core.money import Money, MoneyError, format_json, parse_money
+from guardd.core.periods import format_duration, parse_duration, parse_weekday
+from guardd.core.redact import redact_url
+from guardd.errors import ConfigError
+
+SEARCH_PATHS = (Path("guardd.toml"), Path("/etc/guardd/guardd.toml"))
+CREDENTIAL_FILES = {"openrouter_api_key": "api_key", "openrouter_management_key": "management_key"}
+_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _money(value: Any) -> Money:
+    try:
+        return parse_money(value)
+    except MoneyError as exc:
+        raise ValueError(f"{exc} (give USD as a number or a decimal string such as \"5.00\")") from None
+
+
+def _positive_money(value: Any) -> Money:
+    amount = _money(value)
+    if amount <= 0:
+        raise ValueError("must be greater than 0")
+    return amount
+
+
+def _duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, Decimal):
+        value = float(value)
+    return parse_duration(value)
+
+
+def _positive_duration(value: Any) -> timedelta:
+    delta = _duration(value)
+    if delta <= timedelta(0):
+        raise ValueError("must be longer than 0s")
+    return delta
+
+
+PositiveMoney = Annotated[int, BeforeValidator(_positive_money), PlainSerializer(format_json, return_type=str)]
+AnyMoney = Annotated[int, BeforeValidator(_money), PlainSerializer(format_json, return_type=str)]
+Duration = Annotated[timedelta, BeforeValidator(_duration), PlainSerializer(format_duration, return_type=str)]
+PositiveDuration = Annotated[
+    timedelta, BeforeValidator(_positive_duration), PlainSerializer(format_duration, return_type=str)
+]
+Percent = Annotated[float, Field(gt=0, le=1000)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GuarddSection(_Section):
+    state_dir: Path | None = None
+    timezone: str = "UTC"
+    week_start: Literal["monday", "sunday"] = "monday"
+    evaluate_every: PositiveDuration = timedelta(seconds=30)
+    stale_after: PositiveDuration = timedelta(minutes=5)
+    max_event_cost: PositiveMoney = 1000 * 10**12
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin, America/New_York, UTC)") from None
+        return value
+
+    @field_validator("week_start", mode="before")
+    @classmethod
+    def _week_start(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def weekday(self) -> int:
+        return parse_weekday(self.week_start)
+
+
+class OpenRouterSection(_Section):
+    api_key: SecretStr | None = None
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    management_key: SecretStr | None = None
+    base_url: str = "https://openrouter.ai/api/v1"
+    poll_every: PositiveDuration = timedelta(seconds=60)
+    timeout: PositiveDuration = timedelta(seconds=10)
+    # Additions (documented in config.example.toml):
+    low_balance: AnyMoney | None = None
+    runway_warn: PositiveDuration | None = None
+    reconcile_tolerance: PositiveMoney | None = 1 * 10**12
+    refresh_prices_every: PositiveDuration = timedelta(days=1)
+    price_from_generation: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"not an http(s) URL: {value!r}")
+        return value.rstrip("/")
+
+    def keys(self) -> list[str]:
+        """Return every configured API key (``api_key`` first), without duplicates."""
+        found = [self.api_key] if self.api_key else []
+        found += self.api_keys
+        out: list[str] = []
+        for secret in found:
+            value = secret.get_secret_value().strip()
+            if value and value not in out:
+                out.append(value)
+        return out
+
+
+class LedgerSection(_Section):
+    path: str
+    format: Literal["auto", "guardd", "openrouter", "record"] = "auto"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+
+class RollingSection(_Section):
+    window: PositiveDuration
+    limit: PositiveMoney
+
+
+class BudgetSection(_Section):
+    name: str
+    match: dict[str, str] = Field(default_factory=dict)
+    source: Literal["ledger", "openrouter", "max"] = "ledger"
+    daily: PositiveMoney | None = None
+    weekly: PositiveMoney | None = None
+    monthly: PositiveMoney | None = None
+    rolling: list[RollingSection] = Field(default_factory=list)
+    warn_at: list[Percent] = Field(default_factory=lambda: [80.0])
+    trip_at: Percent | Literal[False] = 100.0
+    forecast: bool = True
+    notify: list[str] | None = None
+    on_stale: Literal["open", "closed"] = "open"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} may contain only letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("warn_at", mode="before")
+    @classmethod
+    def _warn_list(cls, value: Any) -> Any:
+        return [float(v) if isinstance(v, Decimal) else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("trip_at", mode="before")
+    @classmethod
+    def _trip(cls, value: Any) -> Any:
+        if value is True:
+            return 100.0
+        return float(value) if isinstance(value, Decimal) else value
+
+    @model_validator(mode="after")
+    def _has_a_limit(self) -> BudgetSection:
+        if self.daily is None and self.weekly is None and self.monthly is None and not self.rolling:
+            raise ValueError("sets no limit: give at least one of daily, weekly, monthly or rolling")
+        return self
+
+    def to_core(self) -> Budget:
+        return Budget(
+            name=self.name,
+            match=dict(self.match),
+            source=self.source,
+            daily=self.daily,
+            weekly=self.weekly,
+            monthly=self.monthly,
+            rolling=tuple(RollingLimit(r.window, r.limit) for r in self.rolling),
+            warn_at=tuple(sorted(set(self.warn_at))),
+            trip_at=None if self.trip_at is False else float(self.trip_at),
+            forecast=self.forecast,
+            notify=tuple(self.notify) if self.notify is not None else None,
+            on_stale=self.on_stale,
+        )
+
+
+class NotifierSection(_Section):
+    url: SecretStr
+    tags: list[str] = Field(default_factory=list)
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _expand(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not isinstance(value, str):
+            return value
+        missing = [name for name in _ENV_REF.findall(value) if name not in os.environ]
+        if missing:
+            raise ValueError(f"refers to unset environment variable(s): {', '.join(missing)}")
+        expanded = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S+", expanded):
+            raise ValueError(f"not an apprise URL ({redact_url(expanded)}); see https://github.com/caronc/apprise")
+        return expanded
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url.get_secret_value())
+
+
+class AlertsSection(_Section):
+    repeat_every: Duration = timedelta(hours=4)
+    send_resolved: bool = True
+    digest_at: str | None = None
+
+    @field_validator("digest_at")
+    @classmethod
+    def _hhmm(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError(f"must be a local time HH:MM, not {value!r}")
+        return value
+
+
+class KillswitchSection(_Section):
+    path: Path = Path("killswitch.json")
+    release: Literal["auto", "manual"] = "auto"
+    disable_openrouter_keys: bool = False
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Build it with :func:`load_config`, not directly."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GUARDD_", env_nested_delimiter="__", extra="forbid", frozen=True, case_sensitive=False
+    )
+
+    guardd: GuarddSection = Field(default_factory=GuarddSection)
+    openrouter: OpenRouterSection | None = None
+    ledgers: list[LedgerSection] = Field(default_factory=list)
+    budgets: list[BudgetSection] = Field(default_factory=list)
+    notifiers: list[NotifierSection] = Field(default_factory=list)
+    alerts: AlertsSection = Field(default_factory=AlertsSection)
+    killswitch: KillswitchSection = Field(default_factory=KillswitchSection)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML arrives as init kwargs; the environment must win over it, so it comes first.
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _sources_need_openrouter(self) -> Settings:
+        needs = [b.name for b in self.budgets if b.source != "ledger"]
+        if needs and self.openrouter is None:
+            raise ValueError(f"budget(s) {', '.join(needs)} use source openrouter/max but [openrouter] is absent")
+        return self
+
+
+class Config:
+    """The loaded configuration plus where it came from, with every relative path resolved."""
+
+    def __init__(self, settings: Settings, path: Path | None) -> None:
+        self.settings = settings
+        self.path = path
+        base = path.parent if path else Path.cwd()
+        state = settings.guardd.state_dir
+        if state is None:
+            env_state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+            state = Path(env_state) if env_state else Path(".guardd")
+        self.state_dir = (base / state).resolve() if not state.is_absolute() else state
+        switch = settings.killswitch.path
+        self.killswitch_path = switch if switch.is_absolute() else self.state_dir / switch
+        self.ledger_paths = [
+            str(Path(lg.path) if Path(lg.path).is_absolute() else (base / lg.path)) for lg in settings.ledgers
+        ]
+        self.budgets = [b.to_core() for b in settings.budgets]
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "guardd.db"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.settings.guardd.zone
+
+    def budget(self, name: str) -> Budget | None:
+        return next((b for b in self.budgets if b.name == name), None)
+
+    def effective(self) -> dict[str, Any]:
+        """Return the effective configuration as plain data, secrets redacted, paths resolved."""
+        data = self.settings.model_dump(mode="json")
+        data["guardd"]["state_dir"] = str(self.state_dir)
+        data["killswitch"]["path"] = str(self.killswitch_path)
+        for ledger, resolved in zip(data["ledgers"], self.ledger_paths, strict=True):
+            ledger["path"] = resolved
+        for notifier, section in zip(data["notifiers"], self.settings.notifiers, strict=True):
+            notifier["url"] = section.display_url
+        if self.settings.openrouter is not None:
+            orr = data["openrouter"]
+            from guardd.core.redact import mask
+
+            key = self.settings.openrouter.api_key
+            orr["api_key"] = mask(key.get_secret_value()) if key else None
+            orr["api_keys"] = [mask(k.get_secret_value()) for k in self.settings.openrouter.api_keys]
+            mk = self.settings.openrouter.management_key
+            orr["management_key"] = mask(mk.get_secret_value()) if mk else None
+        return data
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """Return the config file to use (contract §1 search order) or None for built-in defaults.
+
+    Raise ConfigError when an explicitly named file (``-c`` or ``$GUARDD_CONFIG``) does not exist.
+    """
+    named = explicit or os.environ.get("GUARDD_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError([f"{named}: no such configuration file"])
+        return path
+    for candidate in SEARCH_PATHS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not UTF-8 text"]) from None
+
+
+def _secrets_from_environment(data: dict[str, Any], env: dict[str, str]) -> None:
+    """Fill [openrouter] secrets from OPENROUTER_* and $CREDENTIALS_DIRECTORY (only when the section exists)."""
+    section = data.get("openrouter")
+    if not isinstance(section, dict):
+        return
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if creds:
+        for filename, key in CREDENTIAL_FILES.items():
+            file = Path(creds) / filename
+            if file.is_file():
+                section[key] = file.read_text(encoding="utf-8").strip()
+    if env.get("OPENROUTER_API_KEY"):
+        section["api_key"] = env["OPENROUTER_API_KEY"]
+    if env.get("OPENROUTER_API_KEYS"):
+        section["api_keys"] = [k.strip() for k in env["OPENROUTER_API_KEYS"].split(",") if k.strip()]
+    management = env.get("OPENROUTER_MANAGEMENT_KEY") or env.get("OPENROUTER_PROVISIONING_KEY")
+    if management:
+        section["management_key"] = management
+    if env.get("OPENROUTER_BASE_URL"):
+        section["base_url"] = env["OPENROUTER_BASE_URL"]
+
+
+def _loc(parts: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part.startswith(("function-", "literal[", "tagged-union")) or part in {"bool", "float", "int", "str"}:
+            continue  # pydantic's union branch names are noise to a user
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown key (check the spelling; see config.example.toml)"
+    if error["type"] == "missing":
+        return "is required"
+    if error["type"] == "literal_error":
+        return msg.replace("Input should be", "must be")
+    return msg
+
+
+def load_config(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
+    """Return the configuration from the file found by :func:`find_config`, the environment and secrets.
+
+    Raise ConfigError listing every problem with its file and key path.
+    """
+    env = dict(os.environ) if env is None else env
+    path = find_config(explicit)
+    data = _read_toml(path) if path else {}
+    _secrets_from_environment(data, env)
+    label = str(path) if path else "defaults"
+    seen = _duplicate_names(data, label)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            line = f"{label}: {_loc(error['loc'])}: {_message(dict(error))}"
+            if line not in seen:
+                seen.append(line)
+        raise ConfigError(seen) from None
+    if seen:
+        raise ConfigError(seen)
+    return Config(settings, path)
+
+
+def _duplicate_names(data: dict[str, Any], label: str) -> list[str]:
+    """Report repeated budget names from the raw data, so they show even when another key is also bad."""
+    budgets = data.get("budgets")
+    problems: list[str] = []
+    if isinstance(budgets, list):
+        first: dict[str, int] = {}
+        for index, budget in enumerate(budgets):
+            name = budget.get("name") if isinstance(budget, dict) else None
+            if isinstance(name, str) and name in first:
+                problems.append(
+                    f"{label}: budgets[{index}].name: {name!r} is already the name of budgets[{first[name]}]"
+                )
+            elif isinstance(name, str):
+                first[name] = index
+    return problems

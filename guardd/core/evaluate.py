@@ -1,0 +1,141 @@
+"""Budget evaluation: from a budget and the spend in each of its windows, the state of each window and of the
+budget as a whole.
+
+States, most severe last: ``ok`` < ``warning`` (a ``warn_at`` threshold crossed, or the forecast passes the
+limit) < ``critical`` (the limit itself reached while the switch does not trip: ``trip_at = false`` or above
+100) < ``tripped`` (``trip_at`` reached). ``stale`` is the budget's state when its source is stale and nothing is
+tripped: the numbers cannot be trusted either way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from guardd.core.budgets import Budget
+from guardd.core.forecast import Forecast
+from guardd.core.money import Money, at_percent, percent
+from guardd.core.periods import Window
+
+SEVERITY = {"ok": 0, "warning": 1, "stale": 2, "critical": 3, "tripped": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpend:
+    """What the store (or OpenRouter) says was spent in one window of a budget.
+
+    ``partial`` is True when the source could not cover the whole window (e.g. OpenRouter snapshots began
+    after the window started): the spend is a lower bound, shown as such, never taken as complete.
+    """
+
+    window: Window
+    limit: Money
+    spent: Money
+    unpriced_events: int = 0
+    forecast: Forecast | None = None
+    partial: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEvaluation:
+    window: Window
+    limit: Money
+    spent: Money
+    percent: float
+    state: str
+    thresholds_crossed: tuple[float, ...]
+    trip_amount: Money | None
+    headroom: Money
+    unpriced_events: int = 0
+    forecast: Forecast | None = None
+    forecast_exceeds: bool = False
+    partial: bool = False
+
+    @property
+    def tripped(self) -> bool:
+        return self.state == "tripped"
+
+    @property
+    def instance(self) -> str:
+        """Identity of this window instance: its start for calendar windows, empty for rolling ones."""
+        return "" if self.window.name.startswith("rolling:") else self.window.start.isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class Staleness:
+    stale: bool = False
+    since: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvaluation:
+    budget: Budget
+    now: datetime
+    windows: tuple[WindowEvaluation, ...]
+    staleness: Staleness = field(default_factory=Staleness)
+
+    @property
+    def name(self) -> str:
+        return self.budget.name
+
+    @property
+    def state(self) -> str:
+        worst = max((w.state for w in self.windows), key=SEVERITY.__getitem__, default="ok")
+        if self.staleness.stale and worst != "tripped":
+            return "stale"
+        return worst
+
+    @property
+    def tripped(self) -> bool:
+        return any(w.tripped for w in self.windows)
+
+    @property
+    def headroom(self) -> Money:
+        return min((w.headroom for w in self.windows), default=0)
+
+
+def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
+    """Return the evaluation of one window of ``budget`` given what was spent in it."""
+    limit, spent = spend.limit, spend.spent
+    pct = percent(spent, limit)
+    crossed = tuple(t for t in sorted(budget.warn_at) if spent >= at_percent(limit, t))
+    trip_amount = at_percent(limit, budget.trip_at) if budget.trip_at is not None else None
+    ceiling = trip_amount if trip_amount is not None else limit
+    forecast_exceeds = bool(
+        budget.forecast and spend.forecast is not None and spend.forecast.projected > limit and spent < limit
+    )
+    if trip_amount is not None and spent >= trip_amount:
+        state = "tripped"
+    elif spent >= limit:
+        state = "critical"
+    elif crossed or forecast_exceeds:
+        state = "warning"
+    else:
+        state = "ok"
+    return WindowEvaluation(
+        window=spend.window,
+        limit=limit,
+        spent=spent,
+        percent=pct,
+        state=state,
+        thresholds_crossed=crossed,
+        trip_amount=trip_amount,
+        headroom=max(0, ceiling - spent),
+        unpriced_events=spend.unpriced_events,
+        forecast=spend.forecast,
+        forecast_exceeds=forecast_exceeds,
+        partial=spend.partial,
+    )
+
+
+def evaluate(
+    budget: Budget, spends: list[WindowSpend], now: datetime, staleness: Staleness | None = None
+) -> BudgetEvaluation:
+    """Return the evaluation of ``budget`` at ``now`` over all its windows."""
+    return BudgetEvaluation(
+        budget=budget,
+        now=now,
+        windows=tuple(evaluate_window(budget, s) for s in spends),
+        staleness=staleness or Staleness(),
+    )

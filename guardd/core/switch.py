@@ -1,0 +1,207 @@
+"""The kill-switch decision: the switch document (contract §3) that evaluations and overrides call for.
+
+:func:`decide` is pure: it takes the budget evaluations, the active overrides, the release policy and the
+previous document, and returns the new document and the scope changes to record. The caller writes the file.
+
+Per scope (one per budget, plus ``*`` for a manual trip of everything):
+
+1. An active override wins: ``tripped`` trips the scope (window ``manual``), ``released`` holds it open.
+   Overrides expire at their ``until``; the caller removes expired ones, never earlier.
+2. Otherwise a tripped window trips the scope; with several, the one whose reset is latest names ``until``
+   (the scope is released only when all of them have reset).
+3. A stale source trips a budget with ``on_stale = "closed"`` (window ``stale``, no automatic ``until``).
+4. With ``release = "manual"`` a scope that was tripped stays tripped (``until`` null) until an override
+   releases it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
+from guardd.core.money import Money, format_human, format_json
+
+SCHEMA = 1
+GLOBAL_SCOPE = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A manual decision on a scope that wins over evaluation until ``until`` (None: until changed)."""
+
+    scope: str
+    state: str  # "tripped" | "released"
+    by: str
+    reason: str
+    until: datetime | None = None
+    created_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.until is None or now < self.until
+
+    def to_json(self) -> dict[str, object]:
+        return {"state": self.state, "until": _iso(self.until), "by": self.by, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    tripped: bool
+    reason: str | None
+    since: datetime | None
+    until: datetime | None
+    window: str | None
+    spent: Money | None
+    limit: Money | None
+    headroom: Money
+    override: Override | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "tripped": self.tripped,
+            "reason": self.reason,
+            "since": _iso(self.since),
+            "until": _iso(self.until),
+            "window": self.window,
+            "spent": None if self.spent is None else format_json(self.spent),
+            "limit": None if self.limit is None else format_json(self.limit),
+            "headroom": format_json(self.headroom),
+            "override": None if self.override is None else self.override.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchDoc:
+    updated_at: datetime
+    heartbeat_at: datetime
+    scopes: dict[str, Scope] = field(default_factory=dict)
+
+    @property
+    def tripped(self) -> bool:
+        return any(s.tripped for s in self.scopes.values())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "schema": SCHEMA,
+            "updated_at": _iso(self.updated_at),
+            "heartbeat_at": _iso(self.heartbeat_at),
+            "tripped": self.tripped,
+            "scopes": {name: scope.to_json() for name, scope in sorted(self.scopes.items())},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeChange:
+    scope: str
+    tripped: bool
+    reason: str
+    window: str | None
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def _trip_reason(w: WindowEvaluation, trip_at: float) -> str:
+    trip = w.trip_amount if w.trip_amount is not None else w.limit
+    return (
+        f"{w.window.name} spend {format_human(w.spent)} reached the trip threshold "
+        f"{format_human(trip)} ({trip_at:g}%)"
+    )
+
+
+def _tightest(windows: tuple[WindowEvaluation, ...]) -> WindowEvaluation | None:
+    return min(windows, key=lambda w: (w.headroom, w.window.end), default=None)
+
+
+def _evaluated_scope(ev: BudgetEvaluation) -> Scope:
+    tripping = [w for w in ev.windows if w.tripped]
+    headroom = ev.headroom
+    if tripping:
+        last = max(tripping, key=lambda w: w.window.end)
+        rolling = last.window.name.startswith("rolling:")
+        until = ev.now + last.window.length if rolling else last.window.end
+        trip_at = ev.budget.trip_at if ev.budget.trip_at is not None else 100.0
+        return Scope(True, _trip_reason(last, trip_at), None, until, last.window.name, last.spent, last.limit, 0)
+    if ev.staleness.stale and ev.budget.on_stale == "closed":
+        reason = f"data is stale ({ev.staleness.reason or 'no fresh data'}) and on_stale is closed"
+        return Scope(True, reason, None, None, "stale", None, None, 0)
+    tight = _tightest(ev.windows)
+    return Scope(
+        False, None, None, None, None, tight.spent if tight else None, tight.limit if tight else None, headroom
+    )
+
+
+def decide(
+    evaluations: list[BudgetEvaluation],
+    overrides: list[Override],
+    release: str,
+    previous: SwitchDoc | None,
+    now: datetime,
+) -> tuple[SwitchDoc, list[ScopeChange]]:
+    """Return the switch document at ``now`` and the scopes whose tripped state changed since ``previous``."""
+    prev_scopes = previous.scopes if previous else {}
+    active = {o.scope: o for o in overrides if o.active(now)}
+    scopes: dict[str, Scope] = {}
+    for ev in evaluations:
+        scope = _evaluated_scope(ev)
+        prev = prev_scopes.get(ev.name)
+        if release == "manual" and not scope.tripped and prev is not None and prev.tripped and prev.override is None:
+            # Latched: only an override releases it.
+            scope = Scope(True, prev.reason, prev.since, None, prev.window, scope.spent, scope.limit, 0)
+        elif release == "manual" and scope.tripped:
+            scope = Scope(True, scope.reason, None, None, scope.window, scope.spent, scope.limit, 0)
+        scopes[ev.name] = _apply_override(scope, active.get(ev.name))
+    if GLOBAL_SCOPE in active:
+        idle = Scope(False, None, None, None, None, None, None, 0)
+        scopes[GLOBAL_SCOPE] = _apply_override(idle, active[GLOBAL_SCOPE])
+
+    # Continuity of `since`, and the list of changes.
+    changes: list[ScopeChange] = []
+    for name, scope in list(scopes.items()):
+        prev = prev_scopes.get(name)
+        was = prev is not None and prev.tripped
+        if scope.tripped:
+            since = prev.since if was and prev is not None and prev.since is not None else now
+            scopes[name] = _with_since(scope, since)
+        if scope.tripped != was:
+            changes.append(ScopeChange(name, scope.tripped, scope.reason or "released", scope.window))
+    for name, prev in prev_scopes.items():
+        if name not in scopes and prev.tripped:
+            changes.append(ScopeChange(name, False, "scope removed from the configuration", None))
+
+    doc = SwitchDoc(updated_at=now, heartbeat_at=now, scopes=scopes)
+    if previous is not None and _same_content(previous, doc):
+        doc = SwitchDoc(updated_at=previous.updated_at, heartbeat_at=now, scopes=scopes)
+    return doc, changes
+
+
+def _with_since(scope: Scope, since: datetime) -> Scope:
+    return Scope(
+        scope.tripped, scope.reason, since, scope.until, scope.window, scope.spent, scope.limit, scope.headroom,
+        scope.override,
+    )
+
+
+def _apply_override(scope: Scope, override: Override | None) -> Scope:
+    if override is None:
+        return scope
+    if override.state == "tripped":
+        reason = f"tripped by {override.by}: {override.reason}" if override.reason else f"tripped by {override.by}"
+        return Scope(True, reason, None, override.until, "manual", scope.spent, scope.limit, 0, override)
+    headroom = scope.headroom if not scope.tripped else 0
+    return Scope(False, None, None, None, None, scope.spent, scope.limit, headroom, override)
+
+
+def _same_content(a: SwitchDoc, b: SwitchDoc) -> bool:
+    return {k: v.to_json() for k, v in a.scopes.items()} == {k: v.to_json() for k, v in b.scopes.items()}
+
+
+def blocks(doc_scopes: dict[str, Scope], budget: str | None) -> bool:
+    """Return True when ``budget`` (None: any) is tripped in ``doc_scopes``, the global scope included."""
+    if GLOBAL_SCOPE in doc_scopes and doc_scopes[GLOBAL_SCOPE].tripped:
+        return True
+    if budget is None:
+        return any(s.tripped for s in doc_scopes.values())
+    scope = doc_scopes.get(budget)
+    return scope is not None and scope.tripped

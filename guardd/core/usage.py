@@ -1,0 +1,290 @@
+"""Usage events and the three ledger line formats of contract §2.
+
+:func:`event_from_record` turns one decoded JSON object (numbers as ``int``/``Decimal``, never ``float``) into a
+:class:`UsageEvent`, or raises :class:`BadLine` with a reason fit for the quarantine table. JSON decoding itself
+lives in the ledger adapter; this module is pure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from guardd.core.money import Money, MoneyError, parse_money
+from guardd.core.redact import looks_like_secret, mask
+
+FORMATS = ("auto", "guardd", "openrouter", "record")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+class BadLine(ValueError):
+    """A ledger line that cannot be counted; the message is the quarantine reason."""
+
+
+@dataclass(slots=True)
+class UsageEvent:
+    """One request's usage as guardd counts it. ``cost`` None means unpriced (never silently $0).
+
+    ``ts_ms`` is Unix milliseconds in UTC: integers sort, index and bucket cheaply in SQLite.
+    """
+
+    ts_ms: int
+    model: str
+    cost: Money | None
+    id: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    key: str | None = None
+    provider: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    ok: bool = True
+
+    @property
+    def ts(self) -> datetime:
+        return datetime.fromtimestamp(self.ts_ms / 1000, UTC)
+
+
+_HOUR_CACHE: dict[str, int] = {}
+
+
+def _fast_utc(text: str) -> int | None:
+    """Return Unix ms of ``YYYY-MM-DDTHH:MM:SS[.fff]Z`` (the form ledgers write) quickly, else None.
+
+    The date and hour are parsed once per distinct hour and cached; minutes, seconds and milliseconds are
+    added as integers. Any other shape returns None and takes the general path.
+    """
+    n = len(text)
+    if text[-1:] != "Z" or n not in (20, 24) or text[13] != ":" or text[16] != ":":
+        return None
+    base = _HOUR_CACHE.get(text[:13])
+    if base is None:
+        try:
+            base = (datetime.fromisoformat(text[:13] + ":00:00+00:00") - _EPOCH) // _MS
+        except ValueError:
+            return None
+        if len(_HOUR_CACHE) > 10_000:
+            _HOUR_CACHE.clear()
+        _HOUR_CACHE[text[:13]] = base
+    mm, ss = text[14:16], text[17:19]
+    if not (mm.isdigit() and ss.isdigit()) or int(mm) > 59 or int(ss) > 59:
+        return None
+    millis = 0
+    if n == 24:
+        frac = text[20:23]
+        if text[19] != "." or not frac.isdigit():
+            return None
+        millis = int(frac)
+    return base + int(mm) * 60_000 + int(ss) * 1000 + millis
+
+
+def parse_ts(value: object) -> int:
+    """Return Unix milliseconds for an RFC 3339 string (no zone = UTC) or a Unix time in s or ms."""
+    if isinstance(value, str):
+        fast = _fast_utc(value)
+        if fast is not None:
+            return fast
+    if isinstance(value, bool):
+        raise BadLine("ts is not a time")
+    if isinstance(value, int | Decimal | float):
+        number = Decimal(value) if not isinstance(value, Decimal) else value
+        if not number.is_finite() or number < 0:
+            raise BadLine("ts is not a valid Unix time")
+        # Seconds until the year 5138; anything larger is milliseconds.
+        return int(number) if number >= 100_000_000_000 else int(number * 1000)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return parse_ts(int(text))
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise BadLine(f"ts is not an RFC 3339 time: {text[:40]!r}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - _EPOCH) // _MS
+    raise BadLine("ts is missing" if value is None else "ts is not a time")
+
+
+def parse_cost(value: object, max_event_cost: Money) -> Money | None:
+    """Return a ledger cost in pico-dollars (None when absent); raise BadLine if negative or implausible."""
+    if value is None:
+        return None
+    if isinstance(value, Decimal) and value.is_finite():
+        scaled = value.scaleb(12)
+        cost = int(scaled)
+        if cost != scaled:  # more than 12 decimal places: round half-to-even like parse_money
+            cost = parse_money(value)
+    else:
+        try:
+            cost = parse_money(value)
+        except MoneyError:
+            raise BadLine(f"cost is not a number: {str(value)[:40]!r}") from None
+    if cost < 0:
+        raise BadLine("cost is negative")
+    if cost > max_event_cost:
+        raise BadLine("cost is implausible (above max_event_cost)")
+    return cost
+
+
+def _tokens(value: object, name: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        raise BadLine(f"{name} is not a whole number")
+    if isinstance(value, Decimal):
+        if value != value.to_integral_value():
+            raise BadLine(f"{name} is not a whole number")
+        value = int(value)
+    if value < 0:
+        raise BadLine(f"{name} is negative")
+    return value
+
+
+def _text(value: object, name: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    raise BadLine(f"{name} is not a string")
+
+
+def _labels(value: object) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadLine("labels is not an object")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if isinstance(v, dict | list):
+            raise BadLine(f"label {str(k)[:40]!r} is not a scalar")
+        if v is not None:
+            out[str(k)] = v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+def clean_key(value: object) -> str | None:
+    """Return a ledger ``key`` as stored: a full secret key is kept only in redacted form."""
+    key = _text(value, "key")
+    if key is not None and looks_like_secret(key):
+        return mask(key)
+    return key
+
+
+def _obj(value: object, name: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadLine(f"{name} is not an object")
+    return value
+
+
+def detect_format(obj: dict[str, Any]) -> str:
+    """Return the format of one decoded line: ``guardd``, ``openrouter`` or ``record``."""
+    if "response" in obj and isinstance(obj["response"], dict):
+        return "openrouter"
+    usage = obj.get("usage")
+    if isinstance(usage, dict):
+        if "totalCost" in usage or "promptTokens" in usage or "performance" in obj or "sessionId" in obj:
+            return "record"
+        if "created" in obj or "choices" in obj or "object" in obj or "prompt_tokens" in usage:
+            return "openrouter"
+    if "performance" in obj or "sessionId" in obj:
+        return "record"
+    return "guardd"
+
+
+def _from_guardd(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
+    if "ts" not in obj:
+        raise BadLine("ts is missing")
+    return UsageEvent(
+        ts_ms=parse_ts(obj["ts"]),
+        model=_text(obj.get("model"), "model") or "unknown",
+        cost=parse_cost(obj.get("cost"), max_cost),
+        id=_text(obj.get("id"), "id"),
+        prompt_tokens=_tokens(obj.get("prompt_tokens"), "prompt_tokens"),
+        completion_tokens=_tokens(obj.get("completion_tokens"), "completion_tokens"),
+        reasoning_tokens=_tokens(obj.get("reasoning_tokens"), "reasoning_tokens"),
+        cached_tokens=_tokens(obj.get("cached_tokens"), "cached_tokens"),
+        key=clean_key(obj.get("key")),
+        provider=_text(obj.get("provider"), "provider"),
+        labels=_labels(obj.get("labels")),
+        ok=obj.get("ok") is not False,
+    )
+
+
+def _from_openrouter(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
+    wrapper: dict[str, Any] = {}
+    if isinstance(obj.get("response"), dict):
+        wrapper, obj = obj, obj["response"]
+    usage = _obj(obj.get("usage"), "usage")
+    ts = wrapper.get("ts", obj.get("created"))
+    if ts is None:
+        raise BadLine("ts is missing (neither ts nor created)")
+    prompt_details = _obj(usage.get("prompt_tokens_details"), "usage.prompt_tokens_details")
+    completion_details = _obj(usage.get("completion_tokens_details"), "usage.completion_tokens_details")
+    choices = obj.get("choices")
+    failed = isinstance(choices, list) and any(
+        isinstance(c, dict) and c.get("finish_reason") == "error" for c in choices
+    )
+    return UsageEvent(
+        ts_ms=parse_ts(ts),
+        model=_text(obj.get("model"), "model") or "unknown",
+        cost=parse_cost(usage.get("cost"), max_cost),
+        id=_text(obj.get("id"), "id"),
+        prompt_tokens=_tokens(usage.get("prompt_tokens"), "prompt_tokens"),
+        completion_tokens=_tokens(usage.get("completion_tokens"), "completion_tokens"),
+        reasoning_tokens=_tokens(completion_details.get("reasoning_tokens"), "reasoning_tokens"),
+        cached_tokens=_tokens(prompt_details.get("cached_tokens"), "cached_tokens"),
+        key=clean_key(wrapper.get("key")),
+        provider=_text(obj.get("provider"), "provider"),
+        labels=_labels(wrapper.get("labels")),
+        ok=not failed and "error" not in obj,
+    )
+
+
+def _from_record(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
+    usage = _obj(obj.get("usage"), "usage")
+    performance = _obj(obj.get("performance"), "performance")
+    metadata = _obj(obj.get("metadata"), "metadata")
+    ts = performance.get("timestamp", obj.get("ts"))
+    if ts is None:
+        raise BadLine("ts is missing (no performance.timestamp)")
+    return UsageEvent(
+        ts_ms=parse_ts(ts),
+        model=_text(obj.get("model") or metadata.get("model"), "model") or "unknown",
+        cost=parse_cost(usage.get("totalCost"), max_cost),
+        id=_text(metadata.get("generationId"), "metadata.generationId"),
+        prompt_tokens=_tokens(usage.get("promptTokens"), "promptTokens"),
+        completion_tokens=_tokens(usage.get("completionTokens"), "completionTokens"),
+        reasoning_tokens=_tokens(usage.get("reasoningTokens"), "reasoningTokens"),
+        cached_tokens=_tokens(usage.get("cachedTokens"), "cachedTokens"),
+        key=clean_key(obj.get("key")),
+        provider=_text(metadata.get("provider"), "metadata.provider"),
+        labels=_labels(obj.get("labels")),
+        ok=performance.get("success") is not False,
+    )
+
+
+_PARSERS = {"guardd": _from_guardd, "openrouter": _from_openrouter, "record": _from_record}
+
+
+def event_from_record(
+    obj: object, fmt: str, max_event_cost: Money, ledger_labels: dict[str, str] | None = None
+) -> UsageEvent:
+    """Return the usage event one decoded ledger line describes.
+
+    ``fmt`` is one of :data:`FORMATS`; ``auto`` detects each line's form. ``ledger_labels`` are added to the
+    event's labels, the event's own winning. Raise :class:`BadLine` when the line cannot be counted.
+    """
+    if not isinstance(obj, dict):
+        raise BadLine("line is not a JSON object")
+    form = detect_format(obj) if fmt == "auto" else fmt
+    event = _PARSERS[form](obj, max_event_cost)
+    if ledger_labels:
+        event.labels = {**ledger_labels, **event.labels}
+    return event

@@ -1,0 +1,69 @@
+"""guardd's own exceptions. Adapters translate foreign ones (httpx, sqlite3, apprise) into these at the boundary;
+only the CLI turns them into exit codes.
+
+    GuarddError
+    ├── ConfigError              the configuration is invalid (every problem listed)      -> exit 78
+    ├── StoreError               the state database cannot be used
+    │   └── SchemaTooNew         the database was written by a newer guardd
+    ├── SourceError              OpenRouter could not answer usefully
+    │   ├── SourceUnavailable    timeouts, connection errors, 5xx, 429: retry with backoff
+    │   ├── SourceRejected       401/402/403: retrying will not help until someone acts
+    │   └── SourceMalformed      invalid JSON or an unexpected shape
+    ├── DeliveryError            a notification was not delivered (``permanent`` says whether to retry)
+    └── UsageError               a command line that cannot be run as given                -> exit 2
+"""
+
+from __future__ import annotations
+
+
+class GuarddError(Exception):
+    """Base of every error guardd raises on purpose."""
+
+
+class ConfigError(GuarddError):
+    """An invalid configuration; ``problems`` holds one line per bad key."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class StoreError(GuarddError):
+    """The state database cannot be opened, migrated or written."""
+
+
+class SchemaTooNew(StoreError):
+    """The database schema is newer than this program understands (a downgrade)."""
+
+
+class SourceError(GuarddError):
+    """OpenRouter (or another source) did not give a usable answer."""
+
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class SourceUnavailable(SourceError):
+    """Transient: a timeout, connection failure, 5xx or 429. Retry with backoff (honouring ``retry_after``)."""
+
+
+class SourceRejected(SourceError):
+    """Permanent until someone acts: a bad or disabled key, missing permissions, exhausted credits."""
+
+
+class SourceMalformed(SourceError):
+    """The answer was not JSON or not of the documented shape."""
+
+
+class DeliveryError(GuarddError):
+    """A notification failed; ``permanent`` is True when retrying cannot help (bad URL, 4xx)."""
+
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class UsageError(GuarddError):
+    """A command that cannot run as given (unknown budget, bad date)."""
