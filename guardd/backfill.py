@@ -30,8 +30,12 @@ class IngestSummary:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "read": self.read, "stored": self.stored, "duplicates": self.duplicates,
-            "quarantined": self.quarantined, "unpriced": self.unpriced, "seconds": round(self.seconds, 3),
+            "read": self.read,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "unpriced": self.unpriced,
+            "seconds": round(self.seconds, 3),
         }
 
 

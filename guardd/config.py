@@ -49,7 +49,7 @@ def _money(value: Any) -> Money:
     try:
         return parse_money(value)
     except MoneyError as exc:
-        raise ValueError(f"{exc} (give USD as a number or a decimal string such as \"5.00\")") from None
+        raise ValueError(f'{exc} (give USD as a number or a decimal string such as "5.00")') from None
 
 
 def _positive_money(value: Any) -> Money:
@@ -139,7 +139,7 @@ class OpenRouterSection(_Section):
             raise ValueError(f"not an http(s) URL: {value!r}")
         return value.rstrip("/")
 
-    def keys(self) -> list[str]:
+    def all_keys(self) -> list[str]:
         """Return every configured API key (``api_key`` first), without duplicates."""
         found = [self.api_key] if self.api_key else []
         found += self.api_keys
@@ -310,7 +310,7 @@ class Config:
     def __init__(self, settings: Settings, path: Path | None) -> None:
         self.settings = settings
         self.path = path
-        base = path.parent if path else Path.cwd()
+        base = path.parent.resolve() if path else Path.cwd()
         state = settings.guardd.state_dir
         if state is None:
             env_state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]

@@ -46,8 +46,16 @@ class EventRow:
 
     def values(self, series: int) -> tuple[object, ...]:
         return (
-            self.kh, self.k, self.ts, series, self.cost, self.prompt_tokens, self.completion_tokens,
-            self.reasoning_tokens, self.cached_tokens, self.ok,
+            self.kh,
+            self.k,
+            self.ts,
+            series,
+            self.cost,
+            self.prompt_tokens,
+            self.completion_tokens,
+            self.reasoning_tokens,
+            self.cached_tokens,
+            self.ok,
         )
 
 
@@ -251,9 +259,7 @@ class EventStore:
                 )
         return result
 
-    async def _ignored(
-        self, latest: dict[str, EventRow], before: int
-    ) -> dict[str, tuple[int, int, int, int | None]]:
+    async def _ignored(self, latest: dict[str, EventRow], before: int) -> dict[str, tuple[int, int, int, int | None]]:
         """Return the rows of ``latest`` that the insert ignored, keyed by event key, with the stored event's
         ``(id, ts, series, cost)``. A hash shared by two *different* keys (a 64-bit collision) is resolved by
         re-hashing the newcomer until it inserts, so no event is ever merged with another."""
@@ -290,7 +296,7 @@ class EventStore:
                     )
                     break
                 if other[0] == k and other[1] <= before:
-                    ignored[k] = tuple(other[1:])  # type: ignore[assignment]
+                    ignored[k] = tuple(other[1:])
                     break
         return ignored
 
@@ -318,8 +324,18 @@ class EventStore:
             " offset=excluded.offset, size=excluded.size, tail=excluded.tail, events=excluded.events,"
             " quarantined=excluded.quarantined, last_event_ms=excluded.last_event_ms, updated_at=excluded.updated_at",
             (
-                cp.ledger, cp.path, cp.dev, cp.ino, cp.fingerprint, cp.offset, cp.size, cp.tail, cp.events,
-                cp.quarantined, cp.last_event_ms, datetime.now(UTC).isoformat(),
+                cp.ledger,
+                cp.path,
+                cp.dev,
+                cp.ino,
+                cp.fingerprint,
+                cp.offset,
+                cp.size,
+                cp.tail,
+                cp.events,
+                cp.quarantined,
+                cp.last_event_ms,
+                datetime.now(UTC).isoformat(),
             ),
         )
 

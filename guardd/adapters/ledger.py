@@ -57,13 +57,23 @@ class _Tracked:
     quarantined: int = 0
     last_event_ms: int | None = None
     rotated_at: float | None = None
+    tail: str = ""
     last_growth: float = field(default_factory=time.monotonic)
 
     def checkpoint(self, size: int) -> Checkpoint:
         assert self.fp is not None
         return Checkpoint(
-            self.spec.pattern, self.path, self.dev, self.ino, self.fp, self.offset, size,
-            tail_hash(self.fd, self.offset), self.events, self.quarantined, self.last_event_ms,
+            self.spec.pattern,
+            self.path,
+            self.dev,
+            self.ino,
+            self.fp,
+            self.offset,
+            size,
+            tail_hash(self.fd, self.offset),
+            self.events,
+            self.quarantined,
+            self.last_event_ms,
         )
 
 
@@ -173,10 +183,13 @@ class Tailer:
             return
         if cp.offset <= size and tail_hash(tracked.fd, cp.offset) == cp.tail:
             tracked.offset, tracked.events, tracked.quarantined = cp.offset, cp.events, cp.quarantined
+            tracked.tail = cp.tail
             tracked.last_event_ms = cp.last_event_ms
         else:
-            log.warning("ledger file changed under its checkpoint; re-reading it (duplicates are skipped)",
-                        extra={"ctx": {"ledger": tracked.path}})
+            log.warning(
+                "ledger file changed under its checkpoint; re-reading it (duplicates are skipped)",
+                extra={"ctx": {"ledger": tracked.path}},
+            )
 
     async def _find_rotated_while_down(self) -> None:
         """Drain files whose checkpoint no watched path holds any more (rotated while guardd was down)."""
@@ -232,7 +245,11 @@ class Tailer:
             if tracked.fp is None:
                 return results
             self._resume(tracked, size)
-        if size < tracked.offset:
+        rewritten = (
+            tracked.offset > 0 and size >= tracked.offset and tail_hash(tracked.fd, tracked.offset) != tracked.tail
+        )
+        if size < tracked.offset or rewritten:
+            # Shrunk, or truncated and regrown past our offset between two looks: the bytes before it changed.
             results.extend(await self._truncated(tracked, size))
         if size <= tracked.offset:
             return results
@@ -241,14 +258,17 @@ class Tailer:
         assert fp is not None
         parser = self.parsers[tracked.spec.pattern]
         while True:
-            rows, bad, _lines, end = await asyncio.to_thread(read_batch, tracked.fd, fp, tracked.path, parser,
-                                                             tracked.offset)
+            rows, bad, _lines, end = await asyncio.to_thread(
+                read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset
+            )
             if end == tracked.offset:
                 break
             tracked.offset = end
             tracked.quarantined += len(bad)
             # The checkpoint goes into the batch's own transaction: both land, or neither does.
-            result = await self.events.write_batch(rows, bad, tracked.checkpoint(size))
+            checkpoint = tracked.checkpoint(size)
+            tracked.tail = checkpoint.tail
+            result = await self.events.write_batch(rows, bad, checkpoint)
             tracked.events += result.stored
             if result.max_ts is not None:
                 tracked.last_event_ms = max(result.max_ts, tracked.last_event_ms or 0)
@@ -277,7 +297,7 @@ class Tailer:
             log.info("read the tail of a copy-truncated ledger from its copy", extra={"ctx": {"ledger": copy}})
         else:
             log.warning("ledger file was truncated", extra={"ctx": {"ledger": tracked.path}})
-        tracked.offset, tracked.events, tracked.quarantined = 0, 0, 0
+        tracked.offset, tracked.events, tracked.quarantined, tracked.tail = 0, 0, 0, ""
         tracked.fp = fingerprint(tracked.fd) if size else None
         return results
 
@@ -288,9 +308,17 @@ class Tailer:
                 size = os.fstat(tracked.fd).st_size
             except OSError:
                 size = tracked.offset
-            out.append({"path": tracked.path, "offset": tracked.offset, "size": size, "events": tracked.events,
-                        "quarantined": tracked.quarantined, "last_event_ms": tracked.last_event_ms,
-                        "rotated": tracked.rotated_at is not None})
+            out.append(
+                {
+                    "path": tracked.path,
+                    "offset": tracked.offset,
+                    "size": size,
+                    "events": tracked.events,
+                    "quarantined": tracked.quarantined,
+                    "last_event_ms": tracked.last_event_ms,
+                    "rotated": tracked.rotated_at is not None,
+                }
+            )
         return out
 
 

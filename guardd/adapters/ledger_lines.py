@@ -156,8 +156,11 @@ class LineParser:
             except msgspec.DecodeError:
                 return self._bad(fp, path, line, "not valid JSON", data)
             else:
-                if line_obj.usage is None and line_obj.response is None and line_obj.performance is None and (
-                    line_obj.sessionId is None
+                if (
+                    line_obj.usage is None
+                    and line_obj.response is None
+                    and line_obj.performance is None
+                    and (line_obj.sessionId is None)
                 ):
                     try:
                         return self._canonical(line_obj, data, fp, line.offset)
@@ -173,9 +176,21 @@ class LineParser:
         if key is not None and key[:3] in ("sk-", "rk-", "pk-"):
             key = clean_key(key)
         return self._row(
-            c.id, data, fp, offset, parse_ts(c.ts), c.model or "unknown", key, c.provider, labels,
-            parse_cost(c.cost, self.max_event_cost), c.prompt_tokens or 0, c.completion_tokens or 0,
-            c.reasoning_tokens or 0, c.cached_tokens or 0, c.ok is not False,
+            c.id,
+            data,
+            fp,
+            offset,
+            parse_ts(c.ts),
+            c.model or "unknown",
+            key,
+            c.provider,
+            labels,
+            parse_cost(c.cost, self.max_event_cost),
+            c.prompt_tokens or 0,
+            c.completion_tokens or 0,
+            c.reasoning_tokens or 0,
+            c.cached_tokens or 0,
+            c.ok is not False,
         )
 
     def _generic(self, data: bytes, fp: str, path: str, line: Line) -> EventRow | QuarantinedLine:
@@ -190,14 +205,40 @@ class LineParser:
         except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
             return self._bad(fp, path, line, f"wrong types: {exc}", data)
         return self._row(
-            ev.id, data, fp, line.offset, ev.ts_ms, ev.model, ev.key, ev.provider, ev.labels, ev.cost,
-            ev.prompt_tokens, ev.completion_tokens, ev.reasoning_tokens, ev.cached_tokens, ev.ok,
+            ev.id,
+            data,
+            fp,
+            line.offset,
+            ev.ts_ms,
+            ev.model,
+            ev.key,
+            ev.provider,
+            ev.labels,
+            ev.cost,
+            ev.prompt_tokens,
+            ev.completion_tokens,
+            ev.reasoning_tokens,
+            ev.cached_tokens,
+            ev.ok,
         )
 
     def _row(
-        self, gen_id: str | None, data: bytes, fp: str, offset: int, ts: int, model: str, key: str | None,
-        provider: str | None, labels: dict[str, str], cost: int | None, prompt: int, completion: int,
-        reasoning: int, cached: int, ok: bool,
+        self,
+        gen_id: str | None,
+        data: bytes,
+        fp: str,
+        offset: int,
+        ts: int,
+        model: str,
+        key: str | None,
+        provider: str | None,
+        labels: dict[str, str],
+        cost: int | None,
+        prompt: int,
+        completion: int,
+        reasoning: int,
+        cached: int,
+        ok: bool,
     ) -> EventRow:
         if gen_id:
             k = "g:" + gen_id

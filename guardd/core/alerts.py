@@ -100,7 +100,6 @@ def _window_step(
             )
         state = AlertState(window=name, instance=ev.instance)
 
-
     def change(what: str, severity: str, threshold: float | None = None, detail: str = "") -> Change:
         return Change(name, what, severity, ev.percent, threshold, ev.spent, ev.limit, detail)
 
@@ -119,8 +118,10 @@ def _window_step(
     if ev.tripped and not state.tripped:
         trip_change = change("trip", "critical", threshold=trip_at)
         tripped, notified_at = True, now
-    elif ev.tripped and policy.repeat_every > timedelta(0) and (
-        notified_at is None or now - notified_at >= policy.repeat_every
+    elif (
+        ev.tripped
+        and policy.repeat_every > timedelta(0)
+        and (notified_at is None or now - notified_at >= policy.repeat_every)
     ):
         trip_change = change("repeat", "critical")
         notified_at = now

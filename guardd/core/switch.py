@@ -105,8 +105,7 @@ def _iso(moment: datetime | None) -> str | None:
 def _trip_reason(w: WindowEvaluation, trip_at: float) -> str:
     trip = w.trip_amount if w.trip_amount is not None else w.limit
     return (
-        f"{w.window.name} spend {format_human(w.spent)} reached the trip threshold "
-        f"{format_human(trip)} ({trip_at:g}%)"
+        f"{w.window.name} spend {format_human(w.spent)} reached the trip threshold {format_human(trip)} ({trip_at:g}%)"
     )
 
 
@@ -178,7 +177,14 @@ def decide(
 
 def _with_since(scope: Scope, since: datetime) -> Scope:
     return Scope(
-        scope.tripped, scope.reason, since, scope.until, scope.window, scope.spent, scope.limit, scope.headroom,
+        scope.tripped,
+        scope.reason,
+        since,
+        scope.until,
+        scope.window,
+        scope.spent,
+        scope.limit,
+        scope.headroom,
         scope.override,
     )
 

@@ -1,0 +1,127 @@
+"""The ``guardd`` command line (contract §4). Only this package turns exceptions into exit codes.
+
+Exit codes: 0 success, 1 runtime error, 2 usage error, 78 configuration error; ``check`` uses the
+monitoring-plugin codes 0/1/2/3 instead. Global options (``-c``, ``-v``) are accepted before or after the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from guardd import __version__
+from guardd.errors import ConfigError, GuarddError, UsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"guardd: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("-c", "--config", metavar="PATH", default=default, help="configuration file")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False, help="debug logging"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="guardd", description="A budget guard for LLM API spend.")
+    _globals(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"guardd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _globals(p, suppress=True)
+        return p
+
+    run = command("run", "run the daemon in the foreground")
+    run.add_argument("--once", action="store_true", help="one full cycle, then exit")
+    run.add_argument("--dry-run", action="store_true", help="decide everything, change and send nothing")
+
+    status = command("status", "every budget and window, the switch, sources and notifiers")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--budget", metavar="NAME")
+
+    check = command("check", "one line and perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
+    check.add_argument("--budget", metavar="NAME")
+
+    ingest = command("ingest", "one-shot, idempotent backfill of ledger files")
+    ingest.add_argument("paths", nargs="+", metavar="PATH")
+    ingest.add_argument("--format", default="auto", choices=["auto", "guardd", "openrouter", "record"])
+    ingest.add_argument("--label", action="append", default=[], metavar="K=V")
+    ingest.add_argument("--json", action="store_true")
+
+    report = command("report", "spend breakdown")
+    report.add_argument("--by", default="model", metavar="model|key|provider|day|label:NAME")
+    report.add_argument("--since", metavar="DATE")
+    report.add_argument("--until", metavar="DATE")
+    fmt = report.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true")
+    fmt.add_argument("--csv", action="store_true")
+
+    ks = command("killswitch", "show, trip or release the kill-switch by hand")
+    ks.add_argument("action", choices=["show", "trip", "release"])
+    ks.add_argument("--budget", metavar="NAME")
+    ks.add_argument("--reason", default="", metavar="TEXT")
+    ks.add_argument("--for", dest="duration", metavar="DURATION")
+    ks.add_argument("--json", action="store_true")
+
+    silence = command("silence", "mute notifications of a budget for a while")
+    silence.add_argument("action", choices=["add", "list", "remove"])
+    silence.add_argument("id", nargs="?", type=int, metavar="ID")
+    silence.add_argument("--budget", metavar="NAME")
+    silence.add_argument("--for", dest="duration", metavar="DURATION")
+    silence.add_argument("--reason", default="", metavar="TEXT")
+    silence.add_argument("--json", action="store_true")
+
+    notify = command("notify", "send a test message through each notifier")
+    notify.add_argument("action", choices=["test"])
+    notify.add_argument("--tag", metavar="TAG")
+
+    config = command("config", "validate and print the effective configuration")
+    config.add_argument("action", choices=["check"])
+
+    history = command("history", "alert transitions, switch changes and overrides, newest first")
+    history.add_argument("--since", metavar="DATE")
+    history.add_argument("--json", action="store_true")
+    history.add_argument("--limit", type=int, default=200)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``guardd`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    from guardd import logs
+
+    logs.setup(args.verbose)
+    from guardd.cli import commands
+
+    handler = getattr(commands, f"cmd_{args.command}")
+    try:
+        return int(asyncio.run(handler(args)))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"guardd: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except UsageError as exc:
+        print(f"guardd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except GuarddError as exc:
+        print(f"guardd: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""The commands of ``guardd``: each ``cmd_<name>(args) -> exit code``."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import json
+import os
+import sys
+from argparse import Namespace
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from guardd import backfill, report, status
+from guardd.adapters import killswitch
+from guardd.adapters.events_store import EventStore
+from guardd.adapters.state_store import StateStore
+from guardd.adapters.store import Store
+from guardd.cli import render
+from guardd.config import Config, load_config
+from guardd.core.periods import parse_duration
+from guardd.core.switch import GLOBAL_SCOPE, Override
+from guardd.errors import UsageError
+from guardd.evaluation import Evaluator
+from guardd.jobs import Engine
+
+_said_defaults = False
+
+
+def load(args: Namespace) -> Config:
+    global _said_defaults
+    config = load_config(args.config)
+    if config.path is None and not _said_defaults:
+        print(
+            f"guardd: no configuration file found; running on built-in defaults (state in {config.state_dir})",
+            file=sys.stderr,
+        )
+        _said_defaults = True
+    return config
+
+
+@dataclass
+class Context:
+    config: Config
+    store: Store
+    events: EventStore
+    state: StateStore
+    evaluator: Evaluator
+
+
+@asynccontextmanager
+async def opened(args: Namespace) -> AsyncIterator[Context]:
+    config = load(args)
+    async with Store.open(config.db_path) as store:
+        events = EventStore(store)
+        remote_spend = remote_stale = None
+        if config.settings.openrouter is not None:
+            from guardd.openrouter_view import RemoteView
+
+            view = RemoteView(config, store)
+            remote_spend, remote_stale = view.spend, view.staleness
+        evaluator = Evaluator(config, events, remote_spend, remote_stale)
+        await evaluator.refresh_series()
+        yield Context(config, store, events, StateStore(store), evaluator)
+
+
+def who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = str(os.getuid())
+    return (os.environ.get("SUDO_USER") and f"{os.environ['SUDO_USER']} (via sudo)") or user
+
+
+def _budgets(ctx: Context, name: str | None) -> list[Any]:
+    if name is None:
+        return ctx.config.budgets
+    budget = ctx.config.budget(name)
+    if budget is None:
+        known = ", ".join(b.name for b in ctx.config.budgets) or "none configured"
+        raise UsageError(f"no budget named {name!r} (budgets: {known})")
+    return [budget]
+
+
+async def cmd_run(args: Namespace) -> int:
+    from guardd import daemon
+
+    config = load(args)
+    return await daemon.run(config, once=args.once, dry_run=args.dry_run, config_arg=args.config)
+
+
+async def cmd_status(args: Namespace) -> int:
+    async with opened(args) as ctx:
+        now = datetime.now(UTC)
+        evaluations = await ctx.evaluator.evaluate_all(now, _budgets(ctx, args.budget))
+        doc = await status.build(ctx.config, evaluations, ctx.state, now, await _ledgers(ctx), await _remote(ctx))
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(render.status_text(doc))
+    return 0
+
+
+async def _ledgers(ctx: Context) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    latest: dict[str, Any] = {}
+    for cp in await ctx.events.checkpoints():
+        latest[cp.path] = cp
+    for path, cp in latest.items():
+        last = datetime.fromtimestamp(cp.last_event_ms / 1000, UTC).isoformat() if cp.last_event_ms else None
+        out.append(
+            {
+                "path": path,
+                "ledger": cp.ledger,
+                "offset": cp.offset,
+                "size": cp.size,
+                "events": cp.events,
+                "quarantined": cp.quarantined,
+                "last_event_at": last,
+            }
+        )
+    return out
+
+
+async def _remote(ctx: Context) -> dict[str, Any] | None:
+    if ctx.config.settings.openrouter is None:
+        return None
+    from guardd.openrouter_view import RemoteView
+
+    return await RemoteView(ctx.config, ctx.store).status(datetime.now(UTC))
+
+
+async def cmd_check(args: Namespace) -> int:
+    try:
+        async with opened(args) as ctx:
+            evaluations = await ctx.evaluator.evaluate_all(datetime.now(UTC), _budgets(ctx, args.budget))
+            doc = killswitch.read(ctx.config.killswitch_path)
+    except UsageError:
+        raise
+    except Exception as exc:  # a monitoring plugin reports any failure as UNKNOWN
+        print(f"GUARDD UNKNOWN - {exc}")
+        return 3
+    scopes = (doc or {}).get("scopes", {}) if isinstance(doc, dict) else {}
+    names = {b.name for b in _budgets(ctx, args.budget)} | {GLOBAL_SCOPE}
+    tripped = any(isinstance(s, dict) and s.get("tripped") for n, s in scopes.items() if n in names)
+    code, line = status.check_result(evaluations, tripped)
+    print(line)
+    return code
+
+
+async def cmd_ingest(args: Namespace) -> int:
+    labels: dict[str, str] = {}
+    for item in args.label:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--label takes K=V, not {item!r}")
+        labels[key] = value
+    async with opened(args) as ctx:
+        progress = None
+        bar = None
+        if sys.stderr.isatty() and not args.json:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+            total = sum(os.path.getsize(p) for p in args.paths if os.path.isfile(p))
+            bar = Progress(
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                transient=True,
+            )
+            task = bar.add_task("ingesting", total=total)
+            bar.start()
+
+            def progress(n: int) -> None:
+                bar.advance(task, n)
+
+        try:
+            summary = await backfill.ingest_files(
+                ctx.events, args.paths, args.format, labels, ctx.config.settings.guardd.max_event_cost, progress
+            )
+        finally:
+            if bar is not None:
+                bar.stop()
+    if args.json:
+        print(json.dumps(summary.to_json()))
+    else:
+        rate = summary.read / summary.seconds if summary.seconds else 0
+        print(
+            f"read {summary.read}, stored {summary.stored}, duplicates {summary.duplicates}, "
+            f"quarantined {summary.quarantined}, unpriced {summary.unpriced} in {summary.seconds:.1f}s "
+            f"({rate:,.0f} lines/s)"
+        )
+    return 0
+
+
+async def cmd_report(args: Namespace) -> int:
+    async with opened(args) as ctx:
+        tz = ctx.config.zone
+        since = report.parse_when(args.since, tz) if args.since else None
+        until = report.parse_when(args.until, tz) if args.until else None
+        doc = await report.build(
+            ctx.events, args.by, since, until, tz, datetime.now(UTC), ctx.config.settings.guardd.weekday
+        )
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    elif args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(["group", "spent", "events"])
+        for row in doc["rows"]:
+            writer.writerow(["null" if row["group"] is None else row["group"], row["spent"], row["events"]])
+    else:
+        print(render.report_text(doc))
+    return 0
+
+
+async def cmd_killswitch(args: Namespace) -> int:
+    async with opened(args) as ctx:
+        now = datetime.now(UTC)
+        if args.action != "show":
+            scope = args.budget or GLOBAL_SCOPE
+            if args.budget:
+                _budgets(ctx, args.budget)
+            until = now + parse_duration(args.duration) if args.duration else None
+            if args.duration and until is not None and until <= now:
+                raise UsageError("--for must be longer than 0s")
+            await _manual(ctx, args.action, scope, until, args.reason, now)
+        doc = killswitch.read(ctx.config.killswitch_path)
+    if args.json or args.action == "show":
+        print(json.dumps(doc, indent=2) if doc else "no kill-switch file yet (the daemon has not run)")
+    return 0
+
+
+async def _manual(ctx: Context, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
+    """Record a manual trip/release, recompute the switch file at once and notify it."""
+    by = who()
+    engine = Engine(ctx.config, ctx.state, ctx.evaluator)
+    if action == "trip":
+        await ctx.state.set_override(Override(scope, "tripped", by, reason, until), now)
+    elif scope == GLOBAL_SCOPE:
+        previous = await ctx.state.switch_doc()
+        tripped = [name for name, s in (previous.scopes.items() if previous else []) if s.tripped]
+        for name in tripped or [GLOBAL_SCOPE]:
+            await _release(ctx, name, by, reason, until, now)
+    else:
+        await _release(ctx, scope, by, reason, until, now)
+    doc = await engine.cycle(now)
+    verb = "tripped" if action == "trip" else "released"
+    title = f"guardd: kill-switch {verb} by hand ({'all budgets' if scope == GLOBAL_SCOPE else scope})"
+    body = f"By {by}" + (f" until {until.isoformat()}" if until else "") + f". Reason: {reason or 'none given'}."
+    from guardd.adapters.state_store import Message
+    from guardd.jobs import routes
+
+    budget = ctx.config.budget(scope)
+    messages = [
+        Message(scope, "critical" if action == "trip" else "info", title, body, c.index, c.display)
+        for c in engine.channels
+        if routes(c, "critical" if action == "trip" else "warning", budget)
+    ]
+    await ctx.state.enqueue(messages, now)
+    await engine.deliver(now)
+    print(f"{verb} {scope}; switch file {ctx.config.killswitch_path} now says tripped={doc.tripped}")
+
+
+async def _release(ctx: Context, scope: str, by: str, reason: str, until: datetime | None, now: datetime) -> None:
+    overrides = {o.scope: o for o in await ctx.state.overrides()}
+    current = overrides.get(scope)
+    if current is not None and current.state == "tripped" and until is None:
+        await ctx.state.remove_override(scope, now, f"manual trip removed by {by}: {reason or 'no reason given'}")
+        return
+    if scope == GLOBAL_SCOPE:
+        return
+    if until is None:
+        # Hold the release until the tripping window resets, so the same window does not trip it again.
+        previous = await ctx.state.switch_doc()
+        held = previous.scopes.get(scope) if previous else None
+        until = held.until if held is not None else None
+    await ctx.state.set_override(Override(scope, "released", by, reason, until), now)
+
+
+async def cmd_silence(args: Namespace) -> int:
+    async with opened(args) as ctx:
+        now = datetime.now(UTC)
+        if args.action == "add":
+            if not args.budget or not args.duration:
+                raise UsageError("silence add needs --budget NAME and --for DURATION")
+            if args.budget != GLOBAL_SCOPE:
+                _budgets(ctx, args.budget)
+            until = now + parse_duration(args.duration)
+            sid = await ctx.state.add_silence(args.budget, until, args.reason, who(), now)
+            print(f"silence {sid}: {args.budget} muted until {until.astimezone(ctx.config.zone).isoformat()}")
+        elif args.action == "remove":
+            if args.id is None:
+                raise UsageError("silence remove needs the silence ID (see guardd silence list)")
+            if not await ctx.state.remove_silence(args.id, who(), now):
+                raise UsageError(f"no silence with ID {args.id}")
+            print(f"silence {args.id} removed")
+        else:
+            rows = await ctx.state.silences(now)
+            if args.json:
+                print(
+                    json.dumps(
+                        [
+                            {"id": i, "budget": b, "until": u.isoformat(), "reason": r, "by": w}
+                            for i, b, u, r, w in rows
+                        ],
+                        indent=2,
+                    )
+                )
+            elif not rows:
+                print("no active silences")
+            for i, b, u, r, w in rows if not args.json else []:
+                print(f"{i}\t{b}\tuntil {u.astimezone(ctx.config.zone).isoformat()}\tby {w}\t{r}")
+    return 0
+
+
+async def cmd_notify(args: Namespace) -> int:
+    from guardd.adapters import notifier
+    from guardd.errors import DeliveryError
+    from guardd.jobs import channels_of
+
+    config = load(args)
+    channels = [c for c in channels_of(config) if args.tag is None or args.tag in c.tags]
+    if not channels:
+        print(
+            "no notifiers configured"
+            + (f" with tag {args.tag!r}" if args.tag else "")
+            + "; alerts go to the log (stderr) only"
+        )
+        return 1 if args.tag else 0
+    failed = 0
+    for channel in channels:
+        try:
+            await notifier.send(channel, "guardd test message", f"A test from guardd on {os.uname().nodename}.", "info")
+            print(f"ok      {channel.display}")
+        except DeliveryError as exc:
+            failed += 1
+            print(f"FAILED  {channel.display}: {exc}" + (" (permanent)" if exc.permanent else ""))
+    return 1 if failed else 0
+
+
+async def cmd_config(args: Namespace) -> int:
+    from guardd.adapters import notifier
+    from guardd.errors import ConfigError
+
+    config = load(args)
+    problems = []
+    for i, n in enumerate(config.settings.notifiers):
+        why = notifier.check_url(n.url.get_secret_value())
+        if why:
+            problems.append(f"{config.path or 'defaults'}: notifiers[{i}].url: {why}")
+    if problems:
+        raise ConfigError(problems)
+    print(json.dumps(config.effective(), indent=2))
+    print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
+    return 0
+
+
+async def cmd_history(args: Namespace) -> int:
+    async with opened(args) as ctx:
+        since = report.parse_when(args.since, ctx.config.zone) if args.since else None
+        rows = await ctx.state.history(since, args.limit)
+    entries = [{"at": at, "kind": kind, "budget": budget, "detail": detail} for at, kind, budget, detail in rows]
+    if args.json:
+        print(json.dumps(entries, indent=2))
+    else:
+        for e in entries:
+            print(f"{e['at']}  {e['kind']:9} {e['budget'] or '-':16} {e['detail']}")
+        if not entries:
+            print("no history yet")
+    return 0

@@ -1,0 +1,94 @@
+"""Human-readable forms of ``status`` and ``report`` (the JSON forms are the contract; these are for eyes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from guardd.core.money import format_human, parse_money
+
+
+def _bar(percent: float, width: int = 20) -> str:
+    filled = max(0, min(width, round(percent / 100 * width)))
+    return "█" * filled + "·" * (width - filled)
+
+
+def _money(text: str | None) -> str:
+    return "-" if text is None else format_human(parse_money(text))
+
+
+def status_text(doc: dict[str, Any]) -> str:
+    lines = [f"guardd status at {doc['generated_at']} ({doc['timezone']})", ""]
+    if not doc["budgets"]:
+        lines.append("no budgets configured")
+    for b in doc["budgets"]:
+        stale = f" — stale: {b['stale_reason']}" if b.get("stale") else ""
+        lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}")
+        for w in b["windows"]:
+            reset = datetime.fromisoformat(w["end"]).strftime("%a %d %b %H:%M")
+            forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""
+            unpriced = f"  {w['unpriced_events']} unpriced" if w["unpriced_events"] else ""
+            partial = "  (partial)" if w.get("partial") else ""
+            lines.append(
+                f"  {w['window']:<12} {_bar(w['percent'])} {w['percent']:6.1f}%  {_money(w['spent']):>10} of "
+                f"{_money(w['limit']):<9} {w['state']:<8} resets {reset}{forecast}{unpriced}{partial}"
+            )
+        lines.append("")
+    switch = doc.get("killswitch") or {}
+    if "error" in switch:
+        lines.append(f"kill-switch: UNREADABLE ({switch['error']})")
+    elif not switch:
+        lines.append("kill-switch: no file yet (the daemon has not run)")
+    else:
+        tripped = [(n, s) for n, s in switch.get("scopes", {}).items() if s.get("tripped")]
+        lines.append(f"kill-switch: {'TRIPPED' if tripped else 'open'} (heartbeat {switch.get('heartbeat_at')})")
+        for name, scope in tripped:
+            lines.append(f"  {name}: {scope.get('reason')} until {scope.get('until') or 'manual release'}")
+        for name, scope in switch.get("scopes", {}).items():
+            if scope.get("override"):
+                ov = scope["override"]
+                lines.append(f"  {name}: override {ov['state']} by {ov['by']} until {ov['until'] or 'changed'}")
+    for s in doc.get("silences", []):
+        lines.append(f"silence {s['id']}: {s['budget']} until {s['until']} ({s['reason'] or 'no reason'})")
+    if doc.get("ledgers"):
+        lines += ["", "ledgers:"]
+        for lg in doc["ledgers"]:
+            lines.append(
+                f"  {lg['path']}: {lg['events']} events, {lg['quarantined']} quarantined, "
+                f"offset {lg['offset']}/{lg['size']}, last event {lg['last_event_at']}"
+            )
+    remote = doc.get("openrouter")
+    if remote:
+        stale = " STALE" if remote.get("stale") else ""
+        lines += [
+            "",
+            f"openrouter{stale}: balance {_money(remote.get('balance'))}, fetched {remote.get('fetched_at')}"
+            + (f" — {remote.get('error')}" if remote.get("error") else ""),
+        ]
+        for key in remote.get("keys", []):
+            lines.append(
+                f"  key {key['key']}: today {_money(key.get('usage_daily'))}, limit {_money(key.get('limit'))}"
+                + (" DISABLED" if key.get("disabled") else "")
+            )
+    if doc.get("notifiers"):
+        lines += ["", "notifiers:"]
+        for n in doc["notifiers"]:
+            health = "ok" if n["ok"] else f"FAILING since {n['failing_since']}: {n['last_error']}"
+            lines.append(f"  {n['url']}: {health}")
+    else:
+        lines += ["", "notifiers: none (alerts go to the log)"]
+    if doc.get("outbox_pending"):
+        lines.append(f"outbox: {doc['outbox_pending']} message(s) waiting to be delivered")
+    return "\n".join(lines)
+
+
+def report_text(doc: dict[str, Any]) -> str:
+    lines = [f"spend by {doc['by']} from {doc['since']} to {doc['until']} ({doc['timezone']})", ""]
+    width = max([len(str(r["group"])) for r in doc["rows"]] + [5])
+    for row in doc["rows"]:
+        group = "(none)" if row["group"] is None else row["group"]
+        lines.append(f"  {group:<{width}}  {_money(row['spent']):>12}  {row['events']:>9} events")
+    lines.append(f"  {'total':<{width}}  {_money(doc['total']):>12}  {doc['events']:>9} events")
+    if doc["unpriced_events"]:
+        lines.append(f"  {doc['unpriced_events']} event(s) could not be priced and are not in the total")
+    return "\n".join(lines)

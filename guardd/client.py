@@ -1,0 +1,334 @@
+"""Making a client program obey guardd. Standard library and httpx only: importable without the daemon.
+
+- :class:`KillSwitch` reads the switch file (contract §3) and answers ``check()`` in microseconds: it re-reads the
+  file only when its ``stat`` changes.
+- :class:`LedgerWriter` appends one canonical ledger line per request, safely from many processes at once (one
+  ``write`` of the whole line under an advisory lock).
+- :class:`GuardedTransport` / :class:`AsyncGuardedTransport` wrap an httpx transport: before a request to a
+  completion endpoint they call ``check()`` (a blocked request never reaches the network); after the response
+  they record its usage — from the JSON body, or from the final SSE chunk of a stream — to the ledger.
+
+With the OpenAI SDK (openai 3.x uses ``httpx2``, openai 1.x/2.x ``httpx``; pass the matching inner transport)::
+
+    import httpx2, openai
+    from guardd.client import GuardedTransport, KillSwitch, LedgerWriter
+    guard = GuardedTransport(KillSwitch("/var/lib/guardd/killswitch.json", budgets=["team-search"]),
+                             LedgerWriter("/var/log/llm/usage.jsonl", labels={"team": "search"}),
+                             inner=httpx2.HTTPTransport())
+    client = openai.OpenAI(base_url="https://openrouter.ai/api/v1", http_client=httpx2.Client(transport=guard))
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["AsyncGuardedTransport", "BudgetExceeded", "GuardedTransport", "KillSwitch", "LedgerWriter"]
+
+COMPLETION_PATHS = ("/chat/completions", "/completions", "/responses", "/messages", "/embeddings")
+
+
+class BudgetExceeded(RuntimeError):
+    """A request was refused because a budget's kill-switch is tripped (or its headroom is too small)."""
+
+    def __init__(self, message: str, scope: str | None = None, until: str | None = None) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.until = until
+
+
+class KillSwitch:
+    """The switch file as a client sees it.
+
+    ``budgets`` limits the check to those scopes (the global ``*`` scope always counts); ``max_age`` (seconds)
+    treats a heartbeat older than that as a dead guard, which blocks only when ``fail_closed`` is set. A missing
+    or unreadable file blocks only when ``fail_closed`` is set.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        budgets: Iterable[str] | None = None,
+        max_age: float | None = None,
+        fail_closed: bool = False,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.budgets = None if budgets is None else frozenset(budgets)
+        self.max_age = max_age
+        self.fail_closed = fail_closed
+        self._stat: tuple[int, int, int] | None = None
+        self._doc: dict[str, Any] | None = None
+        self._error: str | None = None
+        self._heartbeat: float | None = None
+
+    def status(self) -> dict[str, Any] | None:
+        """Return the current switch document (None when there is none or it cannot be read)."""
+        self._refresh()
+        return self._doc
+
+    def _refresh(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError as exc:
+            self._stat, self._doc, self._error = None, None, f"no kill-switch file at {self.path} ({exc.strerror})"
+            return
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if key == self._stat:
+            return
+        try:
+            with open(self.path, encoding="utf-8") as handle:
+                doc = json.load(handle)
+            heartbeat = doc.get("heartbeat_at")
+            self._heartbeat = _epoch(heartbeat) if heartbeat else None
+            self._doc, self._error, self._stat = doc, None, key
+        except (OSError, ValueError, AttributeError) as exc:
+            self._doc, self._error, self._stat = None, f"unreadable kill-switch file {self.path}: {exc}", None
+
+    def check(self, estimate: float | Decimal | str | None = None) -> None:
+        """Return if a request may proceed; raise :class:`BudgetExceeded` if not.
+
+        ``estimate`` (USD) is compared with each relevant scope's ``headroom``.
+        """
+        self._refresh()
+        doc = self._doc
+        if doc is None:
+            if self.fail_closed:
+                raise BudgetExceeded(self._error or "no kill-switch file")
+            return
+        stale = self._heartbeat is None or time.time() - self._heartbeat > (self.max_age or 0)
+        if self.max_age is not None and self.fail_closed and stale:
+            raise BudgetExceeded(f"guardd's heartbeat is older than {self.max_age:g}s; failing closed")
+        scopes = doc.get("scopes") or {}
+        want = None if estimate is None else Decimal(str(estimate))
+        for name, scope in scopes.items():
+            if self.budgets is not None and name != "*" and name not in self.budgets:
+                continue
+            if scope.get("tripped"):
+                raise BudgetExceeded(
+                    f"budget {name!r} is over its limit: {scope.get('reason')}"
+                    + (f" (until {scope['until']})" if scope.get("until") else " (until released)"),
+                    name,
+                    scope.get("until"),
+                )
+            headroom = scope.get("headroom")
+            if want is not None and headroom is not None and want > Decimal(headroom):
+                raise BudgetExceeded(
+                    f"estimated ${want} does not fit budget {name!r} (headroom ${scope['headroom']})",
+                    name,
+                    scope.get("until"),
+                )
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class LedgerWriter:
+    """Appends canonical ledger lines (contract §2) to ``path``; many processes may share one file."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        labels: dict[str, str] | None = None,
+        fsync: bool = False,
+        key: str | None = None,
+    ) -> None:
+        self.path = os.fspath(path)
+        self.labels = dict(labels or {})
+        self.fsync = fsync
+        self.key = key
+
+    def write(self, event: dict[str, Any]) -> None:
+        """Append one event; ``ts`` defaults to now and the writer's labels are added (the event's own win)."""
+        record = dict(event)
+        record.setdefault("ts", datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+        if self.labels or record.get("labels"):
+            record["labels"] = {**self.labels, **(record.get("labels") or {})}
+        if self.key and "key" not in record:
+            record["key"] = self.key
+        line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                os.write(fd, line)
+                if self.fsync:
+                    os.fsync(fd)
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    def record_response(self, body: dict[str, Any]) -> None:
+        """Record an OpenRouter (OpenAI-shaped) response or final stream chunk carrying ``usage``."""
+        usage = body.get("usage")
+        if not isinstance(usage, dict):
+            return
+        event: dict[str, Any] = {
+            "id": body.get("id"),
+            "model": body.get("model"),
+            "prompt_tokens": usage.get("prompt_tokens") or 0,
+            "completion_tokens": usage.get("completion_tokens") or 0,
+            "reasoning_tokens": (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0,
+            "cached_tokens": (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0,
+        }
+        if usage.get("cost") is not None:
+            event["cost"] = usage["cost"]
+        if body.get("provider"):
+            event["provider"] = body["provider"]
+        self.write({k: v for k, v in event.items() if v is not None})
+
+
+def _is_completion(request: Any) -> bool:
+    return bool(request.method == "POST" and request.url.path.endswith(COMPLETION_PATHS))
+
+
+def _usage_from_sse(data: bytes) -> dict[str, Any] | None:
+    """Return the last SSE chunk that carries ``usage`` (OpenRouter sends it once, before ``[DONE]``)."""
+    found = None
+    for raw in data.split(b"\n"):
+        line = raw.strip()
+        if not line.startswith(b"data:"):
+            continue  # comments such as ": OPENROUTER PROCESSING" and blank lines
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            continue
+        try:
+            chunk = json.loads(payload, parse_float=Decimal)
+        except ValueError:
+            continue
+        if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+            found = chunk
+    return found
+
+
+class _Tee:
+    """A sync response stream that keeps a copy of what passes, and records usage when it ends."""
+
+    def __init__(self, stream: Any, writer: LedgerWriter) -> None:
+        self.stream, self.writer, self.buffer = stream, writer, bytearray()
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self.stream:
+            self.buffer += chunk
+            yield chunk
+        body = _usage_from_sse(bytes(self.buffer))
+        if body:
+            self.writer.record_response(body)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _AsyncTee(_Tee):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self.stream:
+            self.buffer += chunk
+            yield chunk
+        body = _usage_from_sse(bytes(self.buffer))
+        if body:
+            self.writer.record_response(body)
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def _record_json(response: Any, writer: LedgerWriter) -> None:
+    try:
+        body = json.loads(response.content, parse_float=Decimal)
+    except ValueError:
+        return
+    if isinstance(body, dict):
+        writer.record_response(body)
+
+
+def _default_transport(async_: bool) -> Any:
+    import httpx
+
+    return httpx.AsyncHTTPTransport() if async_ else httpx.HTTPTransport()
+
+
+class GuardedTransport:
+    """An httpx (or httpx2) transport that refuses completions while the switch blocks them, and records usage.
+
+    Duck-typed on purpose: it works inside ``httpx.Client`` and ``httpx2.Client`` alike, given an ``inner``
+    transport of the same library.
+    """
+
+    def __init__(
+        self, switch: KillSwitch, ledger: LedgerWriter | None = None, inner: Any = None, estimate: float | None = None
+    ) -> None:
+        self.switch, self.ledger, self.estimate = switch, ledger, estimate
+        self.inner = inner if inner is not None else _default_transport(False)
+
+    def handle_request(self, request: Any) -> Any:
+        completion = _is_completion(request)
+        if completion:
+            self.switch.check(self.estimate)
+        response = self.inner.handle_request(request)
+        if not completion or self.ledger is None or response.status_code >= 400:
+            return response
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            return type(response)(
+                response.status_code,
+                headers=response.headers,
+                stream=_Tee(response.stream, self.ledger),
+                extensions=response.extensions,
+                request=request,
+            )
+        response.read()
+        _record_json(response, self.ledger)
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+    def __enter__(self) -> GuardedTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncGuardedTransport:
+    """The asyncio twin of :class:`GuardedTransport` (for ``httpx.AsyncClient`` / ``openai.AsyncOpenAI``)."""
+
+    def __init__(
+        self, switch: KillSwitch, ledger: LedgerWriter | None = None, inner: Any = None, estimate: float | None = None
+    ) -> None:
+        self.switch, self.ledger, self.estimate = switch, ledger, estimate
+        self.inner = inner if inner is not None else _default_transport(True)
+
+    async def handle_async_request(self, request: Any) -> Any:
+        completion = _is_completion(request)
+        if completion:
+            self.switch.check(self.estimate)
+        response = await self.inner.handle_async_request(request)
+        if not completion or self.ledger is None or response.status_code >= 400:
+            return response
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            return type(response)(
+                response.status_code,
+                headers=response.headers,
+                stream=_AsyncTee(response.stream, self.ledger),
+                extensions=response.extensions,
+                request=request,
+            )
+        await response.aread()
+        _record_json(response, self.ledger)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> AsyncGuardedTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

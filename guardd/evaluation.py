@@ -1,0 +1,112 @@
+"""Read side of budgets: the spend of every window of every budget, from the store, evaluated by the core.
+
+Read-only (``guardd status`` and ``check`` use it as they are); :mod:`guardd.jobs` adds the writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from guardd.adapters.events_store import EventStore
+from guardd.config import Config
+from guardd.core.budgets import Budget, Dimensions, Matcher
+from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
+from guardd.core.forecast import lookback_start, project
+from guardd.core.periods import Window, rolling_window, window_at
+
+RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
+"""OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
+RemoteStale = Callable[[datetime], Awaitable[Staleness]]
+
+
+class Evaluator:
+    def __init__(
+        self,
+        config: Config,
+        events: EventStore,
+        remote_spend: RemoteSpend | None = None,
+        remote_staleness: RemoteStale | None = None,
+    ) -> None:
+        self.config = config
+        self.events = events
+        self.remote_spend = remote_spend
+        self.remote_staleness = remote_staleness
+        self.series: dict[int, Dimensions] = {}
+        self._matches: dict[str, list[int]] = {}
+
+    async def refresh_series(self) -> None:
+        """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
+        self.series = await self.events.load_series()
+        self._matches = {}
+        for budget in self.config.budgets:
+            matcher = Matcher(budget.match)
+            self._matches[budget.name] = sorted(sid for sid, dims in self.series.items() if matcher.matches(dims))
+
+    def series_of(self, budget: Budget) -> list[int] | None:
+        """Series ids a budget matches (None = all spend, so no filter is needed)."""
+        if not budget.match:
+            return None
+        return self._matches.get(budget.name, [])
+
+    def budgets_touching(self, series: set[int]) -> list[Budget]:
+        """Budgets whose spend includes any of ``series`` (to re-evaluate after new events)."""
+        out = []
+        for budget in self.config.budgets:
+            matched = self.series_of(budget)
+            if matched is None or series.intersection(matched):
+                out.append(budget)
+        return out
+
+    async def evaluate(self, budget: Budget, now: datetime) -> BudgetEvaluation:
+        spends: list[WindowSpend] = []
+        series = self.series_of(budget)
+        settings = self.config.settings.guardd
+        for kind, limit in budget.calendar_limits():
+            window = window_at(kind, settings.zone, now, settings.weekday)
+            spends.append(await self._spend(budget, series, window, limit, now, forecast=budget.forecast))
+        for rolling in budget.rolling:
+            window = rolling_window(rolling.window, now)
+            spends.append(await self._spend(budget, series, window, rolling.limit, now, forecast=False))
+        staleness = Staleness()
+        if budget.source != "ledger" and self.remote_staleness is not None:
+            staleness = await self.remote_staleness(now)
+        return evaluate(budget, spends, now, staleness)
+
+    async def evaluate_all(self, now: datetime, only: list[Budget] | None = None) -> list[BudgetEvaluation]:
+        return [await self.evaluate(b, now) for b in (only if only is not None else self.config.budgets)]
+
+    async def _spend(
+        self, budget: Budget, series: list[int] | None, window: Window, limit: int, now: datetime, forecast: bool
+    ) -> WindowSpend:
+        # The whole window, not just up to `now`: an event stamped a moment ahead by a client's clock counts.
+        spent, unpriced, partial = 0, 0, False
+        if budget.source in ("ledger", "max"):
+            total = await self.events.window_sum(series, window.start, window.end)
+            spent, unpriced = total.cost, total.unpriced
+        if budget.source in ("openrouter", "max"):
+            remote = await self.remote_spend(budget, window, now) if self.remote_spend else None
+            if remote is None:
+                partial = True
+            else:
+                remote_spent, remote_partial = remote
+                partial = remote_partial if budget.source == "openrouter" else partial
+                spent = remote_spent if budget.source == "openrouter" else max(spent, remote_spent)
+        projection = None
+        if forecast and budget.source != "openrouter":
+            start = lookback_start(window, now)
+            recent = await self.events.window_sum(series, start, now)
+            projection = project(window, now, spent, recent.cost, recent.events, limit)
+        return WindowSpend(window, limit, spent, unpriced, projection, partial)
+
+    async def top_spend(self, budget: Budget, window: Window, now: datetime, n: int = 3) -> list[tuple[str, int]]:
+        """Return the ``n`` models/keys with the most spend in ``window`` for ``budget``."""
+        sums = await self.events.grouped_sums(self.series_of(budget), window.start, window.end)
+        by_name: dict[str, int] = {}
+        for sid, total in sums.items():
+            dims = self.series.get(sid)
+            if dims is None:
+                continue
+            name = dims.model + (f" (key {dims.key})" if dims.key else "")
+            by_name[name] = by_name.get(name, 0) + total.cost
+        return sorted(by_name.items(), key=lambda kv: -kv[1])[:n]

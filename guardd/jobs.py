@@ -1,0 +1,184 @@
+"""The daemon's units of work: an evaluation cycle (alerts → outbox, switch → file) and outbox delivery.
+
+Decide, then apply: the core decides (alert transitions, switch document); this module writes rows, the file
+and sends. ``dry_run`` is checked only here, where something would change outside the state database or be sent:
+a dry run logs what it would do and persists no alert state (else the real run would never announce it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from datetime import datetime, timedelta
+
+from guardd.adapters import killswitch, notifier
+from guardd.adapters.notifier import Channel
+from guardd.adapters.state_store import Message, OutboxRow, StateStore
+from guardd.config import Config
+from guardd.core.alerts import Announcement, Policy, severity_rank, step
+from guardd.core.budgets import Budget
+from guardd.core.evaluate import BudgetEvaluation
+from guardd.core.switch import GLOBAL_SCOPE, SwitchDoc, decide
+from guardd.errors import DeliveryError
+from guardd.evaluation import Evaluator
+from guardd.messages import render
+
+log = logging.getLogger("guardd.jobs")
+
+LEASE = timedelta(minutes=2)
+GIVE_UP_AFTER = timedelta(hours=24)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def channels_of(config: Config) -> list[Channel]:
+    return [
+        Channel.build(i, n.url.get_secret_value(), n.tags, n.min_severity)
+        for i, n in enumerate(config.settings.notifiers)
+    ]
+
+
+def routes(channel: Channel, severity: str, budget: Budget | None) -> bool:
+    """Return True when ``channel`` should receive a message of ``severity`` about ``budget``."""
+    if severity_rank(severity) < severity_rank(channel.min_severity):
+        return False
+    if budget is None or budget.notify is None:
+        return True
+    return bool(set(budget.notify) & set(channel.tags))
+
+
+class Engine:
+    """Evaluates budgets and applies the consequences. One per daemon (or per CLI command that writes)."""
+
+    def __init__(
+        self,
+        config: Config,
+        state: StateStore,
+        evaluator: Evaluator,
+        dry_run: bool = False,
+        on_switch: object = None,
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.evaluator = evaluator
+        self.dry_run = dry_run
+        self.channels = channels_of(config)
+        self.owner = f"{os.uname().nodename}:{os.getpid()}"
+        self.last: dict[str, BudgetEvaluation] = {}
+        self.doc: SwitchDoc | None = None
+
+    @property
+    def policy(self) -> Policy:
+        alerts = self.config.settings.alerts
+        return Policy(repeat_every=alerts.repeat_every, send_resolved=alerts.send_resolved)
+
+    async def cycle(self, now: datetime, only: list[Budget] | None = None) -> SwitchDoc:
+        """Evaluate ``only`` (default: every budget), announce what changed and write the switch."""
+        for ev in await self.evaluator.evaluate_all(now, only):
+            self.last[ev.name] = ev
+        names = {b.name for b in self.config.budgets}
+        self.last = {k: v for k, v in self.last.items() if k in names}
+        evaluations = [self.last[b.name] for b in self.config.budgets if b.name in self.last]
+        doc = await self._switch(evaluations, now)
+        silenced = {budget for _, budget, _, _, _ in await self.state.silences(now)}
+        for ev in evaluations if only is None else [self.last[b.name] for b in only if b.name in self.last]:
+            await self._alerts(ev, doc, now, ev.name in silenced or GLOBAL_SCOPE in silenced)
+        return doc
+
+    async def _switch(self, evaluations: list[BudgetEvaluation], now: datetime) -> SwitchDoc:
+        overrides = await self.state.overrides()
+        for ov in overrides:
+            if not ov.active(now) and not self.dry_run:
+                await self.state.remove_override(ov.scope, now, f"override {ov.state} by {ov.by} expired")
+        previous = self.doc or await self.state.switch_doc()
+        doc, changes = decide(evaluations, overrides, self.config.settings.killswitch.release, previous, now)
+        self.doc = doc
+        details = [
+            (c.scope, f"{'tripped' if c.tripped else 'released'}: {c.reason}" + (f" ({c.window})" if c.window else ""))
+            for c in changes
+        ]
+        for scope, detail in details:
+            log.warning("kill-switch %s", detail, extra={"ctx": {"budget": scope}})
+        if self.dry_run:
+            if details:
+                log.info("dry run; not writing the kill-switch file")
+            return doc
+        killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+        if details or previous is None or previous.updated_at != doc.updated_at:
+            await self.state.save_switch(doc, details, now)
+        return doc
+
+    async def _alerts(self, ev: BudgetEvaluation, doc: SwitchDoc, now: datetime, silenced: bool) -> None:
+        previous = await self.state.alert_states(ev.name)
+        states, ann = step(previous, ev, self.policy, now, silenced)
+        if ann is None and states == previous:
+            return
+        messages: list[Message] = []
+        history: list[tuple[str, str]] = []
+        if ann is not None:
+            messages, history = await self._announce(ann, ev, doc, now)
+        if self.dry_run:
+            return
+        await self.state.save_alerts(ev.name, states, messages, history, now)
+
+    async def _announce(
+        self, ann: Announcement, ev: BudgetEvaluation, doc: SwitchDoc, now: datetime
+    ) -> tuple[list[Message], list[tuple[str, str]]]:
+        worst = next((w for w in ev.windows if w.window.name == ann.changes[0].window), None)
+        top = await self.evaluator.top_spend(ev.budget, worst.window, now) if worst else None
+        title, body = render(ann, ev, doc.scopes.get(ev.name), self.config.zone, top)
+        history = [("alert", f"{ann.severity}: {title}" + (" (silenced)" if ann.silenced else ""))]
+        level = logging.WARNING if severity_rank(ann.severity) >= 1 else logging.INFO
+        log.log(level, "%s", title, extra={"ctx": {"budget": ann.budget}})
+        if ann.silenced:
+            return [], history
+        targets = [c for c in self.channels if routes(c, ann.severity, ev.budget)]
+        if self.dry_run:
+            log.info("dry run; not sending to %d channel(s): %s", len(targets), title)
+            return [], history
+        return [Message(ann.budget, ann.severity, title, body, c.index, c.display) for c in targets], history
+
+    # ---- delivery ---------------------------------------------------------------------------------------
+    async def deliver(self, now: datetime) -> int:
+        """Send every due outbox row once; return how many were delivered."""
+        if self.dry_run:
+            return 0
+        delivered = 0
+        for row in await self.state.claim(self.owner, now, LEASE):
+            channel = self._channel_for(row)
+            if channel is None:
+                await self.state.failed(row, now, "the notifier is no longer configured", None)
+                continue
+            try:
+                await notifier.send(channel, row.title, row.body, row.severity)
+            except DeliveryError as exc:
+                await self._failed(row, channel, exc, now)
+                continue
+            await self.state.delivered(row, now)
+            await self.state.channel_result(channel.display, True, None, now)
+            delivered += 1
+        return delivered
+
+    def _channel_for(self, row: OutboxRow) -> Channel | None:
+        if row.notifier < len(self.channels) and self.channels[row.notifier].display == row.notifier_url:
+            return self.channels[row.notifier]
+        return next((c for c in self.channels if c.display == row.notifier_url), None)
+
+    async def _failed(self, row: OutboxRow, channel: Channel, exc: DeliveryError, now: datetime) -> None:
+        error = str(exc)
+        retry_at: datetime | None = None
+        if not exc.permanent and now - row.created_at < GIVE_UP_AFTER:
+            backoff = min(timedelta(seconds=15) * 2 ** min(row.attempts, 12), MAX_BACKOFF)
+            retry_at = now + backoff * random.uniform(0.8, 1.2)
+        log.warning(
+            "notification failed%s: %s",
+            "" if retry_at else " (giving up)",
+            error,
+            extra={"ctx": {"budget": row.budget}},
+        )
+        await self.state.failed(row, now, error, retry_at)
+        if await self.state.channel_result(channel.display, False, error, now):
+            others = [c for c in self.channels if c.display != channel.display and routes(c, "warning", None)]
+            title = f"guardd: notifications to {channel.display} are failing"
+            body = f"Since {now.isoformat()}: {error}\n\nMessages are kept and retried with backoff."
+            await self.state.enqueue([Message(None, "warning", title, body, c.index, c.display) for c in others], now)

@@ -1,0 +1,73 @@
+"""Turning an announcement into a message a person can act on: a short title (fits a Slack line and a mail
+subject) and a markdown body with the numbers, the forecast, what the switch did and when the window resets."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from guardd.core.alerts import Announcement, Change
+from guardd.core.evaluate import BudgetEvaluation
+from guardd.core.money import format_human
+from guardd.core.switch import Scope
+
+_VERB = {
+    "trip": "TRIPPED",
+    "repeat": "STILL TRIPPED",
+    "critical": "OVER LIMIT",
+    "threshold": "crossed",
+    "forecast": "forecast over limit",
+    "stale": "STALE",
+    "fresh": "fresh again",
+    "resolved": "released",
+    "reset": "window reset",
+}
+
+
+def _line(change: Change) -> str:
+    if change.what in ("stale", "fresh", "reset"):
+        return f"- **{change.window}**: {change.detail}"
+    head = f"- **{change.window}**: {format_human(change.spent)} of {format_human(change.limit)} ({change.percent:g}%)"
+    if change.what == "threshold" and change.threshold is not None:
+        return f"{head} — crossed {change.threshold:g}%"
+    if change.what in ("trip", "repeat"):
+        return f"{head} — kill-switch tripped" + (f" at {change.threshold:g}%" if change.threshold else "")
+    if change.what == "critical":
+        return f"{head} — over the limit (alert only, the switch does not trip)"
+    if change.what == "forecast":
+        return f"{head} — {change.detail}"
+    return f"{head} — {change.detail or change.what}"
+
+
+def render(
+    ann: Announcement,
+    evaluation: BudgetEvaluation | None,
+    scope: Scope | None,
+    tz: ZoneInfo,
+    top: list[tuple[str, int]] | None = None,
+) -> tuple[str, str]:
+    """Return ``(title, body)`` for ``ann``."""
+    first = ann.changes[0]
+    verb = _VERB.get(first.what, first.what)
+    if first.what in ("threshold", "trip", "repeat", "critical", "forecast"):
+        title = f"guardd {ann.severity.upper()}: {ann.budget} {verb} — {first.window} {first.percent:g}%"
+    else:
+        title = f"guardd: {ann.budget} {verb} ({first.window})"
+    lines = [f"Budget **{ann.budget}** ({ann.severity})", ""]
+    lines += [_line(c) for c in ann.changes]
+    if evaluation is not None:
+        lines.append("")
+        for w in evaluation.windows:
+            reset = w.window.end.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+            forecast = f", forecast {format_human(w.forecast.projected)}" if w.forecast else ""
+            lines.append(
+                f"- {w.window.name}: {format_human(w.spent)} / {format_human(w.limit)} ({w.percent:g}%),"
+                f" state {w.state}{forecast}; resets {reset}"
+            )
+    if scope is not None and scope.tripped:
+        until = scope.until.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if scope.until else "manual release"
+        lines += ["", f"Kill-switch: **tripped** ({scope.reason}); release: {until}."]
+    if top:
+        lines += ["", "Top spend in the window:"] + [f"- {name}: {format_human(cost)}" for name, cost in top]
+    if ann.silenced:
+        lines += ["", "(silenced: recorded, not sent)"]
+    return title[:250], "\n".join(lines)

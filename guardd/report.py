@@ -1,0 +1,88 @@
+"""``guardd report``: spend grouped by model, key, provider, local day or a label, over a time range."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from guardd.adapters.events_store import EventStore, Sum
+from guardd.core.budgets import Dimensions
+from guardd.core.money import format_json
+from guardd.core.periods import local_midnight, window_at
+from guardd.errors import UsageError
+
+
+def parse_when(text: str, tz: ZoneInfo) -> datetime:
+    """Return the instant a ``--since``/``--until`` value names: a date (local midnight) or an RFC 3339 time."""
+    try:
+        if len(text) == 10:
+            return local_midnight(date.fromisoformat(text), tz)
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"not a date or RFC 3339 time: {text!r} (e.g. 2026-11-01 or 2026-11-01T09:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _group_key(by: str, dims: Dimensions) -> str | None:
+    if by == "model":
+        return dims.model
+    if by == "key":
+        return dims.key
+    if by == "provider":
+        return dims.provider
+    return dims.get(by.removeprefix("label:"))
+
+
+async def build(
+    events: EventStore,
+    by: str,
+    since: datetime | None,
+    until: datetime | None,
+    tz: ZoneInfo,
+    now: datetime,
+    week_start: int = 0,
+) -> dict[str, Any]:
+    """Return the ``guardd report --json`` document (schema 1)."""
+    if by not in ("model", "key", "provider", "day") and not by.startswith("label:"):
+        raise UsageError(f"--by must be model, key, provider, day or label:NAME, not {by!r}")
+    start = since or window_at("monthly", tz, now, week_start).start
+    end = until or now
+    if end <= start:
+        raise UsageError("--until must be later than --since")
+    series = await events.load_series()
+    groups: dict[str | None, Sum] = {}
+    if by == "day":
+        day = start.astimezone(tz).date()
+        while True:
+            day_start = max(local_midnight(day, tz), start)
+            if day_start >= end:
+                break
+            day_end = min(local_midnight(day + timedelta(days=1), tz), end)
+            total = await events.window_sum(None, day_start, day_end)
+            if total.events:
+                groups[day.isoformat()] = total
+            day += timedelta(days=1)
+    else:
+        for sid, total in (await events.grouped_sums(None, start, end)).items():
+            dims = series.get(sid)
+            key = _group_key(by, dims) if dims else None
+            groups[key] = groups.get(key, Sum()) + total
+    rows = sorted(groups.items(), key=lambda kv: (-kv[1].cost, str(kv[0])))
+    if by == "day":
+        rows = sorted(groups.items(), key=lambda kv: str(kv[0]))
+    total = sum((s for _, s in rows), Sum())
+    return {
+        "schema": 1,
+        "by": by,
+        "since": start.astimezone(tz).isoformat(),
+        "until": end.astimezone(tz).isoformat(),
+        "timezone": tz.key,
+        "total": format_json(total.cost, 6),
+        "events": total.events,
+        "unpriced_events": total.unpriced,
+        "rows": [
+            {"group": group, "spent": format_json(s.cost, 6), "events": s.events, "unpriced_events": s.unpriced}
+            for group, s in rows
+        ],
+    }

@@ -1,0 +1,124 @@
+"""``guardd status`` and ``guardd check``: the state of every budget, as JSON (contract §5) and for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from guardd.adapters import killswitch
+from guardd.adapters.state_store import StateStore
+from guardd.config import Config
+from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
+from guardd.core.money import format_json
+from guardd.errors import GuarddError
+
+
+def _iso(moment: datetime | None, tz: Any) -> str | None:
+    return None if moment is None else moment.astimezone(tz).isoformat()
+
+
+def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
+    return {
+        "window": w.window.name,
+        "start": _iso(w.window.start, tz),
+        "end": _iso(w.window.end, tz),
+        "spent": format_json(w.spent),
+        "limit": format_json(w.limit),
+        "percent": w.percent,
+        "forecast": format_json(w.forecast.projected) if w.forecast else None,
+        "limit_at": _iso(w.forecast.limit_at, tz) if w.forecast else None,
+        "state": w.state,
+        "thresholds_crossed": list(w.thresholds_crossed),
+        "unpriced_events": w.unpriced_events,
+        "headroom": format_json(w.headroom),
+        "partial": w.partial,
+    }
+
+
+def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
+    return {
+        "name": ev.name,
+        "source": ev.budget.source,
+        "state": ev.state,
+        "tripped": ev.tripped,
+        "stale": ev.staleness.stale,
+        "stale_reason": ev.staleness.reason,
+        "windows": [window_json(w, tz) for w in ev.windows],
+    }
+
+
+async def build(
+    config: Config,
+    evaluations: list[BudgetEvaluation],
+    state: StateStore,
+    now: datetime,
+    ledgers: list[dict[str, Any]],
+    openrouter: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Return the ``guardd status --json`` document (schema 1)."""
+    tz = config.zone
+    try:
+        switch = killswitch.read(config.killswitch_path)
+    except GuarddError as exc:
+        switch = {"error": str(exc)}
+    health = await state.channel_health()
+    notifiers = []
+    for n in config.settings.notifiers:
+        ok, error, since = health.get(n.display_url, (True, None, None))
+        notifiers.append(
+            {
+                "url": n.display_url,
+                "ok": ok,
+                "last_error": error,
+                "failing_since": since,
+                "tags": n.tags,
+                "min_severity": n.min_severity,
+            }
+        )
+    return {
+        "schema": 1,
+        "generated_at": now.astimezone(tz).isoformat(),
+        "timezone": config.settings.guardd.timezone,
+        "budgets": [budget_json(ev, tz) for ev in evaluations],
+        "killswitch": switch,
+        "openrouter": openrouter,
+        "ledgers": ledgers,
+        "notifiers": notifiers,
+        "silences": [
+            {"id": sid, "budget": budget, "until": until.astimezone(tz).isoformat(), "reason": reason, "by": by}
+            for sid, budget, until, reason, by in await state.silences(now)
+        ],
+        "outbox_pending": await state.pending_count(),
+    }
+
+
+def check_result(evaluations: list[BudgetEvaluation], switch_tripped: bool) -> tuple[int, str]:
+    """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+    Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``).
+    """
+    perf: list[str] = []
+    codes: set[int] = set()
+    problems: list[str] = []
+    for ev in evaluations:
+        code = {"ok": 0, "warning": 1, "critical": 2, "tripped": 2, "stale": 3}[ev.state]
+        codes.add(code)
+        if code:
+            problems.append(f"{ev.name} {ev.state}")
+        for w in ev.windows:
+            warn_pct = min(ev.budget.warn_at, default=None)
+            warn = format_json(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
+            label = f"{ev.name}_{w.window.name}".replace("'", "")
+            perf.append(f"'{label}'={format_json(w.spent)};{warn};{format_json(w.limit)};0")
+    if switch_tripped:
+        codes.add(2)
+        problems.append("kill-switch tripped")
+    # CRITICAL outranks UNKNOWN (a trip is certain even when some data is stale); UNKNOWN outranks WARNING.
+    worst = 2 if 2 in codes else 3 if 3 in codes else 1 if 1 in codes else 0
+    word = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
+    summary = ", ".join(problems) if problems else f"{len(evaluations)} budget(s) within limits"
+    return worst, f"GUARDD {word} - {summary} | {' '.join(perf)}".rstrip(" |")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
