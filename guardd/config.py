@@ -331,6 +331,32 @@ class Config:
     def zone(self) -> ZoneInfo:
         return self.settings.guardd.zone
 
+    def secrets_in_file(self) -> bool:
+        """Return True when the configuration file itself carries a secret (a key or a notifier credential)."""
+        if self.path is None:
+            return False
+        try:
+            raw = _read_toml(self.path)
+        except ConfigError:
+            return False
+        section = raw.get("openrouter") if isinstance(raw.get("openrouter"), dict) else {}
+        if any(section.get(k) for k in ("api_key", "api_keys", "management_key")):
+            return True
+        notifiers = raw.get("notifiers") if isinstance(raw.get("notifiers"), list) else []
+        return any(isinstance(n, dict) and "${" not in str(n.get("url", "")) for n in notifiers)
+
+    def hygiene_warnings(self) -> list[str]:
+        """Return warnings about how the configuration file is kept (secrets readable by other users)."""
+        if self.path is None or not self.secrets_in_file():
+            return []
+        mode = self.path.stat().st_mode & 0o777
+        if mode & 0o004:
+            return [
+                f"{self.path} contains secrets and is readable by every user (mode {mode:04o}); "
+                f"fix with: chmod 0640 {self.path} (or move keys to systemd credentials)"
+            ]
+        return []
+
     def budget(self, name: str) -> Budget | None:
         return next((b for b in self.budgets if b.name == name), None)
 

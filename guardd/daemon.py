@@ -306,6 +306,8 @@ def _exists(folder: str) -> bool:
 
 async def run(config: Config, once: bool = False, dry_run: bool = False, config_arg: str | None = None) -> int:
     """Run the daemon (or one cycle with ``once``); return the exit code."""
+    for warning in config.hygiene_warnings():
+        log.warning("%s", warning)
     async with Store.open(config.db_path) as store:
         daemon = Daemon(config, store, dry_run, config_arg)
         if dry_run:

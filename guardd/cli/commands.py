@@ -354,6 +354,8 @@ async def cmd_config(args: Namespace) -> int:
             problems.append(f"{config.path or 'defaults'}: notifiers[{i}].url: {why}")
     if problems:
         raise ConfigError(problems)
+    for warning in config.hygiene_warnings():
+        print(f"guardd: warning: {warning}", file=sys.stderr)
     print(json.dumps(config.effective(), indent=2))
     print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
     return 0
