@@ -339,10 +339,12 @@ class Config:
             raw = _read_toml(self.path)
         except ConfigError:
             return False
-        section = raw.get("openrouter") if isinstance(raw.get("openrouter"), dict) else {}
-        if any(section.get(k) for k in ("api_key", "api_keys", "management_key")):
+        section = raw.get("openrouter")
+        if isinstance(section, dict) and any(section.get(k) for k in ("api_key", "api_keys", "management_key")):
             return True
-        notifiers = raw.get("notifiers") if isinstance(raw.get("notifiers"), list) else []
+        notifiers = raw.get("notifiers")
+        if not isinstance(notifiers, list):
+            return False
         return any(isinstance(n, dict) and "${" not in str(n.get("url", "")) for n in notifiers)
 
     def hygiene_warnings(self) -> list[str]:
