@@ -21,6 +21,7 @@ With the OpenAI SDK (openai 3.x uses ``httpx2``, openai 1.x/2.x ``httpx``; pass 
 from __future__ import annotations
 
 import fcntl
+import importlib
 import json
 import os
 import time
@@ -208,35 +209,65 @@ def _usage_from_sse(data: bytes) -> dict[str, Any] | None:
     return found
 
 
-class _Tee:
-    """A sync response stream that keeps a copy of what passes, and records usage when it ends."""
-
-    def __init__(self, stream: Any, writer: LedgerWriter) -> None:
-        self.stream, self.writer, self.buffer = stream, writer, bytearray()
-
-    def __iter__(self) -> Iterator[bytes]:
-        for chunk in self.stream:
-            self.buffer += chunk
-            yield chunk
-        body = _usage_from_sse(bytes(self.buffer))
-        if body:
-            self.writer.record_response(body)
-
-    def close(self) -> None:
-        self.stream.close()
+def _record_stream_end(tee: Any) -> None:
+    """Record the stream's usage once: at the end of iteration, or at close (SDKs stop reading at [DONE])."""
+    if tee.recorded:
+        return
+    tee.recorded = True
+    body = _usage_from_sse(bytes(tee.buffer))
+    if body:
+        tee.writer.record_response(body)
 
 
-class _AsyncTee(_Tee):
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self.stream:
-            self.buffer += chunk
-            yield chunk
-        body = _usage_from_sse(bytes(self.buffer))
-        if body:
-            self.writer.record_response(body)
+_TEES: dict[type, type] = {}
 
-    async def aclose(self) -> None:
-        await self.stream.aclose()
+
+def _tee(response: Any, writer: LedgerWriter, async_: bool) -> Any:
+    """Return a copy-keeping stream for ``response``, of the stream class its own library expects.
+
+    httpx and httpx2 each assert that a response stream is *their* ``SyncByteStream``/``AsyncByteStream``, so the
+    tee subclasses the one from the response's library.
+    """
+    library = importlib.import_module(type(response).__module__.split(".")[0])
+    base = library.AsyncByteStream if async_ else library.SyncByteStream
+    cls = _TEES.get(base)
+    if cls is None:
+        if async_:
+
+            class AsyncTee(base):  # type: ignore[valid-type,misc]
+                def __init__(self, stream: Any, writer: LedgerWriter) -> None:
+                    self.stream, self.writer, self.buffer, self.recorded = stream, writer, bytearray(), False
+
+                async def __aiter__(self) -> AsyncIterator[bytes]:
+                    async for chunk in self.stream:
+                        self.buffer += chunk
+                        yield chunk
+                    _record_stream_end(self)
+
+                async def aclose(self) -> None:
+                    _record_stream_end(self)
+                    await self.stream.aclose()
+
+            cls = AsyncTee
+        else:
+
+            class Tee(base):  # type: ignore[valid-type,misc]
+                def __init__(self, stream: Any, writer: LedgerWriter) -> None:
+                    self.stream, self.writer, self.buffer, self.recorded = stream, writer, bytearray(), False
+
+                def __iter__(self) -> Iterator[bytes]:
+                    for chunk in self.stream:
+                        self.buffer += chunk
+                        yield chunk
+                    _record_stream_end(self)
+
+                def close(self) -> None:
+                    _record_stream_end(self)
+                    self.stream.close()
+
+            cls = Tee
+        _TEES[base] = cls
+    return cls(response.stream, writer)
 
 
 def _record_json(response: Any, writer: LedgerWriter) -> None:
@@ -278,7 +309,7 @@ class GuardedTransport:
             return type(response)(
                 response.status_code,
                 headers=response.headers,
-                stream=_Tee(response.stream, self.ledger),
+                stream=_tee(response, self.ledger, async_=False),
                 extensions=response.extensions,
                 request=request,
             )
@@ -316,7 +347,7 @@ class AsyncGuardedTransport:
             return type(response)(
                 response.status_code,
                 headers=response.headers,
-                stream=_AsyncTee(response.stream, self.ledger),
+                stream=_tee(response, self.ledger, async_=True),
                 extensions=response.extensions,
                 request=request,
             )

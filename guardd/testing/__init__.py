@@ -1,0 +1,1 @@
+"""Test helpers shipped with guardd (need the ``test`` extra)."""
