@@ -14,8 +14,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-MODELS = ["anthropic/claude-3.5-sonnet", "openai/gpt-4o", "openai/gpt-4o-mini", "google/gemini-2.5-pro",
-          "meta-llama/llama-3.3-70b-instruct", "deepseek/deepseek-chat"]
+MODELS = [
+    "anthropic/claude-3.5-sonnet",
+    "openai/gpt-4o",
+    "openai/gpt-4o-mini",
+    "google/gemini-2.5-pro",
+    "meta-llama/llama-3.3-70b-instruct",
+    "deepseek/deepseek-chat",
+]
 TEAMS = ["search", "chat", "batch", "eval"]
 
 

@@ -36,7 +36,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from guardd.core.budgets import Budget, RollingLimit
 from guardd.core.money import Money, MoneyError, format_json, parse_money
 from guardd.core.periods import format_duration, parse_duration, parse_weekday
-from guardd.core.redact import redact_url
+from guardd.core.redact import redact_url, url_has_secret
 from guardd.errors import ConfigError
 
 SEARCH_PATHS = (Path("guardd.toml"), Path("/etc/guardd/guardd.toml"))
@@ -252,6 +252,7 @@ class NotifierSection(_Section):
 
 class AlertsSection(_Section):
     repeat_every: Duration = timedelta(hours=4)
+    retry_after: PositiveDuration = timedelta(seconds=15)
     send_resolved: bool = True
     digest_at: str | None = None
 
@@ -345,7 +346,10 @@ class Config:
         notifiers = raw.get("notifiers")
         if not isinstance(notifiers, list):
             return False
-        return any(isinstance(n, dict) and "${" not in str(n.get("url", "")) for n in notifiers)
+        return any(
+            isinstance(n, dict) and "${" not in str(n.get("url", "")) and url_has_secret(str(n.get("url", "")))
+            for n in notifiers
+        )
 
     def hygiene_warnings(self) -> list[str]:
         """Return warnings about how the configuration file is kept (secrets readable by other users)."""

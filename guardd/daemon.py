@@ -34,7 +34,7 @@ log = logging.getLogger("guardd.daemon")
 
 SHUTDOWN_TIMEOUT = 10.0
 DEBOUNCE = 0.005
-POLL_BACKSTOP = 1.0
+POLL_BACKSTOP = 2.0
 
 
 def _specs(config: Config) -> list[LedgerSpec]:
@@ -110,6 +110,9 @@ class Daemon:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         await self.evaluator.refresh_series()
+        freed = await self.state.release_dead_leases(self.engine.owner.rsplit(":", 1)[0])
+        if freed:
+            log.info("took over %d notification(s) left mid-delivery by a previous run", freed)
         loop = asyncio.get_running_loop()
         self._signals(loop)
         scheduler = AsyncIOScheduler(timezone=self.config.zone)
@@ -157,7 +160,7 @@ class Daemon:
         scheduler.add_job(
             self._guard(self.evaluate), IntervalTrigger(seconds=every, timezone=tz), id="evaluate", **common
         )
-        scheduler.add_job(self._guard(self._deliver), IntervalTrigger(seconds=5, timezone=tz), id="deliver", **common)
+        scheduler.add_job(self._guard(self._deliver), IntervalTrigger(seconds=2, timezone=tz), id="deliver", **common)
         orr = self.config.settings.openrouter
         if orr is not None:
             from guardd.openrouter_poll import RemotePoller
@@ -254,7 +257,7 @@ class Daemon:
 
         try:
             async for _changes in awatch(
-                *folders, debounce=5, step=5, recursive=True, watch_filter=None, stop_event=self.stop
+                *folders, debounce=20, step=20, recursive=True, watch_filter=None, stop_event=self.stop
             ):
                 self.wake.set()
         except (OSError, RuntimeError) as exc:

@@ -168,7 +168,8 @@ class Engine:
         error = str(exc)
         retry_at: datetime | None = None
         if not exc.permanent and now - row.created_at < GIVE_UP_AFTER:
-            backoff = min(timedelta(seconds=15) * 2 ** min(row.attempts, 12), MAX_BACKOFF)
+            first = self.config.settings.alerts.retry_after
+            backoff = min(first * 2 ** min(row.attempts, 12), MAX_BACKOFF)
             retry_at = now + backoff * random.uniform(0.8, 1.2)
         log.warning(
             "notification failed%s: %s",

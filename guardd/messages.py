@@ -48,8 +48,13 @@ def render(
     """Return ``(title, body)`` for ``ann``."""
     first = ann.changes[0]
     verb = _VERB.get(first.what, first.what)
-    if first.what in ("threshold", "trip", "repeat", "critical", "forecast"):
-        title = f"guardd {ann.severity.upper()}: {ann.budget} {verb} — {first.window} {first.percent:g}%"
+    amounts = f"{format_human(first.spent)} of {format_human(first.limit)}"
+    if first.what == "threshold" and first.threshold is not None:
+        title = (
+            f"guardd {ann.severity.upper()}: {ann.budget} crossed {first.threshold:g}% of {first.window} ({amounts})"
+        )
+    elif first.what in ("trip", "repeat", "critical", "forecast"):
+        title = f"guardd {ann.severity.upper()}: {ann.budget} {verb} — {first.window} {first.percent:g}% ({amounts})"
     else:
         title = f"guardd: {ann.budget} {verb} ({first.window})"
     lines = [f"Budget **{ann.budget}** ({ann.severity})", ""]

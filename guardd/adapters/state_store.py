@@ -140,6 +140,32 @@ class StateStore:
                 )
         return claimed
 
+    async def release_dead_leases(self, host: str) -> int:
+        """Free leases held by processes of this host that no longer run (a guardd killed mid-delivery).
+
+        Without this a killed daemon's rows wait out their lease before anyone may send them.
+        """
+        import os
+
+        rows = await self.store.fetchall(
+            "SELECT id, lease_owner FROM outbox WHERE lease_until IS NOT NULL AND delivered_at IS NULL"
+            " AND failed_at IS NULL AND lease_owner LIKE ?",
+            (f"{host}:%",),
+        )
+        dead = []
+        for row_id, owner in rows:
+            pid = int(owner.rsplit(":", 1)[1])
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                dead.append((row_id,))
+            except PermissionError:
+                continue  # alive, another user's
+        if dead:
+            async with self.store.transaction() as conn:
+                await conn.executemany("UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ?", dead)
+        return len(dead)
+
     async def delivered(self, row: OutboxRow, now: datetime) -> None:
         async with self.store.transaction() as conn:
             await conn.execute(

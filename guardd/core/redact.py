@@ -32,19 +32,35 @@ def redact_text(text: str) -> str:
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{mask(m['pw'])}@", text)
 
 
-def redact_url(url: str) -> str:
-    """Return an apprise URL with everything after the scheme's first path segment masked.
+_PLAIN_SCHEMES = {"json", "xml", "form", "http", "https", "jsons", "xmls", "forms", "mailto", "mailtos"}
+_SECRET_PARAMS = re.compile(r"(?i)(?:^|[?&])(?:pass|password|token|key|secret|apikey|api_key|webhook)=[^&]+")
 
-    Notification URLs carry their credentials in the path (``slack://TokenA/TokenB/TokenC``) or the userinfo
-    (``mailtos://user:pass@host``); only the scheme and host stay readable: ``slack://…``, ``mailto://…@host``.
+
+def redact_url(url: str) -> str:
+    """Return an apprise URL with its credentials masked.
+
+    Notification URLs carry credentials in the path (``slack://TokenA/TokenB/TokenC``), the userinfo
+    (``mailtos://user:pass@host``) or the query (``?pass=…``). Only the scheme and, for plain webhook and mail
+    schemes, the host stay readable: ``slack://…``, ``mailtos://…@smtp.example.com``, ``json://10.0.0.5:8080/…``.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return mask(url)
+    rest = rest.split("?", 1)[0]
     _userinfo, at, hostpart = rest.rpartition("@")
-    host = hostpart.split("/", 1)[0].split("?", 1)[0]
+    host = hostpart.split("/", 1)[0]
+    if scheme.lower() not in _PLAIN_SCHEMES:
+        return f"{scheme}://…"
     if at:
         return f"{scheme}://…@{host}"
-    if scheme in {"json", "xml", "form", "http", "https", "jsons", "xmls", "forms", "mailto", "mailtos"}:
-        return f"{scheme}://{host}/…" if "/" in hostpart else f"{scheme}://{host}"
-    return f"{scheme}://…"
+    return f"{scheme}://{host}/…" if "/" in hostpart.strip("/") else f"{scheme}://{host}"
+
+
+def url_has_secret(url: str) -> bool:
+    """Return True when an apprise URL carries a credential (token scheme, password or secret query)."""
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in _PLAIN_SCHEMES:
+        return True
+    base, _, query = rest.partition("?")
+    userinfo = base.rpartition("@")[0]
+    return (":" in userinfo and bool(userinfo.split(":", 1)[1])) or bool(_SECRET_PARAMS.search("?" + query))
