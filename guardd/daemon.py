@@ -56,6 +56,7 @@ class Daemon:
         self.wake = asyncio.Event()
         self.sd = Notifier()
         self.remote: Any = None
+        self.checks: Any = None
         self._build(config)
 
     def _build(self, config: Config) -> None:
@@ -94,9 +95,24 @@ class Daemon:
         state = f"TRIPPED: {', '.join(tripped)}" if tripped else "open"
         return f"{len(self.config.budgets)} budget(s); switch {state}"
 
+    def setup_remote(self) -> None:
+        """Create the OpenRouter poller, its checks and the key switch (when ``[openrouter]`` is configured)."""
+        if self.config.settings.openrouter is None:
+            return
+        from guardd.openrouter_checks import RemoteChecks
+        from guardd.openrouter_keys import KeySwitch
+        from guardd.openrouter_poll import RemotePoller
+
+        if self.remote is None:
+            self.remote = RemotePoller(self.config, self.store, self.events, dry_run=self.dry_run)
+        self.checks = RemoteChecks(self.config, self.store, self.events, self.engine)
+        self.engine.key_switch = KeySwitch(self.config, self.store, self.remote.client)
+
     async def poll_openrouter(self) -> None:
         if self.remote is not None:
-            await self.remote.poll(datetime.now(UTC))
+            now = datetime.now(UTC)
+            await self.remote.poll(now)
+            await self.checks.run(now)
 
     async def once(self) -> None:
         await self.evaluator.refresh_series()
@@ -163,9 +179,7 @@ class Daemon:
         scheduler.add_job(self._guard(self._deliver), IntervalTrigger(seconds=2, timezone=tz), id="deliver", **common)
         orr = self.config.settings.openrouter
         if orr is not None:
-            from guardd.openrouter_poll import RemotePoller
-
-            self.remote = RemotePoller(self.config, self.store, self.events, dry_run=self.dry_run)
+            self.setup_remote()
             scheduler.add_job(
                 self._guard(self.poll_openrouter),
                 IntervalTrigger(seconds=orr.poll_every.total_seconds(), timezone=tz),
@@ -295,6 +309,7 @@ class Daemon:
             log.warning("state_dir changed; that takes a restart, not a reload")
         self.tailer.close()
         self._build(config)
+        self.setup_remote()
         await self.evaluator.refresh_series()
         await self.evaluate()
         self.sd.send("READY=1", f"STATUS={self._summary()}")
@@ -317,10 +332,7 @@ async def run(config: Config, once: bool = False, dry_run: bool = False, config_
             log.info("dry run: deciding everything, writing no switch file, sending nothing")
         try:
             if once:
-                if config.settings.openrouter is not None:
-                    from guardd.openrouter_poll import RemotePoller
-
-                    daemon.remote = RemotePoller(config, store, daemon.events, dry_run=dry_run)
+                daemon.setup_remote()
                 await daemon.once()
             else:
                 await daemon.serve()

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 from datetime import datetime, timedelta
+from typing import Any
 
 from guardd.adapters import killswitch, notifier
 from guardd.adapters.notifier import Channel
@@ -56,7 +57,6 @@ class Engine:
         state: StateStore,
         evaluator: Evaluator,
         dry_run: bool = False,
-        on_switch: object = None,
     ) -> None:
         self.config = config
         self.state = state
@@ -66,6 +66,7 @@ class Engine:
         self.owner = f"{os.uname().nodename}:{os.getpid()}"
         self.last: dict[str, BudgetEvaluation] = {}
         self.doc: SwitchDoc | None = None
+        self.key_switch: Any = None  # guardd.openrouter_keys.KeySwitch when keys are to follow the switch
 
     @property
     def policy(self) -> Policy:
@@ -106,6 +107,9 @@ class Engine:
         killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
         if details or previous is None or previous.updated_at != doc.updated_at:
             await self.state.save_switch(doc, details, now)
+        if changes and self.key_switch is not None and self.config.settings.killswitch.disable_openrouter_keys:
+            for line in await self.key_switch.apply(changes, now):
+                await self.notify_system(f"guardd: {line}", line, "warning", now)
         return doc
 
     async def _alerts(self, ev: BudgetEvaluation, doc: SwitchDoc, now: datetime, silenced: bool) -> None:
@@ -137,6 +141,21 @@ class Engine:
             log.info("dry run; not sending to %d channel(s): %s", len(targets), title)
             return [], history
         return [Message(ann.budget, ann.severity, title, body, c.index, c.display) for c in targets], history
+
+    async def notify_system(
+        self, title: str, body: str, severity: str, now: datetime, budget: Budget | None = None
+    ) -> None:
+        """Announce something that is not a budget window (low balance, drift, key switch) through the outbox."""
+        level = logging.WARNING if severity_rank(severity) >= 1 else logging.INFO
+        log.log(level, "%s", title)
+        if self.dry_run:
+            log.info("dry run; not sending: %s", title)
+            return
+        targets = [c for c in self.channels if routes(c, severity, budget)]
+        await self.state.enqueue(
+            [Message(budget.name if budget else None, severity, title, body, c.index, c.display) for c in targets], now
+        )
+        await self.state.add_history("alert", budget.name if budget else None, f"{severity}: {title}", now)
 
     # ---- delivery ---------------------------------------------------------------------------------------
     async def deliver(self, now: datetime) -> int:

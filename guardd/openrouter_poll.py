@@ -70,6 +70,7 @@ class RemotePoller:
                 (
                     ms,
                     mask(key),
+                    info.get("label"),
                     _money(info.get("usage")),
                     _money(info.get("usage_daily")),
                     _money(info.get("usage_weekly")),
@@ -93,7 +94,7 @@ class RemotePoller:
             except SourceError as exc:
                 errors.append((str(exc), isinstance(exc, SourceRejected)))
         async with self.store.transaction() as conn:
-            await conn.executemany("INSERT OR REPLACE INTO or_usage VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+            await conn.executemany("INSERT OR REPLACE INTO or_usage VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
             if credits:
                 await conn.execute("INSERT OR REPLACE INTO or_credits VALUES (?,?,?)", credits)
             if errors:
@@ -120,7 +121,9 @@ class RemotePoller:
             await conn.executemany(
                 "INSERT INTO or_keys(hash, name, label, disabled, usage_daily, lim, limit_remaining, updated_at)"
                 " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET name=excluded.name, label=excluded.label,"
-                " disabled=excluded.disabled, usage_daily=excluded.usage_daily, lim=excluded.lim,"
+                " disabled=excluded.disabled, usage_daily=excluded.usage_daily,"
+                " disabled_by_guardd = CASE WHEN excluded.disabled = 0 THEN 0 ELSE or_keys.disabled_by_guardd END,"
+                " lim=excluded.lim,"
                 " limit_remaining=excluded.limit_remaining, updated_at=excluded.updated_at",
                 [
                     (

@@ -34,9 +34,11 @@ class RemoteView:
     async def _keys(self, budget: Budget) -> list[str]:
         from fnmatch import fnmatchcase
 
-        keys = [k for (k,) in await self.store.fetchall("SELECT DISTINCT key FROM or_usage")]
+        rows = await self.store.fetchall("SELECT key, max(label) FROM or_usage GROUP BY key")
         pattern = budget.match.get("key")
-        return keys if pattern is None else [k for k in keys if fnmatchcase(k, pattern)]
+        if pattern is None:
+            return [k for k, _ in rows]
+        return [k for k, label in rows if fnmatchcase(k, pattern) or (label and fnmatchcase(label, pattern))]
 
     async def spend(self, budget: Budget, window: Window, now: datetime) -> tuple[int, bool] | None:
         total, partial, found = 0, False, False

@@ -101,7 +101,8 @@ CREATE TABLE silences (
 CREATE TABLE switch_state (id INTEGER PRIMARY KEY CHECK (id = 1), doc TEXT NOT NULL);
 CREATE TABLE markers (name TEXT PRIMARY KEY, value TEXT NOT NULL, at TEXT NOT NULL);
 CREATE TABLE or_usage (
-    at INTEGER NOT NULL, key TEXT NOT NULL,           -- key: redacted label (…abc1) or hash
+    at INTEGER NOT NULL, key TEXT NOT NULL,           -- key: the secret's redacted form (…abc1)
+    label TEXT,                                       -- OpenRouter's label for the key (a name or a preview)
     usage INTEGER, usage_daily INTEGER, usage_weekly INTEGER, usage_monthly INTEGER,
     lim INTEGER, limit_remaining INTEGER, limit_reset TEXT, disabled INTEGER,
     PRIMARY KEY (key, at)

@@ -1,0 +1,113 @@
+"""Switching OpenRouter keys off and on with the kill-switch (``killswitch.disable_openrouter_keys``).
+
+When a budget's scope trips, the keys it matches are disabled with ``PATCH /keys/{hash}``; when the scope is
+released, the keys *guardd itself* disabled are re-enabled. A key that was already disabled (by a person, or
+by another tool) is never touched: ``or_keys.disabled_by_guardd`` records which keys are guardd's doing.
+
+Which keys a budget matches: its ``match.key`` glob against each key's name, label, hash and the redacted
+preview of the configured secrets; a budget without ``match.key`` matches every key of the account.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from guardd.adapters.openrouter import OpenRouterClient
+from guardd.adapters.state_store import iso
+from guardd.adapters.store import Store
+from guardd.config import Config
+from guardd.core.budgets import Budget
+from guardd.core.switch import ScopeChange
+from guardd.errors import SourceError
+
+log = logging.getLogger("guardd.openrouter")
+
+
+def key_matches(budget: Budget, name: str | None, label: str | None, key_hash: str) -> bool:
+    pattern = budget.match.get("key")
+    if pattern is None:
+        return True
+    return any(value and fnmatchcase(value, pattern) for value in (name, label, key_hash))
+
+
+class KeySwitch:
+    def __init__(self, config: Config, store: Store, client: OpenRouterClient) -> None:
+        self.config, self.store, self.client = config, store, client
+
+    async def apply(self, changes: list[ScopeChange], now: datetime) -> list[str]:
+        """Disable or re-enable keys for the scopes that changed; return one line per key touched."""
+        section = self.config.settings.openrouter
+        if section is None or section.management_key is None or not changes:
+            return []
+        management = section.management_key.get_secret_value()
+        done: list[str] = []
+        for change in changes:
+            budget = self.config.budget(change.scope)
+            if budget is None:
+                continue
+            if change.tripped:
+                done += await self._disable(budget, management, now)
+            else:
+                done += await self._enable(budget, management, now)
+        return done
+
+    async def _disable(self, budget: Budget, management: str, now: datetime) -> list[str]:
+        rows = await self.store.fetchall("SELECT hash, name, label, disabled FROM or_keys")
+        done = []
+        for key_hash, name, label, disabled in rows:
+            if disabled or not key_matches(budget, name, label, key_hash):
+                continue  # already off (perhaps by a person): not ours to manage
+            try:
+                await self.client.set_disabled(management, key_hash, True)
+            except SourceError as exc:
+                log.error("could not disable OpenRouter key %s: %s", name or key_hash[:8], exc)
+                continue
+            async with self.store.transaction() as conn:
+                await conn.execute(
+                    "UPDATE or_keys SET disabled = 1, disabled_by_guardd = 1, updated_at = ? WHERE hash = ?",
+                    (iso(now), key_hash),
+                )
+            done.append(f"disabled OpenRouter key {name or key_hash[:8]} for budget {budget.name}")
+        return done
+
+    async def _enable(self, budget: Budget, management: str, now: datetime) -> list[str]:
+        rows = await self.store.fetchall(
+            "SELECT hash, name, label FROM or_keys WHERE disabled_by_guardd = 1 AND disabled = 1"
+        )
+        done = []
+        for key_hash, name, label in rows:
+            if not key_matches(budget, name, label, key_hash) or await self._still_held(key_hash, budget.name):
+                continue
+            try:
+                await self.client.set_disabled(management, key_hash, False)
+            except SourceError as exc:
+                log.error("could not re-enable OpenRouter key %s: %s", name or key_hash[:8], exc)
+                continue
+            async with self.store.transaction() as conn:
+                await conn.execute(
+                    "UPDATE or_keys SET disabled = 0, disabled_by_guardd = 0, updated_at = ? WHERE hash = ?",
+                    (iso(now), key_hash),
+                )
+            done.append(f"re-enabled OpenRouter key {name or key_hash[:8]} (budget {budget.name} released)")
+        return done
+
+    async def _still_held(self, key_hash: str, releasing: str) -> bool:
+        """True when another budget that matches this key is still tripped (the key stays off)."""
+        from guardd.adapters.state_store import StateStore
+
+        doc = await StateStore(self.store).switch_doc()
+        row = await self.store.fetchone("SELECT name, label FROM or_keys WHERE hash = ?", (key_hash,))
+        if doc is None or row is None:
+            return False
+        for name, scope in doc.scopes.items():
+            other = self.config.budget(name)
+            if (
+                name != releasing
+                and scope.tripped
+                and other is not None
+                and key_matches(other, row[0], row[1], key_hash)
+            ):
+                return True
+        return False
