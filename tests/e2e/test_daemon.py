@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from guardd.client import KillSwitch, LedgerWriter
@@ -36,6 +38,12 @@ repeat_every = "0"
 
 def spend(tmp_path: Path, amount: str, gen: str) -> None:
     LedgerWriter(tmp_path / "ledgers" / "app.jsonl").write({"id": gen, "model": "openai/gpt-4o-mini", "cost": amount})
+
+
+def delivered(tmp_path: Path) -> int:
+    """Outbox rows whose delivery is committed (a kill before that is the one documented duplicate window)."""
+    with closing(sqlite3.connect(tmp_path / "state" / "guardd.db")) as db:
+        return db.execute("SELECT count(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0]
 
 
 def switch(tmp_path: Path) -> dict:
@@ -79,7 +87,7 @@ def test_kill_9_and_restart_repeat_nothing_but_announce_what_changed_while_down(
     daemon = daemon_factory(path)
     daemon.start()
     spend(tmp_path, "0.60", "a")
-    wait_for(lambda: len(webhook.bodies) == 1)
+    wait_for(lambda: len(webhook.bodies) == 1 and delivered(tmp_path) == 1)
     daemon.kill()
     spend(tmp_path, "0.35", "b")  # 95% while guardd is down
     daemon.start()
