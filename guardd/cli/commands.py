@@ -12,9 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardd import backfill, report, status
 from guardd.adapters import killswitch
 from guardd.adapters.events_store import EventStore
 from guardd.adapters.state_store import StateStore
@@ -23,9 +22,10 @@ from guardd.cli import render
 from guardd.config import Config, load_config
 from guardd.core.periods import parse_duration
 from guardd.core.switch import GLOBAL_SCOPE, Override
+
+if TYPE_CHECKING:
+    from guardd.evaluation import Evaluator
 from guardd.errors import UsageError
-from guardd.evaluation import Evaluator
-from guardd.jobs import Engine
 
 _said_defaults = False
 
@@ -53,6 +53,8 @@ class Context:
 
 @asynccontextmanager
 async def opened(args: Namespace) -> AsyncIterator[Context]:
+    from guardd.evaluation import Evaluator
+
     config = load(args)
     async with Store.open(config.db_path) as store:
         events = EventStore(store)
@@ -93,6 +95,8 @@ async def cmd_run(args: Namespace) -> int:
 
 
 async def cmd_status(args: Namespace) -> int:
+    from guardd import status
+
     async with opened(args) as ctx:
         now = datetime.now(UTC)
         evaluations = await ctx.evaluator.evaluate_all(now, _budgets(ctx, args.budget))
@@ -134,6 +138,8 @@ async def _remote(ctx: Context) -> dict[str, Any] | None:
 
 
 async def cmd_check(args: Namespace) -> int:
+    from guardd import status
+
     try:
         async with opened(args) as ctx:
             evaluations = await ctx.evaluator.evaluate_all(datetime.now(UTC), _budgets(ctx, args.budget))
@@ -152,6 +158,8 @@ async def cmd_check(args: Namespace) -> int:
 
 
 async def cmd_ingest(args: Namespace) -> int:
+    from guardd import backfill
+
     labels: dict[str, str] = {}
     for item in args.label:
         key, sep, value = item.partition("=")
@@ -198,6 +206,8 @@ async def cmd_ingest(args: Namespace) -> int:
 
 
 async def cmd_report(args: Namespace) -> int:
+    from guardd import report
+
     async with opened(args) as ctx:
         tz = ctx.config.zone
         since = report.parse_when(args.since, tz) if args.since else None
@@ -236,6 +246,8 @@ async def cmd_killswitch(args: Namespace) -> int:
 
 async def _manual(ctx: Context, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
     """Record a manual trip/release, recompute the switch file at once and notify it."""
+    from guardd.jobs import Engine
+
     by = who()
     engine = Engine(ctx.config, ctx.state, ctx.evaluator)
     if action == "trip":
@@ -362,6 +374,8 @@ async def cmd_config(args: Namespace) -> int:
 
 
 async def cmd_history(args: Namespace) -> int:
+    from guardd import report
+
     async with opened(args) as ctx:
         since = report.parse_when(args.since, ctx.config.zone) if args.since else None
         rows = await ctx.state.history(since, args.limit)
