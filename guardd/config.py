@@ -463,6 +463,8 @@ def _message(error: dict[str, Any]) -> str:
 def load_config(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
     """Return the configuration from the file found by :func:`find_config`, the environment and secrets.
 
+    ``env`` (default ``os.environ``) is where ``OPENROUTER_*`` and ``$CREDENTIALS_DIRECTORY`` are read;
+    ``GUARDD_…`` overrides always come from the process environment (pydantic-settings reads it).
     Raise ConfigError listing every problem with its file and key path.
     """
     env = dict(os.environ) if env is None else env
