@@ -27,6 +27,8 @@ from guardd.errors import SourceError, SourceRejected
 
 log = logging.getLogger("guardd.openrouter")
 
+GENERATION_LOOKUPS_PER_POLL = 20
+
 
 def _money(value: Any) -> int | None:
     if value is None:
@@ -163,7 +165,21 @@ class RemotePoller:
             return
         catalog = {m: json.loads(p) for m, p in await self.store.fetchall("SELECT model, pricing FROM prices")}
         priced = []
-        for eid, model, prompt, completion, reasoning, cached, _gen in unpriced:
+        lookups = GENERATION_LOOKUPS_PER_POLL if self.section.price_from_generation else 0
+        keys = self.section.all_keys()
+        for eid, model, prompt, completion, reasoning, cached, gen in unpriced:
+            if gen and lookups > 0 and keys:
+                # The exact figure OpenRouter billed, when the event carries its generation id (rate-limited).
+                lookups -= 1
+                try:
+                    record = await self.client.generation(keys[0], gen, attempts=1)
+                except SourceError as exc:
+                    log.debug("no /generation record for %s: %s", gen, exc)
+                    record = None
+                cost = _money(record.get("total_cost")) if record else None
+                if cost is not None and cost >= 0:
+                    priced.append((eid, cost))
+                    continue
             price = model_price(catalog[model]) if model in catalog else None
             if price is None:
                 continue

@@ -238,3 +238,20 @@ async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_un
         total = await events.window_sum(None, BERLIN_EVENING - timedelta(hours=1), BERLIN_EVENING + timedelta(hours=1))
     # 1000 x $0.00000015 + 100 x $0.0000006 = $0.00021, exactly
     assert (total.cost, total.events, total.unpriced) == (parse_money("0.00021"), 3, 2)
+
+
+async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figure(tmp_path, fake):
+    fake.add_key(KEY)
+    fake.state.generations["gen-77"] = {"id": "gen-77", "total_cost": 0.0123, "usage": 0.0123}
+    config = load_config(str(write_config(tmp_path, fake, openrouter="price_from_generation = true\n")))
+    async with Store.open(config.db_path) as store:
+        events = EventStore(store)
+        ts = int(BERLIN_EVENING.timestamp() * 1000)
+        await events.write_batch([EventRow("g:gen-77", 77, ts, '["nobody/unknown",null,null,[]]', None, 5, 5, 0, 0, 1)])
+        poller = RemotePoller(config, store, events)
+        try:
+            await poller.poll(BERLIN_EVENING)
+        finally:
+            await poller.aclose()
+        total = await events.window_sum(None, BERLIN_EVENING - timedelta(hours=1), BERLIN_EVENING + timedelta(hours=1))
+    assert (total.cost, total.unpriced) == (parse_money("0.0123"), 0)

@@ -1,0 +1,69 @@
+"""Operator commands and daemon lifecycle: silences, notify test, SIGHUP reload, journald-style logs."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+from guardd.client import LedgerWriter
+from tests.e2e.conftest import wait_for
+
+
+def cfg(tmp_path: Path, extra: str = "", daily: str = "1") -> Path:
+    (tmp_path / "ledgers").mkdir(exist_ok=True)
+    path = tmp_path / "guardd.toml"
+    path.write_text(
+        f'[guardd]\nstate_dir = "state"\n[[ledgers]]\npath = "ledgers/*.jsonl"\n'
+        f'[[budgets]]\nname = "team"\ndaily = {daily}\nforecast = false\n{extra}'
+    )
+    return path
+
+
+def test_a_silence_mutes_notifications_until_removed(run_guardd, tmp_path, webhook):
+    path = cfg(tmp_path, f'[[notifiers]]\nurl = "{webhook.url}"\n')
+    added = run_guardd("silence", "add", "--budget", "team", "--for", "1h", "--reason", "migration", "-c", str(path))
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(run_guardd("silence", "list", "--json", "-c", str(path)).stdout)
+    assert [s["budget"] for s in listed] == ["team"] and listed[0]["reason"] == "migration"
+    LedgerWriter(tmp_path / "ledgers" / "a.jsonl").write({"id": "x", "model": "m", "cost": "0.9"})
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    assert webhook.bodies == []
+    history = json.loads(run_guardd("history", "--json", "-c", str(path)).stdout)
+    assert any("(silenced)" in h["detail"] for h in history)
+    assert run_guardd("silence", "remove", str(listed[0]["id"]), "-c", str(path)).returncode == 0
+    assert json.loads(run_guardd("silence", "list", "--json", "-c", str(path)).stdout) == []
+    assert run_guardd("silence", "remove", "999", "-c", str(path)).returncode == 2
+
+
+def test_notify_test_reports_each_channel(run_guardd, tmp_path, webhook):
+    path = cfg(tmp_path, f'[[notifiers]]\nurl = "{webhook.url}"\n[[notifiers]]\nurl = "json://127.0.0.1:9/dead"\n')
+    result = run_guardd("notify", "test", "-c", str(path))
+    assert result.returncode == 1
+    assert "ok      json://127.0.0.1:" in result.stdout and "FAILED  json://127.0.0.1:9" in result.stdout
+    assert webhook.titles() == ["guardd test message"]
+
+
+def test_sighup_reloads_and_a_broken_config_is_rejected_while_the_old_one_keeps_running(tmp_path, daemon_factory):
+    path = cfg(tmp_path, daily="100")
+    daemon = daemon_factory(path)
+    daemon.start()
+    switch = tmp_path / "state" / "killswitch.json"
+    path.write_text(path.read_text() + "[guardd.broken\n")
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reload rejected" in daemon.log.read_text())
+    path.write_text(cfg(tmp_path, daily="0.5").read_text())
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "configuration reloaded" in daemon.log.read_text())
+    LedgerWriter(tmp_path / "ledgers" / "a.jsonl").write({"id": "y", "model": "m", "cost": "0.6"})
+    wait_for(lambda: json.loads(switch.read_text())["tripped"])  # the new, lower limit is in force
+    assert daemon.stop() == 0
+
+
+def test_under_journald_lines_carry_priorities_and_no_timestamps(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    LedgerWriter(tmp_path / "ledgers" / "a.jsonl").write({"id": "z", "model": "m", "cost": "2"})
+    result = run_guardd("run", "--once", "-c", str(path), env={"JOURNAL_STREAM": "8:1234"})
+    lines = [line for line in result.stderr.splitlines() if line]
+    assert lines and all(line[:3] in ("<4>", "<6>", "<3>") for line in lines), result.stderr
+    assert any("budget=team" in line for line in lines)
