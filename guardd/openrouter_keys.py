@@ -59,18 +59,24 @@ class KeySwitch:
         for key_hash, name, label, disabled in rows:
             if disabled or not key_matches(budget, name, label, key_hash):
                 continue  # already off (perhaps by a person): not ours to manage
-            try:
-                await self.client.set_disabled(management, key_hash, True)
-            except SourceError as exc:
-                log.error("could not disable OpenRouter key %s: %s", name or key_hash[:8], exc)
-                continue
-            async with self.store.transaction() as conn:
-                await conn.execute(
-                    "UPDATE or_keys SET disabled = 1, disabled_by_guardd = 1, updated_at = ? WHERE hash = ?",
-                    (iso(now), key_hash),
-                )
-            done.append(f"disabled OpenRouter key {name or key_hash[:8]} for budget {budget.name}")
+            if await self._set(management, key_hash, name, True, now):
+                done.append(f"disabled OpenRouter key {name or key_hash[:8]} for budget {budget.name}")
         return done
+
+    async def _set(self, management: str, key_hash: str, name: str | None, disabled: bool, now: datetime) -> bool:
+        """PATCH the key, then record it as guardd's doing (or no longer); False when OpenRouter refused."""
+        try:
+            await self.client.set_disabled(management, key_hash, disabled)
+        except SourceError as exc:
+            verb = "disable" if disabled else "re-enable"
+            log.error("could not %s OpenRouter key %s: %s", verb, name or key_hash[:8], exc)
+            return False
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?",
+                (int(disabled), int(disabled), iso(now), key_hash),
+            )
+        return True
 
     async def _enable(self, budget: Budget, management: str, now: datetime) -> list[str]:
         rows = await self.store.fetchall(
@@ -80,17 +86,8 @@ class KeySwitch:
         for key_hash, name, label in rows:
             if not key_matches(budget, name, label, key_hash) or await self._still_held(key_hash, budget.name):
                 continue
-            try:
-                await self.client.set_disabled(management, key_hash, False)
-            except SourceError as exc:
-                log.error("could not re-enable OpenRouter key %s: %s", name or key_hash[:8], exc)
-                continue
-            async with self.store.transaction() as conn:
-                await conn.execute(
-                    "UPDATE or_keys SET disabled = 0, disabled_by_guardd = 0, updated_at = ? WHERE hash = ?",
-                    (iso(now), key_hash),
-                )
-            done.append(f"re-enabled OpenRouter key {name or key_hash[:8]} (budget {budget.name} released)")
+            if await self._set(management, key_hash, name, False, now):
+                done.append(f"re-enabled OpenRouter key {name or key_hash[:8]} (budget {budget.name} released)")
         return done
 
     async def _still_held(self, key_hash: str, releasing: str) -> bool:

@@ -25,13 +25,9 @@ def parse_when(text: str, tz: ZoneInfo) -> datetime:
 
 
 def _group_key(by: str, dims: Dimensions) -> str | None:
-    if by == "model":
-        return dims.model
-    if by == "key":
-        return dims.key
-    if by == "provider":
-        return dims.provider
-    return dims.get(by.removeprefix("label:"))
+    if by.startswith("label:"):
+        return dict(dims.labels).get(by.removeprefix("label:"))  # a label may be called "model" too
+    return dims.get(by)
 
 
 async def build(

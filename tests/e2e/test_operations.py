@@ -67,3 +67,31 @@ def test_under_journald_lines_carry_priorities_and_no_timestamps(run_guardd, tmp
     lines = [line for line in result.stderr.splitlines() if line]
     assert lines and all(line[:3] in ("<4>", "<6>", "<3>") for line in lines), result.stderr
     assert any("budget=team" in line for line in lines)
+
+
+def test_a_dry_run_decides_but_writes_no_switch_and_sends_nothing(run_guardd, tmp_path, webhook):
+    path = cfg(tmp_path, f'[[notifiers]]\nurl = "{webhook.url}"\n')
+    LedgerWriter(tmp_path / "ledgers" / "a.jsonl").write({"id": "d", "model": "m", "cost": "5"})
+    result = run_guardd("run", "--once", "--dry-run", "-c", str(path))
+    assert result.returncode == 0 and "dry run" in result.stderr and "TRIPPED" in result.stderr
+    assert not (tmp_path / "state" / "killswitch.json").exists() and webhook.bodies == []
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0  # the real run still announces it
+    assert len(webhook.bodies) == 1 and (tmp_path / "state" / "killswitch.json").exists()
+
+
+def test_report_by_label_puts_unlabelled_spend_in_the_null_group(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    writer = LedgerWriter(tmp_path / "ledgers" / "a.jsonl")
+    writer.write({"ts": "2026-11-02T10:00:00Z", "id": "1", "model": "m", "cost": "0.25", "labels": {"team": "a"}})
+    writer.write({"ts": "2026-11-02T11:00:00Z", "id": "2", "model": "m", "cost": "0.50"})
+    assert run_guardd("ingest", str(tmp_path / "ledgers" / "a.jsonl"), "-c", str(path)).returncode == 0
+    out = run_guardd(
+        "report", "--by", "label:team", "--csv", "--since", "2026-11-01", "--until", "2026-11-03", "-c", str(path)
+    ).stdout
+    assert out.splitlines() == ["group,spent,events", "null,0.500000,1", "a,0.250000,1"]
+    days = json.loads(
+        run_guardd(
+            "report", "--by", "day", "--json", "--since", "2026-11-01", "--until", "2026-11-03", "-c", str(path)
+        ).stdout
+    )
+    assert [(r["group"], r["spent"]) for r in days["rows"]] == [("2026-11-02", "0.750000")]
