@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from guardd.adapters.events_store import EventStore
+from guardd.adapters.events_store import EventStore, Sum
 from guardd.config import Config
 from guardd.core.budgets import Budget, Dimensions, Matcher
 from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
@@ -34,6 +34,7 @@ class Evaluator:
         self.remote_staleness = remote_staleness
         self.series: dict[int, Dimensions] = {}
         self._matches: dict[str, list[int]] = {}
+        self._sums: dict[tuple[datetime, datetime], dict[int, Sum]] | None = None
 
     async def refresh_series(self) -> None:
         """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
@@ -74,7 +75,26 @@ class Evaluator:
         return evaluate(budget, spends, now, staleness)
 
     async def evaluate_all(self, now: datetime, only: list[Budget] | None = None) -> list[BudgetEvaluation]:
-        return [await self.evaluate(b, now) for b in (only if only is not None else self.config.budgets)]
+        """Evaluate ``only`` (default: every budget) at ``now``.
+
+        All budgets share the same window instants and differ only in the series they match, so within one
+        call each distinct range is summed once, per series, and every budget adds up its own series from that.
+        """
+        self._sums = {}
+        try:
+            return [await self.evaluate(b, now) for b in (only if only is not None else self.config.budgets)]
+        finally:
+            self._sums = None
+
+    async def _sum(self, series: list[int] | None, start: datetime, end: datetime) -> Sum:
+        if self._sums is None:
+            return await self.events.window_sum(series, start, end)
+        per_series = self._sums.get((start, end))
+        if per_series is None:
+            per_series = self._sums[(start, end)] = await self.events.grouped_sums(None, start, end)
+        if series is None:
+            return sum(per_series.values(), Sum())
+        return sum((per_series[s] for s in series if s in per_series), Sum())
 
     async def _spend(
         self, budget: Budget, series: list[int] | None, window: Window, limit: int, now: datetime, forecast: bool
@@ -82,7 +102,7 @@ class Evaluator:
         # The whole window, not just up to `now`: an event stamped a moment ahead by a client's clock counts.
         spent, unpriced, partial = 0, 0, False
         if budget.source in ("ledger", "max"):
-            total = await self.events.window_sum(series, window.start, window.end)
+            total = await self._sum(series, window.start, window.end)
             spent, unpriced = total.cost, total.unpriced
         if budget.source in ("openrouter", "max"):
             remote = await self.remote_spend(budget, window, now) if self.remote_spend else None
@@ -95,7 +115,7 @@ class Evaluator:
         projection = None
         if forecast and budget.source != "openrouter":
             start = lookback_start(window, now)
-            recent = await self.events.window_sum(series, start, now)
+            recent = await self._sum(series, start, now)
             projection = project(window, now, spent, recent.cost, recent.events, limit)
         return WindowSpend(window, limit, spent, unpriced, projection, partial)
 
