@@ -122,8 +122,8 @@ def parse_cost(value: object, max_event_cost: Money) -> Money | None:
     else:
         try:
             cost = parse_money(value)
-        except MoneyError:
-            raise BadLine(f"cost is not a number: {str(value)[:40]!r}") from None
+        except MoneyError as exc:
+            raise BadLine(f"cost: {str(exc)[:80]}") from None
     if cost < 0:
         raise BadLine("cost is negative")
     if cost > max_event_cost:
