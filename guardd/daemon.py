@@ -1,13 +1,14 @@
 """``guardd run``: startup → serve → bounded graceful shutdown, in uvicorn's shape.
 
-- New ledger lines wake the tailer through inotify (watchfiles) within milliseconds; a 1 s stat poll stays as the
+- New ledger lines wake the tailer through inotify (watchfiles) within milliseconds; a 2 s stat poll stays as the
   correctness backstop. Stored events trigger, debounced, the evaluation of just the budgets they touch.
 - APScheduler runs the periodic work, each job with an explicit zone, ``max_instances=1``, ``coalesce`` and a
   generous ``misfire_grace_time``: full evaluation, outbox delivery, OpenRouter polling, price refresh, the
   daily digest (idempotent per local date) and a date job at the next window boundary so a rollover releases
   the switch at that instant.
 - Signals only set flags: SIGTERM/SIGINT request the stop (a second SIGINT exits at once); SIGHUP reloads the
-  configuration, keeping the old one when the new one is invalid.
+  configuration, keeping the old one when the new one is invalid; a reload rebuilds every job, the file watch and
+  the OpenRouter poller from the new configuration (a new ``state_dir`` takes a restart).
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class Daemon:
         self.sd = Notifier()
         self.remote: Any = None
         self.checks: Any = None
+        self.scheduler: Any = None
+        self.watch_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self._build(config)
 
     def _build(self, config: Config) -> None:
@@ -131,10 +135,11 @@ class Daemon:
             log.info("took over %d notification(s) left mid-delivery by a previous run", freed)
         loop = asyncio.get_running_loop()
         self._signals(loop)
-        scheduler = AsyncIOScheduler(timezone=self.config.zone)
+        scheduler = self.scheduler = AsyncIOScheduler(timezone=self.config.zone)
         self._schedule(scheduler)
         scheduler.start()
-        tasks = [asyncio.create_task(self._tail_loop(), name="tail"), asyncio.create_task(self._watch(), name="watch")]
+        self.watch_task = asyncio.create_task(self._watch(), name="watch")
+        tasks = [asyncio.create_task(self._tail_loop(), name="tail")]
         interval = self.sd.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
@@ -155,6 +160,7 @@ class Daemon:
         self.sd.send("STOPPING=1")
         log.info("stopping")
         scheduler.shutdown(wait=False)
+        tasks.append(self.watch_task)
         for task in tasks:
             task.cancel()
         _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
@@ -177,6 +183,9 @@ class Daemon:
             self._guard(self.evaluate), IntervalTrigger(seconds=every, timezone=tz), id="evaluate", **common
         )
         scheduler.add_job(self._guard(self._deliver), IntervalTrigger(seconds=2, timezone=tz), id="deliver", **common)
+        for optional in ("openrouter", "digest"):  # a reload may have removed them
+            if scheduler.get_job(optional) is not None:
+                scheduler.remove_job(optional)
         orr = self.config.settings.openrouter
         if orr is not None:
             self.setup_remote()
@@ -269,9 +278,12 @@ class Daemon:
             return
         from watchfiles import awatch
 
+        # awatch sets its stop_event when cancelled (to stop its watcher thread): give it its own, or cancelling
+        # this watch on a reload would stop the whole daemon.
+        own_stop = asyncio.Event()
         try:
             async for _changes in awatch(
-                *folders, debounce=20, step=20, recursive=True, watch_filter=None, stop_event=self.stop
+                *folders, debounce=20, step=20, recursive=True, watch_filter=None, stop_event=own_stop
             ):
                 self.wake.set()
         except (OSError, RuntimeError) as exc:
@@ -295,7 +307,13 @@ class Daemon:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_stop, sig)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(self.reload()))
+
+        def on_reload() -> None:
+            task = loop.create_task(self.reload())
+            self._background.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._background.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_reload)
 
     async def reload(self) -> None:
         self.sd.send("RELOADING=1")
@@ -306,10 +324,23 @@ class Daemon:
             self.sd.send("READY=1")
             return
         if config.db_path != self.config.db_path:
-            log.warning("state_dir changed; that takes a restart, not a reload")
+            log.error(
+                "reload rejected: state_dir changed (%s -> %s); that takes a restart",
+                self.config.db_path,
+                config.db_path,
+            )
+            self.sd.send("READY=1")
+            return
         self.tailer.close()
+        if self.remote is not None:
+            await self.remote.aclose()  # keys, base_url or timeout may have changed
+            self.remote = None
         self._build(config)
-        self.setup_remote()
+        if self.scheduler is not None:
+            self._schedule(self.scheduler)
+        if self.watch_task is not None:  # watched folders follow the new ledgers
+            self.watch_task.cancel()
+            self.watch_task = asyncio.create_task(self._watch(), name="watch")
         await self.evaluator.refresh_series()
         await self.evaluate()
         self.sd.send("READY=1", f"STATUS={self._summary()}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -188,7 +188,3 @@ class RemotePoller:
         if priced and not self.dry_run:
             count = await self.events.set_cost(priced)
             log.info("priced %d ledger event(s) from the model catalog", count)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from guardd.adapters import killswitch
@@ -118,7 +118,3 @@ def check_result(evaluations: list[BudgetEvaluation], switch_tripped: bool) -> t
     word = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
     summary = ", ".join(problems) if problems else f"{len(evaluations)} budget(s) within limits"
     return worst, f"GUARDD {word} - {summary} | {' '.join(perf)}".rstrip(" |")
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -301,26 +301,6 @@ class Tailer:
         tracked.fp = fingerprint(tracked.fd) if size else None
         return results
 
-    def status(self) -> list[dict[str, object]]:
-        out: list[dict[str, object]] = []
-        for tracked in self.tracked.values():
-            try:
-                size = os.fstat(tracked.fd).st_size
-            except OSError:
-                size = tracked.offset
-            out.append(
-                {
-                    "path": tracked.path,
-                    "offset": tracked.offset,
-                    "size": size,
-                    "events": tracked.events,
-                    "quarantined": tracked.quarantined,
-                    "last_event_ms": tracked.last_event_ms,
-                    "rotated": tracked.rotated_at is not None,
-                }
-            )
-        return out
-
 
 def _same_file(path: str, st: os.stat_result) -> bool:
     try:

@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from guardd.core.evaluate import SEVERITY, BudgetEvaluation, WindowEvaluation
+from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.money import Money, format_human
 
 HYSTERESIS_POINTS = 10.0
@@ -204,9 +204,3 @@ _WHAT_ORDER = ("fresh", "resolved", "reset", "forecast", "threshold", "stale", "
 
 def _what_rank(what: str) -> int:
     return _WHAT_ORDER.index(what)
-
-
-def overall_severity(state: str) -> str:
-    """Map an evaluation state to the notification severity scale (info < warning < critical)."""
-    rank = SEVERITY[state]
-    return "critical" if rank >= SEVERITY["critical"] else "warning" if rank >= SEVERITY["warning"] else "info"

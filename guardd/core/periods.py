@@ -113,11 +113,6 @@ def window_at(kind: Kind | str, tz: ZoneInfo, now: datetime, week_start: int = 0
     return Window(kind.value, start.astimezone(UTC), end.astimezone(UTC))
 
 
-def next_reset(kind: Kind | str, tz: ZoneInfo, now: datetime, week_start: int = 0) -> datetime:
-    """Return the instant the window of ``kind`` containing ``now`` ends (when its spend resets)."""
-    return window_at(kind, tz, now, week_start).end
-
-
 def rolling_window(length: timedelta, now: datetime) -> Window:
     """Return the sliding window ``[now - length, now)`` named ``rolling:<length>``, in UTC."""
     end = now.astimezone(UTC)
