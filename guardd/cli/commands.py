@@ -286,11 +286,35 @@ async def _release(ctx: Context, scope: str, by: str, reason: str, until: dateti
     if scope == GLOBAL_SCOPE:
         return
     if until is None:
-        # Hold the release until the tripping window resets, so the same window does not trip it again.
-        previous = await ctx.state.switch_doc()
-        held = previous.scopes.get(scope) if previous else None
-        until = held.until if held is not None else None
+        until = await _window_reset(ctx, scope, now)
+        if until is None:
+            print(
+                f"guardd: note: {scope}'s release has no natural end; it lasts until removed (or use --for)",
+                file=sys.stderr,
+            )
     await ctx.state.set_override(Override(scope, "released", by, reason, until), now)
+
+
+async def _window_reset(ctx: Context, scope: str, now: datetime) -> datetime | None:
+    """When the window that tripped ``scope`` resets: the end of an automatic release hold.
+
+    Derived from the tripping window itself, because with ``release = "manual"`` the scope's own ``until`` is
+    null — taking that would make the release last forever.
+    """
+    from guardd.core.periods import Kind, window_at
+
+    previous = await ctx.state.switch_doc()
+    held = previous.scopes.get(scope) if previous else None
+    if held is None:
+        return None
+    if held.until is not None:
+        return held.until
+    settings = ctx.config.settings.guardd
+    if held.window in {k.value for k in Kind}:
+        return window_at(held.window, settings.zone, now, settings.weekday).end
+    if held.window and held.window.startswith("rolling:"):
+        return now + parse_duration(held.window.removeprefix("rolling:"))
+    return None
 
 
 async def cmd_silence(args: Namespace) -> int:

@@ -52,11 +52,13 @@ def test_sighup_reloads_and_a_broken_config_is_rejected_while_the_old_one_keeps_
     path.write_text(path.read_text() + "[guardd.broken\n")
     daemon.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload rejected" in daemon.log.read_text())
-    path.write_text(cfg(tmp_path, daily="0.5").read_text())
+    (tmp_path / "moved").mkdir()
+    path.write_text(cfg(tmp_path, daily="0.5").read_text().replace("ledgers/*.jsonl", "moved/*.jsonl"))
     daemon.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "configuration reloaded" in daemon.log.read_text())
-    LedgerWriter(tmp_path / "ledgers" / "a.jsonl").write({"id": "y", "model": "m", "cost": "0.6"})
-    wait_for(lambda: json.loads(switch.read_text())["tripped"])  # the new, lower limit is in force
+    LedgerWriter(tmp_path / "moved" / "a.jsonl").write({"id": "y", "model": "m", "cost": "0.6"})
+    # the new ledger folder is followed and the new, lower limit is in force
+    wait_for(lambda: json.loads(switch.read_text())["tripped"], timeout=10)
     assert daemon.stop() == 0
 
 
@@ -95,3 +97,14 @@ def test_report_by_label_puts_unlabelled_spend_in_the_null_group(run_guardd, tmp
         ).stdout
     )
     assert [(r["group"], r["spent"]) for r in days["rows"]] == [("2026-11-02", "0.750000")]
+
+
+def test_a_release_under_manual_release_holds_until_the_window_resets_not_forever(run_guardd, tmp_path):
+    path = cfg(tmp_path, '[killswitch]\nrelease = "manual"\n')
+    LedgerWriter(tmp_path / "ledgers" / "a.jsonl").write({"id": "m", "model": "m", "cost": "3"})
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    switch = json.loads((tmp_path / "state" / "killswitch.json").read_text())
+    assert switch["scopes"]["team"]["tripped"] and switch["scopes"]["team"]["until"] is None
+    assert run_guardd("killswitch", "release", "--budget", "team", "-c", str(path)).returncode == 0
+    override = json.loads((tmp_path / "state" / "killswitch.json").read_text())["scopes"]["team"]["override"]
+    assert override["state"] == "released" and override["until"] is not None
