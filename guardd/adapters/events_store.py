@@ -15,48 +15,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from guardd.adapters.store import Store
 from guardd.core.budgets import Dimensions
+from guardd.errors import StoreError
 
 T = TypeVar("T")
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-
-
-@dataclass(slots=True)
-class EventRow:
-    """A parsed event ready to store. ``series`` is a series signature until the store assigns its id."""
-
-    k: str
-    kh: int
-    ts: int
-    sig: str
-    cost: int | None
-    prompt_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    cached_tokens: int
-    ok: int
-
-    def values(self, series: int) -> tuple[object, ...]:
-        return (
-            self.kh,
-            self.k,
-            self.ts,
-            series,
-            self.cost,
-            self.prompt_tokens,
-            self.completion_tokens,
-            self.reasoning_tokens,
-            self.cached_tokens,
-            self.ok,
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +38,92 @@ class QuarantinedLine:
     offset: int
     reason: str
     excerpt: str
+
+
+Row = tuple[str, int, int, int | None]
+"""A stored event: ``(key, ts in Unix ms, series id, cost in pico-dollars or None when unpriced)``."""
+Tokens = tuple[str, int, int, int, int]
+"""Token counts of an unpriced event (what pricing it needs): ``(key, prompt, completion, reasoning, cached)``."""
+
+
+@dataclass(slots=True)
+class Parsed:
+    """A batch of parsed lines, ready for :meth:`EventStore.write_batch`. ``rows`` and ``tokens`` are keyed by
+    event key: a later line with the same key replaced an earlier one (``duplicates`` counts those).
+
+    Built by a parser, possibly in a worker process; :meth:`pack` and :meth:`unpack` carry it across. An
+    unpacked batch keeps its rows packed (``packed_rows``) until the store's own thread iterates them, so that
+    the writing process never has two threads busy in Python at once: SQLite releases the GIL on every row,
+    and a second busy thread would make it wait for the GIL on every row.
+    """
+
+    start: int
+    end: int
+    lines: int = 0
+    duplicates: int = 0
+    rows: dict[str, Row] = field(default_factory=dict)
+    tokens: dict[str, Tokens] = field(default_factory=dict)
+    series: dict[int, str] = field(default_factory=dict)
+    bad: list[QuarantinedLine] = field(default_factory=list)
+    hours: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    """Spend of the rows per (hour, series) as ``[cost, events, unpriced]``, as if every row were new: summed
+    by the parser, corrected by the store for keys it already had."""
+    packed_rows: bytes | None = None
+    count: int = 0
+    max_ts: int | None = None
+
+    @classmethod
+    def of(cls, events: Sequence[tuple[str, int, str, int | None, int, int]]) -> Parsed:
+        """Build a batch from ``(key, ts, series signature, cost, prompt tokens, completion tokens)`` events
+        that come from somewhere other than a ledger line (tests, tools). A later event with a key wins."""
+        parsed = cls(0, 0, lines=len(events))
+        for k, ts, sig, cost, prompt, completion in events:
+            if k in parsed.rows:
+                parsed.duplicates += 1
+                _k, old_ts, old_sid, old_cost = parsed.rows[k]
+                _add(parsed.hours, old_ts, old_sid, old_cost, -1)
+            sid = series_id(sig)
+            parsed.series[sid] = sig
+            parsed.rows[k] = (k, ts, sid, cost)
+            _add(parsed.hours, ts, sid, cost, +1)
+            if cost is None:
+                parsed.tokens[k] = (k, prompt, completion, 0, 0)
+            else:
+                parsed.tokens.pop(k, None)
+        parsed.close()
+        return parsed
+
+    def close(self) -> None:
+        """Record the row count and the latest time (the parser calls this when the batch is complete)."""
+        self.count = len(self.rows)
+        self.max_ts = max((row[1] for row in self.rows.values()), default=None)
+
+    def row_iter(self) -> Iterator[Row]:
+        """The rows, unpacked lazily: in whichever thread iterates them."""
+        if self.packed_rows is None:
+            yield from self.rows.values()
+        else:
+            yield from marshal.loads(self.packed_rows)
+
+    def row_dict(self) -> dict[str, Row]:
+        if self.packed_rows is not None:
+            self.rows = {row[0]: row for row in marshal.loads(self.packed_rows)}
+            self.packed_rows = None
+        return self.rows
+
+    def pack(self) -> bytes:
+        """Serialise for another process: marshal, about three times faster than pickle for these plain types
+        (both ends are the same interpreter, which is all marshal requires)."""
+        bad = [(q.source, q.path, q.offset, q.reason, q.excerpt) for q in self.bad]
+        rows = marshal.dumps(list(self.rows.values()))
+        fields = (self.start, self.end, self.lines, self.duplicates, rows, self.tokens, self.series, bad)
+        return marshal.dumps((*fields, self.hours, self.count, self.max_ts))
+
+    @classmethod
+    def unpack(cls, data: bytes) -> Parsed:
+        start, end, lines, dups, rows, tokens, series, bad, hours, count, max_ts = marshal.loads(data)
+        bad = [QuarantinedLine(*q) for q in bad]
+        return cls(start, end, lines, dups, {}, tokens, series, bad, hours, rows, count, max_ts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +167,11 @@ def series_sig(model: str, key: str | None, provider: str | None, labels: dict[s
     return json.dumps([model, key, provider, sorted(labels.items())], separators=(",", ":"), ensure_ascii=False)
 
 
+def series_id(sig: str) -> int:
+    """Return the id of the series with signature ``sig``: a signed 64-bit hash, the same in every process."""
+    return int.from_bytes(hashlib.blake2b(sig.encode(), digest_size=8).digest(), "big", signed=True)
+
+
 def dims_of(sig: str) -> Dimensions:
     model, key, provider, labels = json.loads(sig)
     return Dimensions(model, key, provider, tuple((k, v) for k, v in labels))
@@ -149,105 +212,68 @@ class EventStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._series: dict[str, int] = {}
+        self._known: set[int] = set()
 
     # ---- series -------------------------------------------------------------------------------------------
     async def load_series(self) -> dict[int, Dimensions]:
         rows = await self.store.fetchall("SELECT id, sig FROM series")
-        self._series = {sig: sid for sid, sig in rows}
+        self._known = {sid for sid, _ in rows}
         return {sid: dims_of(sig) for sid, sig in rows}
 
-    async def _series_ids(self, sigs: Iterable[str]) -> dict[str, int]:
-        missing = [s for s in set(sigs) if s not in self._series]
-        if missing:
-            conn = self.store.conn
-            await conn.executemany(
-                "INSERT OR IGNORE INTO series(sig, model, key, provider, labels) VALUES (?, ?, ?, ?, ?)",
-                [(s, *_sig_columns(s)) for s in missing],
-            )
-            for chunk in _chunks(missing, 500):
-                marks = ",".join("?" * len(chunk))
-                for sid, sig in await self.store.fetchall(f"SELECT id, sig FROM series WHERE sig IN ({marks})", chunk):
-                    self._series[sig] = sid
-        return self._series
+    async def _add_series(self, series: dict[int, str]) -> None:
+        missing = [(sid, sig) for sid, sig in series.items() if sid not in self._known]
+        if not missing:
+            return
+        conn = self.store.conn
+        await conn.executemany(
+            "INSERT OR IGNORE INTO series(id, sig, model, key, provider, labels) VALUES (?, ?, ?, ?, ?, ?)",
+            [(sid, sig, *_sig_columns(sig)) for sid, sig in missing],
+        )
+        for chunk in _chunks(missing, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.store.fetchall(f"SELECT id, sig FROM series WHERE id IN ({marks})", [i for i, _ in chunk])
+            stored: dict[int, str] = {sid: sig for sid, sig in rows}
+            for sid, sig in chunk:
+                if stored.get(sid) != sig:  # two signatures with one 64-bit hash: never merge their spend
+                    raise StoreError(f"series id collision between {sig!r} and {stored.get(sid)!r}")
+                self._known.add(sid)
 
     # ---- writing ------------------------------------------------------------------------------------------
-    async def write_batch(
-        self,
-        rows: Sequence[EventRow],
-        quarantined: Sequence[QuarantinedLine] = (),
-        checkpoint: Checkpoint | None = None,
-    ) -> BatchResult:
-        """Store ``rows`` (in order; a later row with the same key wins), ``quarantined`` and ``checkpoint``
-        in one transaction and return what happened."""
-        result = BatchResult(quarantined=len(quarantined))
-        latest: dict[str, EventRow] = {}
-        for row in rows:
-            if row.k in latest:
-                result.duplicates += 1
-            latest[row.k] = row
+    async def write_batch(self, parsed: Parsed, checkpoint: Checkpoint | None = None) -> BatchResult:
+        """Store ``parsed`` (its rows, unpriced token counts, series and quarantined lines) and ``checkpoint`` in
+        one transaction and return what happened. A key already stored is a duplicate; if its line changed (a
+        later streaming snapshot, a re-priced line) the stored event and the rollups are corrected: last line
+        wins."""
+        result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
         async with self.store.transaction() as conn:
-            ids = await self._series_ids({r.sig for r in latest.values()})
+            await self._add_series(parsed.series)
             async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
                 before = (await cur.fetchone() or (0,))[0]
-            # Fast path: insert everything; the unique hash index ignores what is already there.
+            # Fast path: insert everything; the unique key index ignores what is already there.
             changes = conn.total_changes
             await conn.executemany(
-                "INSERT OR IGNORE INTO events(kh, k, ts, series, cost, prompt_tokens, completion_tokens,"
-                " reasoning_tokens, cached_tokens, ok) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                [r.values(ids[r.sig]) for r in latest.values()],
+                "INSERT OR IGNORE INTO events(k, ts, series, cost) VALUES (?,?,?,?)", parsed.row_iter()
             )
             inserted = conn.total_changes - changes
-            ignored = {} if inserted == len(latest) else await self._ignored(latest, before)
-            # Roll up what was just inserted in SQL: one pass over a rowid range, no Python loop per row.
-            await conn.execute(
-                "INSERT INTO rollups(level, bucket, series, cost, events, unpriced) "
-                f"SELECT 0, ts / {HOUR_MS}, series, coalesce(sum(cost), 0), count(*), count(*) - count(cost) "
-                "FROM events WHERE id > ? GROUP BY 2, 3 ORDER BY 2, 3 "
-                "ON CONFLICT(level, bucket, series) DO UPDATE SET cost = cost + excluded.cost, "
-                "events = events + excluded.events, unpriced = unpriced + excluded.unpriced",
-                (before,),
-            )
-            await conn.execute(
-                "INSERT INTO rollups(level, bucket, series, cost, events, unpriced) "
-                f"SELECT 1, ts / {DAY_MS}, series, coalesce(sum(cost), 0), count(*), count(*) - count(cost) "
-                "FROM events WHERE id > ? GROUP BY 2, 3 ORDER BY 2, 3 "
-                "ON CONFLICT(level, bucket, series) DO UPDATE SET cost = cost + excluded.cost, "
-                "events = events + excluded.events, unpriced = unpriced + excluded.unpriced",
-                (before,),
-            )
-            async with conn.execute(
-                "SELECT series, count(*), count(*) - count(cost), max(ts) FROM events WHERE id > ? GROUP BY series",
-                (before,),
-            ) as cur:
-                async for series, count, unpriced, max_ts in cur:
-                    result.stored += count
-                    result.unpriced += unpriced
-                    result.series.add(series)
-                    result.max_ts = max_ts if result.max_ts is None else max(result.max_ts, max_ts)
-            hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-            updates = []
-            for k, (eid, old_ts, old_series, old_cost) in ignored.items():
-                row = latest[k]
-                series = ids[row.sig]
-                result.duplicates += 1
-                if (old_ts, old_series, old_cost) != (row.ts, series, row.cost):
-                    _add(hours, old_ts, old_series, old_cost, -1)
-                    _add(hours, row.ts, series, row.cost, +1)
-                    updates.append((*row.values(series)[2:], eid))
-                    result.series.update((old_series, series))
-            if updates:
-                await conn.executemany(
-                    "UPDATE events SET ts=?, series=?, cost=?, prompt_tokens=?, completion_tokens=?,"
-                    " reasoning_tokens=?, cached_tokens=?, ok=? WHERE id=?",
-                    updates,
-                )
+            hours = parsed.hours
+            result.stored = inserted
+            result.unpriced = sum(entry[2] for entry in hours.values())
+            result.series = {sid for _hour, sid in hours}
+            result.max_ts = parsed.max_ts
+            if inserted < parsed.count:
+                await self._correct(parsed.row_dict(), before, hours, result)
             await self._apply(hours)
-            if quarantined:
+            if parsed.tokens:
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO unpriced(k, prompt_tokens, completion_tokens, reasoning_tokens,"
+                    " cached_tokens) VALUES (?,?,?,?,?)",
+                    parsed.tokens.values(),
+                )
+            if parsed.bad:
                 now = datetime.now(UTC).isoformat()
                 await conn.executemany(
                     "INSERT OR IGNORE INTO quarantine(source, path, offset, reason, excerpt, at) VALUES (?,?,?,?,?,?)",
-                    [(q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in quarantined],
+                    [(q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in parsed.bad],
                 )
             if checkpoint is not None:
                 # The caller's checkpoint counts events before this batch; add what the batch stored.
@@ -259,62 +285,45 @@ class EventStore:
                 )
         return result
 
-    async def _ignored(self, latest: dict[str, EventRow], before: int) -> dict[str, tuple[int, int, int, int | None]]:
-        """Return the rows of ``latest`` that the insert ignored, keyed by event key, with the stored event's
-        ``(id, ts, series, cost)``. A hash shared by two *different* keys (a 64-bit collision) is resolved by
-        re-hashing the newcomer until it inserts, so no event is ever merged with another."""
+    async def _correct(
+        self, rows: dict[str, Row], before: int, hours: dict[tuple[int, int], list[int]], result: BatchResult
+    ) -> None:
+        """Handle the rows the insert ignored because their key was already stored: count them as duplicates,
+        take them out of ``hours`` (which counted every row as new), and where the line changed, update the
+        stored event and move its spend from the old line's hour and series to the new one's."""
         conn = self.store.conn
-        found: dict[int, tuple[str, int, int, int, int | None]] = {}
-        hashes = [r.kh for r in latest.values()]
-        for chunk in _chunks(hashes, 5000):
+        updates: list[tuple[int, int, int | None, int]] = []
+        priced: list[tuple[str]] = []
+        for chunk in _chunks(list(rows), 5000):
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT kh, k, id, ts, series, cost FROM events WHERE id <= ? AND kh IN ({marks})"
+            sql = f"SELECT k, id, ts, series, cost FROM events WHERE id <= ? AND k IN ({marks})"
             async with conn.execute(sql, [before, *chunk]) as cur:
-                async for kh, k, eid, ts, series, cost in cur:
-                    found[kh] = (k, eid, ts, series, cost)
-        ignored: dict[str, tuple[int, int, int, int | None]] = {}
-        for k, row in latest.items():
-            hit = found.get(row.kh)
-            if hit is None:
-                continue
-            if hit[0] == k:
-                ignored[k] = hit[1:]
-                continue
-            salt = 0
-            while True:  # a genuine collision: this key lives under a salted hash
-                salt += 1
-                row.kh = int.from_bytes(
-                    hashlib.blake2b(f"{k}#{salt}".encode(), digest_size=8).digest(), "big", signed=True
-                )
-                async with conn.execute("SELECT k, id, ts, series, cost FROM events WHERE kh = ?", (row.kh,)) as cur:
-                    other = await cur.fetchone()
-                if other is None:
-                    await conn.execute(
-                        "INSERT INTO events(kh, k, ts, series, cost, prompt_tokens, completion_tokens,"
-                        " reasoning_tokens, cached_tokens, ok) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        row.values(self._series[row.sig]),
-                    )
-                    break
-                if other[0] == k and other[1] <= before:
-                    ignored[k] = tuple(other[1:])
-                    break
-        return ignored
+                async for k, eid, old_ts, old_series, old_cost in cur:
+                    _, ts, series, cost = rows[k]
+                    result.duplicates += 1
+                    result.unpriced -= cost is None
+                    if (old_ts, old_series, old_cost) == (ts, series, cost):
+                        _add(hours, ts, series, cost, -1)  # already counted when it was stored
+                        continue
+                    _add(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
+                    updates.append((ts, series, cost, eid))
+                    if cost is not None and old_cost is None:
+                        priced.append((k,))
+                    result.series.add(old_series)
+        if updates:
+            await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", updates)
+        if priced:
+            await conn.executemany("DELETE FROM unpriced WHERE k = ?", priced)
 
     async def _apply(self, hours: dict[tuple[int, int], list[int]]) -> None:
         """Add per-(hour, series) deltas ``[cost, events, unpriced]`` to the hour and UTC-day rollups."""
-        deltas: dict[tuple[int, int, int], list[int]] = {}
-        for (hour, series), (cost, events, unpriced) in hours.items():
-            for key in ((0, hour, series), (1, hour // 24, series)):
-                entry = deltas.setdefault(key, [0, 0, 0])
-                entry[0] += cost
-                entry[1] += events
-                entry[2] += unpriced
-        await self.store.conn.executemany(
+        upsert = (
             "INSERT INTO rollups(level, bucket, series, cost, events, unpriced) VALUES (?,?,?,?,?,?) "
             "ON CONFLICT(level, bucket, series) DO UPDATE SET cost = cost + excluded.cost, "
-            "events = events + excluded.events, unpriced = unpriced + excluded.unpriced",
-            [(lv, b, s, c, e, u) for (lv, b, s), (c, e, u) in deltas.items() if c or e or u],
+            "events = events + excluded.events, unpriced = unpriced + excluded.unpriced"
         )
+        await self.store.conn.executemany(upsert, _hour_rows(hours))
+        await self.store.conn.executemany(upsert, _day_rows(hours))
 
     async def _save_checkpoint(self, cp: Checkpoint) -> None:
         await self.store.conn.execute(
@@ -360,6 +369,10 @@ class EventStore:
                     "UPDATE events SET cost = ? WHERE id = ? AND cost IS NULL",
                     [(costs[eid], eid) for eid, _, _ in found],
                 )
+                await conn.executemany(
+                    "DELETE FROM unpriced WHERE k = (SELECT k FROM events WHERE id = ?)",
+                    [(eid,) for eid, _, _ in found],
+                )
             await self._apply(hours)
         return count
 
@@ -401,9 +414,9 @@ class EventStore:
     async def unpriced_events(self, limit: int = 5000) -> list[tuple[int, str, int, int, int, int, str | None]]:
         """Return unpriced events: ``(id, model, prompt, completion, reasoning, cached, generation id)``."""
         rows = await self.store.fetchall(
-            "SELECT e.id, s.model, e.prompt_tokens, e.completion_tokens, e.reasoning_tokens, e.cached_tokens,"
-            " CASE WHEN e.k LIKE 'g:%' THEN substr(e.k, 3) END FROM events e JOIN series s ON s.id = e.series"
-            " WHERE e.cost IS NULL LIMIT ?",
+            "SELECT e.id, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
+            " CASE WHEN e.k LIKE 'g:%' THEN substr(e.k, 3) END FROM unpriced u JOIN events e ON e.k = u.k"
+            " JOIN series s ON s.id = e.series WHERE e.cost IS NULL LIMIT ?",
             (limit,),
         )
         return [tuple(r) for r in rows]
@@ -414,10 +427,32 @@ class EventStore:
 
 
 def _add(hours: dict[tuple[int, int], list[int]], ts: int, series: int, cost: int | None, sign: int) -> None:
-    entry = hours[(ts // HOUR_MS, series)]
+    entry = hours.setdefault((ts // HOUR_MS, series), [0, 0, 0])
     entry[0] += sign * (cost or 0)
     entry[1] += sign
     entry[2] += sign * (cost is None)
+
+
+def _hour_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
+    # Generators, so that the store's thread (which iterates them) does this work, not the event loop's.
+    for (hour, series), (cost, events, unpriced) in hours.items():
+        if cost or events or unpriced:
+            yield (0, hour, series, cost, events, unpriced)
+
+
+def _day_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
+    days: dict[tuple[int, int], list[int]] = {}
+    for (hour, series), (cost, events, unpriced) in hours.items():
+        entry = days.get((hour // 24, series))
+        if entry is None:
+            days[(hour // 24, series)] = [cost, events, unpriced]
+        else:
+            entry[0] += cost
+            entry[1] += events
+            entry[2] += unpriced
+    for (day, series), (cost, events, unpriced) in days.items():
+        if cost or events or unpriced:
+            yield (1, day, series, cost, events, unpriced)
 
 
 def _sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:

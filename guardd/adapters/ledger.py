@@ -25,13 +25,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guardd.adapters.events_store import BatchResult, Checkpoint, EventRow, EventStore, QuarantinedLine
-from guardd.adapters.ledger_lines import LineParser, fingerprint, iter_lines, tail_hash
+from guardd.adapters.events_store import BatchResult, Checkpoint, EventStore, Parsed
+from guardd.adapters.ledger_lines import fingerprint, iter_blocks, tail_hash
+from guardd.adapters.ledger_parse import LineParser
 from guardd.core.money import Money
 
 log = logging.getLogger("guardd.ledger")
 
-BATCH_LINES = 20_000
+BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 DRAIN_QUIET = 30.0
 
 
@@ -77,31 +78,20 @@ class _Tracked:
         )
 
 
-Batch = tuple[list[EventRow], list[QuarantinedLine], int, int]
+def read_batch(
+    fd: int, fp: str, path: str, parser: LineParser, start: int, stop: int | None = None, limit: int = BATCH_BYTES
+) -> Parsed:
+    """Read and parse the complete lines of ``fd`` from ``start`` (to ``stop``), about ``limit`` bytes of them.
 
-
-def read_batch(fd: int, fp: str, path: str, parser: LineParser, start: int, stop: int | None = None) -> Batch:
-    """Read up to ``BATCH_LINES`` complete lines of ``fd`` from ``start``.
-
-    Return ``(rows, quarantined, non-empty lines, end offset)``; ``end == start`` when nothing complete is left.
+    ``end == start`` in the result when nothing complete is left.
     """
-    rows: list[EventRow] = []
-    bad: list[QuarantinedLine] = []
-    lines = 0
-    end = start
-    for line, line_end in iter_lines(fd, start, stop):
-        end = line_end
-        parsed = parser.parse(line, fp, path)
-        if parsed is None:
-            continue
-        lines += 1
-        if isinstance(parsed, EventRow):
-            rows.append(parsed)
-        else:
-            bad.append(parsed)
-        if lines >= BATCH_LINES:
+    parsed = Parsed(start, start)
+    for block in iter_blocks(fd, start, stop):
+        parser.parse_block(block, fp, path, parsed)
+        if parsed.end - start >= limit:
             break
-    return rows, bad, lines, end
+    parser.finish(parsed)
+    return parsed
 
 
 class Tailer:
@@ -258,17 +248,15 @@ class Tailer:
         assert fp is not None
         parser = self.parsers[tracked.spec.pattern]
         while True:
-            rows, bad, _lines, end = await asyncio.to_thread(
-                read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset
-            )
-            if end == tracked.offset:
+            parsed = await asyncio.to_thread(read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset)
+            if parsed.end == tracked.offset:
                 break
-            tracked.offset = end
-            tracked.quarantined += len(bad)
+            tracked.offset = parsed.end
+            tracked.quarantined += len(parsed.bad)
             # The checkpoint goes into the batch's own transaction: both land, or neither does.
             checkpoint = tracked.checkpoint(size)
             tracked.tail = checkpoint.tail
-            result = await self.events.write_batch(rows, bad, checkpoint)
+            result = await self.events.write_batch(parsed, checkpoint)
             tracked.events += result.stored
             if result.max_ts is not None:
                 tracked.last_event_ms = max(result.max_ts, tracked.last_event_ms or 0)
@@ -287,11 +275,11 @@ class Tailer:
                 parser = self.parsers[tracked.spec.pattern]
                 position = old_offset
                 while True:
-                    rows, bad, _lines, end = await asyncio.to_thread(read_batch, fd, old_fp, copy, parser, position)
-                    if end == position:
+                    parsed = await asyncio.to_thread(read_batch, fd, old_fp, copy, parser, position)
+                    if parsed.end == position:
                         break
-                    results.append(await self.events.write_batch(rows, bad, None))
-                    position = end
+                    results.append(await self.events.write_batch(parsed, None))
+                    position = parsed.end
             finally:
                 os.close(fd)
             log.info("read the tail of a copy-truncated ledger from its copy", extra={"ctx": {"ledger": copy}})

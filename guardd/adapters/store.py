@@ -12,7 +12,7 @@ or RFC 3339 UTC text (state rows, for people reading the database by hand).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -20,9 +20,9 @@ import aiosqlite
 
 from guardd.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-MIGRATIONS: dict[int, str] = {
+MIGRATIONS: dict[int, str | Callable[[aiosqlite.Connection], Awaitable[None]]] = {
     1: """
 CREATE TABLE series (
     id INTEGER PRIMARY KEY,
@@ -121,6 +121,49 @@ CREATE TABLE prices (model TEXT PRIMARY KEY, pricing TEXT NOT NULL, fetched_at T
 }
 
 
+async def _v2_narrow_events(conn: aiosqlite.Connection) -> None:
+    """Schema 2, for ingestion speed: an event row is only (key, time, series, cost), with one unique index on
+    the key text instead of a hash column; token counts live in ``unpriced`` while an event waits for a price;
+    and a series id is the 64-bit hash of its signature, so that parsers in other processes can name it."""
+    from guardd.adapters.events_store import series_id  # the store module must not import its users at load
+
+    async with conn.execute("SELECT id, sig FROM series") as cur:
+        mapping = [(old, series_id(sig)) for old, sig in await cur.fetchall()]
+    for statement in _statements("""
+CREATE TEMP TABLE series_map (old INTEGER PRIMARY KEY, new INTEGER NOT NULL);
+CREATE TABLE events_v2 (
+    id INTEGER PRIMARY KEY,
+    k TEXT NOT NULL UNIQUE,            -- dedupe key: 'g:<generation id>' or 'h:<hash of file, offset, line>'
+    ts INTEGER NOT NULL,               -- Unix ms, UTC
+    series INTEGER NOT NULL,           -- series.id
+    cost INTEGER                       -- pico-dollars; NULL = unpriced
+);
+CREATE TABLE unpriced (
+    k TEXT PRIMARY KEY,                -- events.k of an event with cost NULL: what pricing it needs
+    prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL, cached_tokens INTEGER NOT NULL
+) WITHOUT ROWID;
+"""):
+        await conn.execute(statement)
+    await conn.executemany("INSERT INTO temp.series_map(old, new) VALUES (?, ?)", mapping)
+    for statement in _statements("""
+INSERT INTO events_v2(id, k, ts, series, cost)
+    SELECT e.id, e.k, e.ts, m.new, e.cost FROM events e JOIN temp.series_map m ON m.old = e.series;
+INSERT INTO unpriced SELECT k, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens
+    FROM events WHERE cost IS NULL;
+DROP TABLE events;
+ALTER TABLE events_v2 RENAME TO events;
+CREATE INDEX events_ts ON events(ts);
+UPDATE rollups SET series = (SELECT new FROM temp.series_map WHERE old = rollups.series);
+UPDATE series SET id = (SELECT new FROM temp.series_map WHERE old = series.id);
+DROP TABLE temp.series_map;
+"""):
+        await conn.execute(statement)
+
+
+MIGRATIONS[2] = _v2_narrow_events
+
+
 class Store:
     """An open state database. Use ``async with Store.open(path) as store``; every path closes it."""
 
@@ -169,9 +212,13 @@ class Store:
         for target in range(version + 1, SCHEMA_VERSION + 1):
             await self.conn.execute("BEGIN IMMEDIATE")
             try:
-                # Statements one by one: executescript() would COMMIT first and break the transaction.
-                for statement in _statements(MIGRATIONS[target]):
-                    await self.conn.execute(statement)
+                migration = MIGRATIONS[target]
+                if isinstance(migration, str):
+                    # Statements one by one: executescript() would COMMIT first and break the transaction.
+                    for statement in _statements(migration):
+                        await self.conn.execute(statement)
+                else:
+                    await migration(self.conn)
                 await self.conn.execute(f"PRAGMA user_version = {target}")
                 await self.conn.execute("COMMIT")
             except BaseException:

@@ -101,7 +101,7 @@ def parse_ts(value: object) -> int:
         if text.isdigit():
             return parse_ts(int(text))
         try:
-            moment = datetime.fromisoformat(text)
+            moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case "t" and "z"
         except ValueError:
             raise BadLine(f"ts is not an RFC 3339 time: {text[:40]!r}") from None
         if moment.tzinfo is None:
@@ -153,7 +153,8 @@ def _text(value: object, name: str) -> str | None:
     raise BadLine(f"{name} is not a string")
 
 
-def _labels(value: object) -> dict[str, str]:
+def parse_labels(value: object) -> dict[str, str]:
+    """Return ledger labels as text (scalars converted, nulls dropped); raise BadLine for anything nested."""
     if value is None:
         return {}
     if not isinstance(value, dict):
@@ -212,7 +213,7 @@ def _from_guardd(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
         cached_tokens=_tokens(obj.get("cached_tokens"), "cached_tokens"),
         key=clean_key(obj.get("key")),
         provider=_text(obj.get("provider"), "provider"),
-        labels=_labels(obj.get("labels")),
+        labels=parse_labels(obj.get("labels")),
         ok=obj.get("ok") is not False,
     )
 
@@ -242,7 +243,7 @@ def _from_openrouter(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
         cached_tokens=_tokens(prompt_details.get("cached_tokens"), "cached_tokens"),
         key=clean_key(wrapper.get("key")),
         provider=_text(obj.get("provider"), "provider"),
-        labels=_labels(wrapper.get("labels")),
+        labels=parse_labels(wrapper.get("labels")),
         ok=not failed and "error" not in obj,
     )
 
@@ -265,7 +266,7 @@ def _from_record(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
         cached_tokens=_tokens(usage.get("cachedTokens"), "cachedTokens"),
         key=clean_key(obj.get("key")),
         provider=_text(metadata.get("provider"), "metadata.provider"),
-        labels=_labels(obj.get("labels")),
+        labels=parse_labels(obj.get("labels")),
         ok=performance.get("success") is not False,
     )
 

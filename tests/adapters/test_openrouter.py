@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guardd.adapters.events_store import EventRow, EventStore
+from guardd.adapters.events_store import EventStore, Parsed
 from guardd.adapters.openrouter import OpenRouterClient
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
@@ -178,7 +178,7 @@ async def test_a_trip_disables_matching_keys_and_the_release_re_enables_only_wha
     await rig.poller.poll(BERLIN_EVENING)
     sig = '["m","prod-api",null,[]]'
     ts = int((BERLIN_EVENING - timedelta(minutes=5)).timestamp() * 1000)
-    await rig.events.write_batch([EventRow("g:1", 1, ts, sig, parse_money(2), 0, 0, 0, 0, 1)])
+    await rig.events.write_batch(Parsed.of([("g:1", ts, sig, parse_money(2), 0, 0)]))
     await rig.evaluator.refresh_series()
     doc = await rig.engine.cycle(BERLIN_EVENING)
     assert doc.tripped
@@ -199,7 +199,7 @@ async def test_spend_no_ledger_recorded_raises_a_drift_alert_once(rig, fake):
     await rig.poller.poll(BERLIN_EVENING)
     sig = '["m","…1a1a",null,[]]'
     ts = int((BERLIN_EVENING - timedelta(minutes=5)).timestamp() * 1000)
-    await rig.events.write_batch([EventRow("g:2", 2, ts, sig, parse_money("1.00"), 0, 0, 0, 0, 1)])
+    await rig.events.write_batch(Parsed.of([("g:2", ts, sig, parse_money("1.00"), 0, 0)]))
     await rig.checks.run(BERLIN_EVENING)
     await rig.checks.run(BERLIN_EVENING + timedelta(minutes=1))
     titles = await rig.outbox()
@@ -225,11 +225,11 @@ async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_un
         events = EventStore(store)
         ts = int(BERLIN_EVENING.timestamp() * 1000)
         rows = [
-            EventRow("g:a", 11, ts, '["openai/gpt-4o-mini",null,null,[]]', None, 1000, 100, 0, 0, 1),
-            EventRow("g:b", 12, ts, '["openrouter/auto",null,null,[]]', None, 1000, 100, 0, 0, 1),
-            EventRow("g:c", 13, ts, '["nobody/unknown",null,null,[]]', None, 1000, 100, 0, 0, 1),
+            ("g:a", ts, '["openai/gpt-4o-mini",null,null,[]]', None, 1000, 100),
+            ("g:b", ts, '["openrouter/auto",null,null,[]]', None, 1000, 100),
+            ("g:c", ts, '["nobody/unknown",null,null,[]]', None, 1000, 100),
         ]
-        await events.write_batch(rows)
+        await events.write_batch(Parsed.of(rows))
         poller = RemotePoller(config, store, events)
         try:
             await poller.poll(BERLIN_EVENING)
@@ -247,7 +247,7 @@ async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figu
     async with Store.open(config.db_path) as store:
         events = EventStore(store)
         ts = int(BERLIN_EVENING.timestamp() * 1000)
-        await events.write_batch([EventRow("g:gen-77", 77, ts, '["nobody/unknown",null,null,[]]', None, 5, 5, 0, 0, 1)])
+        await events.write_batch(Parsed.of([("g:gen-77", ts, '["nobody/unknown",null,null,[]]', None, 5, 5)]))
         poller = RemotePoller(config, store, events)
         try:
             await poller.poll(BERLIN_EVENING)

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guardd.adapters.events_store import EventRow, EventStore
+from guardd.adapters.events_store import EventStore, Parsed
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
 from guardd.client import KillSwitch
@@ -33,7 +33,7 @@ min_severity = "info"
         events = EventStore(store)
         sig = '["m",null,null,[]]'
         ts = int((BERLIN_LATE - timedelta(minutes=10)).timestamp() * 1000)
-        await events.write_batch([EventRow("g:x", 1, ts, sig, 2 * 10**12, 0, 0, 0, 0, 1)])
+        await events.write_batch(Parsed.of([("g:x", ts, sig, 2 * 10**12, 0, 0)]))
         evaluator = Evaluator(config, events)
         await evaluator.refresh_series()
         state = StateStore(store)

@@ -1,0 +1,325 @@
+"""Parsing ledger lines into store rows — the hot path of ingestion.
+
+A block of complete lines is parsed in one of two ways that give the same rows:
+
+* **Batch path** (``guardd``/``auto`` ledgers whose block has only canonical lines): the block's lines are joined
+  into one JSON array and decoded by msgspec in C, type-checked against :class:`_Canonical`; per line only the
+  time, the cost and the series are computed in Python. This is what makes ingestion fast.
+* **Line path** (any other format, or a block the batch path refuses): each line on its own, first with the
+  canonical decoder, then with the generic parser of :mod:`guardd.core.usage`, which gives the exact quarantine
+  reason for a bad line. A single odd line in a batch (a naive time, a cost with 13 decimals, an unknown label
+  shape) takes this path alone.
+
+Event keys: ``g:<generation id>``, or for an event without an id ``h:`` and a keyed hash of (fingerprint, offset,
+line), so re-reading any part of a file — after a crash, a rewrite, or from a rotated copy — finds the same keys
+and counts nothing twice. Series ids are hashes of the series signature (:func:`series_id`), so a parser in
+another process can name a series without asking the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from itertools import accumulate
+from typing import Annotated
+
+import msgspec
+
+from guardd.adapters.events_store import HOUR_MS, Parsed, QuarantinedLine, series_id, series_sig
+from guardd.adapters.ledger_lines import MAX_LINE, Block
+from guardd.core.money import Money
+from guardd.core.redact import redact_text
+from guardd.core.usage import BadLine, clean_key, event_from_record, parse_cost, parse_labels, parse_ts
+
+EXCERPT = 200
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_NULL = msgspec.Raw(b"null")
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _Canonical(msgspec.Struct):
+    """A canonical (``guardd``) line for the line path: any time form, and the other formats' marker fields
+    declared so that such lines are never mistaken for canonical ones."""
+
+    ts: str | int
+    id: str | None = None
+    model: str | None = None
+    cost: Decimal | None = None
+    prompt_tokens: _Count | None = None
+    completion_tokens: _Count | None = None
+    reasoning_tokens: _Count | None = None
+    cached_tokens: _Count | None = None
+    key: str | None = None
+    provider: str | None = None
+    labels: dict[str, str] | None = None
+    ok: bool | None = None
+    usage: msgspec.Raw | None = None
+    response: msgspec.Raw | None = None
+    performance: msgspec.Raw | None = None
+    sessionId: msgspec.Raw | None = None
+
+
+class _Fast(msgspec.Struct, gc=False):
+    """A canonical line for the batch path: the time decoded to a datetime in C, the labels kept raw (they only
+    name a series, and are checked once per distinct text)."""
+
+    ts: datetime
+    id: str | None = None
+    model: str | None = None
+    cost: Decimal | None = None
+    prompt_tokens: _Count | None = None
+    completion_tokens: _Count | None = None
+    reasoning_tokens: _Count | None = None
+    cached_tokens: _Count | None = None
+    key: str | None = None
+    provider: str | None = None
+    labels: msgspec.Raw = _NULL
+    ok: bool | None = None
+    # The other formats' marker fields: a line that has one fails the batch, and the line path reads it.
+    usage: None = None
+    response: None = None
+    performance: None = None
+    sessionId: None = None
+
+
+class _Slow(Exception):
+    """This line must take the line path."""
+
+
+class LineParser:
+    """Turns blocks of one ledger's lines into a :class:`Parsed` batch. One per ledger (it caches series)."""
+
+    def __init__(self, fmt: str, labels: dict[str, str], max_event_cost: Money) -> None:
+        self.fmt = fmt
+        self.labels = labels
+        self.max_event_cost = max_event_cost
+        self._generic_decoder = msgspec.json.Decoder(float_hook=Decimal)
+        canonical = fmt in ("auto", "guardd")
+        self._line = msgspec.json.Decoder(_Canonical) if canonical else None
+        self._batch = msgspec.json.Decoder(list[_Fast]) if canonical else None
+        self._series: dict[tuple[object, ...], int] = {}  # (model, key, provider, labels text) → series id
+        self._line_series: dict[tuple[object, ...], int] = {}
+        self._sigs: dict[int, str] = {}
+
+    def parse_block(self, block: Block, fp: str, path: str, out: Parsed) -> None:
+        """Add the lines of ``block`` (a file with fingerprint ``fp``) to ``out``."""
+        out.end = block.end
+        data = block.data
+        if data is None:
+            out.lines += 1
+            out.bad.append(QuarantinedLine(fp, path, block.offset, f"line longer than {MAX_LINE} bytes", ""))
+            return
+        lines = data.split(b"\n")
+        lines.pop()  # the block ends with a newline
+        if self._batch is not None:
+            try:
+                objs = self._batch.decode(b"[" + b",".join(lines) + b"]")
+            except (msgspec.MsgspecError, UnicodeDecodeError):
+                pass  # a bad or blank line somewhere: every line on its own
+            else:
+                self._rows(objs, lines, block.offset, fp, path, out)
+                return
+        offset = block.offset
+        for line in lines:
+            self._one(line, offset, fp, path, out)
+            offset += len(line) + 1
+
+    def finish(self, out: Parsed) -> None:
+        """Complete ``out`` once all its blocks are parsed: the signature of every series its rows use."""
+        out.series = {sid: self._sigs[sid] for _hour, sid in out.hours}
+        out.close()
+
+    # ---- the batch path ----------------------------------------------------------------------------------
+    def _rows(self, objs: list[_Fast], lines: list[bytes], base: int, fp: str, path: str, out: Parsed) -> None:
+        # Per-line work is the cost of ingestion, so this loop is written for speed: names are local, and the
+        # hourly sums are kept here instead of in a second pass.
+        rows, tokens, hours, series, top = out.rows, out.tokens, out.hours, self._series, self.max_event_cost
+        epoch, ms, hour_ms = _EPOCH, _MS, HOUR_MS
+        offsets: list[int] | None = None
+        out.lines += len(objs)
+        i = -1
+        for o in objs:
+            i += 1
+            try:
+                ts = (o.ts - epoch) // ms  # TypeError for a time without a zone: the line path says UTC
+                decimal = o.cost
+                cost: int | None = None
+                if decimal is not None:
+                    scaled = decimal.scaleb(12)
+                    cost = int(scaled)
+                    if cost != scaled or cost < 0 or cost > top:
+                        raise _Slow  # beyond pico-dollars, negative or implausible: exact rules on the line path
+                skey = (o.model, o.key, o.provider, bytes(o.labels))
+                sid = series.get(skey)
+                if sid is None:
+                    sid = self._new_series(o, skey)
+            except (_Slow, TypeError, ValueError, ArithmeticError):
+                if offsets is None:
+                    offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
+                out.lines -= 1
+                self._one(lines[i], offsets[i], fp, path, out)
+                continue
+            gid = o.id
+            if gid:
+                k = "g:" + gid
+            else:
+                if offsets is None:
+                    offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
+                k = _line_key(lines[i].strip(), fp, offsets[i])
+            if k in rows:
+                _replaced(out, k)
+            rows[k] = (k, ts, sid, cost)
+            hk = (ts // hour_ms, sid)
+            entry = hours.get(hk)
+            if cost is None:
+                tokens[k] = (
+                    k,
+                    o.prompt_tokens or 0,
+                    o.completion_tokens or 0,
+                    o.reasoning_tokens or 0,
+                    o.cached_tokens or 0,
+                )
+                if entry is None:
+                    hours[hk] = [0, 1, 1]
+                else:
+                    entry[1] += 1
+                    entry[2] += 1
+            elif entry is None:
+                hours[hk] = [cost, 1, 0]
+            else:
+                entry[0] += cost
+                entry[1] += 1
+
+    def _new_series(self, o: _Fast, skey: tuple[object, ...]) -> int:
+        try:
+            labels = parse_labels(self._generic_decoder.decode(bytes(o.labels)))
+        except (msgspec.MsgspecError, BadLine):
+            raise _Slow from None
+        sid = self._series[skey] = self._series_id(o.model or "unknown", o.key, o.provider, labels)
+        return sid
+
+    # ---- the line path -----------------------------------------------------------------------------------
+    def _one(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:
+        data = raw.strip()
+        if not data:
+            return
+        out.lines += 1
+        if len(data) > MAX_LINE:
+            out.bad.append(QuarantinedLine(fp, path, offset, f"line longer than {MAX_LINE} bytes", ""))
+            return
+        try:
+            if self._line is not None:
+                try:
+                    c = self._line.decode(data)
+                except msgspec.ValidationError:
+                    pass
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    raise BadLine("not valid JSON") from None
+                else:
+                    if c.usage is None and c.response is None and c.performance is None and c.sessionId is None:
+                        labels = c.labels or {}
+                        self._add(
+                            out,
+                            c.id,
+                            data,
+                            fp,
+                            offset,
+                            _ms(c.ts),
+                            self._series_id(c.model or "unknown", c.key, c.provider, labels),
+                            parse_cost(c.cost, self.max_event_cost),
+                            (c.prompt_tokens or 0, c.completion_tokens or 0, c.reasoning_tokens or 0),
+                            c.cached_tokens or 0,
+                        )
+                        return
+            try:
+                obj = self._generic_decoder.decode(data)
+            except (msgspec.DecodeError, UnicodeDecodeError):
+                raise BadLine("not valid JSON") from None
+            try:
+                ev = event_from_record(obj, self.fmt, self.max_event_cost, None)
+            except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
+                raise BadLine(f"wrong types: {exc}") from None
+            self._add(
+                out,
+                ev.id,
+                data,
+                fp,
+                offset,
+                ev.ts_ms,
+                self._series_id(ev.model, ev.key, ev.provider, ev.labels),
+                ev.cost,
+                (ev.prompt_tokens, ev.completion_tokens, ev.reasoning_tokens),
+                ev.cached_tokens,
+            )
+        except BadLine as exc:
+            excerpt = redact_text(data[:EXCERPT].decode("utf-8", errors="replace"))
+            out.bad.append(QuarantinedLine(fp, path, offset, str(exc), excerpt))
+
+    def _add(
+        self,
+        out: Parsed,
+        gen_id: str | None,
+        data: bytes,
+        fp: str,
+        offset: int,
+        ts: int,
+        sid: int,
+        cost: int | None,
+        counts: tuple[int, int, int],
+        cached: int,
+    ) -> None:
+        k = "g:" + gen_id if gen_id else _line_key(data, fp, offset)
+        if k in out.rows:
+            _replaced(out, k)
+        out.rows[k] = (k, ts, sid, cost)
+        entry = out.hours.setdefault((ts // HOUR_MS, sid), [0, 0, 0])
+        entry[0] += cost or 0
+        entry[1] += 1
+        if cost is None:
+            entry[2] += 1
+            out.tokens[k] = (k, *counts, cached)
+
+    def _series_id(self, model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> int:
+        """Return the id of a series, adding the ledger's labels and redacting a full secret key."""
+        skey = (model, key, provider, *sorted(labels.items()))
+        sid = self._line_series.get(skey)
+        if sid is None:
+            if self.labels:
+                labels = {**self.labels, **labels}
+            sig = series_sig(model, clean_key(key), provider, labels)
+            sid = self._line_series[skey] = series_id(sig)
+            self._sigs[sid] = sig
+        return sid
+
+
+def _replaced(out: Parsed, k: str) -> None:
+    """A later line of this batch has the key ``k`` of an earlier one: take the earlier one out (last line wins)."""
+    out.duplicates += 1
+    _k, ts, sid, cost = out.rows.pop(k)
+    entry = out.hours[(ts // HOUR_MS, sid)]
+    entry[0] -= cost or 0
+    entry[1] -= 1
+    if cost is None:
+        entry[2] -= 1
+        del out.tokens[k]
+
+
+def _ms(ts: str | int) -> int:
+    """Unix ms of a canonical line's time on the line path, accepting exactly what the batch path accepts."""
+    if isinstance(ts, str):
+        try:
+            moment = msgspec.convert(ts, datetime)
+        except msgspec.ValidationError:
+            return parse_ts(ts)  # Unix time as digits, or a bad time with the reason
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - _EPOCH) // _MS
+    return parse_ts(ts)
+
+
+def _line_key(data: bytes, fp: str, offset: int) -> str:
+    """The key of an event without a generation id: its file, its offset and its bytes."""
+    return "h:" + hashlib.blake2b(data, digest_size=16, key=f"{fp}:{offset}".encode()[:64]).hexdigest()

@@ -1,0 +1,165 @@
+"""The batch path (a block decoded at once) and the line path (each line on its own) give the same batch."""
+
+from __future__ import annotations
+
+import json
+import os
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from guardd.adapters.events_store import Parsed
+from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
+from guardd.adapters.ledger_parse import LineParser
+from guardd.core.money import parse_money
+
+FP = "f" * 20
+MAX = parse_money(1000)
+
+times = st.sampled_from(
+    [
+        "2026-11-21T10:00:00Z",
+        "2026-11-21T10:00:00.123Z",
+        "2026-11-21T10:00:00.123456Z",
+        "2026-11-21t10:00:00z",
+        "2026-11-21 11:00:00+01:00",
+        "2026-11-21T10:00:00",  # no zone: UTC, on the line path
+        "2026-11-21T10:00:60Z",  # not a time
+        "yesterday",
+        1795255200,
+        1795255200500,
+        None,
+    ]
+)
+costs = st.one_of(
+    st.none(),
+    st.decimals(min_value=0, max_value=2000, places=9, allow_nan=False),
+    st.decimals(min_value=0, max_value=1, places=14, allow_nan=False),  # beyond pico-dollars: rounded
+    st.sampled_from([Decimal("-0.01"), Decimal("1E+3"), "0.25", "abc", True, [1]]),
+)
+labels = st.one_of(
+    st.none(),
+    st.dictionaries(st.sampled_from(["team", "env", "job"]), st.sampled_from(["a", "b", 3, True, None]), max_size=3),
+    st.just({"team": {"nested": 1}}),
+    st.just("not an object"),
+)
+canonical = st.fixed_dictionaries(
+    {"ts": times},
+    optional={
+        "id": st.one_of(st.sampled_from(["g1", "g2", "g3", ""]), st.none()),
+        "model": st.sampled_from(["m1", "openai/gpt-4o", ""]),
+        "cost": costs,
+        "prompt_tokens": st.sampled_from([0, 10, -1, 1.5]),
+        "completion_tokens": st.sampled_from([0, 5]),
+        "key": st.sampled_from(["prod", "sk-or-v1-" + "ab" * 32, None]),
+        "provider": st.sampled_from(["OpenAI", None]),
+        "labels": labels,
+        "ok": st.sampled_from([True, False, None]),
+        "extra": st.just({"ignored": True}),
+    },
+)
+other = st.sampled_from(
+    [
+        b'{"id": "gen-x", "model": "m", "created": 1795255200, "usage": {"cost": 0.5, "prompt_tokens": 1}}',
+        b"not json at all",
+        b'{"ts": "2026-11-21T10:00:00Z", "cost": 1',
+        b"   ",
+        b"",
+        b"[1, 2, 3]",
+        b"\x80\x00",
+        b'{"ts": "2026-11-21T10:00:00Z", "model": "\xff"}',
+    ]
+)
+
+
+def encode(obj: dict) -> bytes:
+    return json.dumps(obj, default=str).encode()
+
+
+lines_strategy = st.lists(st.one_of(canonical.map(encode), other), min_size=1, max_size=25)
+
+
+def batch(lines: list[bytes], *, one_by_one: bool) -> Parsed:
+    parser = LineParser("auto", {"host": "h1"}, MAX)
+    out = Parsed(0, 0)
+    if one_by_one:
+        offset = 0
+        for line in lines:
+            parser.parse_block(Block(offset, line + b"\n", offset + len(line) + 1), FP, "p", out)
+            offset += len(line) + 1
+    else:
+        data = b"\n".join(lines) + b"\n"
+        parser.parse_block(Block(0, data, len(data)), FP, "p", out)
+    parser.finish(out)
+    return out
+
+
+def summary(p: Parsed) -> tuple:
+    hours = {k: tuple(v) for k, v in p.hours.items() if any(v)}
+    bad = sorted((q.offset, q.reason) for q in p.bad)
+    return (p.lines, p.duplicates, p.rows, p.tokens, hours, p.series, bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines_strategy)
+def test_a_block_parses_the_same_at_once_as_line_by_line(lines):
+    assert summary(batch(lines, one_by_one=False)) == summary(batch(lines, one_by_one=True))
+
+
+@settings(max_examples=100, deadline=None)
+@given(lines_strategy)
+def test_hourly_sums_match_the_rows_they_summarise(lines):
+    parsed = batch(lines, one_by_one=False)
+    expected: dict = {}
+    for _k, ts, sid, cost in parsed.rows.values():
+        entry = expected.setdefault((ts // 3_600_000, sid), [0, 0, 0])
+        entry[0] += cost or 0
+        entry[1] += 1
+        entry[2] += cost is None
+    assert {k: v for k, v in parsed.hours.items() if any(v)} == expected
+    assert set(parsed.tokens) == {k for k, row in parsed.rows.items() if row[3] is None}
+
+
+def test_a_packed_batch_unpacks_to_the_same_rows():
+    lines = [encode({"ts": "2026-11-21T10:00:00Z", "id": f"g{i}", "model": "m", "cost": "0.5"}) for i in range(50)]
+    lines.append(b"garbage")
+    parsed = batch(lines, one_by_one=False)
+    copy = Parsed.unpack(parsed.pack())
+    assert list(copy.row_iter()) == list(parsed.rows.values())
+    assert copy.row_dict() == parsed.rows
+    assert (copy.hours, copy.tokens, copy.series, copy.bad) == (parsed.hours, parsed.tokens, parsed.series, parsed.bad)
+    assert (copy.count, copy.max_ts, copy.lines) == (50, parsed.max_ts, 51)
+
+
+def test_a_full_secret_key_never_reaches_a_series_signature():
+    secret = "sk-or-v1-" + "ab" * 32
+    parsed = batch([encode({"ts": "2026-11-21T10:00:00Z", "model": "m", "key": secret, "cost": 1})], one_by_one=False)
+    assert all(secret not in sig for sig in parsed.series.values())
+    assert any("…abab" in sig for sig in parsed.series.values())
+
+
+def test_blocks_hold_whole_lines_and_skip_an_over_long_line_unread(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    long_line = b'{"pad": "' + b"x" * (MAX_LINE + 10) + b'"}'
+    path.write_bytes(b'{"a": 1}\n' + long_line + b'\n{"b": 2}\n{"c": 3')
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        blocks = list(iter_blocks(fd, 0))
+    finally:
+        os.close(fd)
+    assert [b.data for b in blocks] == [b'{"a": 1}\n', None, b'{"b": 2}\n']
+    assert blocks[1].offset == 9 and blocks[1].end == 9 + len(long_line) + 1
+    assert blocks[-1].end == path.stat().st_size - len(b'{"c": 3')  # the unfinished line waits
+
+
+def test_a_clean_canonical_block_is_decoded_at_once(monkeypatch):
+    def no_line_path(*args: object) -> None:
+        raise AssertionError("took the line path")
+
+    parser = LineParser("auto", {}, MAX)
+    monkeypatch.setattr(parser, "_one", no_line_path)
+    data = b"".join(encode({"ts": "2026-11-21T10:00:00Z", "id": f"g{i}", "cost": "0.1"}) + b"\n" for i in range(9))
+    out = Parsed(0, 0)
+    parser.parse_block(Block(0, data, len(data)), FP, "p", out)
+    assert len(out.rows) == 9 and out.lines == 9
