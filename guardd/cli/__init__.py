@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--format", default="auto", choices=["auto", "guardd", "openrouter", "record"])
     ingest.add_argument("--label", action="append", default=[], metavar="K=V")
     ingest.add_argument("--json", action="store_true")
+    ingest.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes that parse large files (default: one per core, for files of 32 MiB and more; 0: none)",
+    )
 
     report = command("report", "spend breakdown")
     report.add_argument("--by", default="model", metavar="model|key|provider|day|label:NAME")

@@ -187,8 +187,16 @@ async def cmd_ingest(args: Namespace) -> int:
                 bar.advance(task, n)
 
         try:
+            if args.workers is not None and args.workers < 0:
+                raise UsageError("--workers must be 0 or more")
             summary = await backfill.ingest_files(
-                ctx.events, args.paths, args.format, labels, ctx.config.settings.guardd.max_event_cost, progress
+                ctx.events,
+                args.paths,
+                args.format,
+                labels,
+                ctx.config.settings.guardd.max_event_cost,
+                progress,
+                workers=args.workers,
             )
         finally:
             if bar is not None:

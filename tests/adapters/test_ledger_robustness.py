@@ -50,7 +50,11 @@ def report_total(cwd: Path, cfg: Path) -> dict:
     return json.loads(out)
 
 
-@pytest.mark.parametrize("command", [["run", "--once"], ["ingest", "ledgers/app.jsonl"]], ids=["tailer", "ingest"])
+@pytest.mark.parametrize(
+    "command",
+    [["run", "--once"], ["ingest", "ledgers/app.jsonl"], ["ingest", "--workers", "2", "ledgers/app.jsonl"]],
+    ids=["tailer", "ingest", "ingest-in-worker-processes"],
+)
 def test_kill_9_at_random_points_then_restart_counts_every_cent_once(tmp_path, command):
     (tmp_path / "ledgers").mkdir()
     expected = write_ledger(tmp_path / "ledgers" / "app.jsonl", 120_000, seed=3)
