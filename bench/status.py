@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from guardd.adapters.events_store import DAY_MS, HOUR_MS
+from guardd.adapters.batch import DAY_MS, HOUR_MS
 
 
 def build(db: Path, events: int, series: int) -> None:
@@ -47,7 +47,7 @@ def build(db: Path, events: int, series: int) -> None:
     conn.execute("BEGIN")
     conn.execute(
         f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {events})
-        INSERT INTO events(kh, k, ts, series, cost) SELECT i, 'g:' || i, {now_ms - span} + (i * {span // events}),
+        INSERT INTO events(k, ts, series, cost) SELECT 'g:' || i, {now_ms - span} + (i * {span // events}),
         1 + (i % {series}), 1000000 + (i % 997) * 1000 FROM n"""
     )
     for level, size in ((0, HOUR_MS), (1, DAY_MS)):

@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
-from guardd.adapters.events_store import EventStore, Parsed
+from guardd.adapters.batch import Parsed
+from guardd.adapters.events_store import EventStore
 from guardd.adapters.ledger import read_batch
 from guardd.adapters.ledger_lines import fingerprint
 from guardd.adapters.ledger_parse import LineParser

@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guardd.adapters.events_store import BatchResult, Checkpoint, EventStore, Parsed
+from guardd.adapters.batch import Parsed
+from guardd.adapters.events_store import BatchResult, Checkpoint, EventStore
 from guardd.adapters.ledger_lines import fingerprint, iter_blocks, tail_hash
 from guardd.adapters.ledger_parse import LineParser
 from guardd.core.money import Money

@@ -26,7 +26,7 @@ from typing import Annotated
 
 import msgspec
 
-from guardd.adapters.events_store import HOUR_MS, Parsed, QuarantinedLine, series_id, series_sig
+from guardd.adapters.batch import HOUR_MS, Parsed, QuarantinedLine, series_id, series_sig
 from guardd.adapters.ledger_lines import MAX_LINE, Block
 from guardd.core.money import Money
 from guardd.core.redact import redact_text

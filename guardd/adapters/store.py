@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from guardd.adapters.batch import series_id
 from guardd.errors import SchemaTooNew, StoreError
 
 SCHEMA_VERSION = 2
@@ -125,8 +126,6 @@ async def _v2_narrow_events(conn: aiosqlite.Connection) -> None:
     """Schema 2, for ingestion speed: an event row is only (key, time, series, cost), with one unique index on
     the key text instead of a hash column; token counts live in ``unpriced`` while an event waits for a price;
     and a series id is the 64-bit hash of its signature, so that parsers in other processes can name it."""
-    from guardd.adapters.events_store import series_id  # the store module must not import its users at load
-
     async with conn.execute("SELECT id, sig FROM series") as cur:
         mapping = [(old, series_id(sig)) for old, sig in await cur.fetchall()]
     for statement in _statements("""

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from guardd.adapters.events_store import EventStore, series_id
+from guardd.adapters.batch import series_id
+from guardd.adapters.events_store import EventStore
 from guardd.adapters.store import MIGRATIONS, SCHEMA_VERSION, Store
 from guardd.backfill import ingest_files
 from guardd.core.money import parse_money

@@ -9,7 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guardd.adapters.events_store import EventStore, Parsed
+from guardd.adapters.batch import Parsed
+from guardd.adapters.events_store import EventStore
 from guardd.adapters.openrouter import OpenRouterClient
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store

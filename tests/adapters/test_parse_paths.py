@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardd.adapters.events_store import Parsed
+from guardd.adapters.batch import Parsed
 from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
 from guardd.adapters.ledger_parse import LineParser
 from guardd.core.money import parse_money

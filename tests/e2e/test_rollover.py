@@ -3,7 +3,8 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guardd.adapters.events_store import EventStore, Parsed
+from guardd.adapters.batch import Parsed
+from guardd.adapters.events_store import EventStore
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
 from guardd.client import KillSwitch
