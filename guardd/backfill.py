@@ -16,8 +16,6 @@ import asyncio
 import gc
 import multiprocessing
 import os
-import select
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -26,17 +24,16 @@ from dataclasses import dataclass
 
 from guardd.adapters.batch import Parsed
 from guardd.adapters.events_store import EventStore
-from guardd.adapters.ledger import read_batch
 from guardd.adapters.ledger_lines import fingerprint
-from guardd.adapters.ledger_parse import LineParser
+from guardd.adapters.ledger_parse import LineParser, read_batch
 from guardd.core.money import Money
 from guardd.errors import UsageError
+from guardd.ingest_worker import init, parse_range
 
 PARALLEL_BYTES = 32 << 20  # smaller files are parsed in this process: starting workers costs more than it saves
 RANGE_BYTES = 4 << 20
 IN_FLIGHT = 4
 BULK_CHECKPOINT_PAGES = 16384
-WORKER_NICE = 10
 
 
 @dataclass(slots=True)
@@ -174,43 +171,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     # forkserver: workers fork from a clean, single-threaded server process, never from this one (which runs
     # the SQLite thread); the parser's modules are imported once, in the server.
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["guardd.backfill"])
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),))
-
-
-def _worker_init(writer: int) -> None:
-    # A worker ends with the process it parses for, even a killed one (kill -9 runs no clean-up); otherwise it
-    # would wait forever on its task queue and hold the command's stdout open.
-    watch = os.pidfd_open(writer)
-    threading.Thread(target=_exit_when_readable, args=(watch,), daemon=True).start()
-    # The writer is the narrowest stage: a worker yields the CPU to it, and parses with what is left.
-    os.nice(WORKER_NICE)
-    # Parsing allocates millions of tuples and no reference cycles: the cyclic collector would only rescan
-    # them (a third of the parse time, measured); reference counting frees everything.
-    gc.disable()
-
-
-def _exit_when_readable(fd: int) -> None:
-    select.select([fd], [], [])
-    os._exit(1)
-
-
-_PARSERS: dict[tuple[object, ...], LineParser] = {}
-
-
-def parse_range(
-    path: str, fp: str, fmt: str, labels: dict[str, str], max_event_cost: Money, start: int, stop: int
-) -> bytes:
-    """Parse the complete lines of ``path`` in ``[start, stop)`` (in a worker process); return them packed."""
-    key = (fmt, tuple(sorted(labels.items())), max_event_cost)
-    parser = _PARSERS.get(key)
-    if parser is None:
-        parser = _PARSERS[key] = LineParser(fmt, labels, max_event_cost)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return read_batch(fd, fp, path, parser, start, stop, limit=stop - start).pack()
-    finally:
-        os.close(fd)
+    ctx.set_forkserver_preload(["guardd.ingest_worker"])
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=init, initargs=(os.getpid(),))
 
 
 def _ranges(fd: int, size: int, step: int) -> list[tuple[int, int]]:

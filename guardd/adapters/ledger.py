@@ -25,15 +25,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from guardd.adapters.batch import Parsed
 from guardd.adapters.events_store import BatchResult, Checkpoint, EventStore
-from guardd.adapters.ledger_lines import fingerprint, iter_blocks, tail_hash
-from guardd.adapters.ledger_parse import LineParser
+from guardd.adapters.ledger_lines import fingerprint, tail_hash
+from guardd.adapters.ledger_parse import LineParser, read_batch
 from guardd.core.money import Money
 
 log = logging.getLogger("guardd.ledger")
 
-BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 DRAIN_QUIET = 30.0
 
 
@@ -77,22 +75,6 @@ class _Tracked:
             self.quarantined,
             self.last_event_ms,
         )
-
-
-def read_batch(
-    fd: int, fp: str, path: str, parser: LineParser, start: int, stop: int | None = None, limit: int = BATCH_BYTES
-) -> Parsed:
-    """Read and parse the complete lines of ``fd`` from ``start`` (to ``stop``), about ``limit`` bytes of them.
-
-    ``end == start`` in the result when nothing complete is left.
-    """
-    parsed = Parsed(start, start)
-    for block in iter_blocks(fd, start, stop):
-        parser.parse_block(block, fp, path, parsed)
-        if parsed.end - start >= limit:
-            break
-    parser.finish(parsed)
-    return parsed
 
 
 class Tailer:

@@ -27,12 +27,13 @@ from typing import Annotated
 import msgspec
 
 from guardd.adapters.batch import HOUR_MS, Parsed, QuarantinedLine, series_id, series_sig
-from guardd.adapters.ledger_lines import MAX_LINE, Block
+from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
 from guardd.core.money import Money
 from guardd.core.redact import redact_text
 from guardd.core.usage import BadLine, clean_key, event_from_record, parse_cost, parse_labels, parse_ts
 
 EXCERPT = 200
+BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _NULL = msgspec.Raw(b"null")
@@ -83,6 +84,22 @@ class _Fast(msgspec.Struct, gc=False):
     response: None = None
     performance: None = None
     sessionId: None = None
+
+
+def read_batch(
+    fd: int, fp: str, path: str, parser: LineParser, start: int, stop: int | None = None, limit: int = BATCH_BYTES
+) -> Parsed:
+    """Read and parse the complete lines of ``fd`` from ``start`` (to ``stop``), about ``limit`` bytes of them.
+
+    ``end == start`` in the result when nothing complete is left.
+    """
+    parsed = Parsed(start, start)
+    for block in iter_blocks(fd, start, stop):
+        parser.parse_block(block, fp, path, parsed)
+        if parsed.end - start >= limit:
+            break
+    parser.finish(parsed)
+    return parsed
 
 
 class _Slow(Exception):
