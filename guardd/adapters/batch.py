@@ -99,9 +99,11 @@ class Parsed:
 
     def pack(self) -> bytes:
         """Serialise for another process: marshal, about three times faster than pickle for these plain types
-        (both ends are the same interpreter, which is all marshal requires)."""
+        (both ends are the same interpreter, which is all marshal requires). The rows go sorted by key, so the
+        store's unique key index takes them in one ordered sweep instead of all over (measured: random
+        OpenRouter-like ids 78k → 105k lines/s, sequential ids ~210k → ~250k)."""
         bad = [(q.source, q.path, q.offset, q.reason, q.excerpt) for q in self.bad]
-        rows = marshal.dumps(list(self.rows.values()))
+        rows = marshal.dumps(sorted(self.rows.values()))
         fields = (self.start, self.end, self.lines, self.duplicates, rows, self.tokens, self.series, bad)
         return marshal.dumps((*fields, self.hours, self.count, self.max_ts))
 
