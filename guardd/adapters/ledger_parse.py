@@ -41,11 +41,9 @@ _NULL = msgspec.Raw(b"null")
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class _Canonical(msgspec.Struct):
-    """A canonical (``guardd``) line for the line path: any time form, and the other formats' marker fields
-    declared so that such lines are never mistaken for canonical ones."""
+class _Fields(msgspec.Struct, kw_only=True):
+    """The fields both decoders of a canonical line share, type-checked by msgspec in C."""
 
-    ts: str | int
     id: str | None = None
     model: str | None = None
     cost: Decimal | None = None
@@ -55,31 +53,28 @@ class _Canonical(msgspec.Struct):
     cached_tokens: _Count | None = None
     key: str | None = None
     provider: str | None = None
-    labels: dict[str, str] | None = None
     ok: bool | None = None
+
+
+class _Canonical(_Fields, kw_only=True):
+    """A canonical (``guardd``) line for the line path: any time form, and the other formats' marker fields
+    declared so that such lines are never mistaken for canonical ones."""
+
+    ts: str | int
+    labels: dict[str, str] | None = None
     usage: msgspec.Raw | None = None
     response: msgspec.Raw | None = None
     performance: msgspec.Raw | None = None
     sessionId: msgspec.Raw | None = None
 
 
-class _Fast(msgspec.Struct, gc=False):
+class _Fast(_Fields, kw_only=True, gc=False):
     """A canonical line for the batch path: the time decoded to a datetime in C, the labels kept raw (they only
-    name a series, and are checked once per distinct text)."""
+    name a series, and are checked once per distinct text). A line with one of the other formats' marker fields
+    fails the batch, and the line path reads it."""
 
     ts: datetime
-    id: str | None = None
-    model: str | None = None
-    cost: Decimal | None = None
-    prompt_tokens: _Count | None = None
-    completion_tokens: _Count | None = None
-    reasoning_tokens: _Count | None = None
-    cached_tokens: _Count | None = None
-    key: str | None = None
-    provider: str | None = None
     labels: msgspec.Raw = _NULL
-    ok: bool | None = None
-    # The other formats' marker fields: a line that has one fails the batch, and the line path reads it.
     usage: None = None
     response: None = None
     performance: None = None
