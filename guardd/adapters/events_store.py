@@ -138,6 +138,14 @@ class EventStore:
         later streaming snapshot, a re-priced line) the stored event and the rollups are corrected: last line
         wins."""
         result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
+        try:
+            await self._write(parsed, checkpoint, result)
+        except BaseException:
+            self._known.clear()  # series added by the rolled-back transaction are not stored after all
+            raise
+        return result
+
+    async def _write(self, parsed: Parsed, checkpoint: Checkpoint | None, result: BatchResult) -> None:
         async with self.store.transaction() as conn:
             await self._add_series(parsed.series)
             async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
@@ -176,7 +184,6 @@ class EventStore:
                 await self._save_checkpoint(
                     replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
                 )
-        return result
 
     async def _correct(
         self, rows: dict[str, Row], before: int, hours: dict[tuple[int, int], list[int]], result: BatchResult

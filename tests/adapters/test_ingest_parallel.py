@@ -124,3 +124,17 @@ async def test_a_schema_1_database_is_migrated_with_its_events_rollups_and_unpri
     assert list(series) == [series_id(sig)]
     assert [(r[1], r[2], r[3], r[6]) for r in unpriced] == [("m", 100, 20, "b")]
     assert {tuple(r) for r in rollups} == {(series_id(sig), 2 * 10**12, 2)}
+
+
+async def test_a_batch_rolled_back_leaves_no_series_believed_stored(tmp_path):
+    from guardd.adapters.batch import Parsed
+    from guardd.adapters.events_store import Checkpoint
+
+    sig = '["m",null,null,[]]'
+    broken = Checkpoint(None, "p", 1, 2, "fp", 0, 0, "", 0, 0, None)  # type: ignore[arg-type]  # NOT NULL: fails
+    async with Store.open(tmp_path / "db.sqlite") as store:
+        events = EventStore(store)
+        with pytest.raises(sqlite3.IntegrityError):
+            await events.write_batch(Parsed.of([("g:1", 1_795_255_200_000, sig, 10**12, 0, 0)]), broken)
+        await events.write_batch(Parsed.of([("g:2", 1_795_255_200_000, sig, 10**12, 0, 0)]))
+        assert list(await events.load_series()) == [series_id(sig)]
