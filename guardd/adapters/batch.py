@@ -64,20 +64,28 @@ class Parsed:
         that come from somewhere other than a ledger line (tests, tools). A later event with a key wins."""
         parsed = cls(0, 0, lines=len(events))
         for k, ts, sig, cost, prompt, completion in events:
-            if k in parsed.rows:
-                parsed.duplicates += 1
-                _k, old_ts, old_sid, old_cost = parsed.rows[k]
-                add_to_hours(parsed.hours, old_ts, old_sid, old_cost, -1)
             sid = series_id(sig)
             parsed.series[sid] = sig
-            parsed.rows[k] = (k, ts, sid, cost)
-            add_to_hours(parsed.hours, ts, sid, cost, +1)
-            if cost is None:
-                parsed.tokens[k] = (k, prompt, completion, 0, 0)
-            else:
-                parsed.tokens.pop(k, None)
+            parsed.add((k, ts, sid, cost), (k, prompt, completion, 0, 0))
         parsed.close()
         return parsed
+
+    def add(self, row: Row, tokens: Tokens) -> None:
+        """Add ``row`` (``tokens`` are kept only if it is unpriced); it replaces an earlier row with its key."""
+        k, ts, sid, cost = row
+        if k in self.rows:
+            self.drop(k)
+        self.rows[k] = row
+        add_to_hours(self.hours, ts, sid, cost, +1)
+        if cost is None:
+            self.tokens[k] = tokens
+
+    def drop(self, k: str) -> None:
+        """A later line has the key ``k`` of an earlier one: take the earlier one out (the last line wins)."""
+        self.duplicates += 1
+        _k, ts, sid, cost = self.rows.pop(k)
+        add_to_hours(self.hours, ts, sid, cost, -1)
+        self.tokens.pop(k, None)
 
     def close(self) -> None:
         """Record the row count and the latest time (the parser calls this when the batch is complete)."""

@@ -3,7 +3,7 @@
 A block of complete lines is parsed in one of two ways that give the same rows:
 
 * **Batch path** (``guardd``/``auto`` ledgers whose block has only canonical lines): the block's lines are joined
-  into one JSON array and decoded by msgspec in C, type-checked against :class:`_Canonical`; per line only the
+  into one JSON array and decoded by msgspec in C, type-checked against :class:`_Fast`; per line only the
   time, the cost and the series are computed in Python. This is what makes ingestion fast.
 * **Line path** (any other format, or a block the batch path refuses): each line on its own, first with the
   canonical decoder, then with the generic parser of :mod:`guardd.core.usage`, which gives the exact quarantine
@@ -182,7 +182,7 @@ class LineParser:
                     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
                 k = _line_key(lines[i].strip(), fp, offsets[i])
             if k in rows:
-                _replaced(out, k)
+                out.drop(k)
             rows[k] = (k, ts, sid, cost)
             hk = (ts // hour_ms, sid)
             entry = hours.get(hk)
@@ -218,10 +218,7 @@ class LineParser:
         data = raw.strip()
         if not data:
             return
-        out.lines += 1
-        if len(data) > MAX_LINE:
-            out.bad.append(QuarantinedLine(fp, path, offset, f"line longer than {MAX_LINE} bytes", ""))
-            return
+        out.lines += 1  # never over MAX_LINE: a block holds no longer line (see iter_blocks)
         try:
             if self._line is not None:
                 try:
@@ -284,15 +281,7 @@ class LineParser:
         cached: int,
     ) -> None:
         k = "g:" + gen_id if gen_id else _line_key(data, fp, offset)
-        if k in out.rows:
-            _replaced(out, k)
-        out.rows[k] = (k, ts, sid, cost)
-        entry = out.hours.setdefault((ts // HOUR_MS, sid), [0, 0, 0])
-        entry[0] += cost or 0
-        entry[1] += 1
-        if cost is None:
-            entry[2] += 1
-            out.tokens[k] = (k, *counts, cached)
+        out.add((k, ts, sid, cost), (k, *counts, cached))
 
     def _series_id(self, model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> int:
         """Return the id of a series, adding the ledger's labels and redacting a full secret key."""
@@ -305,18 +294,6 @@ class LineParser:
             sid = self._line_series[skey] = series_id(sig)
             self._sigs[sid] = sig
         return sid
-
-
-def _replaced(out: Parsed, k: str) -> None:
-    """A later line of this batch has the key ``k`` of an earlier one: take the earlier one out (last line wins)."""
-    out.duplicates += 1
-    _k, ts, sid, cost = out.rows.pop(k)
-    entry = out.hours[(ts // HOUR_MS, sid)]
-    entry[0] -= cost or 0
-    entry[1] -= 1
-    if cost is None:
-        entry[2] -= 1
-        del out.tokens[k]
 
 
 def _ms(ts: str | int) -> int:
