@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from guardd.adapters.batch import Parsed
@@ -29,6 +31,8 @@ from guardd.adapters.ledger_parse import LineParser, read_batch
 from guardd.core.money import Money
 from guardd.errors import UsageError
 from guardd.ingest_worker import init, parse_range
+
+log = logging.getLogger("guardd.ingest")
 
 PARALLEL_BYTES = 32 << 20  # smaller files are parsed in this process: starting workers costs more than it saves
 RANGE_BYTES = 4 << 20
@@ -99,18 +103,20 @@ async def ingest_files(
                     if pool is None:
                         pool = _pool(workers)
                     spans = _ranges(fd, size, range_bytes)
-                    batches = _parallel(pool, path, fp, fmt, labels, max_event_cost, spans)
+                    try:
+                        async for parsed in _parallel(pool, path, fp, fmt, labels, max_event_cost, spans):
+                            await _store(events, parsed, summary, progress)
+                    except _WorkersLost as lost:
+                        # A worker died (killed, out of memory): what was written stays; the rest of the file,
+                        # and any later file, is parsed here.
+                        log.warning("a parsing worker died; reading %s on in this process from byte %d", path, lost.at)
+                        pool.shutdown(wait=False, cancel_futures=True)
+                        pool, workers = None, 0
+                        async for parsed in _sequential(fd, fp, path, parser, lost.at):
+                            await _store(events, parsed, summary, progress)
                 else:
-                    batches = _sequential(fd, fp, path, parser)
-                async for parsed in batches:
-                    result = await events.write_batch(parsed)
-                    summary.read += parsed.lines
-                    summary.stored += result.stored
-                    summary.duplicates += result.duplicates
-                    summary.quarantined += result.quarantined
-                    summary.unpriced += result.unpriced
-                    if progress:
-                        progress(parsed.end - parsed.start)
+                    async for parsed in _sequential(fd, fp, path, parser):
+                        await _store(events, parsed, summary, progress)
             finally:
                 os.close(fd)
     finally:
@@ -124,8 +130,20 @@ async def ingest_files(
     return summary
 
 
-async def _sequential(fd: int, fp: str, path: str, parser: LineParser) -> AsyncIterator[Parsed]:
-    position = 0
+async def _store(
+    events: EventStore, parsed: Parsed, summary: IngestSummary, progress: Callable[[int], None] | None
+) -> None:
+    result = await events.write_batch(parsed)
+    summary.read += parsed.lines
+    summary.stored += result.stored
+    summary.duplicates += result.duplicates
+    summary.quarantined += result.quarantined
+    summary.unpriced += result.unpriced
+    if progress:
+        progress(parsed.end - parsed.start)
+
+
+async def _sequential(fd: int, fp: str, path: str, parser: LineParser, position: int = 0) -> AsyncIterator[Parsed]:
     while True:
         # Parse, then write: running both at once makes the two threads fight over the GIL.
         parsed = await asyncio.to_thread(read_batch, fd, fp, path, parser, position)
@@ -144,27 +162,41 @@ async def _parallel(
     max_event_cost: Money,
     ranges: list[tuple[int, int]],
 ) -> AsyncIterator[Parsed]:
+    """Yield the parsed ``ranges`` in order; raise :class:`_WorkersLost` at the first range a worker did not
+    return (every range before it has been yielded)."""
     loop = asyncio.get_running_loop()
-    pending: deque[asyncio.Future[bytes]] = deque()
+    pending: deque[tuple[int, asyncio.Future[bytes]]] = deque()
     todo = iter(ranges)
 
     def submit() -> None:
         span = next(todo, None)
         if span is not None:
-            pending.append(
-                loop.run_in_executor(pool, parse_range, path, fp, fmt, labels, max_event_cost, span[0], span[1])
-            )
+            job = loop.run_in_executor(pool, parse_range, path, fp, fmt, labels, max_event_cost, span[0], span[1])
+            pending.append((span[0], job))
 
-    for _ in range(IN_FLIGHT):
-        submit()
     try:
-        while pending:
-            packed = await pending.popleft()
+        for _ in range(IN_FLIGHT):
             submit()
+        while pending:
+            start, job = pending[0]
+            try:
+                packed = await job
+                pending.popleft()
+                submit()
+            except BrokenProcessPool:
+                raise _WorkersLost(start) from None
             yield Parsed.unpack(packed)
+    except BrokenProcessPool:  # the pool broke before the first range came back: nothing was yielded
+        raise _WorkersLost(ranges[0][0]) from None
     finally:
-        for future in pending:
-            future.cancel()
+        for _start, job in pending:
+            job.cancel()
+
+
+class _WorkersLost(Exception):
+    def __init__(self, at: int) -> None:
+        super().__init__(f"parsing workers lost at byte {at}")
+        self.at = at
 
 
 def _pool(workers: int) -> ProcessPoolExecutor:

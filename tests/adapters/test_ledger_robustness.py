@@ -156,3 +156,40 @@ def test_status_never_fails_while_a_writer_ingests(tmp_path):
         runs += 1
     _, err = writer.communicate(timeout=60)
     assert writer.returncode == 0 and runs >= 2, err
+
+
+def test_a_parsing_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path):
+    (tmp_path / "ledgers").mkdir()
+    expected = write_ledger(tmp_path / "ledgers" / "app.jsonl", 300_000, seed=4)
+    cfg = tmp_path / "guardd.toml"
+    cfg.write_text('[guardd]\nstate_dir = "state"\n')
+    proc = guardd("ingest", "--workers", "2", "ledgers/app.jsonl", "--json", "-c", str(cfg), cwd=tmp_path)
+    victim = None
+    deadline = time.monotonic() + 30
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        victim = next(iter(grandchildren(proc.pid)), None)  # the forkserver's children are the workers
+        time.sleep(0.01)
+    assert victim is not None, "no worker process appeared"
+    os.kill(victim, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert b"a parsing worker died" in err
+    assert json.loads(out)["read"] == 300_000
+    report = report_total(tmp_path, cfg)
+    assert Decimal(report["total"]) == expected and report["events"] == 300_000
+
+
+def grandchildren(pid: int) -> list[int]:
+    def children(parent: int) -> list[int]:
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append(int(entry))
+        return found
+
+    return [g for c in children(pid) for g in children(c)]
