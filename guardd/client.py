@@ -285,6 +285,21 @@ def _default_transport(async_: bool) -> Any:
     return httpx.AsyncHTTPTransport() if async_ else httpx.HTTPTransport()
 
 
+def _is_stream(response: Any) -> bool:
+    return "text/event-stream" in response.headers.get("content-type", "")
+
+
+def _teed(response: Any, request: Any, ledger: LedgerWriter, async_: bool) -> Any:
+    """The same response, its stream teed so that its usage is recorded when the stream closes."""
+    return type(response)(
+        response.status_code,
+        headers=response.headers,
+        stream=_tee(response, ledger, async_=async_),
+        extensions=response.extensions,
+        request=request,
+    )
+
+
 class GuardedTransport:
     """An httpx (or httpx2) transport that refuses completions while the switch blocks them, and records usage.
 
@@ -305,14 +320,8 @@ class GuardedTransport:
         response = self.inner.handle_request(request)
         if not completion or self.ledger is None or response.status_code >= 400:
             return response
-        if "text/event-stream" in response.headers.get("content-type", ""):
-            return type(response)(
-                response.status_code,
-                headers=response.headers,
-                stream=_tee(response, self.ledger, async_=False),
-                extensions=response.extensions,
-                request=request,
-            )
+        if _is_stream(response):
+            return _teed(response, request, self.ledger, async_=False)
         response.read()
         _record_json(response, self.ledger)
         return response
@@ -343,14 +352,8 @@ class AsyncGuardedTransport:
         response = await self.inner.handle_async_request(request)
         if not completion or self.ledger is None or response.status_code >= 400:
             return response
-        if "text/event-stream" in response.headers.get("content-type", ""):
-            return type(response)(
-                response.status_code,
-                headers=response.headers,
-                stream=_tee(response, self.ledger, async_=True),
-                extensions=response.extensions,
-                request=request,
-            )
+        if _is_stream(response):
+            return _teed(response, request, self.ledger, async_=True)
         await response.aread()
         _record_json(response, self.ledger)
         return response
