@@ -108,52 +108,44 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": {"code": status, "message": message}}, status_code=status, headers=headers)
 
 
+def _model(
+    slug: str, name: str, context: int | None, pricing: dict[str, object], architecture: dict[str, str] | None = None
+) -> dict[str, object]:
+    """A ``/models`` entry in the documented shape; only what guardd reads differs between entries."""
+    return {
+        "id": slug,
+        "canonical_slug": slug,
+        "name": name,
+        "created": 1,
+        "context_length": context,
+        "architecture": architecture or {},
+        "top_provider": {},
+        "per_request_limits": None,
+        "supported_parameters": [],
+        "default_parameters": None,
+        "supported_voices": None,
+        "links": {},
+        "pricing": pricing,
+    }
+
+
 DEFAULT_MODELS = [
-    {
-        "id": "openai/gpt-4o-mini",
-        "canonical_slug": "openai/gpt-4o-mini",
-        "name": "GPT-4o mini",
-        "created": 1,
-        "context_length": 128000,
-        "architecture": {"modality": "text->text"},
-        "top_provider": {},
-        "per_request_limits": None,
-        "supported_parameters": [],
-        "default_parameters": None,
-        "supported_voices": None,
-        "links": {},
-        "pricing": {"prompt": "0.00000015", "completion": "0.0000006", "request": "0"},
-    },
-    {
-        "id": "anthropic/claude-3.5-sonnet",
-        "canonical_slug": "anthropic/claude-3.5-sonnet",
-        "name": "Sonnet",
-        "created": 1,
-        "context_length": 200000,
-        "architecture": {},
-        "top_provider": {},
-        "per_request_limits": None,
-        "supported_parameters": [],
-        "default_parameters": None,
-        "supported_voices": None,
-        "links": {},
-        "pricing": {"prompt": 0.000003, "completion": 0.000015, "input_cache_read": "0.0000003"},
-    },
-    {
-        "id": "openrouter/auto",
-        "canonical_slug": "openrouter/auto",
-        "name": "Auto",
-        "created": 1,
-        "context_length": None,
-        "architecture": {},
-        "top_provider": {},
-        "per_request_limits": None,
-        "supported_parameters": [],
-        "default_parameters": None,
-        "supported_voices": None,
-        "links": {},
-        "pricing": {"prompt": "-1", "completion": "-1"},
-    },
+    _model(
+        "openai/gpt-4o-mini",
+        "GPT-4o mini",
+        128000,
+        {"prompt": "0.00000015", "completion": "0.0000006", "request": "0"},
+        {"modality": "text->text"},
+    ),
+    # numbers, not strings, and a cache price: the 2025-09 spec typed prices number|string
+    _model(
+        "anthropic/claude-3.5-sonnet",
+        "Sonnet",
+        200000,
+        {"prompt": 0.000003, "completion": 0.000015, "input_cache_read": "0.0000003"},
+    ),
+    # "-1" for a variable-price router (client fixtures, not the spec): an unknown price
+    _model("openrouter/auto", "Auto", None, {"prompt": "-1", "completion": "-1"}),
 ]
 
 

@@ -219,6 +219,16 @@ async def test_a_low_balance_and_a_short_runway_are_announced(rig, fake):
     assert any("run out in about" in t for t in titles)
 
 
+async def poll_then_sum(config, store, events):
+    """Poll OpenRouter once at BERLIN_EVENING (pricing what it can), then sum the hour around it."""
+    poller = RemotePoller(config, store, events)
+    try:
+        await poller.poll(BERLIN_EVENING)
+    finally:
+        await poller.aclose()
+    return await events.window_sum(None, BERLIN_EVENING - timedelta(hours=1), BERLIN_EVENING + timedelta(hours=1))
+
+
 async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_unpriced(tmp_path, fake):
     fake.add_key(KEY)
     config = load_config(str(write_config(tmp_path, fake)))
@@ -231,12 +241,7 @@ async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_un
             ("g:c", ts, '["nobody/unknown",null,null,[]]', None, 1000, 100),
         ]
         await events.write_batch(Parsed.of(rows))
-        poller = RemotePoller(config, store, events)
-        try:
-            await poller.poll(BERLIN_EVENING)
-        finally:
-            await poller.aclose()
-        total = await events.window_sum(None, BERLIN_EVENING - timedelta(hours=1), BERLIN_EVENING + timedelta(hours=1))
+        total = await poll_then_sum(config, store, events)
     # 1000 x $0.00000015 + 100 x $0.0000006 = $0.00021, exactly
     assert (total.cost, total.events, total.unpriced) == (parse_money("0.00021"), 3, 2)
 
@@ -249,10 +254,5 @@ async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figu
         events = EventStore(store)
         ts = int(BERLIN_EVENING.timestamp() * 1000)
         await events.write_batch(Parsed.of([("g:gen-77", ts, '["nobody/unknown",null,null,[]]', None, 5, 5)]))
-        poller = RemotePoller(config, store, events)
-        try:
-            await poller.poll(BERLIN_EVENING)
-        finally:
-            await poller.aclose()
-        total = await events.window_sum(None, BERLIN_EVENING - timedelta(hours=1), BERLIN_EVENING + timedelta(hours=1))
+        total = await poll_then_sum(config, store, events)
     assert (total.cost, total.unpriced) == (parse_money("0.0123"), 0)
