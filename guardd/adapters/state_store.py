@@ -27,19 +27,6 @@ def parse_iso(text: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxRow:
-    id: int
-    budget: str | None
-    severity: str
-    title: str
-    body: str
-    notifier: int
-    notifier_url: str
-    attempts: int
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class Message:
     """A message to enqueue for one notifier."""
 
@@ -49,6 +36,15 @@ class Message:
     body: str
     notifier: int
     notifier_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRow(Message):
+    """A message claimed from the outbox, with its delivery bookkeeping."""
+
+    id: int
+    attempts: int
+    created_at: datetime
 
 
 class StateStore:
@@ -135,9 +131,7 @@ class StateStore:
                 (row_id,),
             )
             if row is not None:
-                claimed.append(
-                    OutboxRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], parse_iso(row[8]) or now)
-                )
+                claimed.append(OutboxRow(*row[1:7], id=row[0], attempts=row[7], created_at=parse_iso(row[8]) or now))
         return claimed
 
     async def release_dead_leases(self, host: str) -> int:
