@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
+
+from guardd.testing.processes import descendants
 
 HERE = Path(__file__).resolve().parent
 
@@ -104,22 +105,8 @@ def main() -> None:
 
 
 def tree(root: int) -> list[int]:
-    """``root`` and all its descendants (the forkserver and the parsing workers)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        todo.extend(children.get(pid, []))
-    return out
+    """``root`` and all its descendants (the forkserver, the parsing workers, the resource tracker)."""
+    return [root, *(pid for generation in descendants(root) for pid in generation)]
 
 
 def memory_kb(pid: int, field: str, source: str) -> int:

@@ -22,6 +22,7 @@ from guardd.adapters.ledger import LedgerSpec, Tailer
 from guardd.adapters.store import Store
 from guardd.client import LedgerWriter
 from guardd.core.money import parse_money
+from guardd.testing.processes import descendants
 
 
 def write_ledger(path: Path, lines: int, seed: int) -> Decimal:
@@ -167,7 +168,8 @@ def test_a_parsing_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path):
     victim = None
     deadline = time.monotonic() + 30
     while victim is None and time.monotonic() < deadline and proc.poll() is None:
-        victim = next(iter(grandchildren(proc.pid)), None)  # the forkserver's children are the workers
+        generations = descendants(proc.pid)
+        victim = generations[1][0] if len(generations) > 1 else None  # the forkserver's children: workers
         time.sleep(0.01)
     assert victim is not None, "no worker process appeared"
     os.kill(victim, signal.SIGKILL)
@@ -177,19 +179,3 @@ def test_a_parsing_worker_killed_mid_ingest_loses_and_doubles_nothing(tmp_path):
     assert json.loads(out)["read"] == 300_000
     report = report_total(tmp_path, cfg)
     assert Decimal(report["total"]) == expected and report["events"] == 300_000
-
-
-def grandchildren(pid: int) -> list[int]:
-    def children(parent: int) -> list[int]:
-        found = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
-                    found.append(int(entry))
-        return found
-
-    return [g for c in children(pid) for g in children(c)]
