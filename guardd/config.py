@@ -481,9 +481,24 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
             if line not in seen:
                 seen.append(line)
         raise ConfigError(seen) from None
+    seen += _unknown_tags(settings, label)
     if seen:
         raise ConfigError(seen)
     return Config(settings, path)
+
+
+def _unknown_tags(settings: Settings, label: str) -> list[str]:
+    """Report every ``notify`` tag that no notifier carries: such alerts would reach nobody (contract §1)."""
+    carried = {tag for n in settings.notifiers for tag in n.tags}
+    problems: list[str] = []
+    for section in ("budgets", "health"):
+        for index, item in enumerate(getattr(settings, section, None) or []):
+            for tag in getattr(item, "notify", None) or []:
+                if tag not in carried:
+                    known = ", ".join(sorted(carried)) or "no notifier has tags"
+                    where = f"{label}: {section}[{index}].notify"
+                    problems.append(f"{where}: no notifier carries the tag {tag!r} ({known})")
+    return problems
 
 
 def _duplicate_names(data: dict[str, Any], label: str) -> list[str]:

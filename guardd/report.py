@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import re
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,15 +13,32 @@ from guardd.core.money import format_json
 from guardd.core.periods import local_midnight, window_at
 from guardd.errors import UsageError
 
+_AGO = re.compile(r"^(\d+)([dhmw])$")
+_AGO_UNIT = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
 
-def parse_when(text: str, tz: ZoneInfo) -> datetime:
-    """Return the instant a ``--since``/``--until`` value names: a date (local midnight) or an RFC 3339 time."""
+
+def parse_when(text: str, tz: ZoneInfo, now: datetime | None = None) -> datetime:
+    """Return the instant a ``--since``/``--until`` value names (contract §4).
+
+    Accepted: ``today`` and ``yesterday`` (local midnight in ``tz``), ``7d``/``12h``/``30m``/``2w`` ago, a date
+    (local midnight) or an RFC 3339 time (a time without a zone is in ``tz``). Raise UsageError otherwise.
+    """
+    now = datetime.now(UTC) if now is None else now
+    word = text.strip().lower()
+    if word in {"today", "yesterday"}:
+        day = now.astimezone(tz).date() - timedelta(days=1 if word == "yesterday" else 0)
+        return local_midnight(day, tz)
+    ago = _AGO.match(word)
+    if ago:
+        return now - timedelta(**{_AGO_UNIT[ago.group(2)]: int(ago.group(1))})
     try:
         if len(text) == 10:
             return local_midnight(date.fromisoformat(text), tz)
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise UsageError(f"not a date or RFC 3339 time: {text!r} (e.g. 2026-11-01 or 2026-11-01T09:00:00Z)") from None
+        raise UsageError(
+            f"not a date: {text!r} (today, yesterday, 7d, 12h, 30m, 2026-11-01 or 2026-11-01T09:00:00Z)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 
 from guardd import __version__
+from guardd.core.periods import parse_duration
 from guardd.errors import ConfigError, GuarddError, UsageError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
@@ -19,9 +21,17 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        print(f"guardd: error: {message}", file=sys.stderr)
+        """Print one line naming the mistake and where help is, then exit 2 (a usage error)."""
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
+
+
+def _duration(text: str) -> timedelta:
+    """An argparse type: a duration with a unit (``90s``, ``10m``, ``4h``, ``1d``), else a usage error."""
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -80,14 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     ks.add_argument("action", choices=["show", "trip", "release"])
     ks.add_argument("--budget", metavar="NAME")
     ks.add_argument("--reason", default="", metavar="TEXT")
-    ks.add_argument("--for", dest="duration", metavar="DURATION")
+    ks.add_argument("--for", dest="duration", type=_duration, metavar="DURATION")
     ks.add_argument("--json", action="store_true")
 
     silence = command("silence", "mute notifications of a budget for a while")
     silence.add_argument("action", choices=["add", "list", "remove"])
     silence.add_argument("id", nargs="?", type=int, metavar="ID")
     silence.add_argument("--budget", metavar="NAME")
-    silence.add_argument("--for", dest="duration", metavar="DURATION")
+    silence.add_argument("--for", dest="duration", type=_duration, metavar="DURATION")
     silence.add_argument("--reason", default="", metavar="TEXT")
     silence.add_argument("--json", action="store_true")
 

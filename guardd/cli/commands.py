@@ -217,12 +217,10 @@ async def cmd_report(args: Namespace) -> int:
     from guardd import report
 
     async with opened(args) as ctx:
-        tz = ctx.config.zone
-        since = report.parse_when(args.since, tz) if args.since else None
-        until = report.parse_when(args.until, tz) if args.until else None
-        doc = await report.build(
-            ctx.events, args.by, since, until, tz, datetime.now(UTC), ctx.config.settings.guardd.weekday
-        )
+        tz, now = ctx.config.zone, datetime.now(UTC)
+        since = report.parse_when(args.since, tz, now) if args.since else None
+        until = report.parse_when(args.until, tz, now) if args.until else None
+        doc = await report.build(ctx.events, args.by, since, until, tz, now, ctx.config.settings.guardd.weekday)
     if args.json:
         print(json.dumps(doc, indent=2))
     elif args.csv:
@@ -242,8 +240,8 @@ async def cmd_killswitch(args: Namespace) -> int:
             scope = args.budget or GLOBAL_SCOPE
             if args.budget:
                 _budgets(ctx, args.budget)
-            until = now + parse_duration(args.duration) if args.duration else None
-            if args.duration and until is not None and until <= now:
+            until = now + args.duration if args.duration is not None else None
+            if until is not None and until <= now:
                 raise UsageError("--for must be longer than 0s")
             await _manual(ctx, args.action, scope, until, args.reason, now)
         doc = killswitch.read(ctx.config.killswitch_path)
@@ -329,11 +327,13 @@ async def cmd_silence(args: Namespace) -> int:
     async with opened(args) as ctx:
         now = datetime.now(UTC)
         if args.action == "add":
-            if not args.budget or not args.duration:
+            if not args.budget or args.duration is None:
                 raise UsageError("silence add needs --budget NAME and --for DURATION")
             if args.budget != GLOBAL_SCOPE:
                 _budgets(ctx, args.budget)
-            until = now + parse_duration(args.duration)
+            if not args.duration:
+                raise UsageError("--for must be longer than 0s")
+            until = now + args.duration
             sid = await ctx.state.add_silence(args.budget, until, args.reason, who(), now)
             print(f"silence {sid}: {args.budget} muted until {until.astimezone(ctx.config.zone).isoformat()}")
         elif args.action == "remove":
@@ -409,7 +409,7 @@ async def cmd_history(args: Namespace) -> int:
     from guardd import report
 
     async with opened(args) as ctx:
-        since = report.parse_when(args.since, ctx.config.zone) if args.since else None
+        since = report.parse_when(args.since, ctx.config.zone, datetime.now(UTC)) if args.since else None
         rows = await ctx.state.history(since, args.limit)
     entries = [{"at": at, "kind": kind, "budget": budget, "detail": detail} for at, kind, budget, detail in rows]
     if args.json:

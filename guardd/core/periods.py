@@ -19,21 +19,26 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 60480
 
 
 def parse_duration(text: str | int | float) -> timedelta:
-    """Return the duration that ``text`` names: ``"30s"``, ``"10m"``, ``"4h"``, ``"1d"``, ``"2w"``, ``"0"``.
+    """Return the duration that ``text`` names: ``"30s"``, ``"10m"``, ``"4h"``, ``"1d"``, ``"2w"``, or ``"0"``.
 
-    A bare number is seconds. Raise ValueError with a readable message otherwise.
+    A duration carries a unit; only zero may go without one (where the configuration says it means never).
+    Raise ValueError with a one-line readable message otherwise (``5``, ``"forever"``, ``"-1h"``).
     """
     if isinstance(text, bool):
         raise ValueError(f"not a duration: {text!r}")
     if isinstance(text, int | float):
-        if text < 0:
-            raise ValueError(f"a duration cannot be negative: {text!r}")
-        return timedelta(seconds=text)
+        if text == 0:
+            return timedelta(0)
+        raise ValueError(f'{text!r} needs a unit: write it as a string such as "{text}s", "10m", "4h" or "1d"')
     match = _DURATION.match(text)
     if not match:
         raise ValueError(f"not a duration: {text!r} (use a number and a unit: 90s, 10m, 4h, 1d, 2w)")
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit or "s"])
+    if unit is None:
+        if float(number) == 0:
+            return timedelta(0)
+        raise ValueError(f"{text!r} needs a unit (90s, 10m, 4h, 1d, 2w)")
+    return timedelta(seconds=float(number) * _UNIT_SECONDS[unit])
 
 
 def format_duration(delta: timedelta) -> str:

@@ -57,3 +57,9 @@ def test_durations_parse(text, seconds):
 def test_a_bad_duration_says_how_to_write_one():
     with pytest.raises(ValueError, match="10m"):
         parse_duration("fast")
+
+
+@pytest.mark.parametrize("value", [5, "5", 4.0, "-1h", "forever"])
+def test_a_duration_without_a_unit_or_a_word_is_refused(value):
+    with pytest.raises(ValueError):
+        parse_duration(value)
