@@ -92,7 +92,10 @@ class Engine:
             if not ov.active(now) and not self.dry_run:
                 await self.state.remove_override(ov.scope, now, f"override {ov.state} by {ov.by} expired")
         previous = self.doc or await self.state.switch_doc()
-        doc, changes = decide(evaluations, overrides, self.config.settings.killswitch.release, previous, now)
+        settings = self.config.settings
+        doc, changes = decide(
+            evaluations, overrides, settings.killswitch.release, previous, now, settings.guardd.stale_after
+        )
         self.doc = doc
         details = [
             (c.scope, f"{'tripped' if c.tripped else 'released'}: {c.reason}" + (f" ({c.window})" if c.window else ""))

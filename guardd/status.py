@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from guardd.adapters import killswitch
@@ -10,7 +11,28 @@ from guardd.adapters.state_store import StateStore
 from guardd.config import Config
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.money import format_json
+from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
+
+
+def read_switch(config: Config, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
+    """Return the switch document (None when missing or unreadable), the guard's liveness and the read error."""
+    path: Path = config.killswitch_path
+    try:
+        raw = killswitch.read(path)
+    except GuarddError as exc:
+        return None, liveness(None, now, missing=str(exc)), str(exc)
+    if raw is None:
+        return None, liveness(None, now, missing=f"there is no kill-switch file at {path}"), None
+    view = read_document(raw)
+    return raw, liveness(view, now, max_age=config.settings.guardd.stale_after), None
+
+
+def dead_line(guard: Liveness, tz: Any) -> str:
+    """``guardd is not running (last heartbeat <time>)``, the time in ``tz`` to the second (or ``unknown``)."""
+    heartbeat = guard.heartbeat_at
+    when = "unknown" if heartbeat is None else heartbeat.astimezone(tz).replace(microsecond=0).isoformat()
+    return f"guardd is not running (last heartbeat {when})"
 
 
 def _iso(moment: datetime | None, tz: Any) -> str | None:
@@ -57,10 +79,8 @@ async def build(
 ) -> dict[str, Any]:
     """Return the ``guardd status --json`` document (schema 1)."""
     tz = config.zone
-    try:
-        switch = killswitch.read(config.killswitch_path)
-    except GuarddError as exc:
-        switch = {"error": str(exc)}
+    raw, guard, error = read_switch(config, now)
+    switch: dict[str, Any] | None = {"error": error} if error is not None else raw
     health = await state.channel_health()
     notifiers = []
     for n in config.settings.notifiers:
@@ -79,6 +99,7 @@ async def build(
         "schema": 1,
         "generated_at": now.astimezone(tz).isoformat(),
         "timezone": config.settings.guardd.timezone,
+        "guard": _guard_json(guard, tz),
         "budgets": [budget_json(ev, tz) for ev in evaluations],
         "killswitch": switch,
         "openrouter": openrouter,
@@ -89,6 +110,15 @@ async def build(
             for sid, budget, until, reason, by in await state.silences(now)
         ],
         "outbox_pending": await state.pending_count(),
+    }
+
+
+def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
+    return {
+        "alive": guard.alive,
+        "heartbeat_at": _iso(guard.heartbeat_at, tz),
+        "expires_at": _iso(guard.expires_at, tz),
+        "reason": guard.reason,
     }
 
 

@@ -352,4 +352,7 @@ def doc_from_json(data: dict[str, object]) -> SwitchDoc:
         )
     updated = parse_iso(str(data.get("updated_at"))) or datetime.now(UTC)
     heartbeat = parse_iso(str(data.get("heartbeat_at"))) or updated
+    expires = parse_iso(str(data.get("expires_at"))) if data.get("expires_at") else None
+    if expires is not None and expires > heartbeat:
+        return SwitchDoc(updated, heartbeat, scopes, expires - heartbeat)
     return SwitchDoc(updated, heartbeat, scopes)

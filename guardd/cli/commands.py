@@ -142,15 +142,18 @@ async def cmd_check(args: Namespace) -> int:
 
     try:
         async with opened(args) as ctx:
-            evaluations = await ctx.evaluator.evaluate_all(datetime.now(UTC), _budgets(ctx, args.budget))
-            doc = killswitch.read(ctx.config.killswitch_path)
-    except UsageError:
-        raise
-    except Exception as exc:  # a monitoring plugin reports any failure as UNKNOWN
+            now = datetime.now(UTC)
+            budgets = _budgets(ctx, args.budget)
+            evaluations = await ctx.evaluator.evaluate_all(now, budgets)
+            doc, guard, _error = status.read_switch(ctx.config, now)
+    except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
         return 3
-    scopes = (doc or {}).get("scopes", {}) if isinstance(doc, dict) else {}
-    names = {b.name for b in _budgets(ctx, args.budget)} | {GLOBAL_SCOPE}
+    if not guard.alive:
+        print(f"GUARDD UNKNOWN - {status.dead_line(guard, ctx.config.zone)}: {guard.reason}")
+        return 3
+    scopes = (doc or {}).get("scopes", {})
+    names = {b.name for b in budgets} | {GLOBAL_SCOPE}
     tripped = any(isinstance(s, dict) and s.get("tripped") for n, s in scopes.items() if n in names)
     code, line = status.check_result(evaluations, tripped)
     print(line)

@@ -18,7 +18,13 @@ def _money(text: str | None) -> str:
 
 
 def status_text(doc: dict[str, Any]) -> str:
-    lines = [f"guardd status at {doc['generated_at']} ({doc['timezone']})", ""]
+    lines = []
+    guard = doc.get("guard") or {}
+    if not guard.get("alive", True):
+        heartbeat = guard.get("heartbeat_at")
+        when = datetime.fromisoformat(heartbeat).replace(microsecond=0).isoformat() if heartbeat else "unknown"
+        lines += [f"GUARD DOWN: guardd is not running (last heartbeat {when}): {guard.get('reason')}", ""]
+    lines += [f"guardd status at {doc['generated_at']} ({doc['timezone']})", ""]
     if not doc["budgets"]:
         lines.append("no budgets configured")
     for b in doc["budgets"]:

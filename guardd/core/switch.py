@@ -17,13 +17,14 @@ Per scope (one per budget, plus ``*`` for a manual trip of everything):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.money import Money, format_human, format_json
 
 SCHEMA = 1
 GLOBAL_SCOPE = "*"
+DEFAULT_TTL = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +73,17 @@ class Scope:
 
 @dataclass(frozen=True, slots=True)
 class SwitchDoc:
+    """The switch document (contract §3). ``ttl`` is ``guardd.stale_after``: ``expires_at`` is the heartbeat plus
+    it, after which a reader must treat the guard as dead."""
+
     updated_at: datetime
     heartbeat_at: datetime
     scopes: dict[str, Scope] = field(default_factory=dict)
+    ttl: timedelta = DEFAULT_TTL
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.heartbeat_at + self.ttl
 
     @property
     def tripped(self) -> bool:
@@ -85,6 +94,7 @@ class SwitchDoc:
             "schema": SCHEMA,
             "updated_at": _iso(self.updated_at),
             "heartbeat_at": _iso(self.heartbeat_at),
+            "expires_at": _iso(self.expires_at),
             "tripped": self.tripped,
             "scopes": {name: scope.to_json() for name, scope in sorted(self.scopes.items())},
         }
@@ -137,8 +147,12 @@ def decide(
     release: str,
     previous: SwitchDoc | None,
     now: datetime,
+    ttl: timedelta = DEFAULT_TTL,
 ) -> tuple[SwitchDoc, list[ScopeChange]]:
-    """Return the switch document at ``now`` and the scopes whose tripped state changed since ``previous``."""
+    """Return the switch document at ``now`` and the scopes whose tripped state changed since ``previous``.
+
+    ``ttl`` (``guardd.stale_after``) sets the document's ``expires_at``.
+    """
     prev_scopes = previous.scopes if previous else {}
     active = {o.scope: o for o in overrides if o.active(now)}
     scopes: dict[str, Scope] = {}
@@ -169,9 +183,9 @@ def decide(
         if name not in scopes and prev.tripped:
             changes.append(ScopeChange(name, False, "scope removed from the configuration", None))
 
-    doc = SwitchDoc(updated_at=now, heartbeat_at=now, scopes=scopes)
+    doc = SwitchDoc(updated_at=now, heartbeat_at=now, scopes=scopes, ttl=ttl)
     if previous is not None and _same_content(previous, doc):
-        doc = SwitchDoc(updated_at=previous.updated_at, heartbeat_at=now, scopes=scopes)
+        doc = SwitchDoc(updated_at=previous.updated_at, heartbeat_at=now, scopes=scopes, ttl=ttl)
     return doc, changes
 
 

@@ -1,0 +1,105 @@
+"""A dead guard is never OK (contract §3, §7): check is UNKNOWN and status says so, with real files and daemons."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.e2e.conftest import wait_for
+
+
+def cfg(tmp_path: Path, stale_after: str = "5m", every: str = "1s") -> Path:
+    (tmp_path / "ledgers").mkdir(exist_ok=True)
+    path = tmp_path / "guardd.toml"
+    path.write_text(
+        f'[guardd]\nstate_dir = "state"\nevaluate_every = "{every}"\nstale_after = "{stale_after}"\n'
+        '[[ledgers]]\npath = "ledgers/*.jsonl"\n[[budgets]]\nname = "team"\ndaily = 10\nforecast = false\n'
+    )
+    return path
+
+
+def switch_path(tmp_path: Path) -> Path:
+    return tmp_path / "state" / "killswitch.json"
+
+
+def rewrite(tmp_path: Path, **fields: object) -> None:
+    doc = json.loads(switch_path(tmp_path).read_text())
+    doc.update(fields)
+    switch_path(tmp_path).write_text(json.dumps(doc))
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def test_the_switch_file_expires_stale_after_past_its_heartbeat(run_guardd, tmp_path):
+    assert run_guardd("run", "--once", "-c", str(cfg(tmp_path, stale_after="7m"))).returncode == 0
+    doc = json.loads(switch_path(tmp_path).read_text())
+    heartbeat = datetime.fromisoformat(doc["heartbeat_at"])
+    assert datetime.fromisoformat(doc["expires_at"]) - heartbeat == timedelta(minutes=7)
+
+
+def test_check_is_unknown_when_no_guard_ever_wrote_a_switch_file(run_guardd, tmp_path):
+    result = run_guardd("check", "-c", str(cfg(tmp_path)))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.startswith("GUARDD UNKNOWN - guardd is not running (last heartbeat unknown)")
+
+
+def test_check_is_ok_while_the_daemon_runs_and_unknown_once_it_stopped_past_stale_after(
+    run_guardd, tmp_path, daemon_factory
+):
+    path = cfg(tmp_path, stale_after="3s")
+    daemon = daemon_factory(path)
+    daemon.start()
+    live = run_guardd("check", "-c", str(path))
+    assert live.returncode == 0, live.stdout + live.stderr
+    assert daemon.stop() == 0
+    heartbeat = json.loads(switch_path(tmp_path).read_text())["heartbeat_at"]
+    dead = wait_for(lambda: (r := run_guardd("check", "-c", str(path))).returncode == 3 and r, timeout=30)
+    assert dead.stdout.startswith("GUARDD UNKNOWN - guardd is not running (last heartbeat ")
+    shown = datetime.fromisoformat(dead.stdout.split("last heartbeat ")[1].split(")")[0])
+    assert abs(shown - datetime.fromisoformat(heartbeat)) < timedelta(seconds=1)
+
+
+def test_check_is_unknown_when_the_switch_file_is_unreadable(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    switch_path(tmp_path).write_text("{ not json")
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 3 and "guardd is not running" in result.stdout
+
+
+def test_check_is_unknown_when_the_heartbeat_is_more_than_a_minute_in_the_future(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    ahead = datetime.now(UTC) + timedelta(minutes=3)
+    rewrite(tmp_path, heartbeat_at=iso(ahead), expires_at=iso(ahead + timedelta(minutes=5)))
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 3 and "in the future" in result.stdout
+
+
+def test_status_json_says_the_guard_is_alive_after_a_fresh_cycle(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    guard = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)["guard"]
+    assert guard["alive"] is True and guard["reason"] is None and guard["heartbeat_at"]
+
+
+def test_status_says_at_the_top_in_both_forms_that_an_expired_guard_is_not_running(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    past = datetime.now(UTC) - timedelta(minutes=9)
+    rewrite(tmp_path, heartbeat_at=iso(past), expires_at=iso(past + timedelta(minutes=5)))
+    doc = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)
+    assert doc["guard"]["alive"] is False and "expired" in doc["guard"]["reason"]
+    assert datetime.fromisoformat(doc["guard"]["heartbeat_at"]) == past.replace(microsecond=past.microsecond)
+    text = run_guardd("status", "-c", str(path)).stdout
+    assert text.lstrip().splitlines()[0].startswith("GUARD DOWN: guardd is not running (last heartbeat ")
+
+
+def test_check_budget_with_an_unknown_name_is_unknown(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    result = run_guardd("check", "--budget", "nosuch", "-c", str(path))
+    assert result.returncode == 3 and result.stdout.startswith("GUARDD UNKNOWN - no budget named 'nosuch'")
