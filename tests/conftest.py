@@ -29,6 +29,6 @@ def run_guardd(tmp_path: Path):
     return run
 
 
-pytest_plugins = ["tests.ci_policy"]
+pytest_plugins = ["tests.ci_policy", "tests.pg_fixture"]
 
 from tests.e2e.conftest import smtp, webhook  # noqa: E402, F401 - real servers shared by every test folder
