@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from datetime import timedelta
 from decimal import Decimal
@@ -41,6 +42,7 @@ from guardd.errors import ConfigError
 
 SEARCH_PATHS = (Path("guardd.toml"), Path("/etc/guardd/guardd.toml"))
 CREDENTIAL_FILES = {"openrouter_api_key": "api_key", "openrouter_management_key": "management_key"}
+STORE_URL_CREDENTIAL = "store_url"  # $CREDENTIALS_DIRECTORY/store_url: [store] url (contract §9)
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -94,6 +96,7 @@ class GuarddSection(_Section):
     evaluate_every: PositiveDuration = timedelta(seconds=30)
     stale_after: PositiveDuration = timedelta(minutes=5)
     max_event_cost: PositiveMoney = 1000 * 10**12
+    instance: str | None = None  # this host's name in a shared store (§9); None: the host name
 
     @field_validator("timezone")
     @classmethod
@@ -102,6 +105,13 @@ class GuarddSection(_Section):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown IANA time zone {value!r} (e.g. Europe/Berlin, America/New_York, UTC)") from None
+        return value
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", value):
+            raise ValueError(f"{value!r} must be 1-63 letters, digits, '.', '-' or '_' (a host name)")
         return value
 
     @field_validator("week_start", mode="before")
@@ -270,6 +280,27 @@ class KillswitchSection(_Section):
     disable_openrouter_keys: bool = False
 
 
+class StoreSection(_Section):
+    """``[store]`` (contract §9): absent or without ``url``, the state is SQLite in ``state_dir``."""
+
+    url: SecretStr | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.match(r"^postgres(ql)?://", value.get_secret_value()):
+            raise ValueError("must be a postgresql:// URL (the shared store is PostgreSQL)")
+        if value is not None:
+            # The PostgreSQL backend (guardd.adapters.pg) exists, but the daemon and the commands do not run on
+            # it yet: refuse rather than quietly keep using SQLite while the operator believes the state shared.
+            raise ValueError(
+                "the shared PostgreSQL store is not yet supported by `guardd run` and the commands in this "
+                "version (leader election and switch mirroring are missing); remove [store] url to use SQLite "
+                "in state_dir"
+            )
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_config`, not directly."""
 
@@ -284,6 +315,7 @@ class Settings(BaseSettings):
     notifiers: list[NotifierSection] = Field(default_factory=list)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     killswitch: KillswitchSection = Field(default_factory=KillswitchSection)
+    store: StoreSection = Field(default_factory=StoreSection)
 
     @classmethod
     def settings_customise_sources(
@@ -323,6 +355,11 @@ class Config:
             str(Path(lg.path) if Path(lg.path).is_absolute() else (base / lg.path)) for lg in settings.ledgers
         ]
         self.budgets = [b.to_core() for b in settings.budgets]
+
+    @property
+    def instance(self) -> str:
+        """This host's name in a shared store (contract §9): ``[guardd] instance``, else the host name."""
+        return self.settings.guardd.instance or socket.gethostname()
 
     @property
     def db_path(self) -> Path:
@@ -416,7 +453,14 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def _secrets_from_environment(data: dict[str, Any], env: dict[str, str]) -> None:
-    """Fill [openrouter] secrets from OPENROUTER_* and $CREDENTIALS_DIRECTORY (only when the section exists)."""
+    """Fill [openrouter] secrets from OPENROUTER_* and $CREDENTIALS_DIRECTORY (only when the section exists),
+    and [store] url from the credential file ``store_url``."""
+    creds_dir = env.get("CREDENTIALS_DIRECTORY")
+    store_url = Path(creds_dir) / STORE_URL_CREDENTIAL if creds_dir else None
+    if store_url is not None and store_url.is_file():
+        store = data.setdefault("store", {})
+        if isinstance(store, dict):
+            store["url"] = store_url.read_text(encoding="utf-8").strip()
     section = data.get("openrouter")
     if not isinstance(section, dict):
         return

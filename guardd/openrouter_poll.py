@@ -18,6 +18,7 @@ from guardd.adapters.events_store import EventStore
 from guardd.adapters.openrouter import OpenRouterClient
 from guardd.adapters.state_store import iso
 from guardd.adapters.store import Store
+from guardd.adapters.store_api import Priced
 from guardd.config import Config
 from guardd.core.money import MoneyError, parse_money
 from guardd.core.pricing import model_price, price_event
@@ -149,7 +150,7 @@ class RemotePoller:
         due = self._prices_at is None or now - self._prices_at >= self.section.refresh_prices_every
         if due or unpriced:
             known = {m for (m,) in await self.store.fetchall("SELECT model FROM prices")}
-            if due or any(u[1] not in known for u in unpriced):
+            if due or any(u.model not in known for u in unpriced):
                 try:
                     models = await self.client.models()
                 except SourceError as exc:
@@ -164,10 +165,11 @@ class RemotePoller:
         if not unpriced:
             return
         catalog = {m: json.loads(p) for m, p in await self.store.fetchall("SELECT model, pricing FROM prices")}
-        priced = []
+        priced: list[Priced] = []
         lookups = GENERATION_LOOKUPS_PER_POLL if self.section.price_from_generation else 0
         keys = self.section.all_keys()
-        for eid, model, prompt, completion, reasoning, cached, gen in unpriced:
+        for u in unpriced:
+            gen = u.generation_id
             if gen and lookups > 0 and keys:
                 # The exact figure OpenRouter billed, when the event carries its generation id (rate-limited).
                 lookups -= 1
@@ -178,13 +180,14 @@ class RemotePoller:
                     record = None
                 cost = _money(record.get("total_cost")) if record else None
                 if cost is not None and cost >= 0:
-                    priced.append((eid, cost))
+                    priced.append(Priced(u.id, cost))
                     continue
-            price = model_price(catalog[model]) if model in catalog else None
+            price = model_price(catalog[u.model]) if u.model in catalog else None
             if price is None:
                 continue
-            event = UsageEvent(0, model, None, None, prompt, completion, reasoning, cached)
-            priced.append((eid, price_event(event, price)))
+            tokens = (u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens)
+            event = UsageEvent(0, u.model, None, None, *tokens)
+            priced.append(Priced(u.id, price_event(event, price)))
         if priced and not self.dry_run:
             count = await self.events.set_cost(priced)
             log.info("priced %d ledger event(s) from the model catalog", count)

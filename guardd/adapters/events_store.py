@@ -16,53 +16,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from guardd.adapters.batch import HOUR_MS, Parsed, Row, add_to_hours
 from guardd.adapters.store import Store
+from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 
+__all__ = ["BatchResult", "Checkpoint", "EventStore", "Sum"]
+
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Checkpoint:
-    """Where reading of one file identity stands: the byte after the last complete line read."""
-
-    ledger: str
-    path: str
-    dev: int
-    ino: int
-    fingerprint: str
-    offset: int
-    size: int
-    tail: str
-    events: int
-    quarantined: int
-    last_event_ms: int | None
-
-
-@dataclass(slots=True)
-class BatchResult:
-    stored: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    unpriced: int = 0
-    series: set[int] = field(default_factory=set)
-    max_ts: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Sum:
-    cost: int = 0
-    events: int = 0
-    unpriced: int = 0
-
-    def __add__(self, other: Sum) -> Sum:
-        return Sum(self.cost + other.cost, self.events + other.events, self.unpriced + other.unpriced)
 
 
 def dims_of(sig: str) -> Dimensions:
@@ -248,8 +214,8 @@ class EventStore:
             ),
         )
 
-    async def set_cost(self, priced: Sequence[tuple[int, int]]) -> int:
-        """Price unpriced events: ``(event id, cost)`` pairs; rollups follow. Return how many were priced."""
+    async def set_cost(self, priced: Sequence[Priced]) -> int:
+        """Price unpriced events; rollups follow. Return how many were priced."""
         if not priced:
             return 0
         hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -257,9 +223,9 @@ class EventStore:
         async with self.store.transaction() as conn:
             for chunk in _chunks(list(priced), 500):
                 marks = ",".join("?" * len(chunk))
-                costs = dict(chunk)
+                costs = {p.id: p.cost for p in chunk}
                 sql = f"SELECT id, ts, series FROM events WHERE cost IS NULL AND id IN ({marks})"
-                async with conn.execute(sql, [eid for eid, _ in chunk]) as cur:
+                async with conn.execute(sql, list(costs)) as cur:
                     found = list(await cur.fetchall())
                 for eid, ts, series in found:
                     add_to_hours(hours, ts, series, None, -1)
@@ -311,15 +277,15 @@ class EventStore:
                 out[sid] = out[sid] + Sum(int(cost or 0), int(events or 0), int(unpriced or 0))
         return dict(out)
 
-    async def unpriced_events(self, limit: int = 5000) -> list[tuple[int, str, int, int, int, int, str | None]]:
-        """Return unpriced events: ``(id, model, prompt, completion, reasoning, cached, generation id)``."""
+    async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
+        """Return up to ``limit`` unpriced events with what pricing them needs."""
         rows = await self.store.fetchall(
             "SELECT e.id, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
             " CASE WHEN e.k LIKE 'g:%' THEN substr(e.k, 3) END FROM unpriced u JOIN events e ON e.k = u.k"
             " JOIN series s ON s.id = e.series WHERE e.cost IS NULL LIMIT ?",
             (limit,),
         )
-        return [tuple(r) for r in rows]
+        return [UnpricedEvent(*r) for r in rows]
 
     async def quarantine_count(self) -> int:
         row = await self.store.fetchone("SELECT count(*) FROM quarantine")

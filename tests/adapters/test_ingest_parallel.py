@@ -122,7 +122,7 @@ async def test_a_schema_1_database_is_migrated_with_its_events_rollups_and_unpri
         rollups = await store.fetchall("SELECT series, cost, events FROM rollups")
     assert version[0] == SCHEMA_VERSION
     assert list(series) == [series_id(sig)]
-    assert [(r[1], r[2], r[3], r[6]) for r in unpriced] == [("m", 100, 20, "b")]
+    assert [(r.model, r.prompt_tokens, r.completion_tokens, r.generation_id) for r in unpriced] == [("m", 100, 20, "b")]
     assert {tuple(r) for r in rollups} == {(series_id(sig), 2 * 10**12, 2)}
 
 
