@@ -43,6 +43,7 @@ from guardd.errors import ConfigError
 SEARCH_PATHS = (Path("guardd.toml"), Path("/etc/guardd/guardd.toml"))
 CREDENTIAL_FILES = {"openrouter_api_key": "api_key", "openrouter_management_key": "management_key"}
 STORE_URL_CREDENTIAL = "store_url"  # $CREDENTIALS_DIRECTORY/store_url: [store] url (contract §9)
+HTTP_TOKEN_FILE = "http_token"
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -301,6 +302,49 @@ class StoreSection(_Section):
         return value
 
 
+class HttpSection(_Section):
+    """``[http]`` (contract §8): where the HTTP service listens and the bearer token every POST needs."""
+
+    listen: str = "127.0.0.1:9787"
+    token: SecretStr | None = None
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        parse_listen(value)
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        """``(host, port)`` for TCP, or the socket path (a str) for ``unix:/path``."""
+        return parse_listen(self.listen)
+
+    def token_value(self) -> str | None:
+        """The configured token, or None (then every POST is refused with 403). Blank counts as none."""
+        value = self.token.get_secret_value().strip() if self.token else ""
+        return value or None
+
+
+def parse_listen(value: str) -> tuple[str, int] | str:
+    """Return ``(host, port)`` for ``host:port`` / ``[v6]:port``, or the path for ``unix:/path``.
+
+    Raise ValueError for anything else.
+    """
+    if value.startswith("unix:"):
+        path = value.removeprefix("unix:")
+        if not path.startswith("/"):
+            raise ValueError(f"a unix socket needs an absolute path (unix:/run/guardd/http.sock), not {value!r}")
+        return path
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^\s:\[\]]+):(\d{1,5})", value)
+    if match is None:
+        raise ValueError(f"must be host:port (127.0.0.1:9787) or unix:/path, not {value!r}")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    if not 0 < port < 65536:
+        raise ValueError(f"port {port} is out of range 1-65535")
+    return host, port
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with :func:`load_config`, not directly."""
 
@@ -316,6 +360,7 @@ class Settings(BaseSettings):
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     killswitch: KillswitchSection = Field(default_factory=KillswitchSection)
     store: StoreSection = Field(default_factory=StoreSection)
+    http: HttpSection | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -380,6 +425,9 @@ class Config:
         section = raw.get("openrouter")
         if isinstance(section, dict) and any(section.get(k) for k in ("api_key", "api_keys", "management_key")):
             return True
+        http = raw.get("http")
+        if isinstance(http, dict) and http.get("token"):
+            return True
         notifiers = raw.get("notifiers")
         if not isinstance(notifiers, list):
             return False
@@ -421,6 +469,11 @@ class Config:
             orr["api_keys"] = [mask(k.get_secret_value()) for k in self.settings.openrouter.api_keys]
             mk = self.settings.openrouter.management_key
             orr["management_key"] = mask(mk.get_secret_value()) if mk else None
+        if self.settings.http is not None:
+            from guardd.core.redact import mask
+
+            token = self.settings.http.token_value()
+            data["http"]["token"] = mask(token) if token else None
         return data
 
 
@@ -454,13 +507,18 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _secrets_from_environment(data: dict[str, Any], env: dict[str, str]) -> None:
     """Fill [openrouter] secrets from OPENROUTER_* and $CREDENTIALS_DIRECTORY (only when the section exists),
-    and [store] url from the credential file ``store_url``."""
+    [store] url from the credential file ``store_url``, and the ``[http]`` token from the credential file
+    ``http_token`` (only when [http] exists; ``GUARDD_HTTP__TOKEN`` still wins)."""
     creds_dir = env.get("CREDENTIALS_DIRECTORY")
     store_url = Path(creds_dir) / STORE_URL_CREDENTIAL if creds_dir else None
     if store_url is not None and store_url.is_file():
         store = data.setdefault("store", {})
         if isinstance(store, dict):
             store["url"] = store_url.read_text(encoding="utf-8").strip()
+    http = data.get("http")
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if isinstance(http, dict) and creds and (Path(creds) / HTTP_TOKEN_FILE).is_file():
+        http["token"] = (Path(creds) / HTTP_TOKEN_FILE).read_text(encoding="utf-8").strip()
     section = data.get("openrouter")
     if not isinstance(section, dict):
         return

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardd.adapters import killswitch
+from guardd.adapters.events_store import EventStore
 from guardd.adapters.state_store import StateStore
+from guardd.adapters.store import Store
 from guardd.config import Config
+from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.money import format_json
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
+
+if TYPE_CHECKING:
+    from guardd.evaluation import Evaluator
 
 
 def read_switch(config: Config, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
@@ -120,6 +126,49 @@ def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
         "expires_at": _iso(guard.expires_at, tz),
         "reason": guard.reason,
     }
+
+
+async def document(
+    config: Config,
+    store: Store,
+    evaluator: Evaluator,
+    now: datetime,
+    budgets: list[Budget] | None = None,
+) -> dict[str, Any]:
+    """Return the ``guardd status --json`` document at ``now``, evaluated afresh (``budgets``: default all).
+
+    The one implementation behind ``guardd status`` and ``GET /v1/status``.
+    """
+    evaluations = await evaluator.evaluate_all(now, budgets)
+    ledgers = await ledger_status(EventStore(store))
+    remote = None
+    if config.settings.openrouter is not None:
+        from guardd.openrouter_view import RemoteView
+
+        remote = await RemoteView(config, store).status(now)
+    return await build(config, evaluations, StateStore(store), now, ledgers, remote)
+
+
+async def ledger_status(events: EventStore) -> list[dict[str, Any]]:
+    """One entry per ledger file guardd has read: where reading stands and what it found."""
+    out: list[dict[str, Any]] = []
+    latest: dict[str, Any] = {}
+    for cp in await events.checkpoints():
+        latest[cp.path] = cp
+    for path, cp in latest.items():
+        last = datetime.fromtimestamp(cp.last_event_ms / 1000, UTC).isoformat() if cp.last_event_ms else None
+        out.append(
+            {
+                "path": path,
+                "ledger": cp.ledger,
+                "offset": cp.offset,
+                "size": cp.size,
+                "events": cp.events,
+                "quarantined": cp.quarantined,
+                "last_event_at": last,
+            }
+        )
+    return out
 
 
 def check_result(evaluations: list[BudgetEvaluation], switch_tripped: bool) -> tuple[int, str]:

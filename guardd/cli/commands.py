@@ -20,8 +20,7 @@ from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
 from guardd.cli import render
 from guardd.config import Config, load_config
-from guardd.core.periods import parse_duration
-from guardd.core.switch import GLOBAL_SCOPE, Override
+from guardd.core.switch import GLOBAL_SCOPE
 
 if TYPE_CHECKING:
     from guardd.evaluation import Evaluator
@@ -98,43 +97,12 @@ async def cmd_status(args: Namespace) -> int:
     from guardd import status
 
     async with opened(args) as ctx:
-        now = datetime.now(UTC)
-        evaluations = await ctx.evaluator.evaluate_all(now, _budgets(ctx, args.budget))
-        doc = await status.build(ctx.config, evaluations, ctx.state, now, await _ledgers(ctx), await _remote(ctx))
+        doc = await status.document(ctx.config, ctx.store, ctx.evaluator, datetime.now(UTC), _budgets(ctx, args.budget))
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
         print(render.status_text(doc))
     return 0
-
-
-async def _ledgers(ctx: Context) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    latest: dict[str, Any] = {}
-    for cp in await ctx.events.checkpoints():
-        latest[cp.path] = cp
-    for path, cp in latest.items():
-        last = datetime.fromtimestamp(cp.last_event_ms / 1000, UTC).isoformat() if cp.last_event_ms else None
-        out.append(
-            {
-                "path": path,
-                "ledger": cp.ledger,
-                "offset": cp.offset,
-                "size": cp.size,
-                "events": cp.events,
-                "quarantined": cp.quarantined,
-                "last_event_at": last,
-            }
-        )
-    return out
-
-
-async def _remote(ctx: Context) -> dict[str, Any] | None:
-    if ctx.config.settings.openrouter is None:
-        return None
-    from guardd.openrouter_view import RemoteView
-
-    return await RemoteView(ctx.config, ctx.store).status(datetime.now(UTC))
 
 
 async def cmd_check(args: Namespace) -> int:
@@ -256,74 +224,15 @@ async def cmd_killswitch(args: Namespace) -> int:
 async def _manual(ctx: Context, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
     """Record a manual trip/release, recompute the switch file at once and notify it."""
     from guardd.jobs import Engine
+    from guardd.overrides import apply_manual
 
-    by = who()
     engine = Engine(ctx.config, ctx.state, ctx.evaluator)
-    if action == "trip":
-        await ctx.state.set_override(Override(scope, "tripped", by, reason, until), now)
-    elif scope == GLOBAL_SCOPE:
-        previous = await ctx.state.switch_doc()
-        tripped = [name for name, s in (previous.scopes.items() if previous else []) if s.tripped]
-        for name in tripped or [GLOBAL_SCOPE]:
-            await _release(ctx, name, by, reason, until, now)
-    else:
-        await _release(ctx, scope, by, reason, until, now)
-    doc = await engine.cycle(now)
-    verb = "tripped" if action == "trip" else "released"
-    title = f"guardd: kill-switch {verb} by hand ({'all budgets' if scope == GLOBAL_SCOPE else scope})"
-    body = f"By {by}" + (f" until {until.isoformat()}" if until else "") + f". Reason: {reason or 'none given'}."
-    from guardd.adapters.state_store import Message
-    from guardd.jobs import routes
-
-    budget = ctx.config.budget(scope)
-    messages = [
-        Message(scope, "critical" if action == "trip" else "info", title, body, c.index, c.display)
-        for c in engine.channels
-        if routes(c, "critical" if action == "trip" else "warning", budget)
-    ]
-    await ctx.state.enqueue(messages, now)
+    result = await apply_manual(engine, "trip" if action == "trip" else "release", scope, until, reason, who(), now)
+    for note in result.notes:
+        print(f"guardd: note: {note}", file=sys.stderr)
     await engine.deliver(now)
-    print(f"{verb} {scope}; switch file {ctx.config.killswitch_path} now says tripped={doc.tripped}")
-
-
-async def _release(ctx: Context, scope: str, by: str, reason: str, until: datetime | None, now: datetime) -> None:
-    overrides = {o.scope: o for o in await ctx.state.overrides()}
-    current = overrides.get(scope)
-    if current is not None and current.state == "tripped" and until is None:
-        await ctx.state.remove_override(scope, now, f"manual trip removed by {by}: {reason or 'no reason given'}")
-        return
-    if scope == GLOBAL_SCOPE:
-        return
-    if until is None:
-        until = await _window_reset(ctx, scope, now)
-        if until is None:
-            print(
-                f"guardd: note: {scope}'s release has no natural end; it lasts until removed (or use --for)",
-                file=sys.stderr,
-            )
-    await ctx.state.set_override(Override(scope, "released", by, reason, until), now)
-
-
-async def _window_reset(ctx: Context, scope: str, now: datetime) -> datetime | None:
-    """When the window that tripped ``scope`` resets: the end of an automatic release hold.
-
-    Derived from the tripping window itself, because with ``release = "manual"`` the scope's own ``until`` is
-    null — taking that would make the release last forever.
-    """
-    from guardd.core.periods import Kind, window_at
-
-    previous = await ctx.state.switch_doc()
-    held = previous.scopes.get(scope) if previous else None
-    if held is None:
-        return None
-    if held.until is not None:
-        return held.until
-    settings = ctx.config.settings.guardd
-    if held.window in {k.value for k in Kind}:
-        return window_at(held.window, settings.zone, now, settings.weekday).end
-    if held.window and held.window.startswith("rolling:"):
-        return now + parse_duration(held.window.removeprefix("rolling:"))
-    return None
+    verb = "tripped" if action == "trip" else "released"
+    print(f"{verb} {scope}; switch file {ctx.config.killswitch_path} now says tripped={result.doc.tripped}")
 
 
 async def cmd_silence(args: Namespace) -> int:
