@@ -61,6 +61,7 @@ class Daemon:
         self.scheduler: Any = None
         self.watch_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.web: Any = None  # guardd.webservice.WebService while [http] is configured
         self._build(config)
 
     def _build(self, config: Config) -> None:
@@ -73,6 +74,7 @@ class Daemon:
             remote_spend, remote_stale = view.spend, view.staleness
         self.evaluator = Evaluator(config, self.events, remote_spend, remote_stale)
         self.engine = Engine(config, self.state, self.evaluator, dry_run=self.dry_run)
+        self.engine.on_switch = self._publish_switch
         self.tailer = Tailer(_specs(config), self.events, config.settings.guardd.max_event_cost)
 
     # ---- one cycle --------------------------------------------------------------------------------------
@@ -92,6 +94,10 @@ class Daemon:
             return
         await self.engine.cycle(now, only)
         self.sd.send(f"STATUS={self._summary()}")
+
+    def _publish_switch(self, doc: Any) -> None:
+        if self.web is not None:
+            self.web.publish(doc)
 
     def _summary(self) -> str:
         doc = self.engine.doc
@@ -135,6 +141,15 @@ class Daemon:
             log.info("took over %d notification(s) left mid-delivery by a previous run", freed)
         loop = asyncio.get_running_loop()
         self._signals(loop)
+        if self.config.settings.http is not None:
+            from guardd.webservice import WebService
+
+            self.web = WebService(self)
+            try:
+                await self.web.start()
+            except OSError as exc:
+                self.web = None
+                raise GuarddError(str(exc)) from exc
         scheduler = self.scheduler = AsyncIOScheduler(timezone=self.config.zone)
         self._schedule(scheduler)
         scheduler.start()
@@ -159,6 +174,8 @@ class Daemon:
         await self.stop.wait()
         self.sd.send("STOPPING=1")
         log.info("stopping")
+        if self.web is not None:
+            await self.web.stop()
         scheduler.shutdown(wait=False)
         tasks.append(self.watch_task)
         for task in tasks:
@@ -331,6 +348,10 @@ class Daemon:
             )
             self.sd.send("READY=1")
             return
+        if config.settings.http != self.config.settings.http and self.web is not None:
+            http = config.settings.http
+            if http is None or http.listen != self.config.settings.http.listen:  # type: ignore[union-attr]
+                log.warning("[http] listen changed or was removed: that takes a restart (the token applies now)")
         self.tailer.close()
         if self.remote is not None:
             await self.remote.aclose()  # keys, base_url or timeout may have changed

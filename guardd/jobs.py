@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,8 @@ class Engine:
         self.last: dict[str, BudgetEvaluation] = {}
         self.doc: SwitchDoc | None = None
         self.key_switch: Any = None  # guardd.openrouter_keys.KeySwitch when keys are to follow the switch
+        self.on_switch: Callable[[SwitchDoc], None] | None = None
+        """Called with every switch document decided, once it is written (the HTTP service publishes it)."""
 
     @property
     def policy(self) -> Policy:
@@ -106,14 +109,23 @@ class Engine:
         if self.dry_run:
             if details:
                 log.info("dry run; not writing the kill-switch file")
+            self._published(doc)
             return doc
         killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
         if details or previous is None or previous.updated_at != doc.updated_at:
             await self.state.save_switch(doc, details, now)
+        self._published(doc)
         if changes and self.key_switch is not None and self.config.settings.killswitch.disable_openrouter_keys:
             for line in await self.key_switch.apply(changes, now):
                 await self.notify_system(f"guardd: {line}", line, "warning", now)
         return doc
+
+    def _published(self, doc: SwitchDoc) -> None:
+        if self.on_switch is not None:
+            try:
+                self.on_switch(doc)
+            except Exception:
+                log.exception("publishing the switch document failed")
 
     async def _alerts(self, ev: BudgetEvaluation, doc: SwitchDoc, now: datetime, silenced: bool) -> None:
         previous = await self.state.alert_states(ev.name)

@@ -277,6 +277,20 @@ class EventStore:
                 out[sid] = out[sid] + Sum(int(cost or 0), int(events or 0), int(unpriced or 0))
         return dict(out)
 
+    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
+        ``series`` (None: all), from the hour rollups (a chart's resolution: edge hours count whole)."""
+        if series is not None and not series:
+            return []
+        where = "" if series is None else f" AND series IN ({','.join(str(int(s)) for s in series)})"
+        h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
+        rows = await self.store.fetchall(
+            f"SELECT bucket, sum(cost) FROM rollups WHERE level = 0 AND bucket >= ? AND bucket < ?{where}"
+            " GROUP BY bucket ORDER BY bucket",
+            (h0, h1),
+        )
+        return [(int(bucket) * HOUR_MS, int(cost or 0)) for bucket, cost in rows]
+
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         """Return up to ``limit`` unpriced events with what pricing them needs."""
         rows = await self.store.fetchall(

@@ -214,6 +214,16 @@ class LineParser:
         return sid
 
     # ---- the line path -----------------------------------------------------------------------------------
+    def parse_line(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:
+        """Add one line (not a file's: pushed over HTTP) to ``out`` by the line path; ``offset`` and ``fp`` name
+        it for the quarantine and :meth:`event_key`. Call :meth:`finish` once every line is in."""
+        self._one(raw, offset, fp, path, out)
+
+    def event_key(self, gen_id: str | None, data: bytes, fp: str, offset: int) -> str:
+        """The dedupe key of an event: ``g:<generation id>``, else a hash of (file, offset, line). A subclass may
+        key id-less events otherwise, or refuse them by raising :class:`~guardd.core.usage.BadLine`."""
+        return "g:" + gen_id if gen_id else _line_key(data, fp, offset)
+
     def _one(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:
         data = raw.strip()
         if not data:
@@ -280,7 +290,7 @@ class LineParser:
         counts: tuple[int, int, int],
         cached: int,
     ) -> None:
-        k = "g:" + gen_id if gen_id else _line_key(data, fp, offset)
+        k = self.event_key(gen_id, data, fp, offset)
         out.add((k, ts, sid, cost), (k, *counts, cached))
 
     def _series_id(self, model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> int:

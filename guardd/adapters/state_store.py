@@ -217,6 +217,14 @@ class StateStore:
                 )
         return was_ok and not ok
 
+    async def notification_counts(self) -> list[tuple[str, int, int]]:
+        """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
+        rows = await self.store.fetchall(
+            "SELECT notifier_url, count(delivered_at), coalesce(sum(attempts), 0) - count(delivered_at)"
+            " FROM outbox GROUP BY notifier_url ORDER BY notifier_url"
+        )
+        return [(str(url), int(ok), int(failed)) for url, ok, failed in rows]
+
     async def channel_health(self) -> dict[str, tuple[bool, str | None, str | None]]:
         rows = await self.store.fetchall("SELECT notifier_url, ok, last_error, failing_since FROM notifier_health")
         return {r[0]: (bool(r[1]), r[2], r[3]) for r in rows}
