@@ -15,3 +15,9 @@ if TYPE_CHECKING:
 
     def _sqlite(store: Store) -> tuple[EventsAPI, StateAPI]:
         return EventStore(store), StateStore(store)
+
+    from guardd.adapters.pg.db import PgStore
+    from guardd.adapters.pg.events import PgEventStore
+
+    def _postgresql(store: PgStore) -> EventsAPI:
+        return PgEventStore(store)

@@ -1,0 +1,51 @@
+"""Open either storage backend for the contract suite: SQLite in a temporary folder, or PostgreSQL in a database
+of the test's own (``pg_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from guardd.adapters.batch import Parsed, QuarantinedLine, series_sig
+from guardd.adapters.events_store import EventStore
+from guardd.adapters.pg.db import PgStore
+from guardd.adapters.pg.events import PgEventStore
+from guardd.adapters.store import Store
+from guardd.adapters.store_api import EventsAPI
+
+BACKENDS = ["sqlite", "postgresql"]
+T0 = datetime(2026, 11, 2, tzinfo=UTC)
+T0_MS = int(T0.timestamp() * 1000)
+USD = 10**12
+
+
+@dataclass
+class Backend:
+    """Where a backend's state lives; :meth:`events` opens a handle on it (several may be open at once)."""
+
+    kind: str
+    where: str
+
+    @asynccontextmanager
+    async def events(self, instance: str = "host-a") -> AsyncIterator[EventsAPI]:
+        if self.kind == "sqlite":
+            async with Store.open(Path(self.where)) as store:
+                yield EventStore(store)
+        else:
+            async with PgStore.open(self.where, instance) as pg:
+                yield PgEventStore(pg)
+
+
+def sig(model: str = "m", team: str = "search") -> str:
+    return series_sig(model, None, None, {"team": team})
+
+
+def batch(*events: tuple[str, int, int | None], model: str = "m", bad: int = 0) -> Parsed:
+    """A batch of ``(key, ms after T0, cost in pico-dollars or None)`` events of one series, with ``bad``
+    quarantined lines."""
+    parsed = Parsed.of([(k, T0_MS + at, sig(model), cost, 10, 5) for k, at, cost in events])
+    parsed.bad.extend(QuarantinedLine("ledger", "/l.jsonl", i * 100, "not JSON", "{oops") for i in range(bad))
+    return parsed
