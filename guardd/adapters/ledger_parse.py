@@ -10,6 +10,11 @@ A block of complete lines is parsed in one of two ways that give the same rows:
   reason for a bad line. A single odd line in a batch (a naive time, a cost with 13 decimals, an unknown label
   shape) takes this path alone.
 
+No line can stop ingestion: a line's size (``MAX_LINE``, see :mod:`guardd.adapters.ledger_lines`) and its depth
+(``MAX_DEPTH``) are bounded before it is decoded, and any error while decoding or validating one line quarantines
+that line with a reason. Both paths, in any process, agree on every line (a property test feeds them arbitrary
+bytes and JSON).
+
 Event keys: ``g:<generation id>``, or for an event without an id ``h:`` and a keyed hash of (fingerprint, offset,
 line), so re-reading any part of a file — after a crash, a rewrite, or from a rotated copy — finds the same keys
 and counts nothing twice. Series ids are hashes of the series signature (:func:`series_id`), so a parser in
@@ -19,6 +24,7 @@ another process can name a series without asking the store.
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
@@ -33,6 +39,7 @@ from guardd.core.redact import redact_text
 from guardd.core.usage import BadLine, clean_key, event_from_record, parse_cost, parse_labels, parse_ts
 
 EXCERPT = 200
+MAX_DEPTH = 64  # arrays and objects inside each other; a ledger line needs about five
 BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -126,11 +133,11 @@ class LineParser:
             return
         lines = data.split(b"\n")
         lines.pop()  # the block ends with a newline
-        if self._batch is not None:
+        if self._batch is not None and not _may_be_too_deep(data):
             try:
                 objs = self._batch.decode(b"[" + b",".join(lines) + b"]")
-            except (msgspec.MsgspecError, UnicodeDecodeError):
-                pass  # a bad or blank line somewhere: every line on its own
+            except Exception:  # a bad or blank line somewhere: every line on its own says why
+                pass
             else:
                 self._rows(objs, lines, block.offset, fp, path, out)
                 return
@@ -168,7 +175,7 @@ class LineParser:
                 sid = series.get(skey)
                 if sid is None:
                     sid = self._new_series(o, skey)
-            except (_Slow, TypeError, ValueError, ArithmeticError):
+            except Exception:  # _Slow, or anything odd: the line path has the exact rules
                 if offsets is None:
                     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
                 out.lines -= 1
@@ -225,57 +232,69 @@ class LineParser:
         return "g:" + gen_id if gen_id else _line_key(data, fp, offset)
 
     def _one(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:
+        """Add one line to ``out``, or quarantine it with the reason. Never raises: no line stops ingestion."""
         data = raw.strip()
         if not data:
             return
         out.lines += 1  # never over MAX_LINE: a block holds no longer line (see iter_blocks)
         try:
-            if self._line is not None:
-                try:
-                    c = self._line.decode(data)
-                except msgspec.ValidationError:
-                    pass
-                except (msgspec.DecodeError, UnicodeDecodeError):
-                    raise BadLine("not valid JSON") from None
-                else:
-                    if c.usage is None and c.response is None and c.performance is None and c.sessionId is None:
-                        labels = c.labels or {}
-                        self._add(
-                            out,
-                            c.id,
-                            data,
-                            fp,
-                            offset,
-                            _ms(c.ts),
-                            self._series_id(c.model or "unknown", c.key, c.provider, labels),
-                            parse_cost(c.cost, self.max_event_cost),
-                            (c.prompt_tokens or 0, c.completion_tokens or 0, c.reasoning_tokens or 0),
-                            c.cached_tokens or 0,
-                        )
-                        return
+            self._count(data, offset, fp, out)
+        except BadLine as exc:
+            reason = str(exc)
+        except Exception as exc:  # a line the rules above did not foresee is quarantined too
+            reason = f"cannot be read ({type(exc).__name__})"
+        else:
+            return
+        excerpt = redact_text(data[:EXCERPT].decode("utf-8", errors="replace"))
+        out.bad.append(QuarantinedLine(fp, path, offset, redact_text(reason), excerpt))
+
+    def _count(self, data: bytes, offset: int, fp: str, out: Parsed) -> None:
+        """Add one stripped, non-blank line to ``out``; raise BadLine with the reason it cannot be counted."""
+        if _too_deep(data):
+            raise BadLine("nested too deeply")
+        if self._line is not None:
             try:
-                obj = self._generic_decoder.decode(data)
+                c = self._line.decode(data)
+            except msgspec.ValidationError:
+                pass
             except (msgspec.DecodeError, UnicodeDecodeError):
                 raise BadLine("not valid JSON") from None
-            try:
-                ev = event_from_record(obj, self.fmt, self.max_event_cost, None)
-            except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
-                raise BadLine(f"wrong types: {exc}") from None
-            self._add(
-                out,
-                ev.id,
-                data,
-                fp,
-                offset,
-                ev.ts_ms,
-                self._series_id(ev.model, ev.key, ev.provider, ev.labels),
-                ev.cost,
-                (ev.prompt_tokens, ev.completion_tokens, ev.reasoning_tokens),
-                ev.cached_tokens,
-            )
-        except BadLine as exc:
-            excerpt = redact_text(data[:EXCERPT].decode("utf-8", errors="replace"))
-            out.bad.append(QuarantinedLine(fp, path, offset, str(exc), excerpt))
+            else:
+                if c.usage is None and c.response is None and c.performance is None and c.sessionId is None:
+                    labels = c.labels or {}
+                    self._add(
+                        out,
+                        c.id,
+                        data,
+                        fp,
+                        offset,
+                        _ms(c.ts),
+                        self._series_id(c.model or "unknown", c.key, c.provider, labels),
+                        parse_cost(c.cost, self.max_event_cost),
+                        (c.prompt_tokens or 0, c.completion_tokens or 0, c.reasoning_tokens or 0),
+                        c.cached_tokens or 0,
+                    )
+                    return
+        try:
+            obj = self._generic_decoder.decode(data)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise BadLine("not valid JSON") from None
+        try:
+            ev = event_from_record(obj, self.fmt, self.max_event_cost, None)
+        except (ValueError, TypeError, OverflowError, ArithmeticError) as exc:
+            raise BadLine(f"wrong types: {exc}") from None
+        self._add(
+            out,
+            ev.id,
+            data,
+            fp,
+            offset,
+            ev.ts_ms,
+            self._series_id(ev.model, ev.key, ev.provider, ev.labels),
+            ev.cost,
+            (ev.prompt_tokens, ev.completion_tokens, ev.reasoning_tokens),
+            ev.cached_tokens,
+        )
 
     def _add(
         self,
@@ -317,6 +336,32 @@ def _ms(ts: str | int) -> int:
             moment = moment.replace(tzinfo=UTC)
         return (moment - _EPOCH) // _MS
     return parse_ts(ts)
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_OPENERS = bytes(b for b in range(256) if b not in b"[{\n")
+_MANY_OPENERS = re.compile(rb"[\[{]{%d}" % (MAX_DEPTH + 1))
+
+
+def _may_be_too_deep(data: bytes) -> bool:
+    """Return False when no line of the block ``data`` can nest deeper than ``MAX_DEPTH`` (none has more
+    openers); True when one might, and its lines must be checked one by one. Runs in C: ~1 ms per MiB."""
+    return _MANY_OPENERS.search(data.translate(None, _NOT_OPENERS)) is not None
+
+
+def _too_deep(line: bytes) -> bool:
+    """Return True when ``line`` nests arrays and objects more than ``MAX_DEPTH`` deep (brackets in strings do not
+    count). Checked before decoding: a decoder's own limit depends on the stack it runs on, so the two parse
+    paths could disagree, and it raises RecursionError."""
+    if line.count(b"[") + line.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for byte in _STRING.sub(b"", line).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def _line_key(data: bytes, fp: str, offset: int) -> str:
