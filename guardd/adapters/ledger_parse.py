@@ -184,6 +184,8 @@ class LineParser:
             gid = o.id
             if gid:
                 k = "g:" + gid
+                if "k-" in gid or " " in gid or not gid.isprintable():
+                    k = id_key(gid)  # it may hold a secret
             else:
                 if offsets is None:
                     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
@@ -229,7 +231,7 @@ class LineParser:
     def event_key(self, gen_id: str | None, data: bytes, fp: str, offset: int) -> str:
         """The dedupe key of an event: ``g:<generation id>``, else a hash of (file, offset, line). A subclass may
         key id-less events otherwise, or refuse them by raising :class:`~guardd.core.usage.BadLine`."""
-        return "g:" + gen_id if gen_id else _line_key(data, fp, offset)
+        return id_key(gen_id) if gen_id else _line_key(data, fp, offset)
 
     def _one(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:
         """Add one line to ``out``, or quarantine it with the reason. Never raises: no line stops ingestion."""
@@ -245,7 +247,8 @@ class LineParser:
             reason = f"cannot be read ({type(exc).__name__})"
         else:
             return
-        excerpt = redact_text(data[:EXCERPT].decode("utf-8", errors="replace"))
+        # Redacted before it is cut: a key cut in two would no longer be recognised.
+        excerpt = redact_text(data[: EXCERPT + 1024].decode("utf-8", errors="replace"))[:EXCERPT]
         out.bad.append(QuarantinedLine(fp, path, offset, redact_text(reason), excerpt))
 
     def _count(self, data: bytes, offset: int, fp: str, out: Parsed) -> None:
@@ -313,13 +316,15 @@ class LineParser:
         out.add((k, ts, sid, cost), (k, *counts, cached))
 
     def _series_id(self, model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> int:
-        """Return the id of a series, adding the ledger's labels and redacting a full secret key."""
+        """Return the id of a series, adding the ledger's labels. Every secret in its texts (a key, bare or as
+        ``Bearer …``, or one inside a model, provider or label) is redacted: the signature is what is stored."""
         skey = (model, key, provider, *sorted(labels.items()))
         sid = self._line_series.get(skey)
         if sid is None:
             if self.labels:
                 labels = {**self.labels, **labels}
-            sig = series_sig(model, clean_key(key), provider, labels)
+            labels = {redact_text(k): redact_text(v) for k, v in labels.items()}
+            sig = series_sig(redact_text(model), clean_key(key), provider and redact_text(provider), labels)
             sid = self._line_series[skey] = series_id(sig)
             self._sigs[sid] = sig
         return sid
@@ -362,6 +367,14 @@ def _too_deep(line: bytes) -> bool:
         if depth > MAX_DEPTH:
             return True
     return False
+
+
+def id_key(gen_id: str) -> str:
+    """The event key of a line with a generation id: ``g:<id>``; an id holding a secret is keyed by a hash of
+    itself instead (still unique, never stored)."""
+    if redact_text(gen_id) != gen_id:
+        return "s:" + hashlib.blake2b(gen_id.encode(), digest_size=16).hexdigest()
+    return "g:" + gen_id
 
 
 def _line_key(data: bytes, fp: str, offset: int) -> str:

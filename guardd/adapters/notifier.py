@@ -66,7 +66,11 @@ async def send(channel: Channel, title: str, body: str, severity: str, timeout: 
     }.get(severity, apprise.NotifyType.INFO)
     try:
         result = await instance.async_notify(
-            body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.MARKDOWN, tag=_TAG
+            body=redact_text(body),
+            title=redact_text(title),
+            notify_type=notify_type,
+            body_format=apprise.NotifyFormat.MARKDOWN,
+            tag=_TAG,
         )
     except Exception as exc:  # apprise plugins may raise despite the contract; keep the daemon alive
         raise DeliveryError(f"{channel.display}: {redact_text(str(exc))}") from exc

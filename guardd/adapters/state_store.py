@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from guardd.adapters.store import Store
 from guardd.core.alerts import AlertState
+from guardd.core.redact import redact_text
 from guardd.core.switch import Override, Scope, SwitchDoc
 
 
@@ -98,10 +99,15 @@ class StateStore:
 
     # ---- outbox -----------------------------------------------------------------------------------------
     async def _enqueue(self, messages: list[Message], now: datetime) -> None:
+        # A message is stored, and so sent, with every secret in its text redacted, whatever it was built from.
+        rows = [
+            (iso(now), m.budget, m.severity, redact_text(m.title), redact_text(m.body), m.notifier, m.notifier_url)
+            for m in messages
+        ]
         await self.store.conn.executemany(
             "INSERT INTO outbox(created_at, budget, severity, title, body, notifier, notifier_url, next_at)"
             " VALUES (?,?,?,?,?,?,?,?)",
-            [(iso(now), m.budget, m.severity, m.title, m.body, m.notifier, m.notifier_url, iso(now)) for m in messages],
+            [(*row, iso(now)) for row in rows],
         )
 
     async def enqueue(self, messages: list[Message], now: datetime) -> None:

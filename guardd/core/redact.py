@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 
-# sk-or-v1-…, sk-or-…, sk-ant-…, sk-proj-… and plain sk-… keys with at least 16 characters after the prefix.
-_SECRET = re.compile(r"\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}")
+# sk-or-v1-…, sk-or-…, sk-ant-…, sk-proj-… and plain sk-… keys with at least 16 characters after the prefix,
+# wherever they stand in a text (``team_sk-…`` too; ``task-…`` is a word, not a key).
+_SECRET = re.compile(r"(?<![A-Za-z0-9])(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}")
+_BEARER_PREFIX = re.compile(r"(?i)^bearer\s+")
 _BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9_\-\.]{12,})")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
@@ -25,8 +27,19 @@ def looks_like_secret(text: str) -> bool:
     return bool(_SECRET.fullmatch(text.strip()))
 
 
+def clean_secret(text: str) -> str:
+    """Return a ``key`` field as guardd stores it: a key, bare or as ``Bearer <key>``, becomes its masked form
+    (``…abc1``, the same for both spellings); any key inside a longer text is masked in place."""
+    bare = _BEARER_PREFIX.sub("", text.strip())
+    if bare != text.strip() and len(bare) >= 12 and not any(c.isspace() for c in bare):
+        return mask(bare)
+    if looks_like_secret(text):
+        return mask(text)
+    return redact_text(text)
+
+
 def redact_text(text: str) -> str:
-    """Return ``text`` with every API key, bearer token and URL password masked."""
+    """Return ``text`` with every API key, bearer token and URL password masked, wherever it stands."""
     text = _SECRET.sub(lambda m: mask(m.group(0)), text)
     text = _BEARER.sub(lambda m: m.group(1) + mask(m.group(2)), text)
     return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{mask(m['pw'])}@", text)

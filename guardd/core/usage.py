@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from guardd.core.money import Money, MoneyError, parse_money
-from guardd.core.redact import looks_like_secret, mask
+from guardd.core.redact import clean_secret
 
 FORMATS = ("auto", "guardd", "openrouter", "record")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -169,11 +169,10 @@ def parse_labels(value: object) -> dict[str, str]:
 
 
 def clean_key(value: object) -> str | None:
-    """Return a ledger ``key`` as stored: a full secret key is kept only in redacted form."""
+    """Return a ledger ``key`` as stored: a full secret key (also as ``Bearer <key>``, or inside a longer text)
+    is kept only in redacted form."""
     key = _text(value, "key")
-    if key is not None and looks_like_secret(key):
-        return mask(key)
-    return key
+    return None if key is None else clean_secret(key)
 
 
 def _obj(value: object, name: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import uuid
 
 from guardd.adapters.batch import Parsed, QuarantinedLine
 from guardd.adapters.ledger_lines import MAX_LINE
-from guardd.adapters.ledger_parse import LineParser
+from guardd.adapters.ledger_parse import LineParser, id_key
 from guardd.core.money import Money
 from guardd.core.usage import BadLine
 
@@ -34,7 +34,7 @@ class PushParser(LineParser):
 
     def event_key(self, gen_id: str | None, data: bytes, fp: str, offset: int) -> str:
         if gen_id:
-            return "g:" + gen_id
+            return id_key(gen_id)
         if self.idempotency_key is None:
             raise BadLine("no id and no Idempotency-Key header: a retry could not be told from new spend")
         digest = hashlib.blake2b(f"{self.idempotency_key}\n{offset}".encode(), digest_size=16).hexdigest()

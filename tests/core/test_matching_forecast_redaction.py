@@ -7,7 +7,7 @@ from guardd.core.budgets import Dimensions, matches
 from guardd.core.forecast import project
 from guardd.core.money import parse_money
 from guardd.core.periods import window_at
-from guardd.core.redact import mask, redact_text
+from guardd.core.redact import clean_secret, mask, redact_text
 
 DIMS = Dimensions("anthropic/claude-3.5-sonnet", "…abc1", "Anthropic", (("team", "search"),))
 
@@ -64,3 +64,22 @@ def test_secrets_are_shown_as_their_last_four_characters():
     assert mask(key) == "…wxyz"
     text = redact_text(f"failed with key {key} and Authorization: Bearer {key} at mailtos://u:hunter22@smtp.x")
     assert key not in text and "hunter22" not in text and text.count("…wxyz") == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Bearer sk-or-v1-" + "ab" * 30 + "wxyz", "…wxyz"),
+        ("bearer  sk-ant-api03-" + "cd" * 20 + "wxyz", "…wxyz"),
+        ("sk-" + "ef" * 20 + "wxyz", "…wxyz"),
+        ("prod", "prod"),
+        ("team_sk-or-v1-" + "ab" * 30 + "wxyz", "team_…wxyz"),
+    ],
+    ids=["bearer-openrouter", "bearer-anthropic-lowercase", "plain", "a-name", "inside-a-word"],
+)
+def test_a_key_field_holding_a_secret_in_any_spelling_is_stored_masked(text, expected):
+    assert clean_secret(text) == expected
+
+
+def test_a_word_ending_in_sk_is_not_taken_for_a_key():
+    assert redact_text("task-scheduler-nightly-rebuild") == "task-scheduler-nightly-rebuild"
