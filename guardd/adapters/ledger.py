@@ -17,7 +17,6 @@ same way, by inode, in the watched folders.
 from __future__ import annotations
 
 import asyncio
-import glob
 import logging
 import os
 import stat
@@ -25,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from guardd.adapters.discovery import MAX_DEPTH, Found, find, static_prefix
 from guardd.adapters.events_store import BatchResult, Checkpoint, EventStore
 from guardd.adapters.ledger_lines import fingerprint, tail_hash
 from guardd.adapters.ledger_parse import LineParser, read_batch
@@ -33,6 +33,7 @@ from guardd.core.money import Money
 log = logging.getLogger("guardd.ledger")
 
 DRAIN_QUIET = 30.0
+SLOW_DISCOVERY = 1.0  # seconds; a slower search for ledger files is logged
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,12 +88,13 @@ class Tailer:
         self.tracked: dict[tuple[int, int], _Tracked] = {}
         self._known: dict[tuple[int, int, str], Checkpoint] = {}
         self._started = False
+        self._warned: set[tuple[str, str]] = set()
 
     def folders(self) -> list[str]:
         """Return the folders the watched patterns live in (for inotify)."""
         out: list[str] = []
         for spec in self.specs:
-            folder = _static_prefix(spec.pattern)
+            folder = static_prefix(spec.pattern)
             if folder not in out:
                 out.append(folder)
         return out
@@ -110,12 +112,13 @@ class Tailer:
     async def poll(self) -> list[BatchResult]:
         """Look at every watched file once, store whatever new complete lines they hold, and return what was
         stored (one result per batch)."""
+        found = await self._find_files()
         if not self._started:
             await self.start()
-            await self._find_rotated_while_down()
+            await asyncio.to_thread(self._find_rotated_while_down, found)
         results: list[BatchResult] = []
-        for spec in self.specs:
-            for path in sorted(glob.glob(spec.pattern, recursive=True)):
+        for spec, paths in found:
+            for path in paths:
                 self._discover(spec, path)
         for key in list(self.tracked):
             tracked = self.tracked[key]
@@ -127,6 +130,37 @@ class Tailer:
         return results
 
     # ---- discovery --------------------------------------------------------------------------------------
+    async def _find_files(self) -> list[tuple[LedgerSpec, list[str]]]:
+        """Return the files each pattern names now. The search runs in a thread (it never blocks the event
+        loop), is bounded (see :mod:`guardd.adapters.discovery`), and is logged when it is slow, deep or loops."""
+        started = time.monotonic()
+        found = await asyncio.to_thread(lambda: [(spec, find(spec.pattern)) for spec in self.specs])
+        elapsed = time.monotonic() - started
+        if elapsed > SLOW_DISCOVERY:
+            log.warning(
+                "finding ledger files took %.1fs; narrow the ledger patterns",
+                elapsed,
+                extra={"ctx": {"patterns": ",".join(s.pattern for s in self.specs)}},
+            )
+        for spec, result in found:
+            self._warn_once(spec, result)
+        return [(spec, sorted(result.paths)) for spec, result in found]
+
+    def _warn_once(self, spec: LedgerSpec, result: Found) -> None:
+        if result.too_deep and (spec.pattern, "deep") not in self._warned:
+            self._warned.add((spec.pattern, "deep"))
+            log.warning(
+                "ledger pattern reaches folders more than %d deep; those are not searched",
+                MAX_DEPTH,
+                extra={"ctx": {"pattern": spec.pattern}},
+            )
+        if result.loops and (spec.pattern, "loops") not in self._warned:
+            self._warned.add((spec.pattern, "loops"))
+            log.info(
+                "ledger pattern reaches a folder twice (a symlink loop?); each folder is searched once",
+                extra={"ctx": {"pattern": spec.pattern}},
+            )
+
     def _discover(self, spec: LedgerSpec, path: str) -> None:
         try:
             st = os.stat(path)
@@ -164,13 +198,14 @@ class Tailer:
                 extra={"ctx": {"ledger": tracked.path}},
             )
 
-    async def _find_rotated_while_down(self) -> None:
-        """Drain files whose checkpoint no watched path holds any more (rotated while guardd was down)."""
+    def _find_rotated_while_down(self, found: list[tuple[LedgerSpec, list[str]]]) -> None:
+        """Drain files whose checkpoint no watched path holds any more (rotated while guardd was down). Runs in a
+        thread, before the first read: it only opens files and adds them to ``tracked``."""
         if not self._known:
             return
         seen = set(self.tracked)
-        for spec in self.specs:
-            for path in glob.glob(spec.pattern, recursive=True):
+        for _spec, paths in found:
+            for path in paths:
                 try:
                     st = os.stat(path)
                 except OSError:
@@ -180,7 +215,7 @@ class Tailer:
         if not wanted:
             return
         for spec in self.specs:
-            folder = _static_prefix(spec.pattern)
+            folder = static_prefix(spec.pattern)
             try:
                 entries = list(os.scandir(folder))
             except OSError:
@@ -193,7 +228,10 @@ class Tailer:
                 cp = wanted.get((st.st_dev, st.st_ino))
                 if cp is None or not stat.S_ISREG(st.st_mode) or st.st_size <= cp.offset:
                     continue
-                fd = os.open(entry.path, os.O_RDONLY)
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY)
+                except OSError:
+                    continue
                 if fingerprint(fd) != cp.fingerprint:
                     os.close(fd)
                     continue
@@ -307,16 +345,3 @@ def _find_copy(path: str, fp: str | None, offset: int, exclude: tuple[int, int])
         finally:
             os.close(fd)
     return None
-
-
-def _static_prefix(pattern: str) -> str:
-    """Return the deepest folder of ``pattern`` that has no glob characters."""
-    parts = Path(pattern).parts
-    static: list[str] = []
-    for part in parts:
-        if glob.has_magic(part):
-            break
-        static.append(part)
-    if len(static) == len(parts):
-        static = static[:-1]
-    return str(Path(*static)) if static else "."
