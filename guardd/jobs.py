@@ -21,6 +21,7 @@ from guardd.config import Config
 from guardd.core.alerts import Announcement, Policy, severity_rank, step
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation
+from guardd.core.periods import forward_now
 from guardd.core.switch import GLOBAL_SCOPE, SwitchDoc, decide
 from guardd.errors import DeliveryError
 from guardd.evaluation import Evaluator
@@ -31,6 +32,7 @@ log = logging.getLogger("guardd.jobs")
 LEASE = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(hours=24)
 MAX_BACKOFF = timedelta(hours=1)
+CLOCK_MARKER = "clock"  # the latest time windows were evaluated at
 
 
 def channels_of(config: Config) -> list[Channel]:
@@ -70,6 +72,8 @@ class Engine:
         self.key_switch: Any = None  # guardd.openrouter_keys.KeySwitch when keys are to follow the switch
         self.on_switch: Callable[[SwitchDoc], None] | None = None
         """Called with every switch document decided, once it is written (the HTTP service publishes it)."""
+        self._high_water: datetime | None = None
+        self._clock_behind = False
 
     @property
     def policy(self) -> Policy:
@@ -77,8 +81,13 @@ class Engine:
         return Policy(repeat_every=alerts.repeat_every, send_resolved=alerts.send_resolved)
 
     async def cycle(self, now: datetime, only: list[Budget] | None = None) -> SwitchDoc:
-        """Evaluate ``only`` (default: every budget), announce what changed and write the switch."""
-        for ev in await self.evaluator.evaluate_all(now, only):
+        """Evaluate ``only`` (default: every budget), announce what changed and write the switch.
+
+        Windows are evaluated, and alerts stepped, at :func:`forward_now` (the latest time evaluated, persisted):
+        a wall clock stepped back never re-opens an ended window. The switch document keeps wall-clock times.
+        """
+        at = await self._forward(now)
+        for ev in await self.evaluator.evaluate_all(at, only):
             self.last[ev.name] = ev
         names = {b.name for b in self.config.budgets}
         self.last = {k: v for k, v in self.last.items() if k in names}
@@ -86,8 +95,29 @@ class Engine:
         doc = await self._switch(evaluations, now)
         silenced = {budget for _, budget, _, _, _ in await self.state.silences(now)}
         for ev in evaluations if only is None else [self.last[b.name] for b in only if b.name in self.last]:
-            await self._alerts(ev, doc, now, ev.name in silenced or GLOBAL_SCOPE in silenced)
+            await self._alerts(ev, doc, at, ev.name in silenced or GLOBAL_SCOPE in silenced)
         return doc
+
+    async def _forward(self, now: datetime) -> datetime:
+        """Return the time to evaluate windows at, and persist it as the latest one (see :func:`forward_now`)."""
+        if self._high_water is None:
+            mark = await self.state.marker(CLOCK_MARKER)
+            self._high_water = datetime.fromisoformat(mark) if mark else None
+        at = forward_now(now, self._high_water)
+        if at > now:
+            if not self._clock_behind:
+                log.warning(
+                    "the wall clock stepped back %s behind the latest time evaluated; windows stay as they were"
+                    " until it catches up",
+                    at - now,
+                )
+            self._clock_behind = True
+            return at
+        self._clock_behind = False
+        self._high_water = at
+        if not self.dry_run:
+            await self.state.set_marker(CLOCK_MARKER, at.isoformat(), now)
+        return at
 
     async def _switch(self, evaluations: list[BudgetEvaluation], now: datetime) -> SwitchDoc:
         overrides = await self.state.overrides()

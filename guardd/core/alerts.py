@@ -21,6 +21,9 @@ Rules within one step:
   fresh again; without it those changes update the state silently.
 - A silenced budget goes through exactly the same state changes; its announcement carries ``silenced=True``
   so that the caller records it without sending it.
+- Time only moves forward: an evaluation of a window instance that ended before the recorded one began (the
+  wall clock stepped back) changes nothing and announces nothing; the caller also evaluates at
+  :func:`guardd.core.periods.forward_now`, so the switch is not tripped again by it either.
 - An announced level only falls back (so that a re-crossing is announced again) when the spend drops 10
   percentage points below it, so burn-rate windows that hover around a threshold do not flap.
 """
@@ -92,6 +95,8 @@ def _window_step(
     name = ev.window.name
     changes: list[Change] = []
     state = prev or AlertState(window=name, instance=ev.instance)
+    if _ended_before(ev, state.instance):
+        return state, []  # the wall clock stepped back into an instance that has ended: it stays closed
     if state.instance != ev.instance:
         announced_before = state.level > 0 or state.tripped or state.critical
         if announced_before and policy.send_resolved:
@@ -162,6 +167,16 @@ def _window_step(
         state, level=new_level, tripped=tripped, critical=critical, forecast=forecast, notified_at=notified_at
     )
     return new_state, changes
+
+
+def _ended_before(ev: WindowEvaluation, instance: str) -> bool:
+    """Return True when ``ev``'s window instance ended no later than the recorded ``instance`` began."""
+    if not instance or not ev.instance:
+        return False
+    try:
+        return ev.window.end <= datetime.fromisoformat(instance)
+    except ValueError:
+        return False
 
 
 def step(

@@ -131,3 +131,14 @@ def parse_weekday(name: str) -> int:
         return days[name.strip().lower()]
     except KeyError:
         raise ValueError(f"week_start must be monday or sunday, not {name!r}") from None
+
+
+def forward_now(now: datetime, high_water: datetime | None) -> datetime:
+    """Return the time at which windows are evaluated: ``now``, or ``high_water`` — the latest time evaluated so
+    far, which the caller persists — when the wall clock has stepped back behind it.
+
+    Windows only move forward: after a backward step (NTP, a VM restored, a mistaken ``date``) the current
+    instance stays the current one until the clock catches up, so an instance that ended is never re-opened and
+    re-announced. A forward step takes effect at once (the next evaluation resets a window it passed).
+    """
+    return now if high_water is None or now >= high_water else high_water
