@@ -87,7 +87,7 @@ async def ingest_files(
         workers = os.cpu_count() or 1
     pool: ProcessPoolExecutor | None = None
     # A bulk load checkpoints the WAL every 64 MiB instead of every 4 MiB: each checkpoint syncs the database.
-    await events.store.conn.execute(f"PRAGMA wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
+    await events.store.pragma(f"wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
     # The rows of a batch are acyclic: no need for the cyclic collector to rescan them while they are written.
     collecting = gc.isenabled()
     gc.disable()
@@ -122,8 +122,8 @@ async def ingest_files(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        await events.store.conn.execute("PRAGMA wal_autocheckpoint = 1000")
-        await events.store.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        await events.store.pragma("wal_autocheckpoint = 1000")
+        await events.store.pragma("wal_checkpoint(PASSIVE)")
         if collecting:
             gc.enable()
     summary.seconds = time.perf_counter() - started

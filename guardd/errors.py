@@ -3,8 +3,10 @@ only the CLI turns them into exit codes.
 
     GuarddError
     ├── ConfigError              the configuration is invalid (every problem listed)      -> exit 78
-    ├── StoreError               the state database cannot be used
+    ├── StoreError               the state database cannot be used (every sqlite3 error, translated)
     │   └── SchemaTooNew         the database was written by a newer guardd
+    ├── SwitchFileError          the kill-switch file cannot be written or read (OSError, translated)
+    ├── AlreadyRunning           another guardd holds this state_dir's lock                 -> exit 1
     ├── SourceError              OpenRouter could not answer usefully
     │   ├── SourceUnavailable    timeouts, connection errors, 5xx, 429: retry with backoff
     │   ├── SourceRejected       401/402/403: retrying will not help until someone acts
@@ -34,6 +36,14 @@ class StoreError(GuarddError):
 
 class SchemaTooNew(StoreError):
     """The database schema is newer than this program understands (a downgrade)."""
+
+
+class SwitchFileError(GuarddError):
+    """The kill-switch file cannot be written, read or parsed."""
+
+
+class AlreadyRunning(GuarddError):
+    """Another ``guardd run`` holds the lock of this state (contract §7: one daemon per state)."""
 
 
 class SourceError(GuarddError):

@@ -12,11 +12,19 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from guardd.errors import GuarddError
+from guardd.errors import SwitchFileError
 
 
 def write_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Replace ``path`` with ``document`` as JSON, atomically and durably."""
+    """Replace ``path`` with ``document`` as JSON, atomically and durably. Raise :class:`SwitchFileError` when it
+    cannot be written (the previous document, if any, is then left as it was)."""
+    try:
+        _write(path, document)
+    except OSError as exc:
+        raise SwitchFileError(f"cannot write the kill-switch file {path}: {exc.strerror or exc}") from exc
+
+
+def _write(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (json.dumps(document, indent=2, sort_keys=False) + "\n").encode()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -41,19 +49,19 @@ def write_atomic(path: Path, document: dict[str, Any]) -> None:
 
 
 def read(path: Path) -> dict[str, Any] | None:
-    """Return the switch document at ``path``, None when there is none; raise GuarddError when unreadable."""
+    """Return the switch document at ``path``, None when there is none; raise SwitchFileError when unreadable."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise GuarddError(f"cannot read the kill-switch file {path}: {exc.strerror}") from exc
+        raise SwitchFileError(f"cannot read the kill-switch file {path}: {exc.strerror}") from exc
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise GuarddError(f"the kill-switch file {path} is not valid JSON: {exc}") from exc
+        raise SwitchFileError(f"the kill-switch file {path} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise GuarddError(f"the kill-switch file {path} is not a JSON object")
+        raise SwitchFileError(f"the kill-switch file {path} is not a JSON object")
     return doc
 
 

@@ -11,10 +11,13 @@ or RFC 3339 UTC text (state rows, for people reading the database by hand).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -164,11 +167,21 @@ MIGRATIONS[2] = _v2_narrow_events
 
 
 class Store:
-    """An open state database. Use ``async with Store.open(path) as store``; every path closes it."""
+    """An open state database. Use ``async with Store.open(path) as store``; every path closes it.
+
+    One connection, shared by every task of a process, made safe by serialising it: :meth:`transaction` holds a
+    lock for its whole length and refuses to nest, and :meth:`fetchall`/:meth:`fetchone` wait for another task's
+    transaction to end, so no read sees uncommitted rows. No sqlite3 exception leaves this class: each becomes a
+    :class:`StoreError`. Writes outside :meth:`transaction` are not allowed (``conn`` is for use inside one).
+    """
 
     def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self.conn = conn
         self.path = path
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[Any] | None = None
+        self.write_error: StoreError | None = None
+        """The error of the last write transaction, None once one commits again (store health for ``status``)."""
 
     @classmethod
     @asynccontextmanager
@@ -226,22 +239,80 @@ class Store:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Run a write transaction (``BEGIN IMMEDIATE``); roll back on any error."""
-        await self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            await self.conn.execute("ROLLBACK")
-            raise
-        await self.conn.execute("COMMIT")
+        """Run a write transaction (``BEGIN IMMEDIATE … COMMIT``); roll back on any error.
+
+        Transactions are serialised: a task waits for another task's transaction to end (FIFO), and one that is
+        already inside a transaction gets :class:`StoreError` instead of nesting. Every sqlite3 error raised
+        inside, or by the commit, leaves as :class:`StoreError`; the outcome is kept in :attr:`write_error`.
+        """
+        if self._owner is not None and self._owner is asyncio.current_task():
+            raise StoreError("a state database transaction cannot nest inside another (a bug in guardd)")
+        async with self._lock:
+            self._owner = asyncio.current_task()
+            try:
+                try:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.Error as exc:
+                    raise self._write_failed(exc) from exc
+                try:
+                    yield self.conn
+                except BaseException as exc:
+                    await self._rollback()
+                    if isinstance(exc, sqlite3.Error):
+                        raise self._write_failed(exc) from exc
+                    raise
+                try:
+                    await self.conn.execute("COMMIT")
+                except sqlite3.Error as exc:
+                    await self._rollback()
+                    raise self._write_failed(exc) from exc
+                self.write_error = None
+            finally:
+                self._owner = None
+
+    def _write_failed(self, exc: sqlite3.Error) -> StoreError:
+        error = StoreError(f"cannot write the state database {self.path}: {exc}")
+        self.write_error = error
+        return error
+
+    async def _rollback(self) -> None:
+        # SQLite rolls some failures back by itself (a full disk, for one): then there is nothing left to undo.
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                await self.conn.execute("ROLLBACK")
+
+    @asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Wait for another task's open transaction to end, so that a read sees committed rows only."""
+        if self._owner is not None and self._owner is asyncio.current_task():
+            yield  # inside our own transaction: our own writes are what we mean to read
+            return
+        async with self._lock:
+            yield
 
     async def fetchall(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
-        async with self.conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        async with self._reading():
+            try:
+                async with self.conn.execute(sql, params) as cur:
+                    return list(await cur.fetchall())
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the state database {self.path}: {exc}") from exc
 
     async def fetchone(self, sql: str, params: Sequence[object] = ()) -> sqlite3.Row | None:
-        async with self.conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        async with self._reading():
+            try:
+                async with self.conn.execute(sql, params) as cur:
+                    return await cur.fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the state database {self.path}: {exc}") from exc
+
+    async def pragma(self, statement: str) -> None:
+        """Run a ``PRAGMA`` outside any transaction (tuning a bulk load)."""
+        async with self._reading():
+            try:
+                await self.conn.execute(f"PRAGMA {statement}")
+            except sqlite3.Error as exc:
+                raise StoreError(f"state database {self.path}: {exc}") from exc
 
 
 def _statements(script: str) -> list[str]:

@@ -15,6 +15,7 @@ from guardd.adapters.events_store import EventStore
 from guardd.adapters.store import MIGRATIONS, SCHEMA_VERSION, Store
 from guardd.backfill import ingest_files
 from guardd.core.money import parse_money
+from guardd.errors import StoreError
 
 MAX = parse_money(1000)
 SINCE, UNTIL = "2026-11-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00"
@@ -134,7 +135,7 @@ async def test_a_batch_rolled_back_leaves_no_series_believed_stored(tmp_path):
     broken = Checkpoint(None, "p", 1, 2, "fp", 0, 0, "", 0, 0, None)  # type: ignore[arg-type]  # NOT NULL: fails
     async with Store.open(tmp_path / "db.sqlite") as store:
         events = EventStore(store)
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(StoreError, match="NOT NULL"):
             await events.write_batch(Parsed.of([("g:1", 1_795_255_200_000, sig, 10**12, 0, 0)]), broken)
         await events.write_batch(Parsed.of([("g:2", 1_795_255_200_000, sig, 10**12, 0, 0)]))
         assert list(await events.load_series()) == [series_id(sig)]
