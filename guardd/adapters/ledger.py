@@ -21,13 +21,14 @@ import logging
 import os
 import stat
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from guardd.adapters.discovery import MAX_DEPTH, Found, find, static_prefix
 from guardd.adapters.events_store import BatchResult, Checkpoint, EventStore
 from guardd.adapters.ledger_lines import fingerprint, tail_hash
-from guardd.adapters.ledger_parse import LineParser, read_batch
+from guardd.adapters.ledger_parse import BATCH_BYTES, LineParser, read_batch
 from guardd.core.money import Money
 
 log = logging.getLogger("guardd.ledger")
@@ -61,7 +62,8 @@ class _Tracked:
     tail: str = ""
     last_growth: float = field(default_factory=time.monotonic)
 
-    def checkpoint(self, size: int) -> Checkpoint:
+    def checkpoint(self, offset: int, size: int, quarantined: int) -> Checkpoint:
+        """The checkpoint this file will have once a batch ending at ``offset`` is committed."""
         assert self.fp is not None
         return Checkpoint(
             self.spec.pattern,
@@ -69,17 +71,29 @@ class _Tracked:
             self.dev,
             self.ino,
             self.fp,
-            self.offset,
+            offset,
             size,
-            tail_hash(self.fd, self.offset),
+            tail_hash(self.fd, offset),
             self.events,
-            self.quarantined,
+            quarantined,
             self.last_event_ms,
         )
 
+    def committed(self, checkpoint: Checkpoint, result: BatchResult) -> None:
+        """Move to ``checkpoint`` — only once the transaction that stored it has committed."""
+        self.offset, self.tail, self.quarantined = checkpoint.offset, checkpoint.tail, checkpoint.quarantined
+        self.events += result.stored
+        if result.max_ts is not None:
+            self.last_event_ms = max(result.max_ts, self.last_event_ms or 0)
+
 
 class Tailer:
-    """Follows the ledgers of the configuration and stores what they say. Not thread-safe; one per daemon."""
+    """Follows the ledgers of the configuration and stores what they say. Not thread-safe; one per daemon, and
+    only one :meth:`poll` at a time (the daemon's worker is its only caller).
+
+    A file's position in memory is always its committed checkpoint: it moves only after the transaction that
+    stores a batch commits, so a batch whose write fails is simply read again from there on the next poll.
+    """
 
     def __init__(self, specs: list[LedgerSpec], events: EventStore, max_event_cost: Money) -> None:
         self.specs = specs
@@ -89,6 +103,9 @@ class Tailer:
         self._known: dict[tuple[int, int, str], Checkpoint] = {}
         self._started = False
         self._warned: set[tuple[str, str]] = set()
+        self.batch_bytes = BATCH_BYTES
+        self.behind = False
+        """True when the last :meth:`poll` stopped before reading everything (asked to stop between batches)."""
 
     def folders(self) -> list[str]:
         """Return the folders the watched patterns live in (for inotify)."""
@@ -109,9 +126,16 @@ class Tailer:
             os.close(tracked.fd)
         self.tracked.clear()
 
-    async def poll(self) -> list[BatchResult]:
+    async def poll(self, keep_going: Callable[[], bool] | None = None) -> list[BatchResult]:
         """Look at every watched file once, store whatever new complete lines they hold, and return what was
-        stored (one result per batch)."""
+        stored (one result per batch).
+
+        ``keep_going`` is asked before every batch; when it answers False the poll stops there (every batch so far
+        is committed) and :attr:`behind` is set. Globbing runs in a thread, off the event loop. A failed write
+        raises :class:`~guardd.errors.StoreError` and leaves every position at its committed value.
+        """
+        go = keep_going or (lambda: True)
+        self.behind = False
         found = await self._find_files()
         if not self._started:
             await self.start()
@@ -121,8 +145,11 @@ class Tailer:
             for path in paths:
                 self._discover(spec, path)
         for key in list(self.tracked):
+            if not go():
+                self.behind = True
+                break
             tracked = self.tracked[key]
-            results.extend(await self._read(tracked))
+            results.extend(await self._read(tracked, go))
             if tracked.rotated_at is not None and time.monotonic() - tracked.last_growth > DRAIN_QUIET:
                 log.info("finished draining rotated ledger file", extra={"ctx": {"ledger": tracked.path}})
                 os.close(tracked.fd)
@@ -242,7 +269,7 @@ class Tailer:
                 log.info("draining a ledger file rotated while guardd was down", extra={"ctx": {"ledger": entry.path}})
 
     # ---- reading ----------------------------------------------------------------------------------------
-    async def _read(self, tracked: _Tracked) -> list[BatchResult]:
+    async def _read(self, tracked: _Tracked, go: Callable[[], bool]) -> list[BatchResult]:
         try:
             st = os.fstat(tracked.fd)
         except OSError:
@@ -269,18 +296,19 @@ class Tailer:
         assert fp is not None
         parser = self.parsers[tracked.spec.pattern]
         while True:
-            parsed = await asyncio.to_thread(read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset)
+            if not go():
+                self.behind = True
+                break
+            parsed = await asyncio.to_thread(
+                read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset, None, self.batch_bytes
+            )
             if parsed.end == tracked.offset:
                 break
-            tracked.offset = parsed.end
-            tracked.quarantined += len(parsed.bad)
-            # The checkpoint goes into the batch's own transaction: both land, or neither does.
-            checkpoint = tracked.checkpoint(size)
-            tracked.tail = checkpoint.tail
+            # The checkpoint goes into the batch's own transaction: both land, or neither does; the position in
+            # memory follows only once they have.
+            checkpoint = tracked.checkpoint(parsed.end, size, tracked.quarantined + len(parsed.bad))
             result = await self.events.write_batch(parsed, checkpoint)
-            tracked.events += result.stored
-            if result.max_ts is not None:
-                tracked.last_event_ms = max(result.max_ts, tracked.last_event_ms or 0)
+            tracked.committed(checkpoint, result)
             results.append(result)
         return results
 
