@@ -20,7 +20,17 @@ RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | 
 RemoteStale = Callable[[datetime], Awaitable[Staleness]]
 
 
+Sums = dict[tuple[datetime, datetime], dict[int, Sum]]
+"""Per-series sums of the ranges one evaluation pass has read; owned by that pass and never shared."""
+
+
 class Evaluator:
+    """Computes every window's spend of a budget from committed events and evaluates it with the core.
+
+    Safe to call concurrently: the only state it keeps between calls is the series table and the budget matches
+    (replaced whole by :meth:`refresh_series`); the sums one pass reuses live in that pass alone.
+    """
+
     def __init__(
         self,
         config: Config,
@@ -34,7 +44,6 @@ class Evaluator:
         self.remote_staleness = remote_staleness
         self.series: dict[int, Dimensions] = {}
         self._matches: dict[str, list[int]] = {}
-        self._sums: dict[tuple[datetime, datetime], dict[int, Sum]] | None = None
 
     async def refresh_series(self) -> None:
         """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
@@ -59,16 +68,17 @@ class Evaluator:
                 out.append(budget)
         return out
 
-    async def evaluate(self, budget: Budget, now: datetime) -> BudgetEvaluation:
+    async def evaluate(self, budget: Budget, now: datetime, sums: Sums | None = None) -> BudgetEvaluation:
+        """Evaluate ``budget`` at ``now``; ``sums`` (when given) caches range sums across one pass's budgets."""
         spends: list[WindowSpend] = []
         series = self.series_of(budget)
         settings = self.config.settings.guardd
         for kind, limit in budget.calendar_limits():
             window = window_at(kind, settings.zone, now, settings.weekday)
-            spends.append(await self._spend(budget, series, window, limit, now, forecast=budget.forecast))
+            spends.append(await self._spend(budget, series, window, limit, now, budget.forecast, sums))
         for rolling in budget.rolling:
             window = rolling_window(rolling.window, now)
-            spends.append(await self._spend(budget, series, window, rolling.limit, now, forecast=False))
+            spends.append(await self._spend(budget, series, window, rolling.limit, now, False, sums))
         staleness = Staleness()
         if budget.source != "ledger" and self.remote_staleness is not None:
             staleness = await self.remote_staleness(now)
@@ -80,29 +90,34 @@ class Evaluator:
         All budgets share the same window instants and differ only in the series they match, so within one
         call each distinct range is summed once, per series, and every budget adds up its own series from that.
         """
-        self._sums = {}
-        try:
-            return [await self.evaluate(b, now) for b in (only if only is not None else self.config.budgets)]
-        finally:
-            self._sums = None
+        sums: Sums = {}
+        return [await self.evaluate(b, now, sums) for b in (only if only is not None else self.config.budgets)]
 
-    async def _sum(self, series: list[int] | None, start: datetime, end: datetime) -> Sum:
-        if self._sums is None:
+    async def _sum(self, sums: Sums | None, series: list[int] | None, start: datetime, end: datetime) -> Sum:
+        if sums is None:
             return await self.events.window_sum(series, start, end)
-        per_series = self._sums.get((start, end))
+        per_series = sums.get((start, end))
         if per_series is None:
-            per_series = self._sums[(start, end)] = await self.events.grouped_sums(None, start, end)
+            per_series = await self.events.grouped_sums(None, start, end)
+            sums[(start, end)] = per_series
         if series is None:
             return sum(per_series.values(), Sum())
         return sum((per_series[s] for s in series if s in per_series), Sum())
 
     async def _spend(
-        self, budget: Budget, series: list[int] | None, window: Window, limit: int, now: datetime, forecast: bool
+        self,
+        budget: Budget,
+        series: list[int] | None,
+        window: Window,
+        limit: int,
+        now: datetime,
+        forecast: bool,
+        sums: Sums | None,
     ) -> WindowSpend:
         # The whole window, not just up to `now`: an event stamped a moment ahead by a client's clock counts.
         spent, unpriced, partial = 0, 0, False
         if budget.source in ("ledger", "max"):
-            total = await self._sum(series, window.start, window.end)
+            total = await self._sum(sums, series, window.start, window.end)
             spent, unpriced = total.cost, total.unpriced
         if budget.source in ("openrouter", "max"):
             remote = await self.remote_spend(budget, window, now) if self.remote_spend else None
@@ -115,7 +130,7 @@ class Evaluator:
         projection = None
         if forecast and budget.source != "openrouter":
             start = lookback_start(window, now)
-            recent = await self._sum(series, start, now)
+            recent = await self._sum(sums, series, start, now)
             projection = project(window, now, spent, recent.cost, recent.events, limit)
         return WindowSpend(window, limit, spent, unpriced, projection, partial)
 

@@ -7,6 +7,7 @@ a dry run logs what it would do and persists no alert state (else the real run w
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -52,7 +53,11 @@ def routes(channel: Channel, severity: str, budget: Budget | None) -> bool:
 
 
 class Engine:
-    """Evaluates budgets and applies the consequences. One per daemon (or per CLI command that writes)."""
+    """Evaluates budgets and applies the consequences. One per daemon (or per CLI command that writes).
+
+    :meth:`cycle` and :meth:`deliver` may be called concurrently: they take turns (one lock), because a cycle
+    reads the alert state, decides and writes it back, and two interleaved cycles would announce one change twice.
+    """
 
     def __init__(
         self,
@@ -74,6 +79,7 @@ class Engine:
         """Called with every switch document decided, once it is written (the HTTP service publishes it)."""
         self._high_water: datetime | None = None
         self._clock_behind = False
+        self._turn = asyncio.Lock()
 
     @property
     def policy(self) -> Policy:
@@ -86,6 +92,10 @@ class Engine:
         Windows are evaluated, and alerts stepped, at :func:`forward_now` (the latest time evaluated, persisted):
         a wall clock stepped back never re-opens an ended window. The switch document keeps wall-clock times.
         """
+        async with self._turn:
+            return await self._cycle(now, only)
+
+    async def _cycle(self, now: datetime, only: list[Budget] | None) -> SwitchDoc:
         at = await self._forward(now)
         for ev in await self.evaluator.evaluate_all(at, only):
             self.last[ev.name] = ev
@@ -207,6 +217,10 @@ class Engine:
         """Send every due outbox row once; return how many were delivered."""
         if self.dry_run:
             return 0
+        async with self._turn:
+            return await self._deliver(now)
+
+    async def _deliver(self, now: datetime) -> int:
         delivered = 0
         for row in await self.state.claim(self.owner, now, LEASE):
             channel = self._channel_for(row)
