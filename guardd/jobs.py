@@ -78,6 +78,8 @@ class Engine:
         self.on_switch: Callable[[SwitchDoc], None] | None = None
         """Called with every switch document decided, once it is written (the HTTP service publishes it)."""
         self._high_water: datetime | None = None
+        self._unmarked: dict[int, tuple[OutboxRow, str]] = {}
+        """Outbox rows a channel accepted whose delivered mark failed; marked at the next delivery, never resent."""
         self._clock_behind = False
         self._turn = asyncio.Lock()
 
@@ -139,7 +141,6 @@ class Engine:
         doc, changes = decide(
             evaluations, overrides, settings.killswitch.release, previous, now, settings.guardd.stale_after
         )
-        self.doc = doc
         details = [
             (c.scope, f"{'tripped' if c.tripped else 'released'}: {c.reason}" + (f" ({c.window})" if c.window else ""))
             for c in changes
@@ -147,17 +148,21 @@ class Engine:
         for scope, detail in details:
             log.warning("kill-switch %s", detail, extra={"ctx": {"budget": scope}})
         if self.dry_run:
+            self.doc = doc
             if details:
                 log.info("dry run; not writing the kill-switch file")
             self._published(doc)
             return doc
-        killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+        keys_follow = self.key_switch is not None and settings.killswitch.disable_openrouter_keys
+        # The decision is saved before its side effects (the file, the keys): a failed save leaves self.doc as
+        # it was, so the next cycle decides the same changes again instead of taking them as done.
         if details or previous is None or previous.updated_at != doc.updated_at:
-            await self.state.save_switch(doc, details, now)
+            await self.state.save_switch(doc, details, now, changes if keys_follow else ())
+        self.doc = doc
+        killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
         self._published(doc)
-        if changes and self.key_switch is not None and self.config.settings.killswitch.disable_openrouter_keys:
-            for line in await self.key_switch.apply(changes, now):
-                await self.notify_system(f"guardd: {line}", line, "warning", now)
+        if keys_follow:
+            await self.key_switch.apply(now, self._system_messages)
         return doc
 
     def _published(self, doc: SwitchDoc) -> None:
@@ -198,19 +203,37 @@ class Engine:
         return [Message(ann.budget, ann.severity, title, body, c.index, c.display) for c in targets], history
 
     async def notify_system(
-        self, title: str, body: str, severity: str, now: datetime, budget: Budget | None = None
-    ) -> None:
-        """Announce something that is not a budget window (low balance, drift, key switch) through the outbox."""
+        self,
+        title: str,
+        body: str,
+        severity: str,
+        now: datetime,
+        budget: Budget | None = None,
+        once: tuple[str, str] | None = None,
+    ) -> bool:
+        """Announce something that is not a budget window (low balance, drift, key switch) through the outbox.
+
+        With ``once = (marker, value)`` the message is queued only if the marker does not hold ``value`` yet, and
+        the marker is set in the same transaction as the outbox rows: a failure leaves both for the next try.
+        Return True when queued.
+        """
+        if once is not None and await self.state.marker(once[0]) == once[1]:
+            return False
         level = logging.WARNING if severity_rank(severity) >= 1 else logging.INFO
         log.log(level, "%s", title)
         if self.dry_run:
             log.info("dry run; not sending: %s", title)
-            return
+            return False
+        messages = self._system_messages(title, body, severity, budget)
+        detail = f"{severity}: {title}"
+        if once is not None:
+            return await self.state.notify_once(once[0], once[1], messages, detail, now)
+        await self.state.enqueue(messages, now, history=(budget.name if budget else None, detail))
+        return True
+
+    def _system_messages(self, title: str, body: str, severity: str, budget: Budget | None = None) -> list[Message]:
         targets = [c for c in self.channels if routes(c, severity, budget)]
-        await self.state.enqueue(
-            [Message(budget.name if budget else None, severity, title, body, c.index, c.display) for c in targets], now
-        )
-        await self.state.add_history("alert", budget.name if budget else None, f"{severity}: {title}", now)
+        return [Message(budget.name if budget else None, severity, title, body, c.index, c.display) for c in targets]
 
     # ---- delivery ---------------------------------------------------------------------------------------
     async def deliver(self, now: datetime) -> int:
@@ -222,7 +245,15 @@ class Engine:
 
     async def _deliver(self, now: datetime) -> int:
         delivered = 0
+        # Rows sent whose delivered mark failed: mark them (never send them again) before anything else.
+        for row, display in list(self._unmarked.values()):
+            await self.state.delivered(row, now)
+            del self._unmarked[row.id]
+            await self.state.channel_result(display, True, None, now)
+            delivered += 1
         for row in await self.state.claim(self.owner, now, LEASE):
+            if row.id in self._unmarked:
+                continue
             channel = self._channel_for(row)
             if channel is None:
                 await self.state.failed(row, now, "the notifier is no longer configured", None)
@@ -232,7 +263,9 @@ class Engine:
             except DeliveryError as exc:
                 await self._failed(row, channel, exc, now)
                 continue
+            self._unmarked[row.id] = (row, channel.display)
             await self.state.delivered(row, now)
+            del self._unmarked[row.id]
             await self.state.channel_result(channel.display, True, None, now)
             delivered += 1
         return delivered

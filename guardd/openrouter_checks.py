@@ -8,7 +8,8 @@
   for that key; more than ``openrouter.reconcile_tolerance`` alerts once per key and local day
   ("$4.10 spent on key …abc1 today that no ledger recorded").
 
-Each "once" is a marker in the store, so restarts do not repeat an alert.
+Each "once" is a marker in the store, set in the same transaction as the alert's outbox rows: restarts do not
+repeat an alert, and a failed write loses none (both are left for the next check).
 """
 
 from __future__ import annotations
@@ -49,15 +50,16 @@ class RemoteChecks:
         balance = credits - usage
         if section.low_balance is not None:
             low = balance < section.low_balance
-            if low and await self.state.set_marker("low_balance", "low", now):
+            if low:
                 await self.engine.notify_system(
                     f"guardd: OpenRouter balance is low ({format_human(balance)})",
                     f"The account balance is {format_human(balance)}, under the configured "
                     f"{format_human(section.low_balance)}. Add credits at https://openrouter.ai/settings/credits.",
                     "warning",
                     now,
+                    once=("low_balance", "low"),
                 )
-            elif not low:
+            else:
                 await self.state.set_marker("low_balance", "ok", now)
         if section.runway_warn is not None:
             day_ago = int((now - timedelta(hours=24)).timestamp() * 1000)
@@ -69,13 +71,14 @@ class RemoteChecks:
             rate_per_ms = (usage - first[1]) / (at - first[0])
             runway = timedelta(milliseconds=balance / rate_per_ms) if balance > 0 else timedelta(0)
             today = now.astimezone(self.config.zone).date().isoformat()
-            if runway < section.runway_warn and await self.state.set_marker("runway", today, now):
+            if runway < section.runway_warn:
                 await self.engine.notify_system(
                     f"guardd: OpenRouter credits run out in about {_human(runway)}",
                     f"Balance {format_human(balance)}; at the last 24 h's burn rate "
                     f"({format_human(int(rate_per_ms * 3_600_000))}/h) it lasts about {_human(runway)}.",
                     "warning",
                     now,
+                    once=("runway", today),
                 )
 
     async def reconcile(self, now: datetime) -> None:
@@ -95,7 +98,7 @@ class RemoteChecks:
             ids = [sid for sid, dims in series.items() if dims.key in names]
             local = (await self.events.window_sum(ids, window.start, window.end)).cost if ids else 0
             drift = remote[0] - local
-            if drift > section.reconcile_tolerance and await self.state.set_marker(f"drift:{key}", today, now):
+            if drift > section.reconcile_tolerance:
                 await self.engine.notify_system(
                     f"guardd: {format_human(drift)} spent on key {key} today that no ledger recorded",
                     f"OpenRouter reports {format_human(remote[0])} for key {key} since "
@@ -103,6 +106,7 @@ class RemoteChecks:
                     f"{format_human(local)}. A program may be spending without writing a ledger (or a key leaked).",
                     "warning",
                     now,
+                    once=(f"drift:{key}", today),
                 )
 
 

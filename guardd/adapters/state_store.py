@@ -10,13 +10,16 @@ between the channel accepting it and the mark being committed (milliseconds).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from guardd.adapters.store import Store
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
-from guardd.core.switch import Override, Scope, SwitchDoc
+from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
+
+_PENDING_KEYS = "keyswitch:pending"
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -110,9 +113,16 @@ class StateStore:
             [(*row, iso(now)) for row in rows],
         )
 
-    async def enqueue(self, messages: list[Message], now: datetime) -> None:
-        async with self.store.transaction():
+    async def enqueue(
+        self, messages: list[Message], now: datetime, history: tuple[str | None, str] | None = None
+    ) -> None:
+        """Queue ``messages`` and, with ``history = (budget, detail)``, their ``alert`` history line, together."""
+        async with self.store.transaction() as conn:
             await self._enqueue(messages, now)
+            if history is not None:
+                await conn.execute(
+                    "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)", (iso(now), "alert", *history)
+                )
 
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
         """Claim up to ``limit`` due rows for ``owner`` until ``now + lease`` (compare-and-set on the lease)."""
@@ -314,7 +324,15 @@ class StateStore:
         row = await self.store.fetchone("SELECT doc FROM switch_state WHERE id = 1")
         return None if row is None else doc_from_json(json.loads(row[0]))
 
-    async def save_switch(self, doc: SwitchDoc, changes: list[tuple[str, str]], now: datetime) -> None:
+    async def save_switch(
+        self,
+        doc: SwitchDoc,
+        changes: list[tuple[str, str]],
+        now: datetime,
+        key_changes: Sequence[ScopeChange] = (),
+    ) -> None:
+        """Save a switch decision: the document, its history and the scope changes the key switch still has to
+        apply (``key_changes``, see :meth:`pending_key_changes`), in one transaction — before any side effect."""
         async with self.store.transaction() as conn:
             await conn.execute(
                 "INSERT INTO switch_state(id, doc) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
@@ -324,6 +342,67 @@ class StateStore:
                 "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)",
                 [(iso(now), "switch", scope, detail) for scope, detail in changes],
             )
+            if key_changes:
+                pending = await self.pending_key_changes() + list(key_changes)
+                await self._set_pending(pending, now)
+
+    # ---- the key switch's records ---------------------------------------------------------------------------
+    async def pending_key_changes(self) -> list[ScopeChange]:
+        """Scope changes saved with a switch decision whose keys are not all switched and recorded yet."""
+        raw = await self.marker(_PENDING_KEYS)
+        return [ScopeChange(**item) for item in json.loads(raw)] if raw else []
+
+    async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
+        """Forget the oldest pending ``change``: every key it touched is switched and recorded."""
+        async with self.store.transaction():
+            pending = await self.pending_key_changes()
+            if change in pending:
+                pending.remove(change)
+            await self._set_pending(pending, now)
+
+    async def _set_pending(self, pending: list[ScopeChange], now: datetime) -> None:
+        value = json.dumps([asdict(c) for c in pending])
+        await self.store.conn.execute(
+            "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET"
+            " value = excluded.value, at = excluded.at",
+            (_PENDING_KEYS, value, iso(now)),
+        )
+
+    async def record_key(
+        self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
+    ) -> None:
+        """Record that guardd switched OpenRouter key ``key_hash`` (off: as guardd's doing), with its notice's
+        outbox rows and history, in one transaction: the record and its announcement commit together."""
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?",
+                (int(disabled), int(disabled), iso(now), key_hash),
+            )
+            await self._enqueue(messages, now)
+            await conn.execute(
+                "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)", (iso(now), "keys", None, history)
+            )
+
+    async def notify_once(
+        self, name: str, value: str, messages: list[Message], history: str | None, now: datetime
+    ) -> bool:
+        """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
+        holds ``value`` (the alert was sent); return True when queued. A failure leaves neither."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET"
+                " value = excluded.value, at = excluded.at WHERE markers.value != excluded.value",
+                (name, value, iso(now)),
+            )
+            if cur.rowcount != 1:
+                return False
+            await self._enqueue(messages, now)
+            if history is not None:
+                await conn.execute(
+                    "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)",
+                    (iso(now), "alert", None, history),
+                )
+            return True
 
     async def marker(self, name: str) -> str | None:
         row = await self.store.fetchone("SELECT value FROM markers WHERE name = ?", (name,))
