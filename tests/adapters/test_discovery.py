@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from guardd.adapters import ledger
 from guardd.adapters.discovery import find
+from guardd.adapters.events_store import EventStore
+from guardd.adapters.store import Store
+from guardd.core.money import parse_money
 
 FILES = [
     "a/one.jsonl",
@@ -77,3 +81,19 @@ def test_a_folder_deeper_than_the_limit_is_not_walked(tmp_path):
     found = find(str(tmp_path / "**" / "*.jsonl"), max_depth=10)
     assert [Path(p).name for p in found.paths] == ["near.jsonl"] and found.too_deep
     assert len(find(str(tmp_path / "**" / "*.jsonl"), max_depth=12).paths) == 2
+
+
+async def test_the_tailer_logs_a_slow_search_and_a_loop_once(tmp_path, monkeypatch, caplog):
+    two_loops(tmp_path)
+    monkeypatch.setattr(ledger, "SLOW_DISCOVERY", 0.0)  # every search counts as slow
+    caplog.set_level("INFO", logger="guardd.ledger")
+    async with Store.open(tmp_path / "db.sqlite") as store:
+        tailer = ledger.Tailer(
+            [ledger.LedgerSpec(str(tmp_path / "ledgers/**/*.jsonl"))], EventStore(store), parse_money(1)
+        )
+        await tailer.poll()
+        await tailer.poll()
+        tailer.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len([m for m in messages if m.startswith("finding ledger files took")]) == 2
+    assert len([m for m in messages if "symlink loop" in m]) == 1
