@@ -26,10 +26,17 @@ class QuarantinedLine:
     excerpt: str
 
 
-Row = tuple[str, int, int, int | None]
-"""A stored event: ``(key, ts in Unix ms, series id, cost in pico-dollars or None when unpriced)``."""
+Row = tuple[str, int, int, int | None, int, int, int, int]
+"""A stored event: ``(key, ts in Unix ms, series id, cost in pico-dollars or None when unpriced, prompt,
+completion, reasoning and cached tokens)``. The event table keeps the first four; the token counts go into the
+rollups (what ``guardd advise`` prices), and travel with the row so that a duplicate can be taken out exactly."""
 Tokens = tuple[str, int, int, int, int]
 """Token counts of an unpriced event (what pricing it needs): ``(key, prompt, completion, reasoning, cached)``."""
+Health = tuple[str, int, int, int, int | None, float | None, str | None]
+"""What an event says about how its request went, stored only when it says anything beyond "ok" (contract §10):
+``(key, ts, series id, ok as 0/1, HTTP status, latency in ms, error text)``."""
+ENTRY = 7
+"""An hour entry: ``[cost, events, unpriced, prompt, completion, reasoning, cached]``."""
 
 
 @dataclass(slots=True)
@@ -52,11 +59,14 @@ class Parsed:
     series: dict[int, str] = field(default_factory=dict)
     bad: list[QuarantinedLine] = field(default_factory=list)
     hours: dict[tuple[int, int], list[int]] = field(default_factory=dict)
-    """Spend of the rows per (hour, series) as ``[cost, events, unpriced]``, as if every row were new: summed
-    by the parser, corrected by the store for keys it already had."""
+    """Spend of the rows per (hour, series) as ``[cost, events, unpriced, prompt, completion, reasoning,
+    cached]`` (see :data:`ENTRY`), as if every row were new: summed by the parser, corrected by the store for
+    keys it already had."""
     packed_rows: bytes | None = None
     count: int = 0
     max_ts: int | None = None
+    health: dict[str, Health] = field(default_factory=dict)
+    """Health facts of the rows that carry any (most ledgers carry none: nothing to store, nothing to slow)."""
 
     @classmethod
     def of(cls, events: Sequence[tuple[str, int, str, int | None, int, int]]) -> Parsed:
@@ -66,26 +76,29 @@ class Parsed:
         for k, ts, sig, cost, prompt, completion in events:
             sid = series_id(sig)
             parsed.series[sid] = sig
-            parsed.add((k, ts, sid, cost), (k, prompt, completion, 0, 0))
+            parsed.add((k, ts, sid, cost, prompt, completion, 0, 0), (k, prompt, completion, 0, 0))
         parsed.close()
         return parsed
 
-    def add(self, row: Row, tokens: Tokens) -> None:
-        """Add ``row`` (``tokens`` are kept only if it is unpriced); it replaces an earlier row with its key."""
-        k, ts, sid, cost = row
+    def add(self, row: Row, tokens: Tokens, health: Health | None = None) -> None:
+        """Add ``row`` (``tokens`` are kept only if it is unpriced, ``health`` only if given); it replaces an
+        earlier row with its key."""
+        k = row[0]
         if k in self.rows:
             self.drop(k)
         self.rows[k] = row
-        add_to_hours(self.hours, ts, sid, cost, +1)
-        if cost is None:
+        add_row_to_hours(self.hours, row, +1)
+        if row[3] is None:
             self.tokens[k] = tokens
+        if health is not None:
+            self.health[k] = health
 
     def drop(self, k: str) -> None:
         """A later line has the key ``k`` of an earlier one: take the earlier one out (the last line wins)."""
         self.duplicates += 1
-        _k, ts, sid, cost = self.rows.pop(k)
-        add_to_hours(self.hours, ts, sid, cost, -1)
+        add_row_to_hours(self.hours, self.rows.pop(k), -1)
         self.tokens.pop(k, None)
+        self.health.pop(k, None)
 
     def close(self) -> None:
         """Record the row count and the latest time (the parser calls this when the batch is complete)."""
@@ -113,13 +126,13 @@ class Parsed:
         bad = [(q.source, q.path, q.offset, q.reason, q.excerpt) for q in self.bad]
         rows = marshal.dumps(sorted(self.rows.values()))
         fields = (self.start, self.end, self.lines, self.duplicates, rows, self.tokens, self.series, bad)
-        return marshal.dumps((*fields, self.hours, self.count, self.max_ts))
+        return marshal.dumps((*fields, self.hours, self.count, self.max_ts, self.health))
 
     @classmethod
     def unpack(cls, data: bytes) -> Parsed:
-        start, end, lines, dups, rows, tokens, series, bad, hours, count, max_ts = marshal.loads(data)
+        start, end, lines, dups, rows, tokens, series, bad, hours, count, max_ts, health = marshal.loads(data)
         bad = [QuarantinedLine(*q) for q in bad]
-        return cls(start, end, lines, dups, {}, tokens, series, bad, hours, rows, count, max_ts)
+        return cls(start, end, lines, dups, {}, tokens, series, bad, hours, rows, count, max_ts, health)
 
 
 def series_sig(model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> str:
@@ -131,8 +144,22 @@ def series_id(sig: str) -> int:
     return int.from_bytes(hashlib.blake2b(sig.encode(), digest_size=8).digest(), "big", signed=True)
 
 
-def add_to_hours(hours: dict[tuple[int, int], list[int]], ts: int, series: int, cost: int | None, sign: int) -> None:
-    entry = hours.setdefault((ts // HOUR_MS, series), [0, 0, 0])
+def add_to_hours(
+    hours: dict[tuple[int, int], list[int]],
+    ts: int,
+    series: int,
+    cost: int | None,
+    sign: int,
+    tokens: Sequence[int] = (0, 0, 0, 0),
+) -> None:
+    """Add (``sign`` +1) or take out (-1) one event's spend and ``(prompt, completion, reasoning, cached)``."""
+    entry = hours.setdefault((ts // HOUR_MS, series), [0] * ENTRY)
     entry[0] += sign * (cost or 0)
     entry[1] += sign
     entry[2] += sign * (cost is None)
+    for i, count in enumerate(tokens, 3):
+        entry[i] += sign * count
+
+
+def add_row_to_hours(hours: dict[tuple[int, int], list[int]], row: Row, sign: int) -> None:
+    add_to_hours(hours, row[1], row[2], row[3], sign, row[4:])

@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from guardd.adapters.batch import HOUR_MS, Parsed, Row, add_to_hours
+from guardd.adapters.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours
 from guardd.adapters.store import Store
 from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
 from guardd.core.budgets import Dimensions
@@ -118,8 +118,11 @@ class EventStore:
                 before = (await cur.fetchone() or (0,))[0]
             # Fast path: insert everything; the unique key index ignores what is already there.
             changes = conn.total_changes
+            # A row also carries its token counts (for the rollups); ?8 names the last of them so that the row
+            # binds as it is, without a per-row slice, and the event table keeps only the first four.
             await conn.executemany(
-                "INSERT OR IGNORE INTO events(k, ts, series, cost) VALUES (?,?,?,?)", parsed.row_iter()
+                "INSERT OR IGNORE INTO events(k, ts, series, cost) SELECT ?1, ?2, ?3, ?4 WHERE ?8 IS NULL OR 1",
+                parsed.row_iter(),
             )
             inserted = conn.total_changes - changes
             hours = parsed.hours
@@ -130,6 +133,12 @@ class EventStore:
             if inserted < parsed.count:
                 await self._correct(parsed.row_dict(), before, hours, result)
             await self._apply(hours)
+            if parsed.health:
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO health(k, ts, series, ok, status, latency_ms, error)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    parsed.health.values(),
+                )
             if parsed.tokens:
                 await conn.executemany(
                     "INSERT OR REPLACE INTO unpriced(k, prompt_tokens, completion_tokens, reasoning_tokens,"
@@ -156,8 +165,12 @@ class EventStore:
     ) -> None:
         """Handle the rows the insert ignored because their key was already stored: count them as duplicates,
         take them out of ``hours`` (which counted every row as new), and where the line changed, update the
-        stored event and move its spend from the old line's hour and series to the new one's."""
+        stored event and move its spend from the old line's hour and series to the new one's.
+
+        Token counts are not kept per stored event, so a changed line keeps the tokens of the line stored first
+        (what ``guardd advise`` prices); its health facts are those of the new line (or none)."""
         conn = self.store.conn
+        seen: list[tuple[str]] = []
         updates: list[tuple[int, int, int | None, int]] = []
         priced: list[tuple[str]] = []
         for chunk in _chunks(list(rows), 5000):
@@ -165,28 +178,40 @@ class EventStore:
             sql = f"SELECT k, id, ts, series, cost FROM events WHERE id <= ? AND k IN ({marks})"
             async with conn.execute(sql, [before, *chunk]) as cur:
                 async for k, eid, old_ts, old_series, old_cost in cur:
-                    _, ts, series, cost = rows[k]
+                    row = rows[k]
+                    _, ts, series, cost = row[:4]
                     result.duplicates += 1
                     result.unpriced -= cost is None
+                    seen.append((k,))
                     if (old_ts, old_series, old_cost) == (ts, series, cost):
-                        add_to_hours(hours, ts, series, cost, -1)  # already counted when it was stored
+                        add_row_to_hours(hours, row, -1)  # already counted when it was stored
                         continue
                     add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
+                    entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
+                    for i, count in enumerate(row[4:], 3):
+                        entry[i] -= count
                     updates.append((ts, series, cost, eid))
                     if cost is not None and old_cost is None:
                         priced.append((k,))
                     result.series.add(old_series)
         if updates:
             await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", updates)
+        if seen:
+            await conn.executemany("DELETE FROM health WHERE k = ?", seen)  # the batch's own facts follow
         if priced:
             await conn.executemany("DELETE FROM unpriced WHERE k = ?", priced)
 
     async def _apply(self, hours: dict[tuple[int, int], list[int]]) -> None:
-        """Add per-(hour, series) deltas ``[cost, events, unpriced]`` to the hour and UTC-day rollups."""
+        """Add per-(hour, series) deltas (:data:`~guardd.adapters.batch.ENTRY`) to the hour and UTC-day rollups."""
         upsert = (
-            "INSERT INTO rollups(level, bucket, series, cost, events, unpriced) VALUES (?,?,?,?,?,?) "
+            "INSERT INTO rollups(level, bucket, series, cost, events, unpriced, prompt_tokens, completion_tokens,"
+            " reasoning_tokens, cached_tokens) VALUES (?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(level, bucket, series) DO UPDATE SET cost = cost + excluded.cost, "
-            "events = events + excluded.events, unpriced = unpriced + excluded.unpriced"
+            "events = events + excluded.events, unpriced = unpriced + excluded.unpriced, "
+            "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+            "completion_tokens = completion_tokens + excluded.completion_tokens, "
+            "reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, "
+            "cached_tokens = cached_tokens + excluded.cached_tokens"
         )
         await self.store.conn.executemany(upsert, _hour_rows(hours))
         await self.store.conn.executemany(upsert, _day_rows(hours))
@@ -218,7 +243,7 @@ class EventStore:
         """Price unpriced events; rollups follow. Return how many were priced."""
         if not priced:
             return 0
-        hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+        hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
         count = 0
         async with self.store.transaction() as conn:
             for chunk in _chunks(list(priced), 500):
@@ -308,24 +333,23 @@ class EventStore:
 
 def _hour_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
     # Generators, so that the store's thread (which iterates them) does this work, not the event loop's.
-    for (hour, series), (cost, events, unpriced) in hours.items():
-        if cost or events or unpriced:
-            yield (0, hour, series, cost, events, unpriced)
+    for (hour, series), entry in hours.items():
+        if any(entry):
+            yield (0, hour, series, *entry)
 
 
 def _day_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
     days: dict[tuple[int, int], list[int]] = {}
-    for (hour, series), (cost, events, unpriced) in hours.items():
-        entry = days.get((hour // 24, series))
-        if entry is None:
-            days[(hour // 24, series)] = [cost, events, unpriced]
+    for (hour, series), entry in hours.items():
+        day = days.get((hour // 24, series))
+        if day is None:
+            days[(hour // 24, series)] = list(entry)
         else:
-            entry[0] += cost
-            entry[1] += events
-            entry[2] += unpriced
-    for (day, series), (cost, events, unpriced) in days.items():
-        if cost or events or unpriced:
-            yield (1, day, series, cost, events, unpriced)
+            for i, value in enumerate(entry):
+                day[i] += value
+    for (day_bucket, series), entry in days.items():
+        if any(entry):
+            yield (1, day_bucket, series, *entry)
 
 
 def _sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:

@@ -32,11 +32,21 @@ from typing import Annotated
 
 import msgspec
 
-from guardd.adapters.batch import HOUR_MS, Parsed, QuarantinedLine, series_id, series_sig
+from guardd.adapters.batch import HOUR_MS, Health, Parsed, QuarantinedLine, series_id, series_sig
 from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
 from guardd.core.money import Money
 from guardd.core.redact import redact_text
-from guardd.core.usage import BadLine, clean_key, event_from_record, parse_cost, parse_labels, parse_ts
+from guardd.core.usage import (
+    ERROR_CHARS,
+    BadLine,
+    clean_key,
+    event_from_record,
+    ok_of,
+    parse_cost,
+    parse_labels,
+    parse_latency,
+    parse_ts,
+)
 
 EXCERPT = 200
 MAX_DEPTH = 64  # arrays and objects inside each other; a ledger line needs about five
@@ -44,8 +54,11 @@ BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _NULL = msgspec.Raw(b"null")
+_INF = float("inf")
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
+_Latency = Annotated[float, msgspec.Meta(ge=0)]
+_Status = Annotated[int, msgspec.Meta(ge=100, le=599)]
 
 
 class _Fields(msgspec.Struct, kw_only=True):
@@ -61,6 +74,9 @@ class _Fields(msgspec.Struct, kw_only=True):
     key: str | None = None
     provider: str | None = None
     ok: bool | None = None
+    latency_ms: _Latency | None = None  # contract §10; an odd value sends the line to the line path, which
+    status: _Status | None = None  # drops it (a health field never costs a line its spend)
+    error: str | None = None
 
 
 class _Canonical(_Fields, kw_only=True):
@@ -175,6 +191,13 @@ class LineParser:
                 sid = series.get(skey)
                 if sid is None:
                     sid = self._new_series(o, skey)
+                okv, lat, st, err = o.ok, o.latency_ms, o.status, o.error
+                if okv is False or lat is not None or st is not None or err is not None:
+                    if lat is not None and lat == _INF:
+                        raise _Slow  # not a usable latency: the line path drops it
+                    health = True
+                else:
+                    health = False
             except Exception:  # _Slow, or anything odd: the line path has the exact rules
                 if offsets is None:
                     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
@@ -192,27 +215,32 @@ class LineParser:
                 k = _line_key(lines[i].strip(), fp, offsets[i])
             if k in rows:
                 out.drop(k)
-            rows[k] = (k, ts, sid, cost)
+            p, c, r, ca = o.prompt_tokens or 0, o.completion_tokens or 0, o.reasoning_tokens or 0, o.cached_tokens or 0
+            rows[k] = (k, ts, sid, cost, p, c, r, ca)
+            if health:
+                out.health[k] = health_row(k, ts, sid, okv, st, lat, err)
             hk = (ts // hour_ms, sid)
             entry = hours.get(hk)
             if cost is None:
-                tokens[k] = (
-                    k,
-                    o.prompt_tokens or 0,
-                    o.completion_tokens or 0,
-                    o.reasoning_tokens or 0,
-                    o.cached_tokens or 0,
-                )
+                tokens[k] = (k, p, c, r, ca)
                 if entry is None:
-                    hours[hk] = [0, 1, 1]
+                    hours[hk] = [0, 1, 1, p, c, r, ca]
                 else:
                     entry[1] += 1
                     entry[2] += 1
+                    entry[3] += p
+                    entry[4] += c
+                    entry[5] += r
+                    entry[6] += ca
             elif entry is None:
-                hours[hk] = [cost, 1, 0]
+                hours[hk] = [cost, 1, 0, p, c, r, ca]
             else:
                 entry[0] += cost
                 entry[1] += 1
+                entry[3] += p
+                entry[4] += c
+                entry[5] += r
+                entry[6] += ca
 
     def _new_series(self, o: _Fast, skey: tuple[object, ...]) -> int:
         try:
@@ -265,6 +293,10 @@ class LineParser:
             else:
                 if c.usage is None and c.response is None and c.performance is None and c.sessionId is None:
                     labels = c.labels or {}
+                    lat = parse_latency(c.latency_ms)
+                    health = None
+                    if c.ok is False or lat is not None or c.status is not None or c.error is not None:
+                        health = (c.ok, c.status, lat, c.error)
                     self._add(
                         out,
                         c.id,
@@ -276,6 +308,7 @@ class LineParser:
                         parse_cost(c.cost, self.max_event_cost),
                         (c.prompt_tokens or 0, c.completion_tokens or 0, c.reasoning_tokens or 0),
                         c.cached_tokens or 0,
+                        health,
                     )
                     return
         try:
@@ -297,6 +330,7 @@ class LineParser:
             ev.cost,
             (ev.prompt_tokens, ev.completion_tokens, ev.reasoning_tokens),
             ev.cached_tokens,
+            (ev.ok, ev.status, ev.latency_ms, ev.error) if ev.has_health else None,
         )
 
     def _add(
@@ -311,9 +345,10 @@ class LineParser:
         cost: int | None,
         counts: tuple[int, int, int],
         cached: int,
+        health: tuple[bool | None, int | None, float | None, str | None] | None,
     ) -> None:
         k = self.event_key(gen_id, data, fp, offset)
-        out.add((k, ts, sid, cost), (k, *counts, cached))
+        out.add((k, ts, sid, cost, *counts, cached), (k, *counts, cached), health and health_row(k, ts, sid, *health))
 
     def _series_id(self, model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> int:
         """Return the id of a series, adding the ledger's labels. Every secret in its texts (a key, bare or as
@@ -328,6 +363,16 @@ class LineParser:
             sid = self._line_series[skey] = series_id(sig)
             self._sigs[sid] = sig
         return sid
+
+
+def health_row(
+    k: str, ts: int, sid: int, ok: bool | None, status: int | None, latency: float | None, error: str | None
+) -> Health:
+    """The stored health facts of one event (contract §10): ``ok`` defaulting from ``status``, the error text
+    cut short and redacted. Both parsing paths build them here, so they agree."""
+    # Redacted before it is cut: a key cut in two would no longer be recognised.
+    text = redact_text(error[: ERROR_CHARS + 1024])[:ERROR_CHARS] if error is not None else None
+    return (k, ts, sid, int(ok_of(ok, status)), status, latency, text)
 
 
 def _ms(ts: str | int) -> int:

@@ -24,7 +24,7 @@ import aiosqlite
 from guardd.adapters.batch import series_id
 from guardd.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str | Callable[[aiosqlite.Connection], Awaitable[None]]] = {
     1: """
@@ -164,6 +164,24 @@ DROP TABLE temp.series_map;
 
 
 MIGRATIONS[2] = _v2_narrow_events
+
+MIGRATIONS[3] = """
+-- Schema 3 (contract §10, §11): token sums in the rollups, for advice; health facts of the events that carry
+-- any (latency, status, an error, ok = false), for health rules and per-key statistics. Rollups written by an
+-- older guardd hold no token counts (the events then stored none).
+ALTER TABLE rollups ADD COLUMN prompt_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollups ADD COLUMN completion_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollups ADD COLUMN reasoning_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE rollups ADD COLUMN cached_tokens INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE health (
+    k TEXT PRIMARY KEY,                -- events.k
+    ts INTEGER NOT NULL,               -- Unix ms, UTC (as the event's)
+    series INTEGER NOT NULL,           -- series.id
+    ok INTEGER NOT NULL,               -- 0/1; contract §10: explicit ok, else status < 400, else 1
+    status INTEGER, latency_ms REAL, error TEXT    -- error: short and redacted
+) WITHOUT ROWID;
+CREATE INDEX health_ts ON health(ts);
+"""
 
 
 class Store:

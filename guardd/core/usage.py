@@ -7,6 +7,7 @@ lives in the ledger adapter; this module is pure.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -43,6 +44,14 @@ class UsageEvent:
     provider: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
     ok: bool = True
+    latency_ms: float | None = None
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def has_health(self) -> bool:
+        """True when the event says anything about its request beyond "it went fine" (contract §10)."""
+        return not self.ok or self.latency_ms is not None or self.status is not None or self.error is not None
 
     @property
     def ts(self) -> datetime:
@@ -168,6 +177,40 @@ def parse_labels(value: object) -> dict[str, str]:
     return out
 
 
+ERROR_CHARS = 200
+
+
+def parse_latency(value: object) -> float | None:
+    """Return a ``latency_ms`` as a float; anything but a finite non-negative number counts as absent (a health
+    field never costs a line its spend)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return None
+    number = float(value)
+    return number if number >= 0 and number != float("inf") else None
+
+
+def parse_status(value: object) -> int | None:
+    """Return an HTTP ``status`` (an integer 100–599); anything else counts as absent."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 100 <= value <= 599:
+        return None
+    return value
+
+
+def parse_error(value: object) -> str | None:
+    """Return an ``error`` as text: strings as they are, anything else as compact JSON. Secrets are redacted and
+    the text cut to :data:`ERROR_CHARS` where it is stored, not here."""
+    if value is None:
+        return None
+    return value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+
+
+def ok_of(explicit: object, status: int | None) -> bool:
+    """Contract §10: an explicit boolean ``ok`` wins; else ``status < 400`` when there is a status; else True."""
+    if isinstance(explicit, bool):
+        return explicit
+    return status < 400 if status is not None else True
+
+
 def clean_key(value: object) -> str | None:
     """Return a ledger ``key`` as stored: a full secret key (also as ``Bearer <key>``, or inside a longer text)
     is kept only in redacted form."""
@@ -201,6 +244,7 @@ def detect_format(obj: dict[str, Any]) -> str:
 def _from_guardd(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
     if "ts" not in obj:
         raise BadLine("ts is missing")
+    status = parse_status(obj.get("status"))
     return UsageEvent(
         ts_ms=parse_ts(obj["ts"]),
         model=_text(obj.get("model"), "model") or "unknown",
@@ -213,7 +257,10 @@ def _from_guardd(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
         key=clean_key(obj.get("key")),
         provider=_text(obj.get("provider"), "provider"),
         labels=parse_labels(obj.get("labels")),
-        ok=obj.get("ok") is not False,
+        ok=ok_of(obj.get("ok"), status),
+        latency_ms=parse_latency(obj.get("latency_ms")),
+        status=status,
+        error=parse_error(obj.get("error")),
     )
 
 
@@ -244,6 +291,8 @@ def _from_openrouter(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
         provider=_text(obj.get("provider"), "provider"),
         labels=parse_labels(wrapper.get("labels")),
         ok=not failed and "error" not in obj,
+        latency_ms=parse_latency(wrapper.get("latency_ms")),
+        error=parse_error(obj.get("error")),
     )
 
 
@@ -267,6 +316,7 @@ def _from_record(obj: dict[str, Any], max_cost: Money) -> UsageEvent:
         provider=_text(metadata.get("provider"), "metadata.provider"),
         labels=parse_labels(obj.get("labels")),
         ok=performance.get("success") is not False,
+        latency_ms=parse_latency(performance.get("latency")),
     )
 
 

@@ -56,6 +56,9 @@ canonical = st.fixed_dictionaries(
         "provider": st.sampled_from(["OpenAI", None]),
         "labels": labels,
         "ok": st.sampled_from([True, False, None]),
+        "latency_ms": st.sampled_from([0, 12, 850.5, -3, "fast", True, None]),
+        "status": st.sampled_from([200, 429, 503, 99, 429.0, "500", None]),
+        "error": st.sampled_from(["RateLimitError", "x" * 300, {"code": 429}, "key sk-or-v1-" + "cd" * 32, None]),
         "extra": st.just({"ignored": True}),
     },
 )
@@ -98,7 +101,7 @@ def batch(lines: list[bytes], *, one_by_one: bool) -> Parsed:
 def summary(p: Parsed) -> tuple:
     hours = {k: tuple(v) for k, v in p.hours.items() if any(v)}
     bad = sorted((q.offset, q.reason) for q in p.bad)
-    return (p.lines, p.duplicates, p.rows, p.tokens, hours, p.series, bad)
+    return (p.lines, p.duplicates, p.rows, p.tokens, hours, p.series, bad, p.health)
 
 
 @settings(max_examples=300, deadline=None)
@@ -112,11 +115,13 @@ def test_a_block_parses_the_same_at_once_as_line_by_line(lines):
 def test_hourly_sums_match_the_rows_they_summarise(lines):
     parsed = batch(lines, one_by_one=False)
     expected: dict = {}
-    for _k, ts, sid, cost in parsed.rows.values():
-        entry = expected.setdefault((ts // 3_600_000, sid), [0, 0, 0])
+    for _k, ts, sid, cost, *tokens in parsed.rows.values():
+        entry = expected.setdefault((ts // 3_600_000, sid), [0] * 7)
         entry[0] += cost or 0
         entry[1] += 1
         entry[2] += cost is None
+        for i, count in enumerate(tokens, 3):
+            entry[i] += count
     assert {k: v for k, v in parsed.hours.items() if any(v)} == expected
     assert set(parsed.tokens) == {k for k, row in parsed.rows.items() if row[3] is None}
 
@@ -129,6 +134,7 @@ def test_a_packed_batch_unpacks_to_the_same_rows():
     assert list(copy.row_iter()) == sorted(parsed.rows.values())  # sorted by key, for the index
     assert copy.row_dict() == parsed.rows
     assert (copy.hours, copy.tokens, copy.series, copy.bad) == (parsed.hours, parsed.tokens, parsed.series, parsed.bad)
+    assert copy.health == parsed.health
     assert (copy.count, copy.max_ts, copy.lines) == (50, parsed.max_ts, 51)
 
 
