@@ -6,7 +6,12 @@
   ``write`` of the whole line under an advisory lock).
 - :class:`GuardedTransport` / :class:`AsyncGuardedTransport` wrap an httpx transport: before a request to a
   completion endpoint they call ``check()`` (a blocked request never reaches the network); after the response
-  they record its usage — from the JSON body, or from the final SSE chunk of a stream — to the ledger.
+  they record its usage — from the JSON body, or from the final SSE chunk of a stream — to the ledger, with the
+  health fields of contract §10: ``latency_ms`` (from sending the request to the end of its body or stream),
+  ``status`` (the HTTP status), and for a request that failed ``ok: false`` with ``error`` (the error body's
+  message, or the class name of the exception the transport raised). ``key`` is the redacted preview of the
+  bearer key the request carried (``…abc1``), so ``guardd report --by key`` attributes the spend. A failed
+  request carries no usage and is recorded at cost 0 (OpenRouter bills completed generations only).
 
 With the OpenAI SDK (openai 3.x uses ``httpx2``, openai 1.x/2.x ``httpx``; pass the matching inner transport)::
 
@@ -166,12 +171,14 @@ class LedgerWriter:
         finally:
             os.close(fd)
 
-    def record_response(self, body: dict[str, Any]) -> None:
-        """Record an OpenRouter (OpenAI-shaped) response or final stream chunk carrying ``usage``."""
+    def record_response(self, body: dict[str, Any], **health: Any) -> None:
+        """Record an OpenRouter (OpenAI-shaped) response or final stream chunk carrying ``usage``; ``health``
+        adds fields such as ``latency_ms``, ``status`` and ``key`` (None values are left out)."""
         usage = body.get("usage")
         if not isinstance(usage, dict):
             return
         event: dict[str, Any] = {
+            **health,
             "id": body.get("id"),
             "model": body.get("model"),
             "prompt_tokens": usage.get("prompt_tokens") or 0,
@@ -184,6 +191,79 @@ class LedgerWriter:
         if body.get("provider"):
             event["provider"] = body["provider"]
         self.write({k: v for k, v in event.items() if v is not None})
+
+    def record_failure(
+        self,
+        error: str,
+        *,
+        status: int | None = None,
+        latency_ms: float | None = None,
+        model: str | None = None,
+        key: str | None = None,
+    ) -> None:
+        """Record a request that failed (an HTTP error, or an exception before any response): ``ok: false``,
+        cost 0, and what is known about it."""
+        event = {"ok": False, "cost": 0, "error": error[:200], "status": status, "latency_ms": latency_ms}
+        event.update(model=model, key=key)
+        self.write({k: v for k, v in event.items() if v is not None})
+
+
+def _key_preview(request: Any) -> str | None:
+    """The redacted preview (``…abc1``) of the bearer key a request carries, never the key itself."""
+    auth = request.headers.get("authorization") or ""
+    secret = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    return f"…{secret[-4:]}" if len(secret) > 8 else None
+
+
+def _request_model(request: Any) -> str | None:
+    try:
+        body = json.loads(request.content)
+    except (ValueError, TypeError, AttributeError, RuntimeError):
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
+def _error_text(response: Any) -> str:
+    """The message of an OpenRouter/OpenAI error body, else the status line."""
+    try:
+        body = json.loads(response.content)
+        message = body["error"]["message"]
+        if isinstance(message, str) and message:
+            return message
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    return f"HTTP {response.status_code}"
+
+
+def _ms_since(start: float) -> float:
+    return round((time.monotonic() - start) * 1000, 3)
+
+
+class _Call:
+    """One guarded completion request: when it started and what the ledger should know about it."""
+
+    def __init__(self, request: Any, ledger: LedgerWriter) -> None:
+        self.request, self.ledger = request, ledger
+        self.start = time.monotonic()
+        self.key = _key_preview(request) if ledger.key is None else None
+
+    def failed(self, exc: BaseException) -> None:
+        self.ledger.record_failure(
+            type(exc).__name__, latency_ms=_ms_since(self.start), model=_request_model(self.request), key=self.key
+        )
+
+    def error_response(self, response: Any) -> None:
+        self.ledger.record_failure(
+            _error_text(response),
+            status=response.status_code,
+            latency_ms=_ms_since(self.start),
+            model=_request_model(self.request),
+            key=self.key,
+        )
+
+    def record(self, body: dict[str, Any], status: int) -> None:
+        self.ledger.record_response(body, latency_ms=_ms_since(self.start), status=status, key=self.key)
 
 
 def _is_completion(request: Any) -> bool:
@@ -216,13 +296,13 @@ def _record_stream_end(tee: Any) -> None:
     tee.recorded = True
     body = _usage_from_sse(bytes(tee.buffer))
     if body:
-        tee.writer.record_response(body)
+        tee.call.record(body, tee.status)
 
 
 _TEES: dict[type, type] = {}
 
 
-def _tee(response: Any, writer: LedgerWriter, async_: bool) -> Any:
+def _tee(response: Any, call: _Call, async_: bool) -> Any:
     """Return a copy-keeping stream for ``response``, of the stream class its own library expects.
 
     httpx and httpx2 each assert that a response stream is *their* ``SyncByteStream``/``AsyncByteStream``, so the
@@ -235,8 +315,14 @@ def _tee(response: Any, writer: LedgerWriter, async_: bool) -> Any:
         if async_:
 
             class AsyncTee(base):  # type: ignore[valid-type,misc]
-                def __init__(self, stream: Any, writer: LedgerWriter) -> None:
-                    self.stream, self.writer, self.buffer, self.recorded = stream, writer, bytearray(), False
+                def __init__(self, stream: Any, call: _Call, status: int) -> None:
+                    self.stream, self.call, self.status, self.buffer, self.recorded = (
+                        stream,
+                        call,
+                        status,
+                        bytearray(),
+                        False,
+                    )
 
                 async def __aiter__(self) -> AsyncIterator[bytes]:
                     async for chunk in self.stream:
@@ -252,8 +338,14 @@ def _tee(response: Any, writer: LedgerWriter, async_: bool) -> Any:
         else:
 
             class Tee(base):  # type: ignore[valid-type,misc]
-                def __init__(self, stream: Any, writer: LedgerWriter) -> None:
-                    self.stream, self.writer, self.buffer, self.recorded = stream, writer, bytearray(), False
+                def __init__(self, stream: Any, call: _Call, status: int) -> None:
+                    self.stream, self.call, self.status, self.buffer, self.recorded = (
+                        stream,
+                        call,
+                        status,
+                        bytearray(),
+                        False,
+                    )
 
                 def __iter__(self) -> Iterator[bytes]:
                     for chunk in self.stream:
@@ -267,16 +359,16 @@ def _tee(response: Any, writer: LedgerWriter, async_: bool) -> Any:
 
             cls = Tee
         _TEES[base] = cls
-    return cls(response.stream, writer)
+    return cls(response.stream, call, response.status_code)
 
 
-def _record_json(response: Any, writer: LedgerWriter) -> None:
+def _record_json(response: Any, call: _Call) -> None:
     try:
         body = json.loads(response.content, parse_float=Decimal)
     except ValueError:
         return
     if isinstance(body, dict):
-        writer.record_response(body)
+        call.record(body, response.status_code)
 
 
 def _default_transport(async_: bool) -> Any:
@@ -289,12 +381,12 @@ def _is_stream(response: Any) -> bool:
     return "text/event-stream" in response.headers.get("content-type", "")
 
 
-def _teed(response: Any, request: Any, ledger: LedgerWriter, async_: bool) -> Any:
+def _teed(response: Any, request: Any, call: _Call, async_: bool) -> Any:
     """The same response, its stream teed so that its usage is recorded when the stream closes."""
     return type(response)(
         response.status_code,
         headers=response.headers,
-        stream=_tee(response, ledger, async_=async_),
+        stream=_tee(response, call, async_=async_),
         extensions=response.extensions,
         request=request,
     )
@@ -317,13 +409,21 @@ class GuardedTransport:
         completion = _is_completion(request)
         if completion:
             self.switch.check(self.estimate)
-        response = self.inner.handle_request(request)
-        if not completion or self.ledger is None or response.status_code >= 400:
-            return response
-        if _is_stream(response):
-            return _teed(response, request, self.ledger, async_=False)
+        if not completion or self.ledger is None:
+            return self.inner.handle_request(request)
+        call = _Call(request, self.ledger)
+        try:
+            response = self.inner.handle_request(request)
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        if _is_stream(response) and response.status_code < 400:
+            return _teed(response, request, call, async_=False)
         response.read()
-        _record_json(response, self.ledger)
+        if response.status_code >= 400:
+            call.error_response(response)
+        else:
+            _record_json(response, call)
         return response
 
     def close(self) -> None:
@@ -349,13 +449,21 @@ class AsyncGuardedTransport:
         completion = _is_completion(request)
         if completion:
             self.switch.check(self.estimate)
-        response = await self.inner.handle_async_request(request)
-        if not completion or self.ledger is None or response.status_code >= 400:
-            return response
-        if _is_stream(response):
-            return _teed(response, request, self.ledger, async_=True)
+        if not completion or self.ledger is None:
+            return await self.inner.handle_async_request(request)
+        call = _Call(request, self.ledger)
+        try:
+            response = await self.inner.handle_async_request(request)
+        except Exception as exc:
+            call.failed(exc)
+            raise
+        if _is_stream(response) and response.status_code < 400:
+            return _teed(response, request, call, async_=True)
         await response.aread()
-        _record_json(response, self.ledger)
+        if response.status_code >= 400:
+            call.error_response(response)
+        else:
+            _record_json(response, call)
         return response
 
     async def aclose(self) -> None:

@@ -114,3 +114,72 @@ def test_ledger_writers_in_several_processes_never_interleave_lines(tmp_path):
     lines = Path(path).read_text().splitlines()
     assert len(lines) == 2000
     assert len({json.loads(line)["id"] for line in lines}) == 2000
+
+
+def _only_line(tmp_path: Path) -> dict:
+    (line,) = (tmp_path / "usage.jsonl").read_text().splitlines()
+    return json.loads(line)
+
+
+def test_a_successful_request_is_recorded_with_its_latency_status_and_key_preview(tmp_path, fake, client):
+    switch_file(tmp_path / "switch.json", tripped=False)
+    client().chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    record = _only_line(tmp_path)
+    assert record["status"] == 200 and record["key"] == "…a1a1" and record["latency_ms"] > 0
+    assert "ok" not in record and KEY not in json.dumps(record)
+
+
+def test_a_streamed_request_is_recorded_with_its_latency_and_status(tmp_path, fake, client):
+    switch_file(tmp_path / "switch.json", tripped=False)
+    list(
+        client().chat.completions.create(
+            model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
+    record = _only_line(tmp_path)
+    assert record["status"] == 200 and record["key"] == "…a1a1" and record["latency_ms"] > 0
+
+
+def test_a_rate_limited_request_is_recorded_as_not_ok_with_status_429(tmp_path, fake, client):
+    switch_file(tmp_path / "switch.json", tripped=False)
+    fake.fail("/chat/completions", status=429, message="Rate limit exceeded")
+    with pytest.raises(openai.RateLimitError):
+        client().chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    record = _only_line(tmp_path)
+    assert (record["ok"], record["status"], record["error"]) == (False, 429, "Rate limit exceeded")
+    assert record["model"] == "openai/gpt-4o-mini" and record["cost"] == 0 and record["key"] == "…a1a1"
+
+
+def test_a_request_that_raises_is_recorded_with_the_exceptions_class_name(tmp_path):
+    switch_file(tmp_path / "switch.json", tripped=False)
+    guard = GuardedTransport(
+        KillSwitch(tmp_path / "switch.json"), LedgerWriter(tmp_path / "usage.jsonl"), inner=httpx2.HTTPTransport()
+    )
+    closed_port = "http://127.0.0.1:9/api/v1"  # discard: nothing listens there
+    with (
+        openai.OpenAI(
+            api_key=KEY, base_url=closed_port, http_client=httpx2.Client(transport=guard), max_retries=0
+        ) as sdk,
+        pytest.raises(openai.APIConnectionError),
+    ):
+        sdk.chat.completions.create(model="m/x", messages=[{"role": "user", "content": "hi"}])
+    record = _only_line(tmp_path)
+    assert record["ok"] is False and record["error"] == "ConnectError" and record["model"] == "m/x"
+    assert record["latency_ms"] >= 0 and "status" not in record
+
+
+def test_the_ledger_reads_the_clients_failure_lines_as_errors(tmp_path, fake, client):
+    from guardd.adapters.batch import Parsed
+    from guardd.adapters.ledger_lines import Block
+    from guardd.adapters.ledger_parse import LineParser
+    from guardd.core.money import parse_money
+
+    switch_file(tmp_path / "switch.json", tripped=False)
+    fake.fail("/chat/completions", status=503, message="upstream down")
+    with pytest.raises(openai.InternalServerError):
+        client().chat.completions.create(model="openai/gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    data = (tmp_path / "usage.jsonl").read_bytes()
+    parsed = Parsed(0, 0)
+    LineParser("auto", {}, parse_money(1000)).parse_block(Block(0, data, len(data)), "f" * 20, "p", parsed)
+    ((_k, _ts, _sid, ok, status, latency, error),) = parsed.health.values()
+    assert (ok, status, error) == (0, 503, "upstream down") and latency > 0
