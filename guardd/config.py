@@ -35,6 +35,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from guardd.core.budgets import Budget, RollingLimit
+from guardd.core.health import HealthRule
 from guardd.core.money import Money, MoneyError, format_json, parse_money
 from guardd.core.periods import format_duration, parse_duration, parse_weekday
 from guardd.core.redact import redact_url, url_has_secret
@@ -236,6 +237,49 @@ class BudgetSection(_Section):
         )
 
 
+class HealthSection(_Section):
+    """``[[health]]`` (contract §11): alerts on how requests go. At least one condition is required."""
+
+    name: str
+    match: dict[str, str] = Field(default_factory=dict)
+    window: PositiveDuration = timedelta(minutes=10)
+    min_requests: Annotated[int, Field(ge=1)] = 10
+    error_rate: Annotated[float, Field(ge=0, le=100)] | None = None
+    latency_p95: PositiveDuration | None = None
+    rate_limited: Annotated[int, Field(ge=0)] | None = None
+    notify: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} may contain only letters, digits, '-' and '_'")
+        return value
+
+    @field_validator("error_rate", mode="before")
+    @classmethod
+    def _rate(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, Decimal) else value
+
+    @model_validator(mode="after")
+    def _has_a_condition(self) -> HealthSection:
+        if self.error_rate is None and self.latency_p95 is None and self.rate_limited is None:
+            raise ValueError("sets no condition: give at least one of error_rate, latency_p95 or rate_limited")
+        return self
+
+    def to_core(self) -> HealthRule:
+        return HealthRule(
+            name=self.name,
+            window=self.window,
+            match=dict(self.match),
+            min_requests=self.min_requests,
+            error_rate=self.error_rate,
+            latency_p95=self.latency_p95,
+            rate_limited=self.rate_limited,
+            notify=tuple(self.notify) if self.notify is not None else None,
+        )
+
+
 class NotifierSection(_Section):
     url: SecretStr
     tags: list[str] = Field(default_factory=list)
@@ -356,6 +400,7 @@ class Settings(BaseSettings):
     openrouter: OpenRouterSection | None = None
     ledgers: list[LedgerSection] = Field(default_factory=list)
     budgets: list[BudgetSection] = Field(default_factory=list)
+    health: list[HealthSection] = Field(default_factory=list)
     notifiers: list[NotifierSection] = Field(default_factory=list)
     alerts: AlertsSection = Field(default_factory=AlertsSection)
     killswitch: KillswitchSection = Field(default_factory=KillswitchSection)
@@ -400,6 +445,7 @@ class Config:
             str(Path(lg.path) if Path(lg.path).is_absolute() else (base / lg.path)) for lg in settings.ledgers
         ]
         self.budgets = [b.to_core() for b in settings.budgets]
+        self.health = [h.to_core() for h in settings.health]
 
     @property
     def instance(self) -> str:
@@ -604,16 +650,19 @@ def _unknown_tags(settings: Settings, label: str) -> list[str]:
 
 
 def _duplicate_names(data: dict[str, Any], label: str) -> list[str]:
-    """Report repeated budget names from the raw data, so they show even when another key is also bad."""
-    budgets = data.get("budgets")
+    """Report repeated budget (and health rule) names from the raw data, so they show even when another key is
+    also bad."""
     problems: list[str] = []
-    if isinstance(budgets, list):
+    for section in ("budgets", "health"):
+        entries = data.get(section)
+        if not isinstance(entries, list):
+            continue
         first: dict[str, int] = {}
-        for index, budget in enumerate(budgets):
-            name = budget.get("name") if isinstance(budget, dict) else None
+        for index, entry in enumerate(entries):
+            name = entry.get("name") if isinstance(entry, dict) else None
             if isinstance(name, str) and name in first:
                 problems.append(
-                    f"{label}: budgets[{index}].name: {name!r} is already the name of budgets[{first[name]}]"
+                    f"{label}: {section}[{index}].name: {name!r} is already the name of {section}[{first[name]}]"
                 )
             elif isinstance(name, str):
                 first[name] = index

@@ -17,19 +17,25 @@ from typing import Any
 
 from guardd.adapters import killswitch, notifier
 from guardd.adapters.notifier import Channel
+from guardd.adapters.request_stats import RequestStats
 from guardd.adapters.state_store import Message, OutboxRow, StateStore
 from guardd.config import Config
+from guardd.core import health
 from guardd.core.alerts import Announcement, Policy, severity_rank, step
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation
+from guardd.core.health import HEALTH_WINDOW, HealthEvaluation, HealthRule
 from guardd.core.periods import forward_now
 from guardd.core.switch import GLOBAL_SCOPE, SwitchDoc, decide
 from guardd.errors import DeliveryError
 from guardd.evaluation import Evaluator
-from guardd.messages import render
+from guardd.health_rules import evaluate_rules
+from guardd.messages import render, render_health
 
 log = logging.getLogger("guardd.jobs")
 
+HEALTH_PREFIX = "health:"
+"""Alert state, outbox rows and history of a health rule are kept under ``health:<rule name>``."""
 LEASE = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(hours=24)
 MAX_BACKOFF = timedelta(hours=1)
@@ -43,8 +49,9 @@ def channels_of(config: Config) -> list[Channel]:
     ]
 
 
-def routes(channel: Channel, severity: str, budget: Budget | None) -> bool:
-    """Return True when ``channel`` should receive a message of ``severity`` about ``budget``."""
+def routes(channel: Channel, severity: str, budget: Budget | HealthRule | None) -> bool:
+    """Return True when ``channel`` should receive a message of ``severity`` about ``budget`` (or a health
+    rule): its ``notify`` tags, absent meaning every notifier."""
     if severity_rank(severity) < severity_rank(channel.min_severity):
         return False
     if budget is None or budget.notify is None:
@@ -108,6 +115,10 @@ class Engine:
         silenced = {budget for _, budget, _, _, _ in await self.state.silences(now)}
         for ev in evaluations if only is None else [self.last[b.name] for b in only if b.name in self.last]:
             await self._alerts(ev, doc, at, ev.name in silenced or GLOBAL_SCOPE in silenced)
+        if self.config.health:
+            stats = RequestStats(self.evaluator.events)
+            for hev in await evaluate_rules(self.config.health, stats, self.evaluator.series, now):
+                await self._health_alerts(hev, now, hev.name in silenced or GLOBAL_SCOPE in silenced)
         return doc
 
     async def _forward(self, now: datetime) -> datetime:
@@ -130,6 +141,28 @@ class Engine:
         if not self.dry_run:
             await self.state.set_marker(CLOCK_MARKER, at.isoformat(), now)
         return at
+
+    async def _health_alerts(self, ev: HealthEvaluation, now: datetime, silenced: bool) -> None:
+        """A health rule through the alert state machine; kept under ``health:<name>`` beside the budgets."""
+        key = HEALTH_PREFIX + ev.name
+        previous = await self.state.alert_states(key)
+        state, ann = health.step(previous.get(HEALTH_WINDOW), ev, self.policy, now, silenced)
+        if ann is None and previous.get(HEALTH_WINDOW) == state:
+            return
+        messages: list[Message] = []
+        history: list[tuple[str, str]] = []
+        if ann is not None:
+            title, body = render_health(ann, ev)
+            history = [("alert", f"{ann.severity}: {title}" + (" (silenced)" if ann.silenced else ""))]
+            log.log(logging.WARNING if ann.severity == "warning" else logging.INFO, "%s", title)
+            targets = [c for c in self.channels if routes(c, ann.severity, ev.rule)]
+            if self.dry_run:
+                log.info("dry run; not sending to %d channel(s): %s", len(targets), title)
+            elif not ann.silenced:
+                messages = [Message(key, ann.severity, title, body, c.index, c.display) for c in targets]
+        if self.dry_run:
+            return
+        await self.state.save_alerts(key, {HEALTH_WINDOW: state}, messages, history, now)
 
     async def _switch(self, evaluations: list[BudgetEvaluation], now: datetime) -> SwitchDoc:
         overrides = await self.state.overrides()

@@ -7,7 +7,9 @@ from zoneinfo import ZoneInfo
 
 from guardd.core.alerts import Announcement, Change
 from guardd.core.evaluate import BudgetEvaluation
+from guardd.core.health import HealthEvaluation
 from guardd.core.money import format_human
+from guardd.core.periods import format_duration
 from guardd.core.switch import Scope
 
 _VERB = {
@@ -73,6 +75,29 @@ def render(
         lines += ["", f"Kill-switch: **tripped** ({scope.reason}); release: {until}."]
     if top:
         lines += ["", "Top spend in the window:"] + [f"- {name}: {format_human(cost)}" for name, cost in top]
+    if ann.silenced:
+        lines += ["", "(silenced: recorded, not sent)"]
+    return title[:250], "\n".join(lines)
+
+
+def render_health(ann: Announcement, ev: HealthEvaluation) -> tuple[str, str]:
+    """Return ``(title, body)`` for a health rule's announcement (firing, repeat or resolved)."""
+    change = ann.changes[0]
+    window = format_duration(ev.rule.window)
+    if change.what == "resolved":
+        title = f"guardd: health {ann.budget} resolved — requests are healthy again ({window})"
+    else:
+        still = "still " if change.what == "repeat" else ""
+        title = f"guardd {ann.severity.upper()}: health {ann.budget} {still}firing — {change.detail}"
+    lines = [f"Health rule **{ann.budget}** ({ann.severity}), over the last {window}:", ""]
+    lines += [f"- {text}" for text in ev.firing] or ["- no condition fires"]
+    rate = "n/a" if ev.error_rate is None else f"{ev.error_rate:g}%"
+    p95 = "n/a" if ev.latency_p95_ms is None else f"{ev.latency_p95_ms:g} ms"
+    lines += [
+        "",
+        f"Requests {ev.requests}, errors {ev.errors} ({rate}), HTTP 429 {ev.rate_limited}, p95 latency {p95}.",
+        "Health rules never trip the kill-switch.",
+    ]
     if ann.silenced:
         lines += ["", "(silenced: recorded, not sent)"]
     return title[:250], "\n".join(lines)

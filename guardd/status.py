@@ -13,7 +13,9 @@ from guardd.adapters.store import Store
 from guardd.config import Config
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
+from guardd.core.health import HealthEvaluation
 from guardd.core.money import format_json
+from guardd.core.periods import format_duration
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
 
@@ -75,6 +77,20 @@ def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
     }
 
 
+def health_json(ev: HealthEvaluation) -> dict[str, Any]:
+    """A health rule in ``status --json`` (contract §11)."""
+    return {
+        "name": ev.name,
+        "state": ev.state,
+        "window": format_duration(ev.rule.window),
+        "requests": ev.requests,
+        "error_rate": ev.error_rate,
+        "latency_p95_ms": ev.latency_p95_ms,
+        "rate_limited": ev.rate_limited,
+        "firing": list(ev.firing),
+    }
+
+
 async def build(
     config: Config,
     evaluations: list[BudgetEvaluation],
@@ -82,15 +98,16 @@ async def build(
     now: datetime,
     ledgers: list[dict[str, Any]],
     openrouter: dict[str, Any] | None,
+    health: list[HealthEvaluation] | None = None,
 ) -> dict[str, Any]:
     """Return the ``guardd status --json`` document (schema 1)."""
     tz = config.zone
     raw, guard, error = read_switch(config, now)
     switch: dict[str, Any] | None = {"error": error} if error is not None else raw
-    health = await state.channel_health()
+    channels = await state.channel_health()
     notifiers = []
     for n in config.settings.notifiers:
-        ok, error, since = health.get(n.display_url, (True, None, None))
+        ok, error, since = channels.get(n.display_url, (True, None, None))
         notifiers.append(
             {
                 "url": n.display_url,
@@ -107,6 +124,7 @@ async def build(
         "timezone": config.settings.guardd.timezone,
         "guard": _guard_json(guard, tz),
         "budgets": [budget_json(ev, tz) for ev in evaluations],
+        "health": [health_json(ev) for ev in health or []],
         "killswitch": switch,
         "openrouter": openrouter,
         "ledgers": ledgers,
@@ -146,7 +164,18 @@ async def document(
         from guardd.openrouter_view import RemoteView
 
         remote = await RemoteView(config, store).status(now)
-    return await build(config, evaluations, StateStore(store), now, ledgers, remote)
+    health = await health_evaluations(config, store, evaluator, now)
+    return await build(config, evaluations, StateStore(store), now, ledgers, remote, health)
+
+
+async def health_evaluations(
+    config: Config, store: Store, evaluator: Evaluator, now: datetime
+) -> list[HealthEvaluation]:
+    """Every ``[[health]]`` rule's verdict at ``now`` (contract §11)."""
+    from guardd.adapters.request_stats import RequestStats
+    from guardd.health_rules import evaluate_rules
+
+    return await evaluate_rules(config.health, RequestStats(EventStore(store)), evaluator.series, now)
 
 
 async def ledger_status(events: EventStore) -> list[dict[str, Any]]:
@@ -171,10 +200,13 @@ async def ledger_status(events: EventStore) -> list[dict[str, Any]]:
     return out
 
 
-def check_result(evaluations: list[BudgetEvaluation], switch_tripped: bool) -> tuple[int, str]:
+def check_result(
+    evaluations: list[BudgetEvaluation], switch_tripped: bool, health: list[HealthEvaluation] | None = None
+) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
-    Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``).
+    Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``). A firing
+    health rule is a WARNING (contract §11), never more.
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -189,6 +221,10 @@ def check_result(evaluations: list[BudgetEvaluation], switch_tripped: bool) -> t
             warn = format_json(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
             label = f"{ev.name}_{w.window.name}".replace("'", "")
             perf.append(f"'{label}'={format_json(w.spent)};{warn};{format_json(w.limit)};0")
+    for hev in health or []:
+        if hev.state == "warning":
+            codes.add(1)
+            problems.append(f"health {hev.name}: {'; '.join(hev.firing)}")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")

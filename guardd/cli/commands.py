@@ -105,6 +105,12 @@ async def cmd_status(args: Namespace) -> int:
     return 0
 
 
+async def _health(ctx: Context, now: datetime) -> list[Any]:
+    from guardd import status
+
+    return await status.health_evaluations(ctx.config, ctx.store, ctx.evaluator, now)
+
+
 async def cmd_check(args: Namespace) -> int:
     from guardd import status
 
@@ -113,6 +119,7 @@ async def cmd_check(args: Namespace) -> int:
             now = datetime.now(UTC)
             budgets = _budgets(ctx, args.budget)
             evaluations = await ctx.evaluator.evaluate_all(now, budgets)
+            health = await _health(ctx, now) if args.budget is None else []
             doc, guard, _error = status.read_switch(ctx.config, now)
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
@@ -123,7 +130,7 @@ async def cmd_check(args: Namespace) -> int:
     scopes = (doc or {}).get("scopes", {})
     names = {b.name for b in budgets} | {GLOBAL_SCOPE}
     tripped = any(isinstance(s, dict) and s.get("tripped") for n, s in scopes.items() if n in names)
-    code, line = status.check_result(evaluations, tripped)
+    code, line = status.check_result(evaluations, tripped, health)
     print(line)
     return code
 

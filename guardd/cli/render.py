@@ -40,6 +40,16 @@ def status_text(doc: dict[str, Any]) -> str:
                 f"{_money(w['limit']):<9} {w['state']:<8} resets {reset}{forecast}{unpriced}{partial}"
             )
         lines.append("")
+    for h in doc.get("health", []):
+        rate = "-" if h["error_rate"] is None else f"{h['error_rate']:g}%"
+        p95 = "-" if h["latency_p95_ms"] is None else f"{h['latency_p95_ms']:g} ms"
+        lines.append(
+            f"health {h['name']}  [{h['state'].upper()}]  last {h['window']}: {h['requests']} requests,"
+            f" errors {rate}, p95 {p95}, 429s {h['rate_limited']}"
+        )
+        lines += [f"  firing: {text}" for text in h["firing"]]
+    if doc.get("health"):
+        lines.append("")
     switch = doc.get("killswitch") or {}
     if "error" in switch:
         lines.append(f"kill-switch: UNREADABLE ({switch['error']})")

@@ -89,3 +89,17 @@ async def test_the_last_line_of_an_id_decides_its_health_facts_in_the_store(tmp_
         await events.write_batch(parse({"ts": TS, "id": "b", "cost": 1, "status": 502, "latency_ms": 3.5}))
         rows = await store.fetchall("SELECT k, ok, status, latency_ms FROM health ORDER BY k")
     assert [tuple(r) for r in rows] == [("g:b", 0, 502, 3.5)]
+
+
+async def test_a_schema_2_database_migrates_keeping_its_rollups(tmp_path, monkeypatch):
+    from guardd.adapters import store as store_module
+
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    async with Store.open(tmp_path / "guardd.db") as old:
+        await old.conn.execute("INSERT INTO rollups VALUES (0, 10, 7, 500, 2, 0)")
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 3)
+    async with Store.open(tmp_path / "guardd.db") as store:
+        rows = await store.fetchall("SELECT cost, events, prompt_tokens, cached_tokens FROM rollups")
+        assert [tuple(r) for r in rows] == [(500, 2, 0, 0)]
+        assert await store.fetchall("SELECT * FROM health") == []
+        assert (await store.fetchone("PRAGMA user_version"))[0] == 3
