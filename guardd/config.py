@@ -39,6 +39,7 @@ from guardd.core.health import HealthRule
 from guardd.core.money import Money, MoneyError, format_json, parse_money
 from guardd.core.periods import format_duration, parse_duration, parse_weekday
 from guardd.core.redact import redact_url, url_has_secret
+from guardd.core.spike import Spike
 from guardd.errors import ConfigError
 
 SEARCH_PATHS = (Path("guardd.toml"), Path("/etc/guardd/guardd.toml"))
@@ -181,6 +182,32 @@ class RollingSection(_Section):
     limit: PositiveMoney
 
 
+class SpikeSection(_Section):
+    """``budgets[].spike`` (contract §11)."""
+
+    window: PositiveDuration
+    factor: Annotated[Decimal, Field(gt=0)]
+    baseline: PositiveDuration
+    min: AnyMoney = 0
+
+    @field_validator("factor", mode="before")
+    @classmethod
+    def _exact(cls, value: Any) -> Any:
+        return Decimal(str(value)) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _whole_windows(self) -> SpikeSection:
+        if self.baseline < self.window or self.baseline % self.window:
+            raise ValueError(
+                f"baseline ({format_duration(self.baseline)}) must be a whole number of windows"
+                f" ({format_duration(self.window)})"
+            )
+        return self
+
+    def to_core(self) -> Spike:
+        return Spike(self.window, self.factor, self.baseline, self.min)
+
+
 class BudgetSection(_Section):
     name: str
     match: dict[str, str] = Field(default_factory=dict)
@@ -194,6 +221,8 @@ class BudgetSection(_Section):
     forecast: bool = True
     notify: list[str] | None = None
     on_stale: Literal["open", "closed"] = "open"
+    spike: SpikeSection | None = None
+    suggest: list[str] = Field(default_factory=list)
 
     @field_validator("name")
     @classmethod
@@ -234,6 +263,8 @@ class BudgetSection(_Section):
             forecast=self.forecast,
             notify=tuple(self.notify) if self.notify is not None else None,
             on_stale=self.on_stale,
+            spike=self.spike.to_core() if self.spike is not None else None,
+            suggest=tuple(self.suggest),
         )
 
 

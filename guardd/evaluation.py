@@ -14,6 +14,7 @@ from guardd.core.budgets import Budget, Dimensions, Matcher
 from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
 from guardd.core.forecast import lookback_start, project
 from guardd.core.periods import Window, rolling_window, window_at
+from guardd.core.spike import evaluate_spike
 
 RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
 """OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
@@ -82,7 +83,12 @@ class Evaluator:
         staleness = Staleness()
         if budget.source != "ledger" and self.remote_staleness is not None:
             staleness = await self.remote_staleness(now)
-        return evaluate(budget, spends, now, staleness)
+        spike = None
+        if budget.spike is not None:  # from the ledgers, whatever the budget's source
+            (r0, r1), (b0, b1) = budget.spike.ranges(now)
+            recent, baseline = await self._sum(series, r0, r1), await self._sum(series, b0, b1)
+            spike = evaluate_spike(budget.spike, recent.cost, baseline.cost)
+        return evaluate(budget, spends, now, staleness, spike)
 
     async def evaluate_all(self, now: datetime, only: list[Budget] | None = None) -> list[BudgetEvaluation]:
         """Evaluate ``only`` (default: every budget) at ``now``.

@@ -22,11 +22,13 @@ _VERB = {
     "fresh": "fresh again",
     "resolved": "released",
     "reset": "window reset",
+    "spike": "spending spike",
+    "calm": "spike over",
 }
 
 
 def _line(change: Change) -> str:
-    if change.what in ("stale", "fresh", "reset"):
+    if change.what in ("stale", "fresh", "reset", "spike", "calm"):
         return f"- **{change.window}**: {change.detail}"
     head = f"- **{change.window}**: {format_human(change.spent)} of {format_human(change.limit)} ({change.percent:g}%)"
     if change.what == "threshold" and change.threshold is not None:
@@ -55,6 +57,8 @@ def render(
         title = (
             f"guardd {ann.severity.upper()}: {ann.budget} crossed {first.threshold:g}% of {first.window} ({amounts})"
         )
+    elif first.what == "spike":
+        title = f"guardd {ann.severity.upper()}: {ann.budget} spending spike — {first.detail}"
     elif first.what in ("trip", "repeat", "critical", "forecast"):
         title = f"guardd {ann.severity.upper()}: {ann.budget} {verb} — {first.window} {first.percent:g}% ({amounts})"
     else:

@@ -16,6 +16,7 @@ from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.health import HealthEvaluation
 from guardd.core.money import format_json
 from guardd.core.periods import format_duration
+from guardd.core.spike import SpikeEvaluation
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
 
@@ -74,6 +75,19 @@ def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
         "stale": ev.staleness.stale,
         "stale_reason": ev.staleness.reason,
         "windows": [window_json(w, tz) for w in ev.windows],
+        **({} if ev.spike is None else {"spike": spike_json(ev.spike)}),
+    }
+
+
+def spike_json(spike: SpikeEvaluation) -> dict[str, Any]:
+    """A budget's ``spike`` in ``status --json`` (contract §11): money as decimal strings."""
+    return {
+        "state": spike.state,
+        "recent": format_json(spike.recent),
+        "baseline_mean": format_json(spike.baseline_mean),
+        "factor": float(spike.spike.factor),
+        "window": format_duration(spike.spike.window),
+        "baseline": format_duration(spike.spike.baseline),
     }
 
 

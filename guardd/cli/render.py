@@ -39,6 +39,13 @@ def status_text(doc: dict[str, Any]) -> str:
                 f"  {w['window']:<12} {_bar(w['percent'])} {w['percent']:6.1f}%  {_money(w['spent']):>10} of "
                 f"{_money(w['limit']):<9} {w['state']:<8} resets {reset}{forecast}{unpriced}{partial}"
             )
+        spike = b.get("spike")
+        if spike:
+            lines.append(
+                f"  spike        {spike['state']:<8} last {spike['window']} {_money(spike['recent'])}, mean"
+                f" {_money(spike['baseline_mean'])} per {spike['window']} over {spike['baseline']}"
+                f" (factor {spike['factor']:g})"
+            )
         lines.append("")
     for h in doc.get("health", []):
         rate = "-" if h["error_rate"] is None else f"{h['error_rate']:g}%"
@@ -49,6 +56,12 @@ def status_text(doc: dict[str, Any]) -> str:
         )
         lines += [f"  firing: {text}" for text in h["firing"]]
     if doc.get("health"):
+        spike = b.get("spike")
+        if spike:
+            lines.append(
+                f"  spike        {spike['state']:<8} last {spike['window']} {_money(spike['recent'])}, mean"
+                f" {_money(spike['baseline_mean'])} per {spike['window']} over {spike['baseline']} (factor {spike['factor']:g})"
+            )
         lines.append("")
     switch = doc.get("killswitch") or {}
     if "error" in switch:

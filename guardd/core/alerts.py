@@ -38,6 +38,7 @@ from guardd.core.money import Money, format_human
 
 HYSTERESIS_POINTS = 10.0
 STALE_KEY = "stale"
+SPIKE_KEY = "spike"
 SEVERITIES = ("info", "warning", "critical")
 
 
@@ -59,7 +60,7 @@ class Change:
     """One thing to announce about one window of a budget."""
 
     window: str
-    what: str  # threshold | critical | trip | repeat | forecast | reset | resolved | stale | fresh
+    what: str  # threshold | critical | trip | repeat | forecast | reset | resolved | stale | fresh | spike | calm
     severity: str  # info | warning | critical
     percent: float = 0.0
     threshold: float | None = None
@@ -207,6 +208,18 @@ def step(
         changes.append(Change(STALE_KEY, "fresh", "info", detail="data is fresh again"))
     states[STALE_KEY] = AlertState(window=STALE_KEY, tripped=stale.stale, notified_at=stale.since)
 
+    # A spike is announced when it starts and (with send_resolved) when it is over; never repeated.
+    if evaluation.spike is not None:
+        spike = evaluation.spike
+        prev_spike = previous.get(SPIKE_KEY)
+        was_spiking = prev_spike is not None and prev_spike.tripped
+        if spike.spiking and not was_spiking:
+            changes.append(Change(SPIKE_KEY, "spike", "warning", spent=spike.recent, detail=spike.describe()))
+        elif was_spiking and not spike.spiking and policy.send_resolved:
+            changes.append(Change(SPIKE_KEY, "calm", "info", spent=spike.recent, detail="the spending spike is over"))
+        notified = now if spike.spiking and not was_spiking else prev_spike.notified_at if prev_spike else None
+        states[SPIKE_KEY] = AlertState(window=SPIKE_KEY, tripped=spike.spiking, notified_at=notified)
+
     if not changes:
         return states, None
     changes.sort(key=lambda c: (-severity_rank(c.severity), -_what_rank(c.what)))
@@ -214,7 +227,19 @@ def step(
     return states, Announcement(evaluation.name, severity, tuple(changes), now, silenced=silenced)
 
 
-_WHAT_ORDER = ("fresh", "resolved", "reset", "forecast", "threshold", "stale", "critical", "repeat", "trip")
+_WHAT_ORDER = (
+    "fresh",
+    "calm",
+    "resolved",
+    "reset",
+    "spike",
+    "forecast",
+    "threshold",
+    "stale",
+    "critical",
+    "repeat",
+    "trip",
+)
 
 
 def _what_rank(what: str) -> int:

@@ -13,6 +13,7 @@ from datetime import timedelta
 from fnmatch import translate
 
 from guardd.core.money import Money
+from guardd.core.spike import Spike
 
 SOURCES = ("ledger", "openrouter", "max")
 BUILTIN_DIMENSIONS = ("model", "key", "provider")
@@ -42,6 +43,8 @@ class Budget:
     forecast: bool = True
     notify: tuple[str, ...] | None = None
     on_stale: str = "open"
+    spike: Spike | None = None
+    suggest: tuple[str, ...] = ()
 
     def calendar_limits(self) -> list[tuple[str, Money]]:
         """Return ``(kind, limit)`` for every calendar window the budget sets, shortest first."""

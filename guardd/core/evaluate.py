@@ -16,6 +16,7 @@ from guardd.core.budgets import Budget
 from guardd.core.forecast import Forecast
 from guardd.core.money import Money, at_percent, percent
 from guardd.core.periods import Window
+from guardd.core.spike import SpikeEvaluation
 
 SEVERITY = {"ok": 0, "warning": 1, "stale": 2, "critical": 3, "tripped": 4}
 
@@ -74,6 +75,7 @@ class BudgetEvaluation:
     now: datetime
     windows: tuple[WindowEvaluation, ...]
     staleness: Staleness = field(default_factory=Staleness)
+    spike: SpikeEvaluation | None = None
 
     @property
     def name(self) -> str:
@@ -81,7 +83,10 @@ class BudgetEvaluation:
 
     @property
     def state(self) -> str:
+        """The most severe window state; a spiking budget is at least ``warning``; stale unless tripped."""
         worst = max((w.state for w in self.windows), key=SEVERITY.__getitem__, default="ok")
+        if self.spike is not None and self.spike.spiking and worst == "ok":
+            worst = "warning"
         if self.staleness.stale and worst != "tripped":
             return "stale"
         return worst
@@ -130,12 +135,17 @@ def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
 
 
 def evaluate(
-    budget: Budget, spends: list[WindowSpend], now: datetime, staleness: Staleness | None = None
+    budget: Budget,
+    spends: list[WindowSpend],
+    now: datetime,
+    staleness: Staleness | None = None,
+    spike: SpikeEvaluation | None = None,
 ) -> BudgetEvaluation:
-    """Return the evaluation of ``budget`` at ``now`` over all its windows."""
+    """Return the evaluation of ``budget`` at ``now`` over all its windows (and its spike, if it has one)."""
     return BudgetEvaluation(
         budget=budget,
         now=now,
         windows=tuple(evaluate_window(budget, s) for s in spends),
         staleness=staleness or Staleness(),
+        spike=spike,
     )
