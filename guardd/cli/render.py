@@ -56,12 +56,6 @@ def status_text(doc: dict[str, Any]) -> str:
         )
         lines += [f"  firing: {text}" for text in h["firing"]]
     if doc.get("health"):
-        spike = b.get("spike")
-        if spike:
-            lines.append(
-                f"  spike        {spike['state']:<8} last {spike['window']} {_money(spike['recent'])}, mean"
-                f" {_money(spike['baseline_mean'])} per {spike['window']} over {spike['baseline']} (factor {spike['factor']:g})"
-            )
         lines.append("")
     switch = doc.get("killswitch") or {}
     if "error" in switch:
