@@ -19,6 +19,7 @@ from guardd.adapters import killswitch, notifier
 from guardd.adapters.notifier import Channel
 from guardd.adapters.request_stats import RequestStats
 from guardd.adapters.state_store import Message, OutboxRow, StateStore
+from guardd.advice import top_line
 from guardd.config import Config
 from guardd.core import health
 from guardd.core.alerts import Announcement, Policy, severity_rank, step
@@ -223,7 +224,13 @@ class Engine:
     ) -> tuple[list[Message], list[tuple[str, str]]]:
         worst = next((w for w in ev.windows if w.window.name == ann.changes[0].window), None)
         top = await self.evaluator.top_spend(ev.budget, worst.window, now) if worst else None
-        title, body = render(ann, ev, doc.scopes.get(ev.name), self.config.zone, top)
+        advice = None
+        if ev.budget.suggest and severity_rank(ann.severity) >= severity_rank("warning"):
+            window = (worst or ev.windows[0]).window if (worst or ev.windows) else None
+            if window is not None:
+                stats = RequestStats(self.evaluator.events)
+                advice = await top_line(self.evaluator, stats, ev.budget, window.start, min(window.end, now))
+        title, body = render(ann, ev, doc.scopes.get(ev.name), self.config.zone, top, advice)
         history = [("alert", f"{ann.severity}: {title}" + (" (silenced)" if ann.silenced else ""))]
         level = logging.WARNING if severity_rank(ann.severity) >= 1 else logging.INFO
         log.log(level, "%s", title, extra={"ctx": {"budget": ann.budget}})

@@ -48,8 +48,9 @@ def render(
     scope: Scope | None,
     tz: ZoneInfo,
     top: list[tuple[str, int]] | None = None,
+    advice: str | None = None,
 ) -> tuple[str, str]:
-    """Return ``(title, body)`` for ``ann``."""
+    """Return ``(title, body)`` for ``ann``; ``advice`` is the budget's one advice line (contract §11)."""
     first = ann.changes[0]
     verb = _VERB.get(first.what, first.what)
     amounts = f"{format_human(first.spent)} of {format_human(first.limit)}"
@@ -79,6 +80,8 @@ def render(
         lines += ["", f"Kill-switch: **tripped** ({scope.reason}); release: {until}."]
     if top:
         lines += ["", "Top spend in the window:"] + [f"- {name}: {format_human(cost)}" for name, cost in top]
+    if advice:
+        lines += ["", f"Advice — the same tokens on the suggested models: {advice}"]
     if ann.silenced:
         lines += ["", "(silenced: recorded, not sent)"]
     return title[:250], "\n".join(lines)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -99,3 +100,8 @@ class RequestStats:
                 for i, value in enumerate(values):
                     entry[i] += int(value or 0)
         return {sid: Tokens(*entry) for sid, entry in out.items()}
+
+    async def catalog(self) -> dict[str, dict[str, object]]:
+        """Return the OpenRouter catalog's ``pricing`` objects the poller stored, by model id."""
+        rows = await self.events.store.fetchall("SELECT model, pricing FROM prices")
+        return {model: json.loads(pricing) for model, pricing in rows}

@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     config = command("config", "validate and print the effective configuration")
     config.add_argument("action", choices=["check"])
 
+    advise = command("advise", "what the spend would have cost on each budget's suggest models")
+    advise.add_argument("--budget", metavar="NAME")
+    advise.add_argument("--since", metavar="DATE")
+    advise.add_argument("--until", metavar="DATE")
+    advise.add_argument("--json", action="store_true")
+
     history = command("history", "alert transitions, switch changes and overrides, newest first")
     history.add_argument("--since", metavar="DATE")
     history.add_argument("--json", action="store_true")

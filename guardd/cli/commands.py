@@ -339,3 +339,6 @@ async def cmd_history(args: Namespace) -> int:
         if not entries:
             print("no history yet")
     return 0
+
+
+from guardd.cli.advise import cmd_advise  # noqa: E402, F401 - commands in their own modules, dispatched from here
