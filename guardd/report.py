@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from guardd.adapters.events_store import EventStore, Sum
+from guardd.adapters.request_stats import RequestStats
 from guardd.core.budgets import Dimensions
 from guardd.core.money import format_json
 from guardd.core.periods import local_midnight, window_at
@@ -65,7 +68,9 @@ async def build(
     if end <= start:
         raise UsageError("--until must be later than --since")
     series = await events.load_series()
+    stats = RequestStats(events)
     groups: dict[str | None, Sum] = {}
+    requests: dict[str | None, _Requests] = {}
     if by == "day":
         day = start.astimezone(tz).date()
         while True:
@@ -76,12 +81,18 @@ async def build(
             total = await events.window_sum(None, day_start, day_end)
             if total.events:
                 groups[day.isoformat()] = total
+                requests[day.isoformat()] = await _requests(stats, day_start, day_end, lambda _sid: None)
             day += timedelta(days=1)
     else:
-        for sid, total in (await events.grouped_sums(None, start, end)).items():
+
+        def group_of(sid: int) -> str | None:
             dims = series.get(sid)
-            key = _group_key(by, dims) if dims else None
+            return _group_key(by, dims) if dims else None
+
+        for sid, total in (await events.grouped_sums(None, start, end)).items():
+            key = group_of(sid)
             groups[key] = groups.get(key, Sum()) + total
+        requests = await _by_group(stats, start, end, group_of)
     rows = sorted(groups.items(), key=lambda kv: (-kv[1].cost, str(kv[0])))
     if by == "day":
         rows = sorted(groups.items(), key=lambda kv: str(kv[0]))
@@ -96,7 +107,46 @@ async def build(
         "events": total.events,
         "unpriced_events": total.unpriced,
         "rows": [
-            {"group": group, "spent": format_json(s.cost, 6), "events": s.events, "unpriced_events": s.unpriced}
+            {
+                "group": group,
+                "spent": format_json(s.cost, 6),
+                "events": s.events,
+                "unpriced_events": s.unpriced,
+                **requests.get(group, _Requests()).to_json(tz),
+            }
             for group, s in rows
         ],
     }
+
+
+@dataclass(slots=True)
+class _Requests:
+    """Per-group request statistics (contract §11): events with ok = false, with status 429, the latest event."""
+
+    errors: int = 0
+    rate_limited: int = 0
+    last_ms: int | None = None
+
+    def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
+        last = None if self.last_ms is None else datetime.fromtimestamp(self.last_ms / 1000, tz).isoformat()
+        return {"errors": self.errors, "rate_limited": self.rate_limited, "last_at": last}
+
+
+async def _by_group(
+    stats: RequestStats, start: datetime, end: datetime, group_of: Callable[[int], str | None]
+) -> dict[str | None, _Requests]:
+    out: dict[str | None, _Requests] = {}
+    for sid, (errors, limited) in (await stats.request_stats(start, end)).items():
+        entry = out.setdefault(group_of(sid), _Requests())
+        entry.errors += errors
+        entry.rate_limited += limited
+    for sid, last in (await stats.last_event_ms(start, end)).items():
+        entry = out.setdefault(group_of(sid), _Requests())
+        entry.last_ms = last if entry.last_ms is None else max(entry.last_ms, last)
+    return out
+
+
+async def _requests(
+    stats: RequestStats, start: datetime, end: datetime, group_of: Callable[[int], str | None]
+) -> _Requests:
+    return (await _by_group(stats, start, end, group_of)).get(None, _Requests())

@@ -203,9 +203,10 @@ async def cmd_report(args: Namespace) -> int:
         print(json.dumps(doc, indent=2))
     elif args.csv:
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["group", "spent", "events"])
+        writer.writerow(["group", "spent", "events", "errors", "rate_limited", "last_at"])
         for row in doc["rows"]:
-            writer.writerow(["null" if row["group"] is None else row["group"], row["spent"], row["events"]])
+            group = "null" if row["group"] is None else row["group"]
+            writer.writerow([group, row["spent"], row["events"], row["errors"], row["rate_limited"], row["last_at"]])
     else:
         print(render.report_text(doc))
     return 0

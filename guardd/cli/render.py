@@ -106,12 +106,18 @@ def status_text(doc: dict[str, Any]) -> str:
 
 
 def report_text(doc: dict[str, Any]) -> str:
+    """Spend per group, with each group's requests, errors, 429s and last use (a key pool's usage view)."""
     lines = [f"spend by {doc['by']} from {doc['since']} to {doc['until']} ({doc['timezone']})", ""]
     width = max([len(str(r["group"])) for r in doc["rows"]] + [5])
+    lines.append(f"  {'':<{width}}  {'spend':>12}  {'requests':>9}  {'errors':>7}  {'429s':>6}  last used")
     for row in doc["rows"]:
         group = "(none)" if row["group"] is None else row["group"]
-        lines.append(f"  {group:<{width}}  {_money(row['spent']):>12}  {row['events']:>9} events")
-    lines.append(f"  {'total':<{width}}  {_money(doc['total']):>12}  {doc['events']:>9} events")
+        last = "-" if not row.get("last_at") else datetime.fromisoformat(row["last_at"]).strftime("%Y-%m-%d %H:%M")
+        lines.append(
+            f"  {group:<{width}}  {_money(row['spent']):>12}  {row['events']:>9}  {row.get('errors', 0):>7}"
+            f"  {row.get('rate_limited', 0):>6}  {last}"
+        )
+    lines.append(f"  {'total':<{width}}  {_money(doc['total']):>12}  {doc['events']:>9}")
     if doc["unpriced_events"]:
         lines.append(f"  {doc['unpriced_events']} event(s) could not be priced and are not in the total")
     return "\n".join(lines)

@@ -90,7 +90,11 @@ def test_report_by_label_puts_unlabelled_spend_in_the_null_group(run_guardd, tmp
     out = run_guardd(
         "report", "--by", "label:team", "--csv", "--since", "2026-11-01", "--until", "2026-11-03", "-c", str(path)
     ).stdout
-    assert out.splitlines() == ["group,spent,events", "null,0.500000,1", "a,0.250000,1"]
+    assert out.splitlines() == [
+        "group,spent,events,errors,rate_limited,last_at",
+        "null,0.500000,1,0,0,2026-11-02T11:00:00+00:00",
+        "a,0.250000,1,0,0,2026-11-02T10:00:00+00:00",
+    ]
     days = json.loads(
         run_guardd(
             "report", "--by", "day", "--json", "--since", "2026-11-01", "--until", "2026-11-03", "-c", str(path)
