@@ -35,7 +35,7 @@ def test_the_cost_is_read_from_its_literal_digits():
 
 def test_the_batch_is_keyed_like_a_ledger_line_with_the_exact_cost():
     parsed = to_batch(decode(payloads.captured()), MAX, "broadcast:t")
-    ((key, _ts, _series, cost),) = parsed.rows.values()
+    ((key, _ts, _series, cost, *_tokens),) = parsed.rows.values()
     assert key == f"g:{payloads.GEN}" and cost == 5_334_000_000
 
 
