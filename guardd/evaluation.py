@@ -86,7 +86,7 @@ class Evaluator:
         spike = None
         if budget.spike is not None:  # from the ledgers, whatever the budget's source
             (r0, r1), (b0, b1) = budget.spike.ranges(now)
-            recent, baseline = await self._sum(series, r0, r1), await self._sum(series, b0, b1)
+            recent, baseline = await self._sum(sums, series, r0, r1), await self._sum(sums, series, b0, b1)
             spike = evaluate_spike(budget.spike, recent.cost, baseline.cost)
         return evaluate(budget, spends, now, staleness, spike)
 
