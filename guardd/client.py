@@ -1,7 +1,8 @@
 """Making a client program obey guardd. Standard library and httpx only: importable without the daemon.
 
 - :class:`KillSwitch` reads the switch file (contract §3) and answers ``check()`` in microseconds: it re-reads the
-  file only when its ``stat`` changes.
+  file only when its ``stat`` changes. Given an ``http(s)://`` URL of guardd's HTTP service instead of a path, it
+  keeps the last document and refreshes it at most once a second with a conditional request (``If-None-Match``).
 - :class:`LedgerWriter` appends one canonical ledger line per request, safely from many processes at once (one
   ``write`` of the whole line under an advisory lock).
 - :class:`GuardedTransport` / :class:`AsyncGuardedTransport` wrap an httpx transport: before a request to a
@@ -55,6 +56,14 @@ class KillSwitch:
     ``budgets`` limits the check to those scopes (the global ``*`` scope always counts); ``max_age`` (seconds)
     treats a heartbeat older than that as a dead guard, which blocks only when ``fail_closed`` is set. A missing
     or unreadable file blocks only when ``fail_closed`` is set.
+
+    ``path`` may also be the URL of guardd's ``/v1/killswitch`` (``http://guard:9787/v1/killswitch``, or just the
+    service's base URL). Then ``check()`` answers from the last document it fetched, and at most once every
+    ``refresh`` seconds (default 1) it first asks again with ``If-None-Match`` — a 304 costs no body and brings
+    the current heartbeat in the ``Guardd-Heartbeat-At`` header. The request is made inside that one ``check()``
+    (``timeout`` seconds at most, default 2), so no thread is started. A failed request keeps the last document:
+    its heartbeat then ages, and ``max_age``/``fail_closed`` decide as for a file; before any success the guard
+    counts as missing. GETs need no token.
     """
 
     def __init__(
@@ -63,8 +72,11 @@ class KillSwitch:
         budgets: Iterable[str] | None = None,
         max_age: float | None = None,
         fail_closed: bool = False,
+        refresh: float = 1.0,
+        timeout: float = 2.0,
     ) -> None:
         self.path = os.fspath(path)
+        self._remote = _RemoteSwitch(self.path, refresh, timeout) if _is_url(self.path) else None
         self.budgets = None if budgets is None else frozenset(budgets)
         self.max_age = max_age
         self.fail_closed = fail_closed
@@ -73,12 +85,30 @@ class KillSwitch:
         self._error: str | None = None
         self._heartbeat: float | None = None
 
+    def close(self) -> None:
+        """Close the HTTP connection of a remote switch (nothing to do for a file)."""
+        if self._remote is not None:
+            self._remote.http.close()
+
+    def __enter__(self) -> KillSwitch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def status(self) -> dict[str, Any] | None:
         """Return the current switch document (None when there is none or it cannot be read)."""
         self._refresh()
         return self._doc
 
     def _refresh(self) -> None:
+        if self._remote is not None:
+            if time.monotonic() < self._remote.next_at:
+                return
+            self._doc, self._error, heartbeat = self._remote.fetch(self._doc)
+            if heartbeat is not None:
+                self._heartbeat = _epoch(heartbeat)
+            return
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -133,6 +163,50 @@ class KillSwitch:
 
 def _epoch(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+class _RemoteSwitch:
+    """The switch document over HTTP, fetched conditionally at most once per ``refresh`` seconds."""
+
+    def __init__(self, url: str, refresh: float, timeout: float) -> None:
+        import httpx
+
+        self.url = url if url.rstrip("/").endswith("/v1/killswitch") else url.rstrip("/") + "/v1/killswitch"
+        self.refresh = refresh
+        self.next_at = 0.0
+        self.etag: str | None = None
+        self.http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"})
+
+    def fetch(self, doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None, str | None]:
+        """Return ``(document, error, heartbeat_at)``: the new document, or ``doc`` when unchanged or unreachable."""
+        import httpx
+
+        self.next_at = time.monotonic() + self.refresh
+        headers = {"If-None-Match": self.etag} if self.etag and doc is not None else {}
+        try:
+            answer = self.http.get(self.url, headers=headers)
+            if answer.status_code == 304 and doc is not None:
+                heartbeat = answer.headers.get("guardd-heartbeat-at")
+                if heartbeat:  # the decision is unchanged; only the liveness times moved
+                    doc = {**doc, "heartbeat_at": heartbeat}
+                    expires = answer.headers.get("guardd-expires-at")
+                    if expires:
+                        doc["expires_at"] = expires
+                return doc, None, heartbeat
+            if answer.status_code != 200:
+                return doc, f"{self.url} answered HTTP {answer.status_code}", None
+            fresh = answer.json()
+            if not isinstance(fresh, dict) or fresh.get("schema") != 1:
+                return None, f"{self.url} sent no kill-switch document of schema 1", None
+        except (httpx.HTTPError, ValueError) as exc:
+            return doc, f"cannot reach guardd at {self.url}: {exc}", None
+        self.etag = answer.headers.get("etag")
+        heartbeat = fresh.get("heartbeat_at")
+        return fresh, None, heartbeat if isinstance(heartbeat, str) else None
 
 
 class LedgerWriter:

@@ -79,7 +79,10 @@ class HttpServer:
 
     async def start(self) -> None:
         """Start serving; return once the socket listens. Raise OSError when it cannot be bound."""
-        self.sock = self.bind()
+        try:
+            self.sock = self.bind()
+        except OSError as exc:
+            raise OSError(f"the HTTP service cannot listen on {self.listen}: {exc.strerror or exc}") from exc
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]), name="http")
         while not self.server.started:
             if self.task.done():
