@@ -51,6 +51,7 @@ class HttpServer:
             "lifespan": "off",
             "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
             "server_header": False,
+            "http": "httptools",  # the C parser; h11 (pure Python) parses at a third of the speed
         }
         self.listen = http.listen
         self.address = http.address
@@ -75,7 +76,17 @@ class HttpServer:
             return sock
         host, port = self.address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=2048)
+        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP. Without it
+        # a response written in two parts waits for the client's delayed ACK: 40 ms per request (measured).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        return sock
 
     async def start(self) -> None:
         """Start serving; return once the socket listens. Raise OSError when it cannot be bound."""
@@ -86,8 +97,8 @@ class HttpServer:
         self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]), name="http")
         while not self.server.started:
             if self.task.done():
-                exc = self.task.exception()
-                raise OSError(f"the HTTP service did not start on {self.listen}: {exc or 'it stopped'}")
+                failure = self.task.exception()
+                raise OSError(f"the HTTP service did not start on {self.listen}: {failure or 'it stopped'}")
             await asyncio.sleep(0.01)
         log.info("HTTP service listening on %s", self.listen)
 
