@@ -9,7 +9,6 @@ Pure: :func:`render` takes the status document, the chart data and ``now``; it r
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from html import escape
@@ -104,7 +103,7 @@ def _card(budget: dict[str, Any], scope: Any, points: list[tuple[int, int]], now
     for w in budget.get("windows", []):
         pct = float(w.get("percent") or 0)
         fill = STATE_COLOURS.get(str(w.get("state")), "#555")
-        forecast = f" · forecast ${escape(w['forecast'])}" if w.get("forecast") else ""
+        forecast = f" · forecast {escape(_cents(w['forecast']))}" if w.get("forecast") else ""
         out.append(
             f"<div class=win><b>{escape(w['window'])}</b> ${escape(w['spent'])} of ${escape(w['limit'])} "
             f"({pct:.1f}%){forecast}<div class=bar><div class=fill style='width:{min(pct, 100):.1f}%;"
@@ -170,6 +169,7 @@ def _daily_chart(daily: list[tuple[date, str, int]], now: datetime, tz: ZoneInfo
         per_day[day][model] = per_day[day].get(model, 0) + cost
         totals[model] += cost
     models = sorted(totals, key=lambda m: -totals[m])
+    colours = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}  # by rank: neighbours never share one
     top = max((sum(v.values()) for v in per_day.values()), default=0) or 1
     width, height, pad = 600, 180, 24
     step = (width - 2 * pad) / 30
@@ -183,15 +183,15 @@ def _daily_chart(daily: list[tuple[date, str, int]], now: datetime, tz: ZoneInfo
             h = cost * (height - 2 * pad) / top
             y -= h
             parts.append(
-                f'<rect class=bar x="{pad + i * step + 1:.1f}" y="{y:.1f}" width="{step - 2:.1f}" height="{h:.1f}" '
-                f'fill="{_colour(model)}"><title>{day} {escape(model)} {escape(format_human(cost))}</title></rect>'
+                f'<rect class=seg x="{pad + i * step + 1:.1f}" y="{y:.1f}" width="{step - 2:.1f}" height="{h:.1f}" '
+                f'fill="{colours[model]}"><title>{day} {escape(model)} {escape(format_human(cost))}</title></rect>'
             )
     parts.append(f'<line x1={pad} y1={height - pad} x2={width - pad} y2={height - pad} stroke="#999"/>')
     parts.append(f'<text x={pad} y={height - 6} font-size=10 fill="#666">{days[0]}</text>')
     parts.append(f'<text x={width - pad} y={height - 6} font-size=10 fill="#666" text-anchor=end>{days[-1]}</text>')
     parts.append(f'<text x={pad} y=12 font-size=10 fill="#666">max {escape(format_human(top))}/day</text></svg>')
     legend = "".join(
-        f'<span><i style="background:{_colour(m)}"></i>{escape(m)} {escape(format_human(totals[m]))}</span>'
+        f'<span><i style="background:{colours[m]}"></i>{escape(m)} {escape(format_human(totals[m]))}</span>'
         for m in models
     )
     return "".join(parts) + f"<div class=legend>{legend or '<span>no spend in the last 30 days</span>'}</div>"
@@ -211,12 +211,8 @@ def _sources(status: dict[str, Any], tz: ZoneInfo) -> str:
             f"<tr><td>OpenRouter</td><td>{fresh}; balance ${escape(str(remote.get('balance')))}</td>"
             f"<td>fetched {escape(_local(remote.get('fetched_at'), tz))}</td></tr>"
         )
-    body = "".join(rows) or "<tr><td>no sources have reported yet</td></tr>"
+    body = "".join(rows) or "<tr><td>no ledger file read yet</td></tr>"
     return f'<div class="card" style="margin-top:12px" id=sources><h2>Sources</h2><table>{body}</table></div>'
-
-
-def _colour(model: str) -> str:
-    return PALETTE[hashlib.blake2b(model.encode(), digest_size=2).digest()[0] % len(PALETTE)]
 
 
 def _local(text: object, tz: ZoneInfo) -> str:
@@ -226,6 +222,11 @@ def _local(text: object, tz: ZoneInfo) -> str:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(tz).strftime("%a %d %b %H:%M")
     except ValueError:
         return text
+
+
+def _cents(text: str) -> str:
+    """A projection for people: whole cents are enough (the exact figure is in /v1/status)."""
+    return format_human(_pico(text))
 
 
 def _ms(text: str) -> int:
