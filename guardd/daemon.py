@@ -1,41 +1,59 @@
 """``guardd run``: startup → serve → bounded graceful shutdown, in uvicorn's shape.
 
-- New ledger lines wake the tailer through inotify (watchfiles) within milliseconds; a 2 s stat poll stays as the
-  correctness backstop. Stored events trigger, debounced, the evaluation of just the budgets they touch.
-- APScheduler runs the periodic work, each job with an explicit zone, ``max_instances=1``, ``coalesce`` and a
-  generous ``misfire_grace_time``: full evaluation, outbox delivery, OpenRouter polling, price refresh, the
-  daily digest (idempotent per local date) and a date job at the next window boundary so a rollover releases
-  the switch at that instant.
-- Signals only set flags: SIGTERM/SIGINT request the stop (a second SIGINT exits at once); SIGHUP reloads the
-  configuration, keeping the old one when the new one is invalid; a reload rebuilds every job, the file watch and
-  the OpenRouter poller from the new configuration (a new ``state_dir`` takes a restart).
+**Execution model: one worker.** The daemon's work never overlaps on shared state. Everything that changes state —
+reading the ledgers, polling OpenRouter, evaluating budgets, delivering the outbox, the digest, a window rollover, a
+configuration reload, and the HTTP service's pushed batches and manual switch changes — runs in the one
+:class:`~guardd.worker.Worker`, one step at a time, in the order ingest → poll → evaluate → deliver → digest →
+rollover (see :mod:`guardd.worker`). The scheduler's jobs, inotify wake-ups, the 2 s stat backstop and signals only
+*request* steps. So there is exactly one reader of the ledgers, start-up included; every decision is made on
+committed data; and a failing step is logged once with its cause and retried without taking another step down.
+Outside writers use :meth:`Daemon.run_exclusive` (any work) or :meth:`Daemon.ingest_pushed` (a parsed batch).
+
+- New ledger lines wake the worker through inotify (watchfiles) within milliseconds. A large backlog is read in
+  slices of about :data:`INGEST_SLICE` seconds, each followed by the other due steps, so the heartbeat stays fresh;
+  positions are committed batch by batch, so any stop is safe.
+- APScheduler only times the periodic requests, each job with an explicit zone: full evaluation, outbox delivery,
+  OpenRouter polling, the daily digest (idempotent per local date) and a date job at the next window boundary so a
+  rollover releases the switch at that instant.
+- Signals only set flags: SIGTERM/SIGINT request the stop, honoured between two batches or steps (a step still
+  running after :data:`STOP_GRACE` seconds is cancelled, its transaction rolled back); a second SIGINT exits at
+  once. SIGHUP reloads the configuration through the worker, keeping the old one when the new one is invalid.
+- One daemon per state: ``state_dir/guardd.lock`` is held for the daemon's life (:mod:`guardd.adapters.instance_lock`)
+  and also records whether the state database can be written, for ``status`` and ``check``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
-from guardd.adapters.events_store import EventStore
+from guardd.adapters.batch import Parsed
+from guardd.adapters.events_store import BatchResult, EventStore
+from guardd.adapters.instance_lock import InstanceLock
 from guardd.adapters.ledger import LedgerSpec, Tailer
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
 from guardd.adapters.systemd import Notifier
 from guardd.config import Config, load_config
-from guardd.core.periods import window_at
 from guardd.errors import ConfigError, GuarddError
 from guardd.evaluation import Evaluator
 from guardd.jobs import Engine
+from guardd.schedule import Timetable
+from guardd.worker import Step, Worker
 
 log = logging.getLogger("guardd.daemon")
 
 SHUTDOWN_TIMEOUT = 10.0
-DEBOUNCE = 0.005
 POLL_BACKSTOP = 2.0
+INGEST_SLICE = 1.0  # seconds of backlog per turn before the other due steps get theirs
+STOP_GRACE = 1.5  # seconds the running step gets to finish after SIGTERM before it is cancelled
+
+T = TypeVar("T")
 
 
 def _specs(config: Config) -> list[LedgerSpec]:
@@ -54,14 +72,29 @@ class Daemon:
         self.events = EventStore(store)
         self.state = StateStore(store)
         self.stop = asyncio.Event()
-        self.wake = asyncio.Event()
         self.sd = Notifier()
         self.remote: Any = None
         self.checks: Any = None
-        self.scheduler: Any = None
+        self.timetable: Timetable | None = None
         self.watch_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.web: Any = None  # guardd.webservice.WebService while [http] is configured
+        self.lock: InstanceLock | None = None
+        self._eval_full = False
+        self._eval_series: set[int] = set()
+        self.worker = Worker(
+            {
+                Step.INGEST: self._ingest_step,
+                Step.OPENROUTER: self.poll_openrouter,
+                Step.EVALUATE: self._evaluate_step,
+                Step.DELIVER: self._deliver,
+                Step.DIGEST: self._digest,
+                Step.ROLLOVER: self._rollover,
+            },
+            self.stop,
+            self._after_step,
+            POLL_BACKSTOP,
+        )
         self._build(config)
 
     def _build(self, config: Config) -> None:
@@ -78,10 +111,11 @@ class Daemon:
         self.tailer = Tailer(_specs(config), self.events, config.settings.guardd.max_event_cost)
 
     # ---- one cycle --------------------------------------------------------------------------------------
-    async def ingest(self) -> set[int]:
-        """Read whatever the ledgers hold now; return the series that got new or changed events."""
+    async def ingest(self, keep_going: Callable[[], bool] | None = None) -> set[int]:
+        """Read whatever the ledgers hold now (until ``keep_going`` says stop, between two batches); return the
+        series that got new or changed events."""
         touched: set[int] = set()
-        for result in await self.tailer.poll():
+        for result in await self.tailer.poll(keep_going):
             touched |= result.series
         if touched and not touched.issubset(self.evaluator.series):
             await self.evaluator.refresh_series()
@@ -94,6 +128,65 @@ class Daemon:
             return
         await self.engine.cycle(now, only)
         self.sd.send(f"STATUS={self._summary()}")
+
+    # ---- the worker's steps ---------------------------------------------------------------------------------
+    def request_evaluation(self, series: set[int] | None = None) -> None:
+        """Ask the worker to evaluate the budgets touching ``series`` (None: every budget)."""
+        if series is None:
+            self._eval_full = True
+        else:
+            self._eval_series |= series
+        self.worker.request(Step.EVALUATE)
+
+    async def _ingest_step(self) -> None:
+        deadline = time.monotonic() + INGEST_SLICE
+        touched = await self.ingest(lambda: not self.stop.is_set() and time.monotonic() < deadline)
+        if touched:
+            self.request_evaluation(touched)
+        if self.tailer.behind and not self.stop.is_set():
+            self.worker.request(Step.INGEST)  # the rest of a backlog, after this turn's other steps
+
+    async def _evaluate_step(self) -> None:
+        full, series = self._eval_full or not self._eval_series, self._eval_series
+        self._eval_full, self._eval_series = False, set()
+        try:
+            await self.evaluate(None if full else series)
+        except BaseException:
+            self._eval_full |= full  # kept for the retry
+            self._eval_series |= series
+            raise
+        self.worker.request(Step.DELIVER)  # what it announced goes out in this turn
+
+    async def _rollover(self) -> None:
+        if self.timetable is not None:
+            self.timetable.schedule_rollover(self.config)
+
+    def _after_step(self) -> None:
+        if self.lock is not None:
+            error = self.store.write_error
+            self.lock.record(None if error is None else str(error))
+
+    async def run_exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work()`` in the worker, serialised with every other step, and return its result.
+
+        The one way for anything outside the worker (the HTTP service, a reload) to change state. Raise
+        :class:`GuarddError` when the daemon is stopping."""
+        return await self.worker.run_exclusive(work)
+
+    async def ingest_pushed(self, parsed: Parsed) -> BatchResult:
+        """Store a batch pushed from outside (``POST /v1/events``), serialised with everything else, and evaluate
+        the budgets it touches before returning; delivery of what that announces follows in the same turn."""
+
+        async def work() -> BatchResult:
+            result = await self.events.write_batch(parsed)
+            if result.series:
+                if not result.series.issubset(self.evaluator.series):
+                    await self.evaluator.refresh_series()
+                await self.evaluate(result.series)
+                self.worker.request(Step.DELIVER)
+            return result
+
+        return await self.worker.run_exclusive(work)
 
     def _publish_switch(self, doc: Any) -> None:
         if self.web is not None:
@@ -150,34 +243,44 @@ class Daemon:
             except OSError as exc:
                 self.web = None
                 raise GuarddError(str(exc)) from exc
-        scheduler = self.scheduler = AsyncIOScheduler(timezone=self.config.zone)
-        self._schedule(scheduler)
+        scheduler = AsyncIOScheduler(timezone=self.config.zone)
+        self.timetable = Timetable(scheduler, self.worker.request, self.request_evaluation)
+        self._schedule()
         scheduler.start()
         self.watch_task = asyncio.create_task(self._watch(), name="watch")
-        tasks = [asyncio.create_task(self._tail_loop(), name="tail")]
+        worker = asyncio.create_task(self.worker.run(), name="worker")
+        tasks: list[asyncio.Task[Any]] = []
         interval = self.sd.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
-        await self.ingest()
-        await self.evaluate()
-        self.sd.send("READY=1", f"STATUS={self._summary()}")
-        log.info(
-            "guardd is running",
-            extra={
-                "ctx": {
-                    "budgets": len(self.config.budgets),
-                    "ledgers": len(self.config.settings.ledgers),
-                    "dry_run": self.dry_run,
-                }
-            },
-        )
+        # The start-up backlog is read by the worker like any other change: one reader of the ledgers.
+        self.worker.request(Step.INGEST)
+        self.request_evaluation()
+        first = asyncio.create_task(self.worker.turned.wait())
+        await asyncio.wait({first, asyncio.create_task(self.stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if not self.stop.is_set():
+            self.sd.send("READY=1", f"STATUS={self._summary()}")
+            log.info(
+                "guardd is running",
+                extra={
+                    "ctx": {
+                        "budgets": len(self.config.budgets),
+                        "ledgers": len(self.config.settings.ledgers),
+                        "dry_run": self.dry_run,
+                    }
+                },
+            )
         await self.stop.wait()
         self.sd.send("STOPPING=1")
         log.info("stopping")
+        self.timetable.shutdown()
+        _done, running = await asyncio.wait({worker}, timeout=STOP_GRACE)
+        if running:
+            log.info("stopping the running step (its open transaction rolls back; nothing committed is lost)")
+            worker.cancel()
         if self.web is not None:
             await self.web.stop()
-        scheduler.shutdown(wait=False)
-        tasks.append(self.watch_task)
+        tasks += [worker, self.watch_task, first]
         for task in tasks:
             task.cancel()
         _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
@@ -185,84 +288,12 @@ class Daemon:
             log.warning("shutdown timed out; %d task(s) abandoned", len(pending))
         self.tailer.close()
 
-    def _schedule(self, scheduler: Any) -> None:
-        from apscheduler.triggers.interval import IntervalTrigger
-
-        tz = self.config.zone
-        common: dict[str, Any] = {
-            "max_instances": 1,
-            "coalesce": True,
-            "misfire_grace_time": 300,
-            "replace_existing": True,
-        }
-        every = self.config.settings.guardd.evaluate_every.total_seconds()
-        scheduler.add_job(
-            self._guard(self.evaluate), IntervalTrigger(seconds=every, timezone=tz), id="evaluate", **common
-        )
-        scheduler.add_job(self._guard(self._deliver), IntervalTrigger(seconds=2, timezone=tz), id="deliver", **common)
-        for optional in ("openrouter", "digest"):  # a reload may have removed them
-            if scheduler.get_job(optional) is not None:
-                scheduler.remove_job(optional)
-        orr = self.config.settings.openrouter
-        if orr is not None:
+    def _schedule(self) -> None:
+        """(Re)build the periodic jobs from the configuration (and the OpenRouter poller they drive)."""
+        if self.config.settings.openrouter is not None:
             self.setup_remote()
-            scheduler.add_job(
-                self._guard(self.poll_openrouter),
-                IntervalTrigger(seconds=orr.poll_every.total_seconds(), timezone=tz),
-                id="openrouter",
-                next_run_time=datetime.now(tz),
-                **common,
-            )
-        if self.config.settings.alerts.digest_at:
-            from apscheduler.triggers.cron import CronTrigger
-
-            hour, minute = map(int, self.config.settings.alerts.digest_at.split(":"))
-            scheduler.add_job(
-                self._guard(self._digest), CronTrigger(hour=hour, minute=minute, timezone=tz), id="digest", **common
-            )
-        self._schedule_rollover(scheduler)
-
-    def _schedule_rollover(self, scheduler: Any) -> None:
-        from apscheduler.triggers.date import DateTrigger
-
-        now = datetime.now(UTC)
-        settings = self.config.settings.guardd
-        ends = [
-            window_at(kind, settings.zone, now, settings.weekday).end
-            for b in self.config.budgets
-            for kind, _ in b.calendar_limits()
-        ]
-        if not ends:
-            return
-
-        async def rollover() -> None:
-            await self.evaluate()
-            await self._deliver()
-            self._schedule_rollover(scheduler)
-
-        # A hair after the boundary so the new window is the current one.
-        at = min(ends) + timedelta(milliseconds=50)
-        scheduler.add_job(
-            self._guard(rollover),
-            DateTrigger(run_date=at, timezone=UTC),
-            id="rollover",
-            replace_existing=True,
-            misfire_grace_time=3600,
-        )
-
-    def _guard(self, job: Any) -> Any:
-        async def run() -> None:
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except GuarddError as exc:
-                log.error("%s failed: %s", getattr(job, "__name__", "job"), exc)
-            except Exception:
-                log.exception("%s failed unexpectedly", getattr(job, "__name__", "job"))
-
-        run.__name__ = getattr(job, "__name__", "job")
-        return run
+        if self.timetable is not None:
+            self.timetable.build(self.config)
 
     async def _deliver(self) -> None:
         await self.engine.deliver(datetime.now(UTC))
@@ -271,23 +302,6 @@ class Daemon:
         from guardd.digest import send_digest
 
         await send_digest(self.config, self.engine, self.state, datetime.now(UTC))
-
-    async def _tail_loop(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), timeout=POLL_BACKSTOP)
-            await asyncio.sleep(DEBOUNCE)  # let a burst of appends land; one evaluation covers them
-            self.wake.clear()
-            try:
-                touched = await self.ingest()
-                if touched:
-                    await self.evaluate(touched)
-                    await self._deliver()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("ingestion failed; retrying on the next change")
-                await asyncio.sleep(POLL_BACKSTOP)
 
     async def _watch(self) -> None:
         folders = [f for f in self.tailer.folders() if _exists(f)]
@@ -302,7 +316,7 @@ class Daemon:
             async for _changes in awatch(
                 *folders, debounce=20, step=20, recursive=True, watch_filter=None, stop_event=own_stop
             ):
-                self.wake.set()
+                self.worker.request(Step.INGEST)
         except (OSError, RuntimeError) as exc:
             log.warning("file notifications unavailable (%s); polling every %ss", exc, POLL_BACKSTOP)
 
@@ -321,18 +335,26 @@ class Daemon:
                 log.warning("second interrupt: exiting now")
                 raise SystemExit(130)
             self.stop.set()
+            self.worker.request()  # wake it: it stops between two batches or steps
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_stop, sig)
 
         def on_reload() -> None:
-            task = loop.create_task(self.reload())
+            task = loop.create_task(self._reload_exclusive())
             self._background.add(task)  # keep a reference until it is done
             task.add_done_callback(self._background.discard)
 
         loop.add_signal_handler(signal.SIGHUP, on_reload)
 
+    async def _reload_exclusive(self) -> None:
+        try:
+            await self.run_exclusive(self.reload)
+        except GuarddError as exc:
+            log.warning("reload not done: %s", exc)
+
     async def reload(self) -> None:
+        """Load the configuration again and rebuild everything from it (run it through :meth:`run_exclusive`)."""
         self.sd.send("RELOADING=1")
         try:
             config = load_config(self.config_arg)
@@ -357,8 +379,7 @@ class Daemon:
             await self.remote.aclose()  # keys, base_url or timeout may have changed
             self.remote = None
         self._build(config)
-        if self.scheduler is not None:
-            self._schedule(self.scheduler)
+        self._schedule()
         if self.watch_task is not None:  # watched folders follow the new ledgers
             self.watch_task.cancel()
             self.watch_task = asyncio.create_task(self._watch(), name="watch")
@@ -378,8 +399,17 @@ async def run(config: Config, once: bool = False, dry_run: bool = False, config_
     """Run the daemon (or one cycle with ``once``); return the exit code."""
     for warning in config.hygiene_warnings():
         log.warning("%s", warning)
+    lock = InstanceLock.acquire(config.state_dir)
+    try:
+        return await _run_locked(lock, config, once, dry_run, config_arg)
+    finally:
+        lock.release()
+
+
+async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: bool, config_arg: str | None) -> int:
     async with Store.open(config.db_path) as store:
         daemon = Daemon(config, store, dry_run, config_arg)
+        daemon.lock = lock
         if dry_run:
             log.info("dry run: deciding everything, writing no switch file, sending nothing")
         try:

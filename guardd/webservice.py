@@ -1,16 +1,15 @@
 """The daemon's side of the HTTP service: :class:`DaemonBackend` implements :class:`guardd.http.backend.Backend`
 over a running :class:`guardd.daemon.Daemon`, and :func:`start` brings the service up beside it.
 
-Writes go through the daemon's own objects, never a second writer: a pushed batch through the daemon's
-:class:`EventStore` (whose store serialises transactions) and then the daemon's evaluation (its engine takes
-turns with the scheduled cycles); a manual trip/release through the daemon's engine, so the switch file has one
-writer. A response is sent only once the batch is committed and evaluated. Delivery of the resulting
-notifications runs in the background.
+Writes go through the daemon's one worker (its execution model, :mod:`guardd.worker`), never a second writer: a
+pushed batch through :meth:`Daemon.ingest_pushed` (stored, then the budgets it touches evaluated, serialised with
+every other step); a manual trip/release through :meth:`Daemon.run_exclusive`, so the switch file has one writer.
+A response is sent only once the batch is committed and evaluated. Delivery of the resulting notifications
+follows in the worker's same turn.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -20,10 +19,10 @@ from guardd.adapters.batch import Parsed
 from guardd.adapters.events_store import BatchResult
 from guardd.config import Config
 from guardd.core.periods import local_midnight, window_at
-from guardd.core.redact import redact_url
 from guardd.core.switch import SwitchDoc
 from guardd.http.backend import Charts, KeyUsage, LedgerCount, MetricsSnapshot, NotificationCount
 from guardd.overrides import apply_manual
+from guardd.worker import Step
 
 if TYPE_CHECKING:
     from guardd.daemon import Daemon
@@ -40,7 +39,6 @@ class DaemonBackend:
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
-        self._background: set[asyncio.Task[Any]] = set()
 
     @property
     def config(self) -> Config:
@@ -51,22 +49,18 @@ class DaemonBackend:
         return await status.document(d.config, d.store, d.evaluator, now)
 
     async def ingest(self, parsed: Parsed) -> BatchResult:
-        d = self.daemon
-        result = await d.events.write_batch(parsed)
-        if result.series:
-            if not result.series.issubset(d.evaluator.series):
-                await d.evaluator.refresh_series()
-            await d.evaluate(result.series)
-            self._deliver_later()
-        return result
+        return await self.daemon.ingest_pushed(parsed)
 
     async def manual(
         self, action: Literal["trip", "release"], scope: str, until: datetime | None, reason: str, by: str
     ) -> dict[str, Any]:
-        result = await apply_manual(self.daemon.engine, action, scope, until, reason, by, datetime.now(UTC))
+        engine = self.daemon.engine
+        result = await self.daemon.run_exclusive(
+            lambda: apply_manual(engine, action, scope, until, reason, by, datetime.now(UTC))
+        )
         for note in result.notes:
             log.info("%s", note, extra={"ctx": {"budget": scope}})
-        self._deliver_later()
+        self.daemon.worker.request(Step.DELIVER)
         return result.doc.to_json()
 
     def store_error(self) -> str | None:
@@ -133,17 +127,6 @@ class DaemonBackend:
                 if total.cost:
                     daily.append((day, dims.model if dims else "unknown", total.cost))
         return Charts(cumulative, daily)
-
-    def _deliver_later(self) -> None:
-        task = asyncio.create_task(self._deliver(), name="http-deliver")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _deliver(self) -> None:
-        try:
-            await self.daemon.engine.deliver(datetime.now(UTC))
-        except Exception as exc:
-            log.warning("delivery after an HTTP request failed: %s", redact_url(str(exc)))
 
 
 class WebService:

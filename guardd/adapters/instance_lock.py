@@ -1,0 +1,136 @@
+"""One daemon per state (contract §7), and the daemon's record of its store's health.
+
+``state_dir/guardd.lock`` is ``flock``-ed (exclusive) by ``guardd run`` for its whole life; a second ``guardd run``
+on the same ``state_dir`` finds it held and stops at once with :class:`AlreadyRunning`. The kernel drops the lock
+when the process ends, ``kill -9`` included, so a stale file never blocks a restart.
+
+The same file carries a small JSON record — pid, start time, and whether the state database can be written — that
+``guardd status``/``check`` (other processes) read. It lives here, not in the database, because it must be readable
+when the database cannot be written: the file is sized to :data:`RECORD_BYTES` once at start, and every update
+rewrites those bytes in place, which needs no new disk blocks (it works on a full disk). A reader that catches a
+half-written record reads again. The record is trusted only while the lock is held: a record left by a daemon
+that is gone says nothing about now.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from guardd.errors import AlreadyRunning
+
+LOCK_NAME = "guardd.lock"
+RECORD_BYTES = 4096
+_ATTEMPTS = 6  # a reader holds a shared lock for microseconds: retry briefly before calling the state taken
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonRecord:
+    """What a reader learns from the lock file."""
+
+    running: bool
+    pid: int | None
+    store_ok: bool | None
+    store_error: str | None
+    store_since: str | None
+
+
+class InstanceLock:
+    """The held lock of one running daemon. :meth:`acquire` it, :meth:`record` store health, :meth:`release`."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd = fd
+        self._started_at = datetime.now(UTC).isoformat()
+        self._last: tuple[bool, str | None] | None = None
+
+    @classmethod
+    def acquire(cls, state_dir: Path) -> InstanceLock:
+        """Take the lock of ``state_dir``; raise :class:`AlreadyRunning` naming the holder's pid when it is held."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / LOCK_NAME
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        for attempt in range(_ATTEMPTS):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if attempt == _ATTEMPTS - 1:
+                    record = _parse(os.pread(fd, RECORD_BYTES, 0))
+                    os.close(fd)
+                    pid = record.get("pid", "unknown") if record else "unknown"
+                    raise AlreadyRunning(f"another guardd (pid {pid}) is running on {state_dir}") from None
+                time.sleep(0.05)
+        lock = cls(path, fd)
+        try:
+            os.posix_fallocate(fd, 0, RECORD_BYTES)
+        except OSError:
+            pass  # the record is then best effort on a full disk; the lock itself holds
+        lock.record(None, force=True)
+        return lock
+
+    def record(self, store_error: str | None, force: bool = False) -> None:
+        """Record whether the store can be written (``store_error`` None) — a no-op when nothing changed."""
+        state = (store_error is None, store_error)
+        if state == self._last and not force:
+            return
+        since = datetime.now(UTC).isoformat()
+        doc: dict[str, Any] = {
+            "pid": os.getpid(),
+            "started_at": self._started_at,
+            "store": {"ok": store_error is None, "error": store_error, "since": since},
+        }
+        data = json.dumps(doc).encode()[: RECORD_BYTES - 1]
+        with contextlib.suppress(OSError):  # nothing better to do than keep the previous record
+            os.pwrite(self._fd, data.ljust(RECORD_BYTES - 1) + b"\n", 0)
+            self._last = state
+
+    def release(self) -> None:
+        """Give the lock up (the file stays: removing it would race with the next daemon taking it)."""
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
+
+
+def read_record(state_dir: Path) -> DaemonRecord:
+    """Return what the lock file of ``state_dir`` says (``running`` False when no daemon holds it)."""
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return DaemonRecord(False, None, None, None, None)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running = True
+        else:
+            running = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        record = _parse(os.pread(fd, RECORD_BYTES, 0)) or _parse(os.pread(fd, RECORD_BYTES, 0))
+    finally:
+        os.close(fd)
+    store = (record or {}).get("store") or {}
+    pid = (record or {}).get("pid")
+    return DaemonRecord(
+        running,
+        pid if isinstance(pid, int) else None,
+        store.get("ok") if running else None,
+        store.get("error") if running else None,
+        store.get("since") if running else None,
+    )
+
+
+def _parse(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data.decode("utf-8").strip() or "null")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
