@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 
 # sk-or-v1-…, sk-or-…, sk-ant-…, sk-proj-… and plain sk-… keys with at least 16 characters after the prefix,
-# wherever they stand in a text (``team_sk-…`` too; ``task-…`` is a word, not a key).
-_SECRET = re.compile(r"(?<![A-Za-z0-9])(?:sk|rk|pk)-[A-Za-z0-9_\-]{16,}")
+# wherever they stand in a text: the unambiguous prefixes even glued to a word (``tokensk-or-v1-…``), plain
+# ``sk-``/``rk-``/``pk-`` only at a word's start (``team_sk-…`` too, but ``desk-operations-europe-west`` is a word).
+_SECRET = re.compile(r"(?:sk-(?:or|ant|proj)-|(?<![A-Za-z0-9])(?:sk|rk|pk)-)[A-Za-z0-9_\-]{16,}")
 _BEARER_PREFIX = re.compile(r"(?i)^bearer\s+")
-_BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9_\-\.]{12,})")
+_BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9_\-\.+/=~]{12,})")  # base64 and JWT tokens too
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
 
