@@ -58,6 +58,7 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
         "percent": w.percent,
         "forecast": format_json(w.forecast.projected) if w.forecast else None,
         "limit_at": _iso(w.forecast.limit_at, tz) if w.forecast else None,
+        "burn_rate_per_hour": format_json(w.forecast.rate_per_hour) if w.forecast else None,
         "state": w.state,
         "thresholds_crossed": list(w.thresholds_crossed),
         "unpriced_events": w.unpriced_events,

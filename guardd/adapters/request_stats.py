@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from guardd.adapters.batch import ENTRY, HOUR_MS
 from guardd.adapters.events_store import EventStore, plan, to_ms
+from guardd.adapters.store_api import TokenSums
 from guardd.core.health import HealthSample
 
-
-@dataclass(frozen=True, slots=True)
-class Tokens:
-    """Spend and token counts of a series over whole hours (for advice)."""
-
-    cost: int = 0
-    events: int = 0
-    unpriced: int = 0
-    prompt: int = 0
-    completion: int = 0
-    reasoning: int = 0
-    cached: int = 0
+Tokens = TokenSums
 
 
 class RequestStats:
-    """Health facts, last-event times and token sums of one :class:`EventStore`. Read-only."""
+    """:class:`~guardd.adapters.store_api.RequestStatsAPI` over the SQLite :class:`EventStore`. Read-only."""
 
     def __init__(self, events: EventStore) -> None:
         self.events = events

@@ -13,6 +13,10 @@ The rules every backend keeps:
   are all stored or none is. An event key stored once counts once, across every writer; a later line with a
   stored key replaces the stored event (the last line wins) and the sums follow.
 - Concurrent callers are safe: two writers storing overlapping keys at once leave exact totals.
+- Since schema 3 (contract §10, §11) a batch also carries, per row, its token counts (summed per hour and day
+  with the spend, for advice) and, for the rows that report any, their health facts (``Parsed.health``: ok,
+  status, latency, error), which :class:`RequestStatsAPI` reads. A duplicate key's stored health facts are
+  replaced by the new line's (or removed when it has none).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import TYPE_CHECKING, Protocol
 from guardd.adapters.batch import Parsed
 from guardd.core.alerts import AlertState
 from guardd.core.budgets import Dimensions
+from guardd.core.health import HealthSample
 from guardd.core.switch import Override, SwitchDoc
 
 if TYPE_CHECKING:
@@ -197,4 +202,42 @@ class StateAPI(Protocol):
 
     async def set_marker(self, name: str, value: str, now: datetime) -> bool:
         """Set ``name`` to ``value``; return False when it already had that value (the job already ran)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSums:
+    """Spend and token counts of a series over whole hours (for advice)."""
+
+    cost: int = 0
+    events: int = 0
+    unpriced: int = 0
+    prompt: int = 0
+    completion: int = 0
+    reasoning: int = 0
+    cached: int = 0
+
+
+class RequestStatsAPI(Protocol):
+    """What events say beyond their cost: health facts for health rules and per-key statistics, token sums for
+    advice, and the OpenRouter catalog the poller stored. Read-only."""
+
+    async def health_sample(self, series: Sequence[int] | None, start: datetime, end: datetime) -> HealthSample:
+        """Requests (every event), errors (ok = false), 429s and latencies of ``series`` in ``[start, end)``."""
+        ...
+
+    async def request_stats(self, start: datetime, end: datetime) -> dict[int, tuple[int, int]]:
+        """``(errors, rate limited)`` per series in ``[start, end)``."""
+        ...
+
+    async def last_event_ms(self, start: datetime, end: datetime) -> dict[int, int]:
+        """The latest event time (Unix ms) per series in ``[start, end)``."""
+        ...
+
+    async def token_sums(self, start: datetime, end: datetime) -> dict[int, TokenSums]:
+        """Spend and tokens per series over the whole UTC hours ``[start, end)`` touches."""
+        ...
+
+    async def catalog(self) -> dict[str, dict[str, object]]:
+        """The catalog's ``pricing`` objects by model id."""
         ...

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "every budget and window, the switch, sources and notifiers")
     status.add_argument("--json", action="store_true")
     status.add_argument("--budget", metavar="NAME")
+    status.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
+    status.add_argument("--every", metavar="DURATION", help="with --watch: how often to redraw (default 2s)")
 
     check = command("check", "one line and perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
     check.add_argument("--budget", metavar="NAME")

@@ -96,6 +96,13 @@ async def cmd_run(args: Namespace) -> int:
 async def cmd_status(args: Namespace) -> int:
     from guardd import status
 
+    if args.watch:
+        from guardd.cli.watch import watch
+
+        return await watch(args)
+    if args.every:
+        raise UsageError("--every goes with --watch")
+
     async with opened(args) as ctx:
         doc = await status.document(ctx.config, ctx.store, ctx.evaluator, datetime.now(UTC), _budgets(ctx, args.budget))
     if args.json:
