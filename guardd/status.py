@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardd.adapters import killswitch
 from guardd.adapters.events_store import EventStore
+from guardd.adapters.instance_lock import read_record
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
 from guardd.config import Config
@@ -138,6 +139,7 @@ async def build(
         "generated_at": now.astimezone(tz).isoformat(),
         "timezone": config.settings.guardd.timezone,
         "guard": _guard_json(guard, tz),
+        "store": store_health(config),
         "budgets": [budget_json(ev, tz) for ev in evaluations],
         "health": [health_json(ev) for ev in health or []],
         "killswitch": switch,
@@ -150,6 +152,16 @@ async def build(
         ],
         "outbox_pending": await state.pending_count(),
     }
+
+
+def store_health(config: Config) -> dict[str, Any]:
+    """Whether the running daemon can write the state database (contract §7), from the record it keeps in its
+    lock file: ``{"ok": true|false, "error", "since"}``. With no daemon running nothing is writing, so nothing is
+    known: ``ok`` is null and ``reason`` says why."""
+    record = read_record(config.state_dir)
+    if not record.running:
+        return {"ok": None, "error": None, "since": None, "reason": "no guardd daemon is running on this state"}
+    return {"ok": record.store_ok, "error": record.store_error, "since": record.store_since}
 
 
 def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:

@@ -131,6 +131,10 @@ async def cmd_check(args: Namespace) -> int:
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
         return 3
+    store = status.store_health(ctx.config)
+    if store["ok"] is False:  # contract §7: a running daemon that cannot write its state is CRITICAL
+        print(f"GUARDD CRITICAL - {store['error']} (since {store['since']}); nothing is lost, ingestion resumes")
+        return 2
     if not guard.alive:
         print(f"GUARDD UNKNOWN - {status.dead_line(guard, ctx.config.zone)}: {guard.reason}")
         return 3

@@ -24,6 +24,9 @@ def status_text(doc: dict[str, Any]) -> str:
         heartbeat = guard.get("heartbeat_at")
         when = datetime.fromisoformat(heartbeat).replace(microsecond=0).isoformat() if heartbeat else "unknown"
         lines += [f"GUARD DOWN: guardd is not running (last heartbeat {when}): {guard.get('reason')}", ""]
+    store = doc.get("store") or {}
+    if store.get("ok") is False:
+        lines += [f"STORE FAILING since {store.get('since')}: {store.get('error')} (guardd keeps running)", ""]
     lines += [f"guardd status at {doc['generated_at']} ({doc['timezone']})", ""]
     if not doc["budgets"]:
         lines.append("no budgets configured")

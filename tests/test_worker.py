@@ -1,0 +1,86 @@
+"""The daemon's one worker: steps in a fixed order, never overlapping, a failure contained and logged once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from guardd.errors import GuarddError, StoreError
+from guardd.worker import Step, Worker
+
+
+def worker_with(steps, stop: asyncio.Event | None = None) -> Worker:
+    return Worker(steps, stop or asyncio.Event())
+
+
+async def test_requested_steps_run_in_order_one_at_a_time():
+    ran: list[str] = []
+    running = 0
+
+    def step(name: str):
+        async def run() -> None:
+            nonlocal running
+            running += 1
+            assert running == 1
+            await asyncio.sleep(0)
+            ran.append(name)
+            running -= 1
+
+        return run
+
+    worker = worker_with({s: step(s.value) for s in Step})
+    worker.request(Step.DELIVER, Step.EVALUATE, Step.INGEST)
+    await worker.turn()
+    assert ran == ["ingest", "evaluation", "delivery"]
+
+
+async def test_a_failing_step_does_not_stop_the_steps_after_it():
+    ran: list[str] = []
+
+    async def fail() -> None:
+        raise StoreError("cannot write the state database x: database or disk is full")
+
+    async def evaluate() -> None:
+        ran.append("evaluate")
+
+    worker = worker_with({Step.INGEST: fail, Step.EVALUATE: evaluate})
+    worker.request(Step.INGEST, Step.EVALUATE)
+    await worker.turn()
+    assert ran == ["evaluate"]
+
+
+async def test_the_same_failure_is_logged_once_and_the_recovery_once(caplog):
+    broken = True
+
+    async def ingest() -> None:
+        if broken:
+            raise StoreError("cannot write the state database x: database or disk is full")
+
+    worker = worker_with({Step.INGEST: ingest})
+    with caplog.at_level(logging.INFO, logger="guardd.daemon"):
+        for _ in range(5):
+            worker.request(Step.INGEST)
+            await worker.turn()
+        broken = False
+        worker.request(Step.INGEST)
+        await worker.turn()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and "disk is full" in errors[0].getMessage()
+    assert any("works again after 5 failed attempt(s)" in r.getMessage() for r in caplog.records)
+
+
+async def test_outside_work_runs_in_the_worker_and_returns_its_result():
+    worker = worker_with({})
+    task = asyncio.create_task(worker.run_exclusive(lambda: asyncio.sleep(0, result=42)))
+    await asyncio.sleep(0)
+    await worker.turn()
+    assert await task == 42
+
+
+async def test_outside_work_is_refused_once_the_daemon_stops():
+    stop = asyncio.Event()
+    stop.set()
+    with pytest.raises(GuarddError, match="stopping"):
+        await worker_with({}, stop).run_exclusive(lambda: asyncio.sleep(0))
