@@ -84,6 +84,8 @@ class KillSwitch:
         self._doc: dict[str, Any] | None = None
         self._error: str | None = None
         self._heartbeat: float | None = None
+        self._relevant: list[tuple[str, dict[str, Any]]] = []
+        self._relevant_of: dict[str, Any] | None = None
 
     def close(self) -> None:
         """Close the HTTP connection of a remote switch (nothing to do for a file)."""
@@ -140,11 +142,15 @@ class KillSwitch:
         stale = self._heartbeat is None or time.time() - self._heartbeat > (self.max_age or 0)
         if self.max_age is not None and self.fail_closed and stale:
             raise BudgetExceeded(f"guardd's heartbeat is older than {self.max_age:g}s; failing closed")
-        scopes = doc.get("scopes") or {}
+        if doc is not self._relevant_of:  # a new document: pick the scopes this client cares about once
+            scopes = doc.get("scopes") or {}
+            budgets = self.budgets
+            self._relevant = [
+                (name, scope) for name, scope in scopes.items() if budgets is None or name == "*" or name in budgets
+            ]
+            self._relevant_of = doc
         want = None if estimate is None else Decimal(str(estimate))
-        for name, scope in scopes.items():
-            if self.budgets is not None and name != "*" and name not in self.budgets:
-                continue
+        for name, scope in self._relevant:
             if scope.get("tripped"):
                 raise BudgetExceeded(
                     f"budget {name!r} is over its limit: {scope.get('reason')}"
