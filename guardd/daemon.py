@@ -72,6 +72,7 @@ class Daemon:
         self.events = EventStore(store)
         self.state = StateStore(store)
         self.stop = asyncio.Event()
+        self.stopped_by: signal.Signals | None = None  # SIGINT (Ctrl-C) makes the exit code 130
         self.sd = Notifier()
         self.remote: Any = None
         self.checks: Any = None
@@ -334,6 +335,7 @@ class Daemon:
             if interrupts > 1 and sig == signal.SIGINT:
                 log.warning("second interrupt: exiting now")
                 raise SystemExit(130)
+            self.stopped_by = sig
             self.stop.set()
             self.worker.request()  # wake it: it stops between two batches or steps
 
@@ -422,4 +424,4 @@ async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: b
             daemon.tailer.close()
             if daemon.remote is not None:
                 await daemon.remote.aclose()
-    return 0
+    return 130 if daemon.stopped_by == signal.SIGINT else 0

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -204,13 +205,18 @@ class Store:
     @classmethod
     @asynccontextmanager
     async def open(cls, path: Path, readonly: bool = False) -> AsyncIterator[Store]:
-        """Open (creating and migrating unless ``readonly``) the database at ``path``."""
-        try:
-            if not readonly:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            conn = await aiosqlite.connect(path, isolation_level=None)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        """Open the database at ``path``; every path out of the block closes it.
+
+        Writable (the default): create the folder and the database and migrate the schema; a folder or file this
+        process may not write is named as such (StoreError). ``readonly``: open for reading only, so reading
+        commands work on a state they may not write (a read-only mount, another user's state); a database that
+        does not exist yet, or needs a migration, is then created or migrated if the folder allows it.
+        """
+        if readonly and not _usable_read_only(path):
+            readonly = False
+        if not readonly:
+            _check_writable(path)
+        conn = await _connect(path, readonly)
         try:
             await conn.execute("PRAGMA busy_timeout = 5000")
             if not readonly:
@@ -331,6 +337,71 @@ class Store:
                 await self.conn.execute(f"PRAGMA {statement}")
             except sqlite3.Error as exc:
                 raise StoreError(f"state database {self.path}: {exc}") from exc
+
+
+def _usable_read_only(path: Path) -> bool:
+    """Whether ``path`` holds a database at this schema version, to be read without writing anything."""
+    try:
+        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0]) >= SCHEMA_VERSION
+    except sqlite3.Error:
+        return path.exists() and not os.access(path.parent, os.W_OK)  # let the read-only open say what is wrong
+
+
+def _check_writable(path: Path) -> None:
+    folder = path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the state folder {folder}: {exc.strerror}") from exc
+    for where, what in ((folder, "state folder"), (path, "state database")):
+        if where.exists() and not os.access(where, os.W_OK):
+            raise StoreError(
+                f"the {what} {where} is not writable by {_user()}; this command changes the state "
+                "(reading commands such as status, report and history work without writing)"
+            )
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.geteuid()}"
+
+
+async def _connect(path: Path, readonly: bool) -> aiosqlite.Connection:
+    """Connect through aiosqlite; on failure wait for its worker thread, so it never reports to a closed loop.
+
+    A read-only open of a WAL database whose ``-shm`` file cannot be created (nobody has it open, and the folder
+    is not writable) is retried as immutable: then no process can be writing it either.
+    """
+    targets = [f"{path.as_uri()}?mode=ro", f"{path.as_uri()}?mode=ro&immutable=1"] if readonly else [str(path)]
+    for attempt, target in enumerate(targets, 1):
+        conn = aiosqlite.connect(target, isolation_level=None, uri=readonly)
+        try:
+            await conn
+            if readonly:
+                await conn.execute("SELECT count(*) FROM sqlite_master")  # WAL's -shm problem shows only here
+            return conn
+        except (OSError, sqlite3.Error) as exc:
+            await _finish(conn)
+            if attempt == len(targets):
+                raise StoreError(f"cannot open the state database {path}: {exc}") from exc
+        except BaseException:
+            await _finish(conn)
+            raise
+    raise AssertionError("unreachable")
+
+
+async def _finish(conn: aiosqlite.Connection) -> None:
+    if conn._connection is not None:  # connected: close it properly
+        await conn.close()
+        return
+    thread = conn._thread  # aiosqlite stops its thread after a failed connect without waiting
+    if thread.is_alive():
+        await asyncio.to_thread(thread.join, 5)
 
 
 def _statements(script: str) -> list[str]:

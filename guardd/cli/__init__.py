@@ -6,17 +6,30 @@ monitoring-plugin codes 0/1/2/3 instead. Global options (``-c``, ``-v``) are acc
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import sys
-from collections.abc import Sequence
-from datetime import timedelta
+from types import TracebackType
 
-from guardd import __version__
-from guardd.core.periods import parse_duration
-from guardd.errors import ConfigError, GuarddError, UsageError
+
+def _quiet_interrupt(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    """Ctrl-C while the command is still importing: no traceback (the process still ends as interrupted)."""
+    if not issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+
+
+sys.excepthook = _quiet_interrupt
+
+import argparse  # noqa: E402 - after the hook, so that an interrupt while importing is quiet
+import asyncio  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from datetime import timedelta  # noqa: E402
+
+from guardd import __version__  # noqa: E402
+from guardd.core.periods import parse_duration  # noqa: E402
+from guardd.errors import ConfigError, GuarddError, UsageError  # noqa: E402
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
+EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         _globals(p, suppress=True)
+        p.add_argument("--version", action="version", version=f"guardd {__version__}")
         return p
 
     run = command("run", "run the daemon in the foreground")
@@ -124,7 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``guardd`` console script; returns the exit code."""
+    """Entry point of the ``guardd`` console script; returns the exit code.
+
+    No traceback reaches the user for a mistake or a signal: Ctrl-C at any moment is 130, a reader that went away
+    (``guardd history | head``) ends the output quietly (141, as a program killed by SIGPIPE).
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from guardd import logs
 
@@ -144,9 +172,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GuarddError as exc:
         print(f"guardd: {exc}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush cannot fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # what is still buffered goes now, while a closed pipe can be handled
+    except BrokenPipeError:
+        _silence_stdout()
+        code = EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    sys.exit(code)

@@ -51,11 +51,13 @@ class Context:
 
 
 @asynccontextmanager
-async def opened(args: Namespace) -> AsyncIterator[Context]:
+async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[Context]:
+    """The configuration and the open state; ``readonly`` for commands that only read (they then work on a
+    state this user may not write)."""
     from guardd.evaluation import Evaluator
 
     config = load(args)
-    async with Store.open(config.db_path) as store:
+    async with Store.open(config.db_path, readonly=readonly) as store:
         events = EventStore(store)
         remote_spend = remote_stale = None
         if config.settings.openrouter is not None:
@@ -103,7 +105,7 @@ async def cmd_status(args: Namespace) -> int:
     if args.every:
         raise UsageError("--every goes with --watch")
 
-    async with opened(args) as ctx:
+    async with opened(args, readonly=True) as ctx:
         doc = await status.document(ctx.config, ctx.store, ctx.evaluator, datetime.now(UTC), _budgets(ctx, args.budget))
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -122,7 +124,7 @@ async def cmd_check(args: Namespace) -> int:
     from guardd import status
 
     try:
-        async with opened(args) as ctx:
+        async with opened(args, readonly=True) as ctx:
             now = datetime.now(UTC)
             budgets = _budgets(ctx, args.budget)
             evaluations = await ctx.evaluator.evaluate_all(now, budgets)
@@ -205,7 +207,7 @@ async def cmd_ingest(args: Namespace) -> int:
 async def cmd_report(args: Namespace) -> int:
     from guardd import report
 
-    async with opened(args) as ctx:
+    async with opened(args, readonly=True) as ctx:
         tz, now = ctx.config.zone, datetime.now(UTC)
         since = report.parse_when(args.since, tz, now) if args.since else None
         until = report.parse_when(args.until, tz, now) if args.until else None
@@ -339,7 +341,7 @@ async def cmd_config(args: Namespace) -> int:
 async def cmd_history(args: Namespace) -> int:
     from guardd import report
 
-    async with opened(args) as ctx:
+    async with opened(args, readonly=True) as ctx:
         since = report.parse_when(args.since, ctx.config.zone, datetime.now(UTC)) if args.since else None
         rows = await ctx.state.history(since, args.limit)
     entries = [{"at": at, "kind": kind, "budget": budget, "detail": detail} for at, kind, budget, detail in rows]
