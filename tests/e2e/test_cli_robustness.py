@@ -10,6 +10,10 @@ from pathlib import Path
 
 import pytest
 
+import guardd
+
+PACKAGE = str(Path(guardd.__file__).parent) + os.sep
+
 BUDGET = "[[budgets]]\nname = 'b'\ndaily = 5\n"
 
 
@@ -20,8 +24,9 @@ def write_config(tmp_path: Path, body: str = BUDGET, state: str = "state") -> Pa
 
 
 def before_python_ran_guardd(err: str) -> bool:
-    """An interrupt inside the interpreter's own start (importing ``site``), before any guardd code exists."""
-    return "init_import_site" in err
+    """An interrupt inside the interpreter's own start (``site``, ``runpy``), before any guardd module ran:
+    no frame of the traceback is in guardd's own files."""
+    return "Traceback" in err and PACKAGE not in err
 
 
 def env() -> dict[str, str]:
