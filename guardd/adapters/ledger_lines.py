@@ -1,5 +1,8 @@
 """Reading ledger files: complete lines in blocks of bounded size, file fingerprints and tail hashes.
 
+Lines are bounded before anything decodes them: in size (``MAX_LINE``, by :func:`iter_blocks`) and in depth
+(``MAX_DEPTH``, by :func:`may_be_too_deep` and :func:`too_deep`).
+
 A file's *fingerprint* is a hash of its first line (at most its first 1 KiB): stable once that line is complete,
 because ledgers are append-only. Parsing the lines is :mod:`guardd.adapters.ledger_parse`.
 """
@@ -8,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 MAX_LINE = 1 << 20
+MAX_DEPTH = 64  # arrays and objects inside each other; a ledger line needs about five
 BLOCK = MAX_LINE + 1  # a block of this size without a newline is the start of an over-long line
 FINGERPRINT_BYTES = 1024
 TAIL_BYTES = 64
@@ -75,3 +80,29 @@ def iter_blocks(fd: int, start: int, stop: int | None = None) -> Iterator[Block]
                 pos = scan + newline + 1
                 break
             scan += len(more)
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_NOT_OPENERS = bytes(b for b in range(256) if b not in b"[{\n")
+_MANY_OPENERS = re.compile(rb"[\[{]{%d}" % (MAX_DEPTH + 1))
+
+
+def may_be_too_deep(data: bytes) -> bool:
+    """Return False when no line of the block ``data`` can nest deeper than ``MAX_DEPTH`` (none has more
+    openers); True when one might, and its lines must be checked one by one. Runs in C: ~1 ms per MiB."""
+    return _MANY_OPENERS.search(data.translate(None, _NOT_OPENERS)) is not None
+
+
+def too_deep(line: bytes) -> bool:
+    """Return True when ``line`` nests arrays and objects more than ``MAX_DEPTH`` deep (brackets in strings do not
+    count). Checked before decoding: a decoder's own limit depends on the stack it runs on, so the two parse
+    paths could disagree, and it raises RecursionError."""
+    if line.count(b"[") + line.count(b"{") <= MAX_DEPTH:
+        return False
+    depth = 0
+    for byte in _STRING.sub(b"", line).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False

@@ -24,7 +24,6 @@ another process can name a series without asking the store.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
@@ -33,7 +32,7 @@ from typing import Annotated
 import msgspec
 
 from guardd.adapters.batch import HOUR_MS, Health, Parsed, QuarantinedLine, series_id, series_sig
-from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
+from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks, may_be_too_deep, too_deep
 from guardd.core.money import Money
 from guardd.core.redact import redact_text
 from guardd.core.usage import (
@@ -49,7 +48,6 @@ from guardd.core.usage import (
 )
 
 EXCERPT = 200
-MAX_DEPTH = 64  # arrays and objects inside each other; a ledger line needs about five
 BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -149,7 +147,7 @@ class LineParser:
             return
         lines = data.split(b"\n")
         lines.pop()  # the block ends with a newline
-        if self._batch is not None and not _may_be_too_deep(data):
+        if self._batch is not None and not may_be_too_deep(data):
             try:
                 objs = self._batch.decode(b"[" + b",".join(lines) + b"]")
             except Exception:  # a bad or blank line somewhere: every line on its own says why
@@ -281,7 +279,7 @@ class LineParser:
 
     def _count(self, data: bytes, offset: int, fp: str, out: Parsed) -> None:
         """Add one stripped, non-blank line to ``out``; raise BadLine with the reason it cannot be counted."""
-        if _too_deep(data):
+        if too_deep(data):
             raise BadLine("nested too deeply")
         if self._line is not None:
             try:
@@ -386,32 +384,6 @@ def _ms(ts: str | int) -> int:
             moment = moment.replace(tzinfo=UTC)
         return (moment - _EPOCH) // _MS
     return parse_ts(ts)
-
-
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_NOT_OPENERS = bytes(b for b in range(256) if b not in b"[{\n")
-_MANY_OPENERS = re.compile(rb"[\[{]{%d}" % (MAX_DEPTH + 1))
-
-
-def _may_be_too_deep(data: bytes) -> bool:
-    """Return False when no line of the block ``data`` can nest deeper than ``MAX_DEPTH`` (none has more
-    openers); True when one might, and its lines must be checked one by one. Runs in C: ~1 ms per MiB."""
-    return _MANY_OPENERS.search(data.translate(None, _NOT_OPENERS)) is not None
-
-
-def _too_deep(line: bytes) -> bool:
-    """Return True when ``line`` nests arrays and objects more than ``MAX_DEPTH`` deep (brackets in strings do not
-    count). Checked before decoding: a decoder's own limit depends on the stack it runs on, so the two parse
-    paths could disagree, and it raises RecursionError."""
-    if line.count(b"[") + line.count(b"{") <= MAX_DEPTH:
-        return False
-    depth = 0
-    for byte in _STRING.sub(b"", line).translate(None, _NOT_BRACKETS):
-        depth += 1 if byte in b"[{" else -1
-        if depth > MAX_DEPTH:
-            return True
-    return False
 
 
 def id_key(gen_id: str) -> str:

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from guardd.adapters.state_keys import KeySwitchRecords, Message
 from guardd.adapters.store import Store
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
 from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
 
-_PENDING_KEYS = "keyswitch:pending"
+__all__ = ["Message", "OutboxRow", "StateStore", "doc_from_json", "iso", "parse_iso"]
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -28,18 +29,6 @@ def iso(moment: datetime | None) -> str | None:
 
 def parse_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message to enqueue for one notifier."""
-
-    budget: str | None
-    severity: str
-    title: str
-    body: str
-    notifier: int
-    notifier_url: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,7 +40,10 @@ class OutboxRow(Message):
     created_at: datetime
 
 
-class StateStore:
+class StateStore(KeySwitchRecords):
+    """Alert state, the outbox, overrides, silences, history, the switch document and markers (SQLite). The key
+    switch's records and once-only notices come from :class:`~guardd.adapters.state_keys.KeySwitchRecords`."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
 
@@ -343,66 +335,7 @@ class StateStore:
                 [(iso(now), "switch", scope, detail) for scope, detail in changes],
             )
             if key_changes:
-                pending = await self.pending_key_changes() + list(key_changes)
-                await self._set_pending(pending, now)
-
-    # ---- the key switch's records ---------------------------------------------------------------------------
-    async def pending_key_changes(self) -> list[ScopeChange]:
-        """Scope changes saved with a switch decision whose keys are not all switched and recorded yet."""
-        raw = await self.marker(_PENDING_KEYS)
-        return [ScopeChange(**item) for item in json.loads(raw)] if raw else []
-
-    async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
-        """Forget the oldest pending ``change``: every key it touched is switched and recorded."""
-        async with self.store.transaction():
-            pending = await self.pending_key_changes()
-            if change in pending:
-                pending.remove(change)
-            await self._set_pending(pending, now)
-
-    async def _set_pending(self, pending: list[ScopeChange], now: datetime) -> None:
-        value = json.dumps([asdict(c) for c in pending])
-        await self.store.conn.execute(
-            "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET"
-            " value = excluded.value, at = excluded.at",
-            (_PENDING_KEYS, value, iso(now)),
-        )
-
-    async def record_key(
-        self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
-    ) -> None:
-        """Record that guardd switched OpenRouter key ``key_hash`` (off: as guardd's doing), with its notice's
-        outbox rows and history, in one transaction: the record and its announcement commit together."""
-        async with self.store.transaction() as conn:
-            await conn.execute(
-                "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?",
-                (int(disabled), int(disabled), iso(now), key_hash),
-            )
-            await self._enqueue(messages, now)
-            await conn.execute(
-                "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)", (iso(now), "keys", None, history)
-            )
-
-    async def notify_once(
-        self, name: str, value: str, messages: list[Message], history: str | None, now: datetime
-    ) -> bool:
-        """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
-        holds ``value`` (the alert was sent); return True when queued. A failure leaves neither."""
-        async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET"
-                " value = excluded.value, at = excluded.at WHERE markers.value != excluded.value",
-                (name, value, iso(now)),
-            )
-            if cur.rowcount != 1:
-                return False
-            await self._enqueue(messages, now)
-            if history is not None:
-                await conn.execute(
-                    "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)",
-                    (iso(now), "alert", None, history),
-                )
-            return True
+                await self._set_pending([*await self.pending_key_changes(), *key_changes], now)
 
     async def marker(self, name: str) -> str | None:
         row = await self.store.fetchone("SELECT value FROM markers WHERE name = ?", (name,))

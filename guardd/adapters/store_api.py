@@ -30,7 +30,7 @@ from guardd.adapters.batch import Parsed
 from guardd.core.alerts import AlertState
 from guardd.core.budgets import Dimensions
 from guardd.core.health import HealthSample
-from guardd.core.switch import Override, SwitchDoc
+from guardd.core.switch import Override, ScopeChange, SwitchDoc
 
 if TYPE_CHECKING:
     from guardd.adapters.state_store import Message, OutboxRow
@@ -160,7 +160,18 @@ class StateAPI(Protocol):
         """Persist the new alert states of ``budget`` with their outbox rows and history, in one transaction."""
         ...
 
-    async def enqueue(self, messages: list[Message], now: datetime) -> None: ...
+    async def enqueue(
+        self, messages: list[Message], now: datetime, history: tuple[str | None, str] | None = None
+    ) -> None:
+        """Queue ``messages`` and, with ``history = (budget, detail)``, their ``alert`` history line, together."""
+        ...
+
+    async def notify_once(
+        self, name: str, value: str, messages: list[Message], history: str | None, now: datetime
+    ) -> bool:
+        """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
+        holds ``value``; return True when queued. A failure leaves neither."""
+        ...
 
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
         """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``; a row is claimed by one owner."""
@@ -196,7 +207,28 @@ class StateAPI(Protocol):
 
     async def switch_doc(self) -> SwitchDoc | None: ...
 
-    async def save_switch(self, doc: SwitchDoc, changes: list[tuple[str, str]], now: datetime) -> None: ...
+    async def save_switch(
+        self,
+        doc: SwitchDoc,
+        changes: list[tuple[str, str]],
+        now: datetime,
+        key_changes: Sequence[ScopeChange] = (),
+    ) -> None:
+        """Save a switch decision with its history and the scope changes the key switch must still apply, in one
+        transaction, before any side effect."""
+        ...
+
+    async def pending_key_changes(self) -> list[ScopeChange]:
+        """Scope changes saved with a decision whose keys are not all switched and recorded yet, oldest first."""
+        ...
+
+    async def key_change_done(self, change: ScopeChange, now: datetime) -> None: ...
+
+    async def record_key(
+        self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
+    ) -> None:
+        """Record a key switched at OpenRouter with its notice's outbox rows and history, in one transaction."""
+        ...
 
     async def marker(self, name: str) -> str | None: ...
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from guardd.adapters.batch import Parsed
-from guardd.adapters.ledger_lines import Block
-from guardd.adapters.ledger_parse import MAX_DEPTH, LineParser, read_batch
+from guardd.adapters.ledger_lines import MAX_DEPTH, Block
+from guardd.adapters.ledger_parse import LineParser, read_batch
 from guardd.core.money import parse_money
 from guardd.ingest_worker import parse_range
 
