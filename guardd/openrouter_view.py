@@ -94,7 +94,8 @@ class RemoteView:
         keys = []
         for (key,) in await self.store.fetchall("SELECT DISTINCT key FROM or_usage ORDER BY key"):
             row = await self.store.fetchone(
-                "SELECT at, usage_daily, lim, limit_remaining, disabled FROM or_usage WHERE key = ? ORDER BY at DESC"
+                "SELECT at, usage_daily, lim, limit_remaining, disabled, usage_weekly, usage_monthly, usage"
+                " FROM or_usage WHERE key = ? ORDER BY at DESC"
                 " LIMIT 1",
                 (key,),
             )
@@ -106,6 +107,9 @@ class RemoteView:
                         "limit": _fmt(row[2]),
                         "limit_remaining": _fmt(row[3]),
                         "disabled": bool(row[4]),
+                        "usage_weekly": _fmt(row[5]),
+                        "usage_monthly": _fmt(row[6]),
+                        "usage_total": _fmt(row[7]),
                     }
                 )
         fetched = await self.store.fetchone("SELECT ok_at, error FROM sources WHERE name = 'openrouter'")

@@ -102,8 +102,10 @@ class DaemonBackend:
             if remote.get("balance") is not None:
                 snap.balance = parse_money(remote["balance"])
             for key in remote.get("keys") or []:
-                if key.get("usage_daily") is not None:
-                    snap.keys.append(KeyUsage(key["key"], "daily", parse_money(key["usage_daily"])))
+                for window in ("daily", "weekly", "monthly", "total"):
+                    usage = key.get(f"usage_{window}")
+                    if usage is not None:
+                        snap.keys.append(KeyUsage(key["key"], window, parse_money(usage)))
         return snap
 
     async def charts(self, now: datetime) -> Charts:

@@ -56,6 +56,7 @@ def render(status: dict[str, Any], charts: Charts, now: datetime) -> str:
         f"<div class=muted>{escape(_local(status.get('generated_at'), tz))} ({escape(tz.key)}) · refreshes every "
         f"{REFRESH_SECONDS}s · <a href=/v1/status>JSON</a> · <a href=/metrics>metrics</a></div>",
         _switch_banner(status, switch, scopes, tz),
+        _store_banner(status),
         f"<div class=grid>{cards or '<div class=card>No budgets configured.</div>'}</div>",
         '<div class="card" style="margin-top:12px"><h2>Spend per day, last 30 days</h2>',
         _daily_chart(charts.daily, now, tz),
@@ -83,6 +84,14 @@ def _switch_banner(status: dict[str, Any], switch: dict[str, Any], scopes: dict[
         if isinstance(s, dict) and s.get("tripped")
     )
     return f'<div class="switch tripped" id=switch><b>Kill-switch TRIPPED</b>{rows}</div>'
+
+
+def _store_banner(status: dict[str, Any]) -> str:
+    store = status.get("store")
+    if not isinstance(store, dict) or store.get("ok") is not False:
+        return ""
+    error = escape(str(store.get("error") or "unknown error"))
+    return f'<div class="switch dead" id=store>The state cannot be written: {error}</div>'
 
 
 def _card(budget: dict[str, Any], scope: Any, points: list[tuple[int, int]], now: datetime, tz: ZoneInfo) -> str:

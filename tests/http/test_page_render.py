@@ -1,0 +1,31 @@
+"""The page's rendering on its own (pure): what it says when something is wrong."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from guardd.http.backend import Charts
+from guardd.http.page import render
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+EMPTY = Charts({}, [])
+
+
+def status(**extra: object) -> dict[str, object]:
+    return {"schema": 1, "generated_at": NOW.isoformat(), "timezone": "UTC", "budgets": [], **extra}
+
+
+def test_a_dead_guard_is_said_at_the_top():
+    html = render(status(guard={"alive": False, "reason": "heartbeat expired"}, killswitch={}), EMPTY, NOW)
+    assert "Guard not alive: heartbeat expired" in html
+
+
+def test_a_store_that_cannot_be_written_is_said():
+    html = render(status(store={"ok": False, "error": "disk full"}, killswitch={}), EMPTY, NOW)
+    assert "The state cannot be written: disk full" in html
+
+
+def test_text_from_the_state_is_escaped():
+    scopes = {"*": {"tripped": True, "reason": "<script>alert(1)</script>", "until": None}}
+    html = render(status(killswitch={"tripped": True, "scopes": scopes}), EMPTY, NOW)
+    assert "<script>" not in html and "&lt;script&gt;" in html
