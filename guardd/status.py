@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,7 +185,7 @@ async def document(
     The one implementation behind ``guardd status`` and ``GET /v1/status``.
     """
     evaluations = await evaluator.evaluate_all(now, budgets)
-    ledgers = await ledger_status(EventStore(store))
+    ledgers = await ledger_status(EventStore(store), now)
     remote = None
     if config.settings.openrouter is not None:
         from guardd.openrouter_view import RemoteView
@@ -205,9 +205,11 @@ async def health_evaluations(
     return await evaluate_rules(config.health, RequestStats(EventStore(store)), evaluator.series, now)
 
 
-async def ledger_status(events: EventStore) -> list[dict[str, Any]]:
-    """One entry per ledger file guardd has read: where reading stands and what it found."""
+async def ledger_status(events: EventStore, now: datetime | None = None) -> list[dict[str, Any]]:
+    """One entry per ledger file guardd has read: where reading stands and what it found; with ``now``, also
+    ``quarantined_24h``, the lines it set aside in the 24 hours before."""
     out: list[dict[str, Any]] = []
+    recent = await events.set_aside_by_file(now - timedelta(hours=24)) if now is not None else {}
     latest: dict[str, Any] = {}
     for cp in await events.checkpoints():
         latest[cp.path] = cp
@@ -221,6 +223,7 @@ async def ledger_status(events: EventStore) -> list[dict[str, Any]]:
                 "size": cp.size,
                 "events": cp.events,
                 "quarantined": cp.quarantined,
+                **({"quarantined_24h": recent.get(path, 0)} if now is not None else {}),
                 "last_event_at": last,
             }
         )
@@ -228,12 +231,16 @@ async def ledger_status(events: EventStore) -> list[dict[str, Any]]:
 
 
 def check_result(
-    evaluations: list[BudgetEvaluation], switch_tripped: bool, health: list[HealthEvaluation] | None = None
+    evaluations: list[BudgetEvaluation],
+    switch_tripped: bool,
+    health: list[HealthEvaluation] | None = None,
+    set_aside: dict[str, int] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
     Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``). A firing
-    health rule is a WARNING (contract §11), never more.
+    health rule is a WARNING (contract §11), never more; so is a ledger file that set lines aside recently
+    (``set_aside``: lines per file, contract §7).
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -252,6 +259,9 @@ def check_result(
         if hev.state == "warning":
             codes.add(1)
             problems.append(f"health {hev.name}: {'; '.join(hev.firing)}")
+    for path, count in sorted((set_aside or {}).items()):
+        codes.add(1)
+        problems.append(f"{count} line{'s' if count != 1 else ''} set aside from {path} in the last 24 h")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")

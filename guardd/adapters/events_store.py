@@ -21,8 +21,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from guardd.adapters.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours
+from guardd.adapters.setaside_log import log_set_aside
 from guardd.adapters.store import Store
-from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
+from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, SetAside, Sum, UnpricedEvent
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 
@@ -109,6 +110,7 @@ class EventStore:
         except BaseException:
             self._known.clear()  # series added by the rolled-back transaction are not stored after all
             raise
+        log_set_aside(parsed.bad)  # committed: now each line set aside is said once
         return result
 
     async def _write(self, parsed: Parsed, checkpoint: Checkpoint | None, result: BatchResult) -> None:
@@ -329,6 +331,19 @@ class EventStore:
     async def quarantine_count(self) -> int:
         row = await self.store.fetchone("SELECT count(*) FROM quarantine")
         return int(row[0]) if row else 0
+
+    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
+        rows = await self.store.fetchall(
+            "SELECT path, offset, reason, excerpt, at FROM quarantine WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
+            (since.astimezone(UTC).isoformat() if since else "", limit),
+        )
+        return [SetAside(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows]
+
+    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
+        rows = await self.store.fetchall(
+            "SELECT path, count(*) FROM quarantine WHERE at >= ? GROUP BY path", (since.astimezone(UTC).isoformat(),)
+        )
+        return {r[0]: int(r[1]) for r in rows}
 
 
 def _hour_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:

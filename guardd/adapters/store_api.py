@@ -67,6 +67,17 @@ class BatchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class SetAside:
+    """A ledger line set aside (quarantined): its file, byte offset, why, a redacted excerpt, and when."""
+
+    path: str
+    offset: int
+    reason: str
+    excerpt: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Sum:
     """Spend in pico-dollars, the number of events, and how many of them are unpriced (not in ``cost``)."""
 
@@ -136,6 +147,14 @@ class EventsAPI(Protocol):
 
     async def quarantine_count(self) -> int:
         """Return how many ledger lines were set aside as unreadable or implausible."""
+        ...
+
+    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
+        """Return up to ``limit`` lines set aside at or after ``since`` (None: ever), newest first."""
+        ...
+
+    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
+        """Return how many lines each ledger file set aside at or after ``since``."""
         ...
 
 

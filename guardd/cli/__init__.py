@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--since", metavar="DATE")
     history.add_argument("--json", action="store_true")
     history.add_argument("--limit", type=int, default=200)
+
+    quarantine = command("quarantine", "the ledger lines that were set aside: file, offset, reason, excerpt, when")
+    quarantine.add_argument("--since", metavar="DATE")
+    quarantine.add_argument("--ledger", metavar="PATH", help="a ledger file, or a glob")
+    quarantine.add_argument("--json", action="store_true")
     return parser
 
 

@@ -11,7 +11,7 @@ from argparse import Namespace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from guardd.adapters import killswitch
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 from guardd.errors import UsageError
 
 _said_defaults = False
+SET_ASIDE_WARNS_FOR = timedelta(hours=24)  # check is WARNING while a ledger set lines aside this recently
 
 
 def load(args: Namespace) -> Config:
@@ -130,6 +131,7 @@ async def cmd_check(args: Namespace) -> int:
             evaluations = await ctx.evaluator.evaluate_all(now, budgets)
             health = await _health(ctx, now) if args.budget is None else []
             doc, guard, _error = status.read_switch(ctx.config, now)
+            set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
         return 3
@@ -143,7 +145,7 @@ async def cmd_check(args: Namespace) -> int:
     scopes = (doc or {}).get("scopes", {})
     names = {b.name for b in budgets} | {GLOBAL_SCOPE}
     tripped = any(isinstance(s, dict) and s.get("tripped") for n, s in scopes.items() if n in names)
-    code, line = status.check_result(evaluations, tripped, health)
+    code, line = status.check_result(evaluations, tripped, health, set_aside)
     print(line)
     return code
 
@@ -356,3 +358,4 @@ async def cmd_history(args: Namespace) -> int:
 
 
 from guardd.cli.advise import cmd_advise  # noqa: E402, F401 - commands in their own modules, dispatched from here
+from guardd.cli.quarantine import cmd_quarantine  # noqa: E402, F401

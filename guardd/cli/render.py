@@ -4,8 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from guardd.core.money import format_human, parse_money
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _when(text: str | None, zone: str) -> str:
+    """An RFC 3339 time for people: in the configured ``zone``, to the second."""
+    if not text:
+        return "never"
+    return datetime.fromisoformat(text).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _bar(percent: float, width: int = 20) -> str:
@@ -79,9 +92,13 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("ledgers"):
         lines += ["", "ledgers:"]
         for lg in doc["ledgers"]:
+            recent = lg.get("quarantined_24h") or 0
+            aside = f"{lg['quarantined']} set aside" + (
+                f" ({recent} in the last 24 h: guardd quarantine)" if recent else ""
+            )
             lines.append(
-                f"  {lg['path']}: {lg['events']} events, {lg['quarantined']} quarantined, "
-                f"offset {lg['offset']}/{lg['size']}, last event {lg['last_event_at']}"
+                f"  {lg['path']}: {plural(lg['events'], 'event')}, {aside}, "
+                f"offset {lg['offset']}/{lg['size']}, last event {_when(lg['last_event_at'], doc['timezone'])}"
             )
     remote = doc.get("openrouter")
     if remote:

@@ -24,7 +24,8 @@ from typing import Any
 from guardd.adapters.batch import Parsed, add_to_hours
 from guardd.adapters.events_store import dims_of, plan, to_ms
 from guardd.adapters.pg.db import EVENTS_LOCK, Conn, PgStore, pico
-from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
+from guardd.adapters.setaside_log import log_set_aside
+from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, SetAside, Sum, UnpricedEvent
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 
@@ -116,6 +117,7 @@ class PgEventStore:
                     last = max(result.max_ts, last or 0)
                 cp = replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
                 await self._save_checkpoint(conn, cp)
+        log_set_aside(parsed.bad)  # committed: now each line set aside is said once
         return result
 
     async def _correct(
@@ -247,6 +249,18 @@ class PgEventStore:
     async def quarantine_count(self) -> int:
         row = await self.store.fetchone("SELECT count(*) FROM quarantine")
         return int(row[0]) if row else 0
+
+    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
+        rows = await self.store.fetchall(
+            "SELECT path, byte_offset, reason, excerpt, at FROM quarantine WHERE at >= %s"
+            " ORDER BY at DESC, id DESC LIMIT %s",
+            (since or datetime.fromtimestamp(0, UTC), limit),
+        )
+        return [SetAside(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
+        rows = await self.store.fetchall("SELECT path, count(*) FROM quarantine WHERE at >= %s GROUP BY path", (since,))
+        return {r[0]: int(r[1]) for r in rows}
 
 
 async def _apply(conn: Conn, hours: dict[tuple[int, int], list[int]]) -> None:
