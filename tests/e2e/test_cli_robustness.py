@@ -119,7 +119,7 @@ def read_only():
 
 def _state_with_spend(run_guardd, tmp_path: Path) -> Path:
     ledger = tmp_path / "usage.jsonl"
-    ledger.write_text('{"ts": "2026-11-02T10:00:00Z", "id": "g1", "model": "m", "cost": "0.5"}\nnot json\n')
+    ledger.write_text('{"ts": "2026-11-02T10:00:00Z", "id": "g1", "model": "m", "cost": "0.5"}\n')
     cfg = write_config(tmp_path, BUDGET + "[[ledgers]]\npath = 'usage.jsonl'\n")
     assert run_guardd("run", "--once", "-c", str(cfg)).returncode == 0
     return cfg
@@ -127,7 +127,7 @@ def _state_with_spend(run_guardd, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     "command",
-    [["status"], ["status", "--json"], ["report", "--since", "2026-11-01"], ["history"], ["check"]],
+    [["status"], ["status", "--json"], ["report", "--since", "2026-11-01"], ["history"], ["check"], ["quarantine"]],
     ids=lambda c: " ".join(c),
 )
 def test_read_commands_work_on_a_read_only_state(run_guardd, tmp_path, read_only, command):
