@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from guardd.adapters.pg.db import PgStore
     from guardd.adapters.pg.events import PgEventStore
+    from guardd.adapters.pg.state import PgStateStore
 
-    def _postgresql(store: PgStore) -> EventsAPI:
-        return PgEventStore(store)
+    def _postgresql(store: PgStore) -> tuple[EventsAPI, StateAPI]:
+        return PgEventStore(store), PgStateStore(store)

@@ -13,8 +13,10 @@ from guardd.adapters.batch import Parsed, QuarantinedLine, series_sig
 from guardd.adapters.events_store import EventStore
 from guardd.adapters.pg.db import PgStore
 from guardd.adapters.pg.events import PgEventStore
+from guardd.adapters.pg.state import PgStateStore
+from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
-from guardd.adapters.store_api import EventsAPI
+from guardd.adapters.store_api import EventsAPI, StateAPI
 
 BACKENDS = ["sqlite", "postgresql"]
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -37,6 +39,19 @@ class Backend:
         else:
             async with PgStore.open(self.where, instance) as pg:
                 yield PgEventStore(pg)
+
+    @asynccontextmanager
+    async def state(self, instance: str = "host-a") -> AsyncIterator[StateAPI]:
+        if self.kind == "sqlite":
+            async with Store.open(Path(self.where)) as store:
+                yield StateStore(store)
+        else:
+            async with PgStore.open(self.where, instance) as pg:
+                yield PgStateStore(pg)
+
+
+def make_backend(kind: str, tmp_path: Path, pg_url: str | None) -> Backend:
+    return Backend("sqlite", str(tmp_path / "guardd.db")) if kind == "sqlite" else Backend(kind, pg_url or "")
 
 
 def sig(model: str = "m", team: str = "search") -> str:

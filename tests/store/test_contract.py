@@ -11,14 +11,13 @@ import pytest
 from guardd.adapters.batch import HOUR_MS, series_id
 from guardd.adapters.store_api import Checkpoint, Priced, Sum
 from guardd.errors import StoreError
-from tests.store.backends import BACKENDS, T0, USD, Backend, batch, sig
+from tests.store.backends import BACKENDS, T0, USD, Backend, batch, make_backend, sig
 
 
 @pytest.fixture(params=BACKENDS)
 def backend(request, tmp_path) -> Backend:
-    if request.param == "sqlite":
-        return Backend("sqlite", str(tmp_path / "guardd.db"))
-    return Backend("postgresql", request.getfixturevalue("pg_url"))
+    pg_url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    return make_backend(request.param, tmp_path, pg_url)
 
 
 DAY = T0, T0 + timedelta(days=1)

@@ -37,6 +37,13 @@ _BATCH_TABLE = (
 )
 
 
+_ROLLUP_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS batch_rollups (level smallint NOT NULL, bucket bigint NOT NULL,"
+    " series bigint NOT NULL, cost numeric NOT NULL, events bigint NOT NULL, unpriced bigint NOT NULL)"
+    " ON COMMIT DELETE ROWS"
+)
+
+
 class PgEventStore:
     """Events, series, rollups, this instance's file checkpoints and quarantine in a :class:`PgStore`."""
 
@@ -264,19 +271,19 @@ class PgEventStore:
 
 
 async def _apply(conn: Conn, hours: dict[tuple[int, int], list[int]]) -> None:
-    """Add per-(hour, series) deltas ``[cost, events, unpriced]`` to the hour and UTC-day rollups, in key order
-    (the same order in every writer)."""
-    rows = sorted(_rollup_rows(hours))
-    if not rows:
-        return
-    levels, buckets, series, costs, events, unpriced = (list(col) for col in zip(*rows, strict=True))
+    """Add per-(hour, series) deltas ``[cost, events, unpriced]`` to the hour and UTC-day rollups: COPY into a
+    temporary table, then one upsert in key order (the same order in every writer)."""
+    await conn.execute(_ROLLUP_TABLE)
+    async with conn.cursor().copy(
+        "COPY batch_rollups (level, bucket, series, cost, events, unpriced) FROM STDIN"
+    ) as copy:
+        for row in _rollup_rows(hours):
+            await copy.write_row(row)
     await conn.execute(
-        f"INSERT INTO rollups(level, bucket, series, cost, events, unpriced) SELECT l, b, s, c * {_DOLLARS}, e, u"
-        " FROM unnest(%s::smallint[], %s::bigint[], %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[])"
-        " AS d(l, b, s, c, e, u) ON CONFLICT (level, bucket, series) DO UPDATE SET"
-        " cost = rollups.cost + excluded.cost, events = rollups.events + excluded.events,"
-        " unpriced = rollups.unpriced + excluded.unpriced",
-        (levels, buckets, series, costs, events, unpriced),
+        f"INSERT INTO rollups(level, bucket, series, cost, events, unpriced) SELECT level, bucket, series,"
+        f" cost * {_DOLLARS}, events, unpriced FROM batch_rollups ORDER BY level, bucket, series"
+        " ON CONFLICT (level, bucket, series) DO UPDATE SET cost = rollups.cost + excluded.cost,"
+        " events = rollups.events + excluded.events, unpriced = rollups.unpriced + excluded.unpriced"
     )
 
 

@@ -25,7 +25,7 @@ CREATE TABLE events (
     cost numeric,                        -- USD, exact; NULL = unpriced
     instance text NOT NULL               -- who stored it first
 );
-CREATE INDEX events_ts ON events (ts) INCLUDE (series, cost);
+CREATE INDEX events_ts ON events (ts);  -- raw sums cover at most the two partial hours of a window
 CREATE INDEX events_unpriced ON events (id) WHERE cost IS NULL;
 -- level 0: hour buckets (ts / 3600000), level 1: UTC days (ts / 86400000)
 CREATE TABLE rollups (

@@ -1,0 +1,152 @@
+"""The state half of the storage contract (alerts, outbox, channels, overrides, silences, history, switch,
+markers), run over both backends: SQLite and PostgreSQL must behave the same."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from guardd.adapters.state_store import Message
+from guardd.core.alerts import AlertState
+from guardd.core.switch import Override, Scope, SwitchDoc
+from tests.store.backends import BACKENDS, Backend, make_backend
+
+NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+LEASE = timedelta(minutes=1)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request, tmp_path) -> Backend:
+    pg_url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    return make_backend(request.param, tmp_path, pg_url)
+
+
+def message(title: str = "over budget", budget: str | None = "b") -> Message:
+    return Message(budget, "warning", title, "body text", 0, "json://127.0.0.1/…")
+
+
+async def test_alert_states_are_saved_with_their_messages_and_history(backend):
+    states = {"daily": AlertState("daily", "2026-11-02", 80.0, False, True, False, NOW)}
+    async with backend.state() as state:
+        await state.save_alerts("b", states, [message(), message("two")], [("alert", "b passed 80%")], NOW)
+        assert await state.alert_states("b") == states
+        assert await state.pending_count() == 2
+        assert await state.history(None) == [(NOW.isoformat(), "alert", "b", "b passed 80%")]
+
+
+async def test_a_claimed_message_is_not_claimed_again_until_its_lease_expires(backend):
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        [row] = await state.claim("me:1", NOW, LEASE)
+        assert (row.title, row.attempts, row.created_at) == ("over budget", 0, NOW)
+        assert await state.claim("other:2", NOW + LEASE / 2, LEASE) == []
+        assert [r.id for r in await state.claim("other:2", NOW + 2 * LEASE, LEASE)] == [row.id]
+
+
+async def test_two_deliverers_claiming_at_once_never_share_a_message(backend):
+    async with backend.state() as state:
+        await state.enqueue([message(f"m{i}") for i in range(40)], NOW)
+
+    async def claim_all(owner: str) -> list[int]:
+        async with backend.state(owner) as state:
+            got: list[int] = []
+            while rows := await state.claim(owner, NOW, LEASE, limit=3):
+                got += [r.id for r in rows]
+            return got
+
+    first, second = await asyncio.gather(claim_all("a:1"), claim_all("b:2"))
+    assert sorted(first + second) == sorted(set(first + second)) and len(first + second) == 40
+
+
+async def test_a_delivered_message_is_no_longer_pending_and_is_in_the_history(backend):
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        [row] = await state.claim("me:1", NOW, LEASE)
+        await state.delivered(row, NOW)
+        assert await state.pending_count() == 0
+        assert await state.claim("me:1", NOW + 2 * LEASE, LEASE) == []
+        [(_, kind, _, detail)] = await state.history(None)
+        assert (kind, detail) == ("delivery", "delivered to json://127.0.0.1/…: over budget")
+
+
+async def test_a_failed_message_is_due_again_at_its_retry_time_and_given_up_without_one(backend):
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        [row] = await state.claim("me:1", NOW, LEASE)
+        await state.failed(row, NOW, "HTTP 500", NOW + timedelta(seconds=30))
+        assert await state.claim("me:1", NOW + timedelta(seconds=29), LEASE) == []
+        [again] = await state.claim("me:1", NOW + timedelta(seconds=30), LEASE)
+        assert again.attempts == 1
+        await state.failed(again, NOW, "HTTP 404", None)
+        assert await state.pending_count() == 0
+
+
+async def test_a_channel_reports_when_it_starts_failing_and_since_when_keeping_its_last_error(backend):
+    url = "slack://…"
+    async with backend.state() as state:
+        assert await state.channel_result(url, False, "HTTP 404", NOW) is True
+        assert await state.channel_result(url, False, "HTTP 404", NOW + LEASE) is False
+        assert await state.channel_health() == {url: (False, "HTTP 404", NOW.isoformat())}
+        assert await state.channel_result(url, True, None, NOW + 2 * LEASE) is False
+        assert await state.channel_health() == {url: (True, "HTTP 404", None)}
+
+
+async def test_an_override_replaces_the_previous_one_of_its_scope_and_can_be_removed(backend):
+    async with backend.state() as state:
+        await state.set_override(Override("b", "tripped", "ann", "test", NOW + LEASE), NOW)
+        await state.set_override(Override("b", "released", "bob", "fine"), NOW)
+        assert await state.overrides() == [Override("b", "released", "bob", "fine", None, NOW)]
+        await state.remove_override("b", NOW, "released by window reset")
+        assert await state.overrides() == []
+        assert len(await state.history(None)) == 3
+
+
+async def test_silences_are_listed_while_active_and_removed_by_id(backend):
+    async with backend.state() as state:
+        first = await state.add_silence("b", NOW + LEASE, "deploy", "ann", NOW)
+        await state.add_silence("c", NOW - LEASE, "old", "ann", NOW - 2 * LEASE)
+        assert await state.silences(NOW) == [(first, "b", NOW + LEASE, "deploy", "ann")]
+        assert await state.remove_silence(first, "bob", NOW) is True
+        assert await state.remove_silence(first, "bob", NOW) is False
+        assert await state.silences(NOW) == []
+
+
+async def test_history_is_newest_first_from_a_time_with_a_limit(backend):
+    async with backend.state() as state:
+        for minute in range(5):
+            await state.add_history("alert", None, f"m{minute}", NOW + timedelta(minutes=minute))
+        since = await state.history(NOW + timedelta(minutes=2))
+        limited = await state.history(None, limit=2)
+    assert [detail for *_, detail in since] == ["m4", "m3", "m2"]
+    assert [detail for *_, detail in limited] == ["m4", "m3"]
+
+
+async def test_the_switch_document_comes_back_as_it_was_saved(backend):
+    scope = Scope(True, "daily limit reached", NOW, None, "daily", 5 * 10**12, 5 * 10**12, 0, None)
+    doc = SwitchDoc(NOW, NOW, {"b": scope})
+    async with backend.state() as state:
+        assert await state.switch_doc() is None
+        await state.save_switch(doc, [("b", "tripped")], NOW)
+        saved = await state.switch_doc()
+    assert saved is not None and saved.to_json() == doc.to_json()
+
+
+async def test_a_marker_set_to_the_value_it_has_reports_that_the_job_already_ran(backend):
+    async with backend.state() as state:
+        assert await state.set_marker("digest", "2026-11-02", NOW) is True
+        assert await state.set_marker("digest", "2026-11-02", NOW) is False
+        assert await state.set_marker("digest", "2026-11-03", NOW) is True
+        assert await state.marker("digest") == "2026-11-03"
+
+
+async def test_a_lease_held_by_a_process_that_no_longer_runs_is_freed(backend):
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        await state.claim(f"host-x:{gone.pid}", NOW, LEASE)
+        assert await state.release_dead_leases("host-x") == 1
+        assert len(await state.claim("host-x:1", NOW, LEASE)) == 1
