@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from guardd.adapters.batch import DAY_MS, HOUR_MS
+from guardd.adapters.batch import DAY_MS, HOUR_MS, series_sig
 from guardd.adapters.pg.db import PgStore
 from guardd.adapters.pg.events import PgEventStore
 from guardd.core.periods import window_at
@@ -64,10 +64,10 @@ async def build(url: str, events: int, series: int, now: datetime) -> None:
     now_ms = int(now.timestamp() * 1000)
     span = 90 * DAY_MS
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO series(id, sig, model, key, provider, labels) SELECT i, '[\"model-' || i || '\"]',"
-            " 'model-' || (i %% 20), 'key-' || (i %% 8), 'P', '{}' FROM generate_series(1, %s) i",
-            (series,),
+        sigs = [series_sig(f"model-{i % 20}", f"key-{i % 8}", "P", {"svc": f"s{i}"}) for i in range(1, series + 1)]
+        conn.cursor().executemany(
+            "INSERT INTO series(id, sig, model, key, provider, labels) VALUES (%s, %s, %s, %s, 'P', '{}')",
+            [(i, sig, f"model-{i % 20}", f"key-{i % 8}") for i, sig in enumerate(sigs, 1)],
         )
         conn.execute(
             "INSERT INTO events(k, ts, series, cost, instance) SELECT 'g:' || i, %s + i * %s, 1 + i %% %s,"
