@@ -150,3 +150,20 @@ async def test_a_lease_held_by_a_process_that_no_longer_runs_is_freed(backend):
         await state.claim(f"host-x:{gone.pid}", NOW, LEASE)
         assert await state.release_dead_leases("host-x") == 1
         assert len(await state.claim("host-x:1", NOW, LEASE)) == 1
+
+
+async def test_a_message_is_stored_with_the_secrets_in_its_text_redacted(backend):
+    key = "sk-or-v1-" + "ab" * 32
+    async with backend.state() as state:
+        await state.enqueue([Message("b", "warning", f"key {key} failed", f"Bearer {key}", 0, "json://…")], NOW)
+        [row] = await state.claim("me:1", NOW, LEASE)
+    assert key not in row.title + row.body and "…abab" in row.title
+
+
+async def test_notification_counts_are_delivered_messages_and_failed_attempts_per_channel(backend):
+    async with backend.state() as state:
+        await state.enqueue([message("one"), message("two")], NOW)
+        first, second = await state.claim("me:1", NOW, LEASE)
+        await state.delivered(first, NOW)
+        await state.failed(second, NOW, "HTTP 500", NOW)
+        assert await state.notification_counts() == [("json://127.0.0.1/…", 1, 1)]

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from guardd.adapters.pg.db import PgStore
 from guardd.adapters.state_store import Message, OutboxRow, doc_from_json, iso
 from guardd.core.alerts import AlertState
+from guardd.core.redact import redact_text
 from guardd.core.switch import Override, SwitchDoc
 
 _HISTORY = "INSERT INTO history(at, kind, budget, detail) VALUES (%s, %s, %s, %s)"
@@ -156,6 +157,14 @@ class PgStateStore:
                 )
         return was_ok and not ok
 
+    async def notification_counts(self) -> list[tuple[str, int, int]]:
+        """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
+        rows = await self.store.fetchall(
+            "SELECT notifier_url, count(delivered_at), coalesce(sum(attempts), 0) - count(delivered_at)"
+            " FROM outbox GROUP BY notifier_url ORDER BY notifier_url"
+        )
+        return [(str(url), int(ok), int(failed)) for url, ok, failed in rows]
+
     async def channel_health(self) -> dict[str, tuple[bool, str | None, str | None]]:
         rows = await self.store.fetchall("SELECT notifier_url, ok, last_error, failing_since FROM notifier_health")
         return {r[0]: (bool(r[1]), r[2], iso(r[3])) for r in rows}
@@ -252,5 +261,9 @@ async def _enqueue(cur: AsyncCursor[TupleRow], messages: list[Message], now: dat
     await cur.executemany(
         "INSERT INTO outbox(created_at, budget, severity, title, body, notifier, notifier_url, next_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        [(now, m.budget, m.severity, m.title, m.body, m.notifier, m.notifier_url, now) for m in messages],
+        # A message is stored, and so sent, with every secret in its text redacted, whatever it was built from.
+        [
+            (now, m.budget, m.severity, redact_text(m.title), redact_text(m.body), m.notifier, m.notifier_url, now)
+            for m in messages
+        ],
     )
