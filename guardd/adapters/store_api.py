@@ -141,6 +141,11 @@ class EventsAPI(Protocol):
         """Return the spend per series in ``[start, end)``; ``series`` None means every series."""
         ...
 
+    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
+        ``series`` (None: all), from the hour rollups (edge hours count whole)."""
+        ...
+
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         """Return up to ``limit`` stored events that still have no cost."""
         ...

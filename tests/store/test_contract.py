@@ -137,3 +137,12 @@ async def test_two_writers_storing_overlapping_keys_at_once_leave_exact_totals(b
     await asyncio.gather(write("host-a", 0), write("host-b", 250))
     async with backend.events() as events:
         assert await events.window_sum(None, *DAY) == Sum(3000 * USD, 3000, 0)
+
+
+async def test_hourly_costs_come_from_the_hours_holding_spend(backend):
+    async with backend.events() as events:
+        await events.write_batch(batch(("g:a", 5, USD), ("g:b", 10, 2 * USD), ("g:c", 2 * HOUR_MS + 1, 4 * USD)))
+        hours = await events.hourly_costs(None, T0 + timedelta(minutes=30), T0 + timedelta(hours=5))
+        none = await events.hourly_costs([], *DAY)
+    t0_ms = int(T0.timestamp() * 1000)
+    assert (hours, none) == ([(t0_ms, 3 * USD), (t0_ms + 2 * HOUR_MS, 4 * USD)], [])

@@ -11,7 +11,7 @@ import pytest
 
 from guardd.adapters.state_store import Message
 from guardd.core.alerts import AlertState
-from guardd.core.switch import Override, Scope, SwitchDoc
+from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
 from tests.store.backends import BACKENDS, Backend, make_backend
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -167,3 +167,29 @@ async def test_notification_counts_are_delivered_messages_and_failed_attempts_pe
         await state.delivered(first, NOW)
         await state.failed(second, NOW, "HTTP 500", NOW)
         assert await state.notification_counts() == [("json://127.0.0.1/…", 1, 1)]
+
+
+async def test_notify_once_queues_its_messages_only_the_first_time_for_a_value(backend):
+    async with backend.state() as state:
+        assert await state.notify_once("low-balance", "2026-11-02", [message()], "balance low", NOW) is True
+        assert await state.notify_once("low-balance", "2026-11-02", [message()], "balance low", NOW) is False
+        assert await state.pending_count() == 1
+        assert [detail for *_, detail in await state.history(None)] == ["balance low"]
+
+
+async def test_key_changes_saved_with_a_switch_decision_stay_pending_until_done(backend):
+    doc = SwitchDoc(NOW, NOW, {})
+    trip, release = ScopeChange("b", True, "daily", "daily"), ScopeChange("b", False, "reset", None)
+    async with backend.state() as state:
+        await state.save_switch(doc, [("b", "tripped")], NOW, [trip])
+        await state.save_switch(doc, [("b", "released")], NOW, [release])
+        assert await state.pending_key_changes() == [trip, release]
+        await state.key_change_done(trip, NOW)
+        assert await state.pending_key_changes() == [release]
+
+
+async def test_a_key_switch_record_commits_with_its_notice(backend):
+    async with backend.state() as state:
+        await state.record_key("hash-1", True, [message("key disabled")], "disabled key …abc1", NOW)
+        assert await state.pending_count() == 1
+        assert [(kind, detail) for _, kind, _, detail in await state.history(None)] == [("keys", "disabled key …abc1")]

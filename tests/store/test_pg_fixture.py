@@ -1,11 +1,11 @@
-"""The PostgreSQL test fixture gives each test a database of its own."""
+"""The PostgreSQL test fixture gives each test a schema of its own."""
 
 import psycopg
 
 
-def test_each_test_gets_its_own_empty_database(pg_url, pg_server):
-    assert pg_url != pg_server
+def test_each_test_gets_its_own_empty_schema_first_on_the_search_path(pg_url):
     with psycopg.connect(pg_url) as conn:
-        name = conn.execute("SELECT current_database()").fetchone()[0]
-        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0]
-    assert name.startswith("guardd_test_") and tables == 0
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute("CREATE TABLE mine (x int)")
+        tables = conn.execute("SELECT schemaname FROM pg_tables WHERE tablename = 'mine'").fetchall()
+    assert schema.startswith("guardd_test_") and tables == [(schema,)]

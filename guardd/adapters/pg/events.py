@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from guardd.adapters.batch import Parsed, add_to_hours
+from guardd.adapters.batch import HOUR_MS, Parsed, add_to_hours
 from guardd.adapters.events_store import dims_of, plan, to_ms
 from guardd.adapters.pg.db import EVENTS_LOCK, Conn, PgStore, pico
 from guardd.adapters.setaside_log import log_set_aside
@@ -243,6 +243,20 @@ class PgEventStore:
             for sid, cost, events, unpriced in await self.store.fetchall(sql, params):
                 out[sid] = out[sid] + Sum(pico(cost), int(events or 0), int(unpriced or 0))
         return dict(out)
+
+    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
+        ``series`` (None: all), from the hour rollups (edge hours count whole)."""
+        if series is not None and not series:
+            return []
+        where = "" if series is None else " AND series = ANY(%(series)s)"
+        h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
+        rows = await self.store.fetchall(
+            f"SELECT bucket, sum(cost) FROM rollups WHERE level = 0 AND bucket >= %(a)s AND bucket < %(b)s{where}"
+            " GROUP BY bucket ORDER BY bucket",
+            {"a": h0, "b": h1, "series": list(series or [])},
+        )
+        return [(int(bucket) * HOUR_MS, pico(cost)) for bucket, cost in rows]
 
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         rows = await self.store.fetchall(

@@ -2,12 +2,14 @@
 
 Differences from the SQLite schema that the dialects or the sharing force: money columns are ``numeric``
 dollars; an event and its checkpoint name the instance that wrote them; ``window`` and ``offset`` are reserved
-words, so those columns are ``win`` and ``byte_offset``.
+words, so those columns are ``win`` and ``byte_offset``. Version 2 adds the OpenRouter tables (snapshots, keys,
+sources, prices); their SQL still lives in ``guardd/openrouter_*.py`` for SQLite only, so only the key switch's
+records (``PgStateStore.record_key``) use them yet.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -90,5 +92,25 @@ CREATE TABLE silences (
 );
 CREATE TABLE switch_state (id integer PRIMARY KEY CHECK (id = 1), doc jsonb NOT NULL);
 CREATE TABLE markers (name text PRIMARY KEY, value text NOT NULL, at timestamptz NOT NULL)
+""",
+    2: """
+CREATE TABLE or_usage (
+    at bigint NOT NULL, key text NOT NULL,           -- key: the secret's redacted form (…abc1)
+    label text,
+    usage numeric, usage_daily numeric, usage_weekly numeric, usage_monthly numeric,
+    lim numeric, limit_remaining numeric, limit_reset text, disabled boolean,
+    PRIMARY KEY (key, at)
+);
+CREATE TABLE or_credits (at bigint PRIMARY KEY, total_credits numeric NOT NULL, total_usage numeric NOT NULL);
+CREATE TABLE or_keys (
+    hash text PRIMARY KEY, name text, label text, disabled boolean NOT NULL,
+    disabled_by_guardd boolean NOT NULL DEFAULT false, usage_daily numeric, lim numeric, limit_remaining numeric,
+    updated_at timestamptz NOT NULL
+);
+CREATE TABLE sources (
+    name text PRIMARY KEY, ok_at timestamptz, failing_since timestamptz, error text,
+    permanent boolean NOT NULL DEFAULT false
+);
+CREATE TABLE prices (model text PRIMARY KEY, pricing jsonb NOT NULL, fetched_at timestamptz NOT NULL)
 """,
 }

@@ -9,18 +9,21 @@ come back in the SQLite store's forms (aware datetimes, or RFC 3339 UTC text whe
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from psycopg import AsyncCursor
 from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
-from guardd.adapters.pg.db import PgStore
-from guardd.adapters.state_store import Message, OutboxRow, doc_from_json, iso
+from guardd.adapters.pg.db import Conn, PgStore
+from guardd.adapters.state_store import _PENDING_KEYS, Message, OutboxRow, doc_from_json, iso
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
-from guardd.core.switch import Override, SwitchDoc
+from guardd.core.switch import Override, ScopeChange, SwitchDoc
 
 _HISTORY = "INSERT INTO history(at, kind, budget, detail) VALUES (%s, %s, %s, %s)"
 
@@ -234,13 +237,68 @@ class PgStateStore:
         row = await self.store.fetchone("SELECT doc FROM switch_state WHERE id = 1")
         return None if row is None else doc_from_json(row[0])
 
-    async def save_switch(self, doc: SwitchDoc, changes: list[tuple[str, str]], now: datetime) -> None:
+    async def save_switch(
+        self,
+        doc: SwitchDoc,
+        changes: list[tuple[str, str]],
+        now: datetime,
+        key_changes: Sequence[ScopeChange] = (),
+    ) -> None:
+        """Save a switch decision: the document, its history and the scope changes the key switch still has to
+        apply, in one transaction — before any side effect."""
         async with self.store.transaction() as conn:
             await conn.execute(
                 "INSERT INTO switch_state(id, doc) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
                 (Jsonb(doc.to_json()),),
             )
             await conn.cursor().executemany(_HISTORY, [(now, "switch", scope, detail) for scope, detail in changes])
+            if key_changes:
+                await _set_pending(conn, await _pending(conn) + list(key_changes), now)
+
+    # ---- the key switch's records ---------------------------------------------------------------------------
+    async def pending_key_changes(self) -> list[ScopeChange]:
+        """Scope changes saved with a switch decision whose keys are not all switched and recorded yet."""
+        raw = await self.marker(_PENDING_KEYS)
+        return [ScopeChange(**item) for item in json.loads(raw)] if raw else []
+
+    async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
+        """Forget the oldest pending ``change``: every key it touched is switched and recorded."""
+        async with self.store.transaction() as conn:
+            pending = await _pending(conn)
+            if change in pending:
+                pending.remove(change)
+            await _set_pending(conn, pending, now)
+
+    async def record_key(
+        self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
+    ) -> None:
+        """Record that guardd switched OpenRouter key ``key_hash`` (off: as guardd's doing), with its notice's
+        outbox rows and history, in one transaction."""
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                "UPDATE or_keys SET disabled = %s, disabled_by_guardd = %s, updated_at = %s WHERE hash = %s",
+                (disabled, disabled, now, key_hash),
+            )
+            await _enqueue(conn.cursor(), messages, now)
+            await conn.execute(_HISTORY, (now, "keys", None, history))
+
+    async def notify_once(
+        self, name: str, value: str, messages: list[Message], history: str | None, now: datetime
+    ) -> bool:
+        """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
+        holds ``value``; return True when queued. A failure leaves neither."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO markers(name, value, at) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+                " value = excluded.value, at = excluded.at WHERE markers.value <> excluded.value",
+                (name, value, now),
+            )
+            if cur.rowcount != 1:
+                return False
+            await _enqueue(conn.cursor(), messages, now)
+            if history is not None:
+                await conn.execute(_HISTORY, (now, "alert", None, history))
+            return True
 
     async def marker(self, name: str) -> str | None:
         row = await self.store.fetchone("SELECT value FROM markers WHERE name = %s", (name,))
@@ -266,4 +324,18 @@ async def _enqueue(cur: AsyncCursor[TupleRow], messages: list[Message], now: dat
             (now, m.budget, m.severity, redact_text(m.title), redact_text(m.body), m.notifier, m.notifier_url, now)
             for m in messages
         ],
+    )
+
+
+async def _pending(conn: Conn) -> list[ScopeChange]:
+    cur = await conn.execute("SELECT value FROM markers WHERE name = %s FOR UPDATE", (_PENDING_KEYS,))
+    row = await cur.fetchone()
+    return [ScopeChange(**item) for item in json.loads(row[0])] if row else []
+
+
+async def _set_pending(conn: Conn, pending: list[ScopeChange], now: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO markers(name, value, at) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
+        " value = excluded.value, at = excluded.at",
+        (_PENDING_KEYS, json.dumps([asdict(c) for c in pending]), now),
     )
