@@ -1,11 +1,12 @@
-"""A pytest plugin (loaded by tests/conftest.py): a real PostgreSQL database of its own for each test.
+"""A pytest plugin (loaded by tests/conftest.py): a real PostgreSQL schema of its own for each test.
 
 The server is ``postgresql://postgres@127.0.0.1:5432/test`` (trust authentication), or ``$GUARDD_TEST_PG_URL``.
 Each test that asks for ``pg_url`` gets a fresh schema with a unique name in that database, first on the
 ``search_path`` of every connection made with the URL (``options=-csearch_path=…``), dropped with everything in
 it when the test ends; so tests never see each other's tables or rows and may run in any order. (A schema, not a
-database: creating and dropping a database costs a checkpoint, about 1.4 s a test on a loaded 2-core machine.) When no server answers, the test is skipped with the reason — and under
-``CI=true`` the skip is a failure (:mod:`tests.ci_policy`), so CI cannot pass without having run them.
+database: creating and dropping a database costs a checkpoint, about 1.4 s a test on a loaded 2-core machine.)
+When no server answers, the test is skipped with the reason — and under ``CI=true`` the skip is a failure
+(:mod:`tests.ci_policy`), so CI cannot pass without having run them.
 """
 
 from __future__ import annotations
