@@ -193,3 +193,10 @@ async def test_a_key_switch_record_commits_with_its_notice(backend):
         await state.record_key("hash-1", True, [message("key disabled")], "disabled key …abc1", NOW)
         assert await state.pending_count() == 1
         assert [(kind, detail) for _, kind, _, detail in await state.history(None)] == [("keys", "disabled key …abc1")]
+
+
+async def test_messages_queued_with_a_history_line_commit_together(backend):
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW, ("b", "b passed 80%"))
+        assert await state.pending_count() == 1
+        assert await state.history(None) == [(NOW.isoformat(), "alert", "b", "b passed 80%")]

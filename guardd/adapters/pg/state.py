@@ -20,7 +20,8 @@ from psycopg.rows import TupleRow
 from psycopg.types.json import Jsonb
 
 from guardd.adapters.pg.db import Conn, PgStore
-from guardd.adapters.state_store import _PENDING_KEYS, Message, OutboxRow, doc_from_json, iso
+from guardd.adapters.state_keys import _PENDING_KEYS
+from guardd.adapters.state_store import Message, OutboxRow, doc_from_json, iso
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
 from guardd.core.switch import Override, ScopeChange, SwitchDoc
@@ -66,9 +67,14 @@ class PgStateStore:
             await cur.executemany(_HISTORY, [(now, kind, budget, detail) for kind, detail in history])
 
     # ---- outbox -----------------------------------------------------------------------------------------
-    async def enqueue(self, messages: list[Message], now: datetime) -> None:
+    async def enqueue(
+        self, messages: list[Message], now: datetime, history: tuple[str | None, str] | None = None
+    ) -> None:
+        """Queue ``messages`` and, with ``history = (budget, detail)``, their ``alert`` history line, together."""
         async with self.store.transaction() as conn:
             await _enqueue(conn.cursor(), messages, now)
+            if history is not None:
+                await conn.execute(_HISTORY, (now, "alert", *history))
 
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
         """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``; rows another caller is claiming at
