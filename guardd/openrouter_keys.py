@@ -61,6 +61,8 @@ class KeySwitch:
         done: list[str] = []
         for change in pending:
             budget = self.config.budget(change.scope)
+            if change.tripped and not await self._tripped_now(change.scope):
+                budget = None  # released since (a decision left pending while keys were not followed): stale
             if budget is not None:
                 if change.tripped:
                     done += await self._disable(budget, management, now, messages_for)
@@ -113,6 +115,11 @@ class KeySwitch:
             if await self._set(management, key_hash, name, False, now, line, messages_for):
                 done.append(line)
         return done
+
+    async def _tripped_now(self, scope: str) -> bool:
+        doc = await self.state.switch_doc()
+        current = doc.scopes.get(scope) if doc is not None else None
+        return current is not None and current.tripped
 
     async def _still_held(self, key_hash: str, releasing: str) -> bool:
         """True when another budget that matches this key is still tripped (the key stays off)."""

@@ -11,6 +11,7 @@ import pytest
 from guardd.adapters.batch import Parsed
 from guardd.adapters.state_store import StateStore
 from guardd.core.money import parse_money
+from guardd.core.switch import ScopeChange
 from guardd.digest import send_digest
 from guardd.errors import StoreError
 from tests.adapters import test_openrouter as openrouter_tests
@@ -134,3 +135,13 @@ async def test_a_re_enabled_key_whose_record_failed_is_disabled_again_at_the_nex
     await rig.events.write_batch(Parsed.of([("g:2", ts, '["m","prod-api",null,[]]', parse_money(2), 0, 0)]))
     assert (await rig.engine.cycle(day_after)).tripped
     assert ours.disabled
+
+
+@pytest.mark.parametrize("rig", [(TRIP + KEYS_ON, "")], indirect=True)
+async def test_a_pending_trip_whose_scope_was_released_since_switches_no_key(rig, fake):
+    ours = fake.add_key(KEY, name="prod-api")
+    await rig.poller.poll(BERLIN_EVENING)
+    doc = await rig.engine.cycle(BERLIN_EVENING)  # nothing spent: the scope is not tripped
+    await rig.state.save_switch(doc, [], BERLIN_EVENING, [ScopeChange("prod", True, "an old decision", "daily")])
+    assert await rig.engine.key_switch.apply(BERLIN_EVENING, rig.engine._system_messages) == []
+    assert not ours.disabled and await rig.state.pending_key_changes() == []
