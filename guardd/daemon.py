@@ -83,10 +83,12 @@ class Daemon:
         self.lock: InstanceLock | None = None
         self._eval_full = False
         self._eval_series: set[int] = set()
+        self._fetch: asyncio.Task[None] | None = None
+        self._fetched_at: datetime | None = None
         self.worker = Worker(
             {
                 Step.INGEST: self._ingest_step,
-                Step.OPENROUTER: self.poll_openrouter,
+                Step.OPENROUTER: self._openrouter_step,
                 Step.EVALUATE: self._evaluate_step,
                 Step.DELIVER: self._deliver,
                 Step.DIGEST: self._digest,
@@ -212,7 +214,43 @@ class Daemon:
         self.checks = RemoteChecks(self.config, self.store, self.events, self.engine)
         self.engine.key_switch = KeySwitch(self.config, self.store, self.remote.client)
 
+    async def _openrouter_step(self) -> None:
+        """In the worker: run the checks on a finished fetch (balance, runway, drift), or start a fetch.
+
+        The fetch itself — HTTP with timeouts, retries and ``Retry-After`` waits, then snapshot rows written in
+        their own transactions — runs beside the worker, so an OpenRouter outage never holds up ingestion or
+        evaluation; the store serialises its transactions with the worker's, and every decision on what it
+        fetched (the checks, the evaluation of OpenRouter-sourced budgets) is made here, in turn."""
+        if self.remote is None:
+            return
+        if self._fetched_at is not None:
+            now, self._fetched_at = self._fetched_at, None
+            await self.checks.run(now)
+            self.request_evaluation()
+        elif self._fetch is None or self._fetch.done():
+            self._fetch = asyncio.create_task(self._fetch_openrouter(), name="openrouter-fetch")
+
+    async def _fetch_openrouter(self) -> None:
+        now = datetime.now(UTC)
+        try:
+            await self.remote.poll(now)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.worker.failures.failed("openrouter fetch", exc)
+            return
+        self.worker.failures.succeeded("openrouter fetch")
+        self._fetched_at = now
+        self.worker.request(Step.OPENROUTER)
+
+    async def _stop_fetch(self) -> None:
+        if self._fetch is not None and not self._fetch.done():
+            self._fetch.cancel()
+            await asyncio.wait({self._fetch}, timeout=SHUTDOWN_TIMEOUT)
+        self._fetch = None
+
     async def poll_openrouter(self) -> None:
+        """Poll OpenRouter and run the checks, inline (``run --once``)."""
         if self.remote is not None:
             now = datetime.now(UTC)
             await self.remote.poll(now)
@@ -279,6 +317,7 @@ class Daemon:
         if running:
             log.info("stopping the running step (its open transaction rolls back; nothing committed is lost)")
             worker.cancel()
+        await self._stop_fetch()
         if self.web is not None:
             await self.web.stop()
         tasks += [worker, self.watch_task, first]
@@ -378,6 +417,7 @@ class Daemon:
                 log.warning("[http] listen changed or was removed: that takes a restart (the token applies now)")
         self.tailer.close()
         if self.remote is not None:
+            await self._stop_fetch()
             await self.remote.aclose()  # keys, base_url or timeout may have changed
             self.remote = None
         self._build(config)

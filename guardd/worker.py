@@ -11,7 +11,10 @@ delivered in the same turn. A step requested by an earlier step of the same turn
 A step that fails is logged with its cause — once a minute for the same error, whichever steps hit it, then a line
 when it works again — and requested again after :data:`RETRY_AFTER`; it never takes another step's work down.
 The stop flag is checked between steps (and by ingestion between batches), so SIGTERM ends a turn within one
-batch, even in the middle of a large backlog.
+batch, even in the middle of a large backlog. One exception to "all work in the worker", for liveness: the HTTP
+fetches of an OpenRouter poll run beside it (an outage's timeouts and retries must not hold up ingestion); their
+snapshot writes are store transactions, serialised with the worker's by the store, and the decisions taken on
+them (the OpenRouter checks, evaluation) run in the worker's ``openrouter poll`` step.
 """
 
 from __future__ import annotations
