@@ -9,7 +9,7 @@ records (``PgStateStore.record_key``) use them yet.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -112,5 +112,13 @@ CREATE TABLE sources (
     permanent boolean NOT NULL DEFAULT false
 );
 CREATE TABLE prices (model text PRIMARY KEY, pricing jsonb NOT NULL, fetched_at timestamptz NOT NULL)
+""",
+    3: """
+CREATE TABLE leader (
+    id integer PRIMARY KEY CHECK (id = 1),
+    holder text NOT NULL,                -- the instance that holds the lease
+    epoch bigint NOT NULL,               -- the term: grows by one at every new term (the fencing token)
+    expires_at timestamptz NOT NULL      -- by the database's clock, never a host's
+)
 """,
 }
