@@ -100,6 +100,7 @@ class GuarddSection(_Section):
     stale_after: PositiveDuration = timedelta(minutes=5)
     max_event_cost: PositiveMoney = 1000 * 10**12
     instance: str | None = None  # this host's name in a shared store (§9); None: the host name
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object a line, for journald and log shippers
 
     @field_validator("timezone")
     @classmethod

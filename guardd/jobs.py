@@ -109,6 +109,7 @@ class Engine:
         at = await self._forward(now)
         for ev in await self.evaluator.evaluate_all(at, only):
             self.last[ev.name] = ev
+            _log_decision(ev)
         names = {b.name for b in self.config.budgets}
         self.last = {k: v for k, v in self.last.items() if k in names}
         evaluations = [self.last[b.name] for b in self.config.budgets if b.name in self.last]
@@ -334,3 +335,10 @@ class Engine:
             title = f"guardd: notifications to {channel.display} are failing"
             body = f"Since {now.isoformat()}: {error}\n\nMessages are kept and retried with backoff."
             await self.state.enqueue([Message(None, "warning", title, body, c.index, c.display) for c in others], now)
+
+
+def _log_decision(ev: BudgetEvaluation) -> None:
+    """At debug level (``-v``): what one evaluation decided for a budget, window by window."""
+    windows = ", ".join(f"{w.window.name} {w.percent:.1f}% {w.state}" for w in ev.windows)
+    ctx = {"budget": ev.name, "state": ev.state, "tripped": ev.tripped, "windows": windows}
+    log.debug("evaluated", extra={"ctx": ctx})

@@ -8,10 +8,13 @@ that slips into a message is masked anyway.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 from guardd.core.redact import redact_text
 
@@ -38,14 +41,37 @@ class _Formatter(logging.Formatter):
         return f"{stamp} {record.levelname.lower():7} {message}"
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line: ``ts`` (UTC), ``level``, ``logger``, ``message``, then the context keys."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")[:-4] + "Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": redact_text(record.getMessage()),
+        }
+        ctx = getattr(record, "ctx", None)
+        if isinstance(ctx, dict):
+            for key, value in ctx.items():
+                if key not in doc:
+                    doc[key] = redact_text(value) if isinstance(value, str) else value
+        if record.exc_info:
+            doc["exception"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
 def _quote(value: str) -> str:
-    return f'"{value}"' if (" " in value or not value) else value
+    return json.dumps(value, ensure_ascii=False) if (" " in value or '"' in value or not value) else value
 
 
-def setup(verbose: bool = False) -> None:
-    """Send guardd's logs to stderr (debug with ``verbose``)."""
+def setup(verbose: bool = False, fmt: str = "text") -> None:
+    """Send guardd's logs to stderr (debug with ``verbose``), as text lines or (``fmt="json"``) JSON objects."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(journal=bool(os.environ.get("JOURNAL_STREAM"))))
+    formatter: logging.Formatter = (
+        _JsonFormatter() if fmt == "json" else _Formatter(journal=bool(os.environ.get("JOURNAL_STREAM")))
+    )
+    handler.setFormatter(formatter)
     root = logging.getLogger("guardd")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

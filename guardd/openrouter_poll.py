@@ -116,6 +116,10 @@ class RemotePoller:
                 )
         for message, _ in errors:
             log.warning("OpenRouter poll failed: %s", message)
+        log.debug(
+            "polled OpenRouter",
+            extra={"ctx": {"keys": len(rows), "credits": credits is not None, "errors": len(errors)}},
+        )
         await self._prices(now)
 
     async def _keys(self, management_key: str, now: datetime) -> None:

@@ -149,7 +149,10 @@ class Tailer:
                 self.behind = True
                 break
             tracked = self.tracked[key]
-            results.extend(await self._read(tracked, go))
+            batches = await self._read(tracked, go)
+            results.extend(batches)
+            if batches:
+                _log_ingested(tracked.path, batches)
             if tracked.rotated_at is not None and time.monotonic() - tracked.last_growth > DRAIN_QUIET:
                 log.info("finished draining rotated ledger file", extra={"ctx": {"ledger": tracked.path}})
                 os.close(tracked.fd)
@@ -337,6 +340,16 @@ class Tailer:
         tracked.offset, tracked.events, tracked.quarantined, tracked.tail = 0, 0, 0, ""
         tracked.fp = fingerprint(tracked.fd) if size else None
         return results
+
+
+def _log_ingested(path: str, batches: list[BatchResult]) -> None:
+    ctx = {
+        "ledger": path,
+        "stored": sum(b.stored for b in batches),
+        "duplicates": sum(b.duplicates for b in batches),
+        "set_aside": sum(b.quarantined for b in batches),
+    }
+    log.debug("ingested ledger file", extra={"ctx": ctx})
 
 
 def _same_file(path: str, st: os.stat_result) -> bool:

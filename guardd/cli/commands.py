@@ -33,6 +33,10 @@ SET_ASIDE_WARNS_FOR = timedelta(hours=24)  # check is WARNING while a ledger set
 def load(args: Namespace) -> Config:
     global _said_defaults
     config = load_config(args.config)
+    if config.settings.guardd.log_format != "text":
+        from guardd import logs
+
+        logs.setup(args.verbose, config.settings.guardd.log_format)
     if config.path is None and not _said_defaults:
         print(
             f"guardd: no configuration file found; running on built-in defaults (state in {config.state_dir})",
