@@ -43,6 +43,7 @@ from guardd.config import Config, load_config
 from guardd.errors import ConfigError, GuarddError
 from guardd.evaluation import Evaluator
 from guardd.jobs import Engine
+from guardd.openrouter_steps import OpenRouterSteps
 from guardd.schedule import Timetable
 from guardd.worker import Step, Worker
 
@@ -74,8 +75,6 @@ class Daemon:
         self.stop = asyncio.Event()
         self.stopped_by: signal.Signals | None = None  # SIGINT (Ctrl-C) makes the exit code 130
         self.sd = Notifier()
-        self.remote: Any = None
-        self.checks: Any = None
         self.timetable: Timetable | None = None
         self.watch_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
@@ -83,12 +82,10 @@ class Daemon:
         self.lock: InstanceLock | None = None
         self._eval_full = False
         self._eval_series: set[int] = set()
-        self._fetch: asyncio.Task[None] | None = None
-        self._fetched_at: datetime | None = None
         self.worker = Worker(
             {
                 Step.INGEST: self._ingest_step,
-                Step.OPENROUTER: self._openrouter_step,
+                Step.OPENROUTER: lambda: self.openrouter.step(),
                 Step.EVALUATE: self._evaluate_step,
                 Step.DELIVER: self._deliver,
                 Step.DIGEST: self._digest,
@@ -98,6 +95,7 @@ class Daemon:
             self._after_step,
             POLL_BACKSTOP,
         )
+        self.openrouter = OpenRouterSteps(self.worker, self.request_evaluation)
         self._build(config)
 
     def _build(self, config: Config) -> None:
@@ -203,58 +201,11 @@ class Daemon:
 
     def setup_remote(self) -> None:
         """Create the OpenRouter poller, its checks and the key switch (when ``[openrouter]`` is configured)."""
-        if self.config.settings.openrouter is None:
-            return
-        from guardd.openrouter_checks import RemoteChecks
-        from guardd.openrouter_keys import KeySwitch
-        from guardd.openrouter_poll import RemotePoller
-
-        if self.remote is None:
-            self.remote = RemotePoller(self.config, self.store, self.events, dry_run=self.dry_run)
-        self.checks = RemoteChecks(self.config, self.store, self.events, self.engine)
-        self.engine.key_switch = KeySwitch(self.config, self.store, self.remote.client)
-
-    async def _openrouter_step(self) -> None:
-        """In the worker: run the checks on a finished fetch (balance, runway, drift), or start a fetch.
-
-        The fetch itself — HTTP with timeouts, retries and ``Retry-After`` waits, then snapshot rows written in
-        their own transactions — runs beside the worker, so an OpenRouter outage never holds up ingestion or
-        evaluation; the store serialises its transactions with the worker's, and every decision on what it
-        fetched (the checks, the evaluation of OpenRouter-sourced budgets) is made here, in turn."""
-        if self.remote is None:
-            return
-        if self._fetched_at is not None:
-            now, self._fetched_at = self._fetched_at, None
-            await self.checks.run(now)
-            self.request_evaluation()
-        elif self._fetch is None or self._fetch.done():
-            self._fetch = asyncio.create_task(self._fetch_openrouter(), name="openrouter-fetch")
-
-    async def _fetch_openrouter(self) -> None:
-        now = datetime.now(UTC)
-        try:
-            await self.remote.poll(now)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.worker.failures.failed("openrouter fetch", exc)
-            return
-        self.worker.failures.succeeded("openrouter fetch")
-        self._fetched_at = now
-        self.worker.request(Step.OPENROUTER)
-
-    async def _stop_fetch(self) -> None:
-        if self._fetch is not None and not self._fetch.done():
-            self._fetch.cancel()
-            await asyncio.wait({self._fetch}, timeout=SHUTDOWN_TIMEOUT)
-        self._fetch = None
+        self.openrouter.setup(self.config, self.store, self.events, self.engine, self.dry_run)
 
     async def poll_openrouter(self) -> None:
         """Poll OpenRouter and run the checks, inline (``run --once``)."""
-        if self.remote is not None:
-            now = datetime.now(UTC)
-            await self.remote.poll(now)
-            await self.checks.run(now)
+        await self.openrouter.poll_inline()
 
     async def once(self) -> None:
         await self.evaluator.refresh_series()
@@ -317,7 +268,7 @@ class Daemon:
         if running:
             log.info("stopping the running step (its open transaction rolls back; nothing committed is lost)")
             worker.cancel()
-        await self._stop_fetch()
+        await self.openrouter.stop_fetch()
         if self.web is not None:
             await self.web.stop()
         tasks += [worker, self.watch_task, first]
@@ -416,10 +367,7 @@ class Daemon:
             if http is None or http.listen != self.config.settings.http.listen:  # type: ignore[union-attr]
                 log.warning("[http] listen changed or was removed: that takes a restart (the token applies now)")
         self.tailer.close()
-        if self.remote is not None:
-            await self._stop_fetch()
-            await self.remote.aclose()  # keys, base_url or timeout may have changed
-            self.remote = None
+        await self.openrouter.aclose()  # keys, base_url or timeout may have changed
         self._build(config)
         self._schedule()
         if self.watch_task is not None:  # watched folders follow the new ledgers
@@ -462,6 +410,5 @@ async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: b
                 await daemon.serve()
         finally:
             daemon.tailer.close()
-            if daemon.remote is not None:
-                await daemon.remote.aclose()
+            await daemon.openrouter.aclose()
     return 130 if daemon.stopped_by == signal.SIGINT else 0

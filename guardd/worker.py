@@ -14,7 +14,7 @@ The stop flag is checked between steps (and by ingestion between batches), so SI
 batch, even in the middle of a large backlog. One exception to "all work in the worker", for liveness: the HTTP
 fetches of an OpenRouter poll run beside it (an outage's timeouts and retries must not hold up ingestion); their
 snapshot writes are store transactions, serialised with the worker's by the store, and the decisions taken on
-them (the OpenRouter checks, evaluation) run in the worker's ``openrouter poll`` step.
+them (the OpenRouter checks, evaluation) run in the worker's ``openrouter poll`` step (:mod:`guardd.openrouter_steps`).
 """
 
 from __future__ import annotations
