@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from guardd.errors import AlreadyRunning
+from guardd.errors import AlreadyRunning, StoreError
 
 LOCK_NAME = "guardd.lock"
 RECORD_BYTES = 4096
@@ -53,10 +53,14 @@ class InstanceLock:
 
     @classmethod
     def acquire(cls, state_dir: Path) -> InstanceLock:
-        """Take the lock of ``state_dir``; raise :class:`AlreadyRunning` naming the holder's pid when it is held."""
-        state_dir.mkdir(parents=True, exist_ok=True)
+        """Take the lock of ``state_dir``; raise :class:`AlreadyRunning` naming the holder's pid when it is held,
+        :class:`StoreError` when the lock file cannot be opened."""
         path = state_dir / LOCK_NAME
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
         for attempt in range(_ATTEMPTS):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,0 +1,36 @@
+"""The state lock in-process: one holder, a readable record, and guardd's own errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from guardd.adapters.instance_lock import InstanceLock, read_record
+from guardd.errors import AlreadyRunning, StoreError
+
+
+def test_a_held_lock_refuses_a_second_holder_and_names_the_first_pid(tmp_path: Path):
+    lock = InstanceLock.acquire(tmp_path)
+    try:
+        with pytest.raises(AlreadyRunning, match=rf"another guardd \(pid \d+\) is running on {tmp_path}"):
+            InstanceLock.acquire(tmp_path)
+    finally:
+        lock.release()
+    InstanceLock.acquire(tmp_path).release()
+
+
+def test_the_record_says_what_the_holder_last_recorded_and_nothing_once_released(tmp_path: Path):
+    lock = InstanceLock.acquire(tmp_path)
+    lock.record("cannot write the state database: database or disk is full")
+    record = read_record(tmp_path)
+    assert (record.running, record.store_ok) == (True, False)
+    assert record.store_error is not None and "disk is full" in record.store_error
+    lock.release()
+    assert read_record(tmp_path).store_ok is None
+
+
+def test_a_lock_file_that_cannot_be_created_is_a_store_error(tmp_path: Path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(StoreError, match="lock file"):
+        InstanceLock.acquire(tmp_path / "a-file")
