@@ -152,9 +152,11 @@ class Worker:
                 future.cancel()
                 raise
             except Exception as exc:
-                future.set_exception(exc)
+                if not future.done():  # the caller may have given up while its work ran: nobody to tell
+                    future.set_exception(exc)
             else:
-                future.set_result(result)
+                if not future.done():
+                    future.set_result(result)
             finally:
                 self.after_step()
         for step in ORDER:

@@ -84,3 +84,31 @@ async def test_outside_work_is_refused_once_the_daemon_stops():
     stop.set()
     with pytest.raises(GuarddError, match="stopping"):
         await worker_with({}, stop).run_exclusive(lambda: asyncio.sleep(0))
+
+
+async def test_a_caller_that_gives_up_while_its_work_runs_does_not_stop_the_worker():
+    started, release = asyncio.Event(), asyncio.Event()
+    ingested = asyncio.Event()
+
+    async def slow() -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    async def ingest() -> None:
+        ingested.set()
+
+    stop = asyncio.Event()
+    worker = worker_with({Step.INGEST: ingest}, stop)
+    runner = asyncio.create_task(worker.run())
+    caller = asyncio.create_task(worker.run_exclusive(slow))
+    await asyncio.wait_for(started.wait(), 5)
+    caller.cancel()  # an HTTP client hung up, or a reload was cancelled, while its work was running
+    await asyncio.sleep(0)
+    release.set()
+    worker.request(Step.INGEST)
+    await asyncio.wait_for(ingested.wait(), 5)
+    assert not runner.done()
+    stop.set()
+    worker.request(Step.INGEST)
+    await asyncio.wait_for(runner, 5)
