@@ -74,6 +74,7 @@ class Daemon:
         self.state = StateStore(store)
         self.stop = asyncio.Event()
         self.stopped_by: signal.Signals | None = None  # SIGINT (Ctrl-C) makes the exit code 130
+        self.worker_error: BaseException | None = None  # set when the worker ends without being asked to
         self.sd = Notifier()
         self.timetable: Timetable | None = None
         self.watch_task: asyncio.Task[None] | None = None
@@ -239,6 +240,7 @@ class Daemon:
         scheduler.start()
         self.watch_task = asyncio.create_task(self._watch(), name="watch")
         worker = asyncio.create_task(self.worker.run(), name="worker")
+        worker.add_done_callback(self._worker_ended)
         tasks: list[asyncio.Task[Any]] = []
         interval = self.sd.watchdog_interval()
         if interval:
@@ -278,6 +280,18 @@ class Daemon:
         if pending:
             log.warning("shutdown timed out; %d task(s) abandoned", len(pending))
         self.tailer.close()
+        if self.worker_error is not None:
+            raise GuarddError(f"the worker stopped unexpectedly: {self.worker_error}") from self.worker_error
+
+    def _worker_ended(self, task: asyncio.Task[None]) -> None:
+        """The worker ends only when asked to. If it ends otherwise (a bug), nothing would be ingested, evaluated
+        or sent while the process, its watchdog pings and its HTTP service looked alive: stop the daemon instead,
+        so that it exits 1 and the service manager restarts it."""
+        if self.stop.is_set() or task.cancelled():
+            return
+        self.worker_error = task.exception() or RuntimeError("it returned")
+        log.critical("the worker stopped unexpectedly (%r); stopping guardd", self.worker_error)
+        self.stop.set()
 
     def _schedule(self) -> None:
         """(Re)build the periodic jobs from the configuration (and the OpenRouter poller they drive)."""
@@ -312,7 +326,7 @@ class Daemon:
             log.warning("file notifications unavailable (%s); polling every %ss", exc, POLL_BACKSTOP)
 
     async def _watchdog(self, interval: float) -> None:
-        while True:
+        while self.worker_error is None:
             self.sd.send("WATCHDOG=1")
             await asyncio.sleep(interval)
 
