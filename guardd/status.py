@@ -15,7 +15,7 @@ from guardd.config import Config
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.health import HealthEvaluation
-from guardd.core.money import format_json
+from guardd.core.money import format_json, format_perf
 from guardd.core.periods import format_duration
 from guardd.core.spike import SpikeEvaluation
 from guardd.core.switch_read import Liveness, liveness, read_document
@@ -252,9 +252,9 @@ def check_result(
             problems.append(f"{ev.name} {ev.state}")
         for w in ev.windows:
             warn_pct = min(ev.budget.warn_at, default=None)
-            warn = format_json(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
+            warn = format_perf(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
             label = f"{ev.name}_{w.window.name}".replace("'", "")
-            perf.append(f"'{label}'={format_json(w.spent)};{warn};{format_json(w.limit)};0")
+            perf.append(f"'{label}'={format_perf(w.spent)};{warn};{format_perf(w.limit)};0")
     for hev in health or []:
         if hev.state == "warning":
             codes.add(1)

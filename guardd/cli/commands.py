@@ -233,7 +233,7 @@ async def cmd_report(args: Namespace) -> int:
 
 async def cmd_killswitch(args: Namespace) -> int:
     async with opened(args) as ctx:
-        now = datetime.now(UTC)
+        now = datetime.now(UTC).replace(microsecond=0)  # an override's times are read by people, to the second
         if args.action != "show":
             scope = args.budget or GLOBAL_SCOPE
             if args.budget:
@@ -243,8 +243,11 @@ async def cmd_killswitch(args: Namespace) -> int:
                 raise UsageError("--for must be longer than 0s")
             await _manual(ctx, args.action, scope, until, args.reason, now)
         doc = killswitch.read(ctx.config.killswitch_path)
-    if args.json or args.action == "show":
-        print(json.dumps(doc, indent=2) if doc else "no kill-switch file yet (the daemon has not run)")
+    if args.json:
+        print(json.dumps(doc, indent=2) if doc else "null")
+    elif args.action == "show":
+        lines = render.switch_lines(doc, ctx.config.settings.guardd.timezone) if doc else []
+        print("\n".join(lines) or "no kill-switch file yet (the daemon has not run)")
     return 0
 
 
@@ -264,7 +267,7 @@ async def _manual(ctx: Context, action: str, scope: str, until: datetime | None,
 
 async def cmd_silence(args: Namespace) -> int:
     async with opened(args) as ctx:
-        now = datetime.now(UTC)
+        now = datetime.now(UTC).replace(microsecond=0)  # what people read back (history, list) is to the second
         if args.action == "add":
             if not args.budget or args.duration is None:
                 raise UsageError("silence add needs --budget NAME and --for DURATION")
@@ -274,7 +277,7 @@ async def cmd_silence(args: Namespace) -> int:
                 raise UsageError("--for must be longer than 0s")
             until = now + args.duration
             sid = await ctx.state.add_silence(args.budget, until, args.reason, who(), now)
-            print(f"silence {sid}: {args.budget} muted until {until.astimezone(ctx.config.zone).isoformat()}")
+            print(f"silence {sid}: {args.budget} muted until {render.when(until.isoformat(), str(ctx.config.zone))}")
         elif args.action == "remove":
             if args.id is None:
                 raise UsageError("silence remove needs the silence ID (see guardd silence list)")
@@ -296,7 +299,7 @@ async def cmd_silence(args: Namespace) -> int:
             elif not rows:
                 print("no active silences")
             for i, b, u, r, w in rows if not args.json else []:
-                print(f"{i}\t{b}\tuntil {u.astimezone(ctx.config.zone).isoformat()}\tby {w}\t{r}")
+                print(f"{i}\t{b}\tuntil {render.when(u.isoformat(), str(ctx.config.zone))}\tby {w}\t{r}")
     return 0
 
 
@@ -355,7 +358,8 @@ async def cmd_history(args: Namespace) -> int:
         print(json.dumps(entries, indent=2))
     else:
         for e in entries:
-            print(f"{e['at']}  {e['kind']:9} {e['budget'] or '-':16} {e['detail']}")
+            at = render.when(e["at"], ctx.config.settings.guardd.timezone)
+            print(f"{at}  {e['kind']:9} {e['budget'] or '-':16} {e['detail']}")
         if not entries:
             print("no history yet")
     return 0

@@ -9,16 +9,37 @@ from zoneinfo import ZoneInfo
 from guardd.core.money import format_human, parse_money
 
 
+def switch_lines(switch: dict[str, Any], zone: str) -> list[str]:
+    """The kill-switch document (contract §3) for people: open or tripped, each tripped scope and why, overrides."""
+    tripped = [(n, s) for n, s in switch.get("scopes", {}).items() if s.get("tripped")]
+    state = "TRIPPED" if tripped or switch.get("tripped") else "open"
+    lines = [f"kill-switch: {state} (heartbeat {when(switch.get('heartbeat_at'), zone)})"]
+    for name, scope in tripped:
+        until = when(scope.get("until"), zone) if scope.get("until") else "manual release"
+        lines.append(f"  {name}: {scope.get('reason')} until {until}")
+    for name, scope in switch.get("scopes", {}).items():
+        if scope.get("override"):
+            ov = scope["override"]
+            until = when(ov["until"], zone) if ov.get("until") else "changed by hand"
+            lines.append(
+                f"  {name}: override {ov['state']} by {ov['by']} until {until}: {ov.get('reason') or 'no reason'}"
+            )
+    return lines
+
+
 def plural(count: int, noun: str) -> str:
     """``1 event``, ``2 events``."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def _when(text: str | None, zone: str) -> str:
+def when(text: str | None, zone: str) -> str:
     """An RFC 3339 time for people: in the configured ``zone``, to the second."""
     if not text:
         return "never"
-    return datetime.fromisoformat(text).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromisoformat(text).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return text
 
 
 def _bar(percent: float, width: int = 20) -> str:
@@ -31,16 +52,21 @@ def _money(text: str | None) -> str:
 
 
 def status_text(doc: dict[str, Any]) -> str:
+    zone = doc["timezone"]
+
+    def local(text: str | None) -> str:
+        return when(text, zone)
+
     lines = []
     guard = doc.get("guard") or {}
     if not guard.get("alive", True):
         heartbeat = guard.get("heartbeat_at")
-        when = datetime.fromisoformat(heartbeat).replace(microsecond=0).isoformat() if heartbeat else "unknown"
-        lines += [f"GUARD DOWN: guardd is not running (last heartbeat {when}): {guard.get('reason')}", ""]
+        last = local(heartbeat) if heartbeat else "unknown"
+        lines += [f"GUARD DOWN: guardd is not running (last heartbeat {last}): {guard.get('reason')}", ""]
     store = doc.get("store") or {}
     if store.get("ok") is False:
-        lines += [f"STORE FAILING since {store.get('since')}: {store.get('error')} (guardd keeps running)", ""]
-    lines += [f"guardd status at {doc['generated_at']} ({doc['timezone']})", ""]
+        lines += [f"STORE FAILING since {local(store.get('since'))}: {store.get('error')} (guardd keeps running)", ""]
+    lines += [f"guardd status at {local(doc['generated_at'])} ({zone})", ""]
     if not doc["budgets"]:
         lines.append("no budgets configured")
     for b in doc["budgets"]:
@@ -49,11 +75,14 @@ def status_text(doc: dict[str, Any]) -> str:
         for w in b["windows"]:
             reset = datetime.fromisoformat(w["end"]).strftime("%a %d %b %H:%M")
             forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""
-            unpriced = f"  {w['unpriced_events']} unpriced" if w["unpriced_events"] else ""
+            unpriced = f"  {plural(w['unpriced_events'], 'unpriced event')}" if w["unpriced_events"] else ""
             partial = "  (partial)" if w.get("partial") else ""
+            state = w["state"]
+            if state == "warning" and not w.get("thresholds_crossed") and w.get("forecast"):
+                state = "warning (forecast)"  # no threshold crossed yet: the projection to the window's end did it
             lines.append(
                 f"  {w['window']:<12} {_bar(w['percent'])} {w['percent']:6.1f}%  {_money(w['spent']):>10} of "
-                f"{_money(w['limit']):<9} {w['state']:<8} resets {reset}{forecast}{unpriced}{partial}"
+                f"{_money(w['limit']):<9} {state:<8} resets {reset}{forecast}{unpriced}{partial}"
             )
         spike = b.get("spike")
         if spike:
@@ -79,16 +108,9 @@ def status_text(doc: dict[str, Any]) -> str:
     elif not switch:
         lines.append("kill-switch: no file yet (the daemon has not run)")
     else:
-        tripped = [(n, s) for n, s in switch.get("scopes", {}).items() if s.get("tripped")]
-        lines.append(f"kill-switch: {'TRIPPED' if tripped else 'open'} (heartbeat {switch.get('heartbeat_at')})")
-        for name, scope in tripped:
-            lines.append(f"  {name}: {scope.get('reason')} until {scope.get('until') or 'manual release'}")
-        for name, scope in switch.get("scopes", {}).items():
-            if scope.get("override"):
-                ov = scope["override"]
-                lines.append(f"  {name}: override {ov['state']} by {ov['by']} until {ov['until'] or 'changed'}")
+        lines += switch_lines(switch, zone)
     for s in doc.get("silences", []):
-        lines.append(f"silence {s['id']}: {s['budget']} until {s['until']} ({s['reason'] or 'no reason'})")
+        lines.append(f"silence {s['id']}: {s['budget']} until {local(s['until'])} ({s['reason'] or 'no reason'})")
     if doc.get("ledgers"):
         lines += ["", "ledgers:"]
         for lg in doc["ledgers"]:
@@ -98,14 +120,14 @@ def status_text(doc: dict[str, Any]) -> str:
             )
             lines.append(
                 f"  {lg['path']}: {plural(lg['events'], 'event')}, {aside}, "
-                f"offset {lg['offset']}/{lg['size']}, last event {_when(lg['last_event_at'], doc['timezone'])}"
+                f"offset {lg['offset']}/{lg['size']}, last event {local(lg['last_event_at'])}"
             )
     remote = doc.get("openrouter")
     if remote:
         stale = " STALE" if remote.get("stale") else ""
         lines += [
             "",
-            f"openrouter{stale}: balance {_money(remote.get('balance'))}, fetched {remote.get('fetched_at')}"
+            f"openrouter{stale}: balance {_money(remote.get('balance'))}, fetched {local(remote.get('fetched_at'))}"
             + (f" — {remote.get('error')}" if remote.get("error") else ""),
         ]
         for key in remote.get("keys", []):
@@ -116,7 +138,8 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("notifiers"):
         lines += ["", "notifiers:"]
         for n in doc["notifiers"]:
-            health = "ok" if n["ok"] else f"FAILING since {n['failing_since']}: {n['last_error']}"
+            error = str(n["last_error"] or "").removeprefix(f"{n['url']}: ")  # the URL is said once, first
+            health = "ok" if n["ok"] else f"FAILING since {local(n['failing_since'])}: {error}"
             lines.append(f"  {n['url']}: {health}")
     else:
         lines += ["", "notifiers: none (alerts go to the log)"]
@@ -127,7 +150,8 @@ def status_text(doc: dict[str, Any]) -> str:
 
 def report_text(doc: dict[str, Any]) -> str:
     """Spend per group, with each group's requests, errors, 429s and last use (a key pool's usage view)."""
-    lines = [f"spend by {doc['by']} from {doc['since']} to {doc['until']} ({doc['timezone']})", ""]
+    since, until = when(doc["since"], doc["timezone"]), when(doc["until"], doc["timezone"])
+    lines = [f"spend by {doc['by']} from {since} to {until} ({doc['timezone']})", ""]
     width = max([len(str(r["group"])) for r in doc["rows"]] + [5])
     lines.append(f"  {'':<{width}}  {'spend':>12}  {'requests':>9}  {'errors':>7}  {'429s':>6}  last used")
     for row in doc["rows"]:

@@ -72,8 +72,8 @@ def format_json(amount: Money, min_places: int = 2) -> str:
 
 
 def format_human(amount: Money) -> str:
-    """Return ``amount`` for people: ``$1.23``, ``$1,234.50``; small amounts keep 3 significant digits
-    (``$0.00123``) so that a cheap request does not read as ``$0.00``."""
+    """Return ``amount`` for people: ``$1.23``, ``$1,234.50``; amounts under a cent keep 4 significant digits
+    (``$0.001235``) so that a cheap request does not read as ``$0.00``."""
     sign = "-" if amount < 0 else ""
     value = abs(amount)
     if value == 0:
@@ -82,11 +82,18 @@ def format_human(amount: Money) -> str:
         cents = (value + UNITS_PER_USD // 200) // (UNITS_PER_USD // 100)
         return f"{sign}${cents // 100:,}.{cents % 100:02d}"
     dec = to_decimal(value).normalize()
-    # three significant digits for sub-cent amounts
+    # four significant digits for sub-cent amounts
     exponent = dec.adjusted()
-    places = min(12, 2 - exponent)
+    places = min(12, 3 - exponent)
     text = f"{dec.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}".rstrip("0")
     return f"{sign}${text}"
+
+
+def format_perf(amount: Money) -> str:
+    """Return ``amount`` for monitoring perfdata: a decimal with at most 6 places (half-even), ``"0.000123"``."""
+    step = UNITS_PER_USD // 10**6
+    rounded = to_decimal(amount).quantize(Decimal(1).scaleb(-6), rounding=ROUND_HALF_EVEN)
+    return format_json(int(rounded * UNITS_PER_USD) // step * step, min_places=0) if amount else "0"
 
 
 def percent(spent: Money, limit: Money) -> float:

@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guardd.core.money import UNITS_PER_USD, MoneyError, format_human, format_json, parse_money, percent
+from guardd.core.money import (
+    UNITS_PER_USD,
+    MoneyError,
+    format_human,
+    format_json,
+    format_perf,
+    parse_money,
+    percent,
+)
 
 
 @pytest.mark.parametrize(
@@ -42,6 +50,13 @@ def test_json_format_round_trips_every_amount(amount):
 def test_human_format_keeps_small_amounts_readable():
     assert format_human(parse_money("1234.5")) == "$1,234.50"
     assert format_human(parse_money("0.00123")) == "$0.00123"
+    assert format_human(parse_money("0.00123456")) == "$0.001235"
+
+
+def test_perfdata_money_has_at_most_six_places():
+    assert format_perf(parse_money("0.0000001234567")) == "0"
+    assert format_perf(parse_money("1.2345675")) == "1.234568"
+    assert format_perf(parse_money("5.00")) == "5"
 
 
 def test_percent_of_the_limit_is_exact_at_the_limit():

@@ -1,0 +1,66 @@
+"""Output for people: local times to the second, money rounded for eyes (exact in JSON), plurals, no raw JSON."""
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+MICROSECONDS = re.compile(r"\d\d:\d\d:\d\d\.\d+")
+
+
+def setup(tmp_path: Path, cost: str = "0.0000001234567") -> Path:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = {"ts": now, "id": "g1", "model": "m", "cost": cost}
+    (tmp_path / "usage.jsonl").write_text(json.dumps(line) + "\n")
+    cfg = tmp_path / "guardd.toml"
+    cfg.write_text(
+        "[guardd]\nstate_dir = 'state'\ntimezone = 'America/New_York'\n[[ledgers]]\npath = 'usage.jsonl'\n"
+        "[[budgets]]\nname = 'b'\ndaily = 5\n"
+    )
+    return cfg
+
+
+def test_status_for_people_has_local_times_to_the_second_and_plurals(run_guardd, tmp_path):
+    cfg = setup(tmp_path)
+    run_guardd("run", "--once", "-c", str(cfg))
+    run_guardd("silence", "add", "--budget", "b", "--for", "1h", "-c", str(cfg))
+    out = run_guardd("status", "-c", str(cfg)).stdout
+    assert not MICROSECONDS.search(out), out
+    assert "+00:00" not in out and "Z)" not in out, out
+    assert "1 event," in out and "1 events" not in out, out
+
+
+def test_status_is_not_coloured_when_piped(run_guardd, tmp_path):
+    cfg = setup(tmp_path)
+    run_guardd("run", "--once", "-c", str(cfg))
+    assert "\x1b[" not in run_guardd("status", "-c", str(cfg)).stdout
+
+
+def test_killswitch_show_is_for_people_unless_json_is_asked(run_guardd, tmp_path):
+    cfg = setup(tmp_path)
+    run_guardd("killswitch", "trip", "--budget", "b", "--reason", "test", "-c", str(cfg))
+    human = run_guardd("killswitch", "show", "-c", str(cfg)).stdout
+    assert not human.lstrip().startswith("{") and "TRIPPED" in human and "test" in human, human
+    assert not MICROSECONDS.search(human)
+    assert json.loads(run_guardd("killswitch", "show", "--json", "-c", str(cfg)).stdout)["tripped"] is True
+
+
+def test_history_for_people_has_times_to_the_second(run_guardd, tmp_path):
+    cfg = setup(tmp_path)
+    run_guardd("silence", "add", "--budget", "b", "--for", "1h", "-c", str(cfg))
+    out = run_guardd("history", "-c", str(cfg)).stdout
+    assert out.strip() and not MICROSECONDS.search(out), out
+
+
+def test_perfdata_has_at_most_six_decimals(run_guardd, tmp_path):
+    cfg = setup(tmp_path)
+    run_guardd("run", "--once", "-c", str(cfg))
+    line = run_guardd("check", "-c", str(cfg)).stdout
+    values = re.findall(r"=([-\d.]+);", line)
+    assert values and all(len(v.partition(".")[2]) <= 6 for v in values), line
+
+
+def test_money_under_a_cent_has_four_significant_digits(run_guardd, tmp_path):
+    cfg = setup(tmp_path, cost="0.00123456")
+    run_guardd("run", "--once", "-c", str(cfg))
+    assert "$0.001235" in run_guardd("status", "-c", str(cfg)).stdout
