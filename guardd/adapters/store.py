@@ -258,7 +258,7 @@ class Store:
                 await self.conn.execute(f"PRAGMA user_version = {target}")
                 await self.conn.execute("COMMIT")
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()  # an interrupt may land where no transaction is open: nothing to undo then
                 raise
 
     @asynccontextmanager
