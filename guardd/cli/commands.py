@@ -18,7 +18,7 @@ from guardd.adapters import killswitch
 from guardd.adapters.events_store import EventStore
 from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
-from guardd.cli import render
+from guardd.cli import paint, render
 from guardd.config import Config, load_config
 from guardd.core.switch import GLOBAL_SCOPE
 
@@ -115,7 +115,7 @@ async def cmd_status(args: Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
-        print(render.status_text(doc))
+        paint.emit(render.status_text(doc))
     return 0
 
 
@@ -227,7 +227,7 @@ async def cmd_report(args: Namespace) -> int:
             group = "null" if row["group"] is None else row["group"]
             writer.writerow([group, row["spent"], row["events"], row["errors"], row["rate_limited"], row["last_at"]])
     else:
-        print(render.report_text(doc))
+        paint.emit(render.report_text(doc))
     return 0
 
 
@@ -247,7 +247,7 @@ async def cmd_killswitch(args: Namespace) -> int:
         print(json.dumps(doc, indent=2) if doc else "null")
     elif args.action == "show":
         lines = render.switch_lines(doc, ctx.config.settings.guardd.timezone) if doc else []
-        print("\n".join(lines) or "no kill-switch file yet (the daemon has not run)")
+        paint.emit("\n".join(lines) or "no kill-switch file yet (the daemon has not run)")
     return 0
 
 

@@ -64,3 +64,35 @@ def test_money_under_a_cent_has_four_significant_digits(run_guardd, tmp_path):
     cfg = setup(tmp_path, cost="0.00123456")
     run_guardd("run", "--once", "-c", str(cfg))
     assert "$0.001235" in run_guardd("status", "-c", str(cfg)).stdout
+
+
+def _on_a_terminal(args: list[str], cwd: Path, extra_env: dict[str, str]) -> str:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main, child = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUARDD_", "NO_COLOR"))} | extra_env
+    env["TERM"] = "xterm-256color"
+    proc = subprocess.Popen([sys.executable, "-m", "guardd", *args], stdout=child, stderr=child, cwd=cwd, env=env)
+    os.close(child)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(60)
+    os.close(main)
+    return out.decode("utf-8", "replace")
+
+
+def test_status_is_coloured_on_a_terminal_unless_no_color_is_set(run_guardd, tmp_path):
+    cfg = setup(tmp_path)
+    run_guardd("run", "--once", "-c", str(cfg))
+    assert "\x1b[" in _on_a_terminal(["status", "-c", str(cfg)], tmp_path, {})
+    assert "\x1b[" not in _on_a_terminal(["status", "-c", str(cfg)], tmp_path, {"NO_COLOR": "1"})
