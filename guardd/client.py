@@ -3,6 +3,7 @@
 - :class:`KillSwitch` reads the switch file (contract §3) and answers ``check()`` in microseconds: it re-reads the
   file only when its ``stat`` changes. Given an ``http(s)://`` URL of guardd's HTTP service instead of a path, it
   keeps the last document and refreshes it at most once a second with a conditional request (``If-None-Match``).
+  It lives in :mod:`guardd.client_switch`, with the dead-guard policy.
 - :class:`LedgerWriter` appends one canonical ledger line per request, safely from many processes at once (one
   ``write`` of the whole line under an advisory lock).
 - :class:`GuardedTransport` / :class:`AsyncGuardedTransport` wrap an httpx transport: before a request to a
@@ -18,7 +19,7 @@ With the OpenAI SDK (openai 3.x uses ``httpx2``, openai 1.x/2.x ``httpx``; pass 
 
     import httpx2, openai
     from guardd.client import GuardedTransport, KillSwitch, LedgerWriter
-    guard = GuardedTransport(KillSwitch("/var/lib/guardd/killswitch.json", budgets=["team-search"]),
+    guard = GuardedTransport(KillSwitch("/run/guardd/killswitch.json", budgets=["team-search"]),
                              LedgerWriter("/var/log/llm/usage.jsonl", labels={"team": "search"}),
                              inner=httpx2.HTTPTransport())
     client = openai.OpenAI(base_url="https://openrouter.ai/api/v1", http_client=httpx2.Client(transport=guard))
@@ -31,188 +32,16 @@ import importlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from guardd.client_switch import BudgetExceeded, KillSwitch
+
 __all__ = ["AsyncGuardedTransport", "BudgetExceeded", "GuardedTransport", "KillSwitch", "LedgerWriter"]
 
 COMPLETION_PATHS = ("/chat/completions", "/completions", "/responses", "/messages", "/embeddings")
-
-
-class BudgetExceeded(RuntimeError):
-    """A request was refused because a budget's kill-switch is tripped (or its headroom is too small)."""
-
-    def __init__(self, message: str, scope: str | None = None, until: str | None = None) -> None:
-        super().__init__(message)
-        self.scope = scope
-        self.until = until
-
-
-class KillSwitch:
-    """The switch file as a client sees it.
-
-    ``budgets`` limits the check to those scopes (the global ``*`` scope always counts); ``max_age`` (seconds)
-    treats a heartbeat older than that as a dead guard, which blocks only when ``fail_closed`` is set. A missing
-    or unreadable file blocks only when ``fail_closed`` is set.
-
-    ``path`` may also be the URL of guardd's ``/v1/killswitch`` (``http://guard:9787/v1/killswitch``, or just the
-    service's base URL). Then ``check()`` answers from the last document it fetched, and at most once every
-    ``refresh`` seconds (default 1) it first asks again with ``If-None-Match`` — a 304 costs no body and brings
-    the current heartbeat in the ``Guardd-Heartbeat-At`` header. The request is made inside that one ``check()``
-    (``timeout`` seconds at most, default 2), so no thread is started. A failed request keeps the last document:
-    its heartbeat then ages, and ``max_age``/``fail_closed`` decide as for a file; before any success the guard
-    counts as missing. GETs need no token.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        budgets: Iterable[str] | None = None,
-        max_age: float | None = None,
-        fail_closed: bool = False,
-        refresh: float = 1.0,
-        timeout: float = 2.0,
-    ) -> None:
-        self.path = os.fspath(path)
-        self._remote = _RemoteSwitch(self.path, refresh, timeout) if _is_url(self.path) else None
-        self.budgets = None if budgets is None else frozenset(budgets)
-        self.max_age = max_age
-        self.fail_closed = fail_closed
-        self._stat: tuple[int, int, int] | None = None
-        self._doc: dict[str, Any] | None = None
-        self._error: str | None = None
-        self._heartbeat: float | None = None
-        self._relevant: list[tuple[str, dict[str, Any]]] = []
-        self._relevant_of: dict[str, Any] | None = None
-
-    def close(self) -> None:
-        """Close the HTTP connection of a remote switch (nothing to do for a file)."""
-        if self._remote is not None:
-            self._remote.http.close()
-
-    def __enter__(self) -> KillSwitch:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def status(self) -> dict[str, Any] | None:
-        """Return the current switch document (None when there is none or it cannot be read)."""
-        self._refresh()
-        return self._doc
-
-    def _refresh(self) -> None:
-        if self._remote is not None:
-            if time.monotonic() < self._remote.next_at:
-                return
-            self._doc, self._error, heartbeat = self._remote.fetch(self._doc)
-            if heartbeat is not None:
-                self._heartbeat = _epoch(heartbeat)
-            return
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            self._stat, self._doc, self._error = None, None, f"no kill-switch file at {self.path} ({exc.strerror})"
-            return
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key == self._stat:
-            return
-        try:
-            with open(self.path, encoding="utf-8") as handle:
-                doc = json.load(handle)
-            heartbeat = doc.get("heartbeat_at")
-            self._heartbeat = _epoch(heartbeat) if heartbeat else None
-            self._doc, self._error, self._stat = doc, None, key
-        except (OSError, ValueError, AttributeError) as exc:
-            self._doc, self._error, self._stat = None, f"unreadable kill-switch file {self.path}: {exc}", None
-
-    def check(self, estimate: float | Decimal | str | None = None) -> None:
-        """Return if a request may proceed; raise :class:`BudgetExceeded` if not.
-
-        ``estimate`` (USD) is compared with each relevant scope's ``headroom``.
-        """
-        self._refresh()
-        doc = self._doc
-        if doc is None:
-            if self.fail_closed:
-                raise BudgetExceeded(self._error or "no kill-switch file")
-            return
-        stale = self._heartbeat is None or time.time() - self._heartbeat > (self.max_age or 0)
-        if self.max_age is not None and self.fail_closed and stale:
-            raise BudgetExceeded(f"guardd's heartbeat is older than {self.max_age:g}s; failing closed")
-        if doc is not self._relevant_of:  # a new document: pick the scopes this client cares about once
-            scopes = doc.get("scopes") or {}
-            budgets = self.budgets
-            self._relevant = [
-                (name, scope) for name, scope in scopes.items() if budgets is None or name == "*" or name in budgets
-            ]
-            self._relevant_of = doc
-        want = None if estimate is None else Decimal(str(estimate))
-        for name, scope in self._relevant:
-            if scope.get("tripped"):
-                raise BudgetExceeded(
-                    f"budget {name!r} is over its limit: {scope.get('reason')}"
-                    + (f" (until {scope['until']})" if scope.get("until") else " (until released)"),
-                    name,
-                    scope.get("until"),
-                )
-            headroom = scope.get("headroom")
-            if want is not None and headroom is not None and want > Decimal(headroom):
-                raise BudgetExceeded(
-                    f"estimated ${want} does not fit budget {name!r} (headroom ${scope['headroom']})",
-                    name,
-                    scope.get("until"),
-                )
-
-
-def _epoch(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def _is_url(text: str) -> bool:
-    return text.startswith(("http://", "https://"))
-
-
-class _RemoteSwitch:
-    """The switch document over HTTP, fetched conditionally at most once per ``refresh`` seconds."""
-
-    def __init__(self, url: str, refresh: float, timeout: float) -> None:
-        import httpx
-
-        self.url = url if url.rstrip("/").endswith("/v1/killswitch") else url.rstrip("/") + "/v1/killswitch"
-        self.refresh = refresh
-        self.next_at = 0.0
-        self.etag: str | None = None
-        self.http = httpx.Client(timeout=timeout, headers={"Accept": "application/json"})
-
-    def fetch(self, doc: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None, str | None]:
-        """Return ``(document, error, heartbeat_at)``: the new document, or ``doc`` when unchanged or unreachable."""
-        import httpx
-
-        self.next_at = time.monotonic() + self.refresh
-        headers = {"If-None-Match": self.etag} if self.etag and doc is not None else {}
-        try:
-            answer = self.http.get(self.url, headers=headers)
-            if answer.status_code == 304 and doc is not None:
-                heartbeat = answer.headers.get("guardd-heartbeat-at")
-                if heartbeat:  # the decision is unchanged; only the liveness times moved
-                    doc = {**doc, "heartbeat_at": heartbeat}
-                    expires = answer.headers.get("guardd-expires-at")
-                    if expires:
-                        doc["expires_at"] = expires
-                return doc, None, heartbeat
-            if answer.status_code != 200:
-                return doc, f"{self.url} answered HTTP {answer.status_code}", None
-            fresh = answer.json()
-            if not isinstance(fresh, dict) or fresh.get("schema") != 1:
-                return None, f"{self.url} sent no kill-switch document of schema 1", None
-        except (httpx.HTTPError, ValueError) as exc:
-            return doc, f"cannot reach guardd at {self.url}: {exc}", None
-        self.etag = answer.headers.get("etag")
-        heartbeat = fresh.get("heartbeat_at")
-        return fresh, None, heartbeat if isinstance(heartbeat, str) else None
 
 
 class LedgerWriter:

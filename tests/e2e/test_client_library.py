@@ -2,6 +2,7 @@
 
 import json
 import multiprocessing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,15 +15,24 @@ httpx2 = pytest.importorskip("httpx2")
 KEY = "sk-or-v1-" + "a1" * 32
 
 
-def switch_file(path: Path, tripped: bool, headroom: str = "1.00") -> None:
+def switch_file(path: Path, tripped: bool, headroom: str = "1.00", age: timedelta = timedelta(seconds=1)) -> None:
     scope = {
         "tripped": tripped,
         "reason": "daily spend reached the limit",
         "until": "2026-11-22T00:00:00Z",
         "headroom": "0.00" if tripped else headroom,
     }
+    beat = datetime.now(UTC) - age
     path.write_text(
-        json.dumps({"schema": 1, "heartbeat_at": "2026-11-21T10:00:00Z", "tripped": tripped, "scopes": {"team": scope}})
+        json.dumps(
+            {
+                "schema": 1,
+                "heartbeat_at": beat.isoformat(),
+                "expires_at": (beat + timedelta(minutes=5)).isoformat(),
+                "tripped": tripped,
+                "scopes": {"team": scope},
+            }
+        )
     )
 
 
@@ -90,10 +100,11 @@ def test_an_estimate_larger_than_the_headroom_is_refused(tmp_path, fake, client)
         )
 
 
-def test_a_stale_heartbeat_blocks_only_when_failing_closed(tmp_path):
-    switch_file(tmp_path / "switch.json", tripped=False)
+def test_a_heartbeat_older_than_max_age_blocks_only_when_failing_closed(tmp_path):
+    switch_file(tmp_path / "switch.json", tripped=False, age=timedelta(minutes=2))
     KillSwitch(tmp_path / "switch.json", max_age=60).check()
-    with pytest.raises(BudgetExceeded, match="heartbeat"):
+    KillSwitch(tmp_path / "switch.json", fail_closed=True).check()  # within expires_at, no max_age: alive
+    with pytest.raises(BudgetExceeded, match="not running"):
         KillSwitch(tmp_path / "switch.json", max_age=60, fail_closed=True).check()
 
 
