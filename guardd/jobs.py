@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from guardd.adapters import killswitch, notifier
 from guardd.adapters.notifier import Channel
 from guardd.adapters.request_stats import RequestStats
 from guardd.adapters.state_store import Message, OutboxRow, StateStore
+from guardd.adapters.store_api import SwitchDecision
 from guardd.advice import top_line
 from guardd.config import Config
 from guardd.core import health
@@ -27,8 +28,8 @@ from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation
 from guardd.core.health import HEALTH_WINDOW, HealthEvaluation, HealthRule
 from guardd.core.periods import forward_now
-from guardd.core.switch import GLOBAL_SCOPE, SwitchDoc, decide
-from guardd.errors import DeliveryError
+from guardd.core.switch import GLOBAL_SCOPE, ScopeChange, SwitchDoc, decide
+from guardd.errors import DeliveryError, StoreError
 from guardd.evaluation import Evaluator
 from guardd.health_rules import evaluate_rules
 from guardd.messages import render, render_health
@@ -96,16 +97,19 @@ class Engine:
         alerts = self.config.settings.alerts
         return Policy(repeat_every=alerts.repeat_every, send_resolved=alerts.send_resolved)
 
-    async def cycle(self, now: datetime, only: list[Budget] | None = None) -> SwitchDoc:
+    async def cycle(
+        self, now: datetime, only: list[Budget] | None = None, causes: Mapping[str, str] | None = None
+    ) -> SwitchDoc:
         """Evaluate ``only`` (default: every budget), announce what changed and write the switch.
 
         Windows are evaluated, and alerts stepped, at :func:`forward_now` (the latest time evaluated, persisted):
         a wall clock stepped back never re-opens an ended window. The switch document keeps wall-clock times.
+        ``causes`` names why a scope is released if this cycle releases it (a hand release: who and why).
         """
         async with self._turn:
-            return await self._cycle(now, only)
+            return await self._cycle(now, only, causes)
 
-    async def _cycle(self, now: datetime, only: list[Budget] | None) -> SwitchDoc:
+    async def _cycle(self, now: datetime, only: list[Budget] | None, causes: Mapping[str, str] | None) -> SwitchDoc:
         at = await self._forward(now)
         for ev in await self.evaluator.evaluate_all(at, only):
             self.last[ev.name] = ev
@@ -113,7 +117,7 @@ class Engine:
         names = {b.name for b in self.config.budgets}
         self.last = {k: v for k, v in self.last.items() if k in names}
         evaluations = [self.last[b.name] for b in self.config.budgets if b.name in self.last]
-        doc = await self._switch(evaluations, now)
+        doc = await self._switch(evaluations, now, causes)
         silenced = {budget for _, budget, _, _, _ in await self.state.silences(now)}
         for ev in evaluations if only is None else [self.last[b.name] for b in only if b.name in self.last]:
             await self._alerts(ev, doc, at, ev.name in silenced or GLOBAL_SCOPE in silenced)
@@ -166,39 +170,71 @@ class Engine:
             return
         await self.state.save_alerts(key, {HEALTH_WINDOW: state}, messages, history, now)
 
-    async def _switch(self, evaluations: list[BudgetEvaluation], now: datetime) -> SwitchDoc:
+    async def _switch(
+        self, evaluations: list[BudgetEvaluation], now: datetime, causes: Mapping[str, str] | None = None
+    ) -> SwitchDoc:
         overrides = await self.state.overrides()
+        release_causes = dict(causes or {})
         for ov in overrides:
-            if not ov.active(now) and not self.dry_run:
-                await self.state.remove_override(ov.scope, now, f"override {ov.state} by {ov.by} expired")
-        previous = self.doc or await self.state.switch_doc()
+            if not ov.active(now):
+                if ov.state == "tripped":
+                    release_causes.setdefault(ov.scope, f"the manual trip by {ov.by} expired")
+                if not self.dry_run:
+                    await self.state.remove_override(ov.scope, now, f"override {ov.state} by {ov.by} expired")
         settings = self.config.settings
-        doc, changes = decide(
-            evaluations, overrides, settings.killswitch.release, previous, now, settings.guardd.stale_after
-        )
-        details = [
-            (c.scope, f"{'tripped' if c.tripped else 'released'}: {c.reason}" + (f" ({c.window})" if c.window else ""))
-            for c in changes
-        ]
-        for scope, detail in details:
-            log.warning("kill-switch %s", detail, extra={"ctx": {"budget": scope}})
+
+        def decided(previous: SwitchDoc | None) -> tuple[SwitchDoc, list[ScopeChange]]:
+            return decide(
+                evaluations,
+                overrides,
+                settings.killswitch.release,
+                previous,
+                now,
+                settings.guardd.stale_after,
+                release_causes,
+            )
+
         if self.dry_run:
+            doc, changes = decided(self.doc)
             self.doc = doc
-            if details:
+            self._log_changes(changes)
+            if changes:
                 log.info("dry run; not writing the kill-switch file")
             self._published(doc)
             return doc
+        made: list[ScopeChange] = []
         keys_follow = self.key_switch is not None and settings.killswitch.disable_openrouter_keys
-        # The decision is saved before its side effects (the file, the keys): a failed save leaves self.doc as
-        # it was, so the next cycle decides the same changes again instead of taking them as done.
-        if details or previous is None or previous.updated_at != doc.updated_at:
-            await self.state.save_switch(doc, details, now, changes if keys_follow else ())
+
+        def step(previous: SwitchDoc | None) -> SwitchDecision:
+            doc, changes = decided(previous)
+            made[:] = changes
+            # written while the decision's transaction holds the store: two deciders write in the order they save
+            killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+            save = bool(changes) or previous is None or previous.updated_at != doc.updated_at
+            history = [(c.scope, c.detail) for c in changes]
+            return SwitchDecision(doc, history, save, changes if keys_follow else ())
+
+        try:
+            # Decided from the stored document, not this process's last one: another process (a killswitch
+            # command, the daemon) may have changed it since, and its change must not be recorded twice.
+            doc = await self.state.update_switch(step, now)
+        except StoreError:
+            if not made:  # the state could not be read or written: keep the guard's word current all the same
+                doc, _ = decided(self.doc)
+                killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+                self.doc = doc
+            raise
         self.doc = doc
-        killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+        self._log_changes(made)
         self._published(doc)
         if keys_follow:
             await self.key_switch.apply(now, self._system_messages)
         return doc
+
+    @staticmethod
+    def _log_changes(changes: list[ScopeChange]) -> None:
+        for change in changes:
+            log.warning("kill-switch %s", change.detail, extra={"ctx": {"budget": change.scope}})
 
     def _published(self, doc: SwitchDoc) -> None:
         if self.on_switch is not None:

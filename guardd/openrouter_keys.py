@@ -39,7 +39,7 @@ MessagesFor = Callable[[str, str, str], list[Message]]
 class KeySwitch:
     """Applies saved switch decisions to OpenRouter keys. Not re-entrant: the engine calls it once per cycle.
 
-    Each decision's scope changes are saved with the decision (:meth:`StateStore.save_switch`) before anything
+    Each decision's scope changes are saved with the decision (:meth:`StateStore.update_switch`) before anything
     is switched. :meth:`apply` works through them in order; each PATCH is recorded, with its notice, in one
     transaction right after OpenRouter confirmed it; a change is forgotten only when every key it touched is
     recorded. A record that fails leaves the change pending, and the next cycle does it again: a PATCH is

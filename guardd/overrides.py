@@ -1,7 +1,8 @@
 """Manual control of the kill-switch (``guardd killswitch trip|release`` and ``POST /v1/killswitch/…``).
 
-One policy for both: a trip records a ``tripped`` override; a release records a ``released`` override that holds
-until the tripping window resets (or ``until``), or removes a manual trip; without a budget, a trip acts on the
+One policy for both: a trip records a ``tripped`` override; a release removes a manual trip, and records a
+``released`` override that holds until the tripping window resets (or ``until``) when the budget's own evaluation
+would trip it all the same — so one release always releases; without a budget, a trip acts on the
 global scope ``*`` and a release on every tripped scope. The switch is then recomputed at once through the
 caller's :class:`~guardd.jobs.Engine` (the daemon passes its own, so there is one writer of the switch), and a
 message goes to the notifiers.
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from guardd.adapters.state_store import Message
 from guardd.core.periods import Kind, parse_duration, window_at
-from guardd.core.switch import GLOBAL_SCOPE, Override, SwitchDoc
+from guardd.core.switch import GLOBAL_SCOPE, Override, Scope, SwitchDoc, without_override
 
 if TYPE_CHECKING:
     from guardd.jobs import Engine
@@ -42,16 +43,18 @@ async def apply_manual(
 
     state = engine.state
     notes: list[str] = []
+    causes: dict[str, str] = {}
     if action == "trip":
         await state.set_override(Override(scope, "tripped", by, reason, until), now)
-    elif scope == GLOBAL_SCOPE:
-        previous = engine.doc or await state.switch_doc()
-        tripped = [name for name, s in (previous.scopes.items() if previous else []) if s.tripped]
-        for name in tripped or [GLOBAL_SCOPE]:
-            await _release(engine, name, by, reason, until, now, notes)
     else:
-        await _release(engine, scope, by, reason, until, now, notes)
-    doc = await engine.cycle(now)
+        names = [scope]
+        if scope == GLOBAL_SCOPE:
+            previous = await state.switch_doc()
+            names = [name for name, s in (previous.scopes.items() if previous else []) if s.tripped] or names
+        for name in names:
+            await _release(engine, name, by, reason, until, now, notes)
+            causes[name] = f"released by {by}: {reason or 'no reason given'}"
+    doc = await engine.cycle(now, causes=causes)
     verb = "tripped" if action == "trip" else "released"
     title = f"guardd: kill-switch {verb} by hand ({'all budgets' if scope == GLOBAL_SCOPE else scope})"
     body = f"By {by}" + (f" until {until.isoformat()}" if until else "") + f". Reason: {reason or 'none given'}."
@@ -70,30 +73,38 @@ async def apply_manual(
 async def _release(
     engine: Engine, scope: str, by: str, reason: str, until: datetime | None, now: datetime, notes: list[str]
 ) -> None:
+    """Release ``scope`` in one go: drop its manual trip, and hold it released (until ``until``, else until the
+    tripping window resets) when its own evaluation would trip it all the same — one release is always enough."""
     state = engine.state
-    overrides = {o.scope: o for o in await state.overrides()}
-    current = overrides.get(scope)
-    if current is not None and current.state == "tripped" and until is None:
-        await state.remove_override(scope, now, f"manual trip removed by {by}: {reason or 'no reason given'}")
+    overrides = await state.overrides()
+    current = next((o for o in overrides if o.scope == scope), None)
+    manual_trip = current is not None and current.state == "tripped"
+    removed = f"manual trip removed by {by}: {reason or 'no reason given'}"
+    if scope == GLOBAL_SCOPE:  # nothing evaluates `*`: only a manual trip holds it
+        if manual_trip:
+            await state.remove_override(scope, now, removed)
         return
-    if scope == GLOBAL_SCOPE:
+    budget = engine.config.budget(scope)
+    evaluations = await engine.evaluator.evaluate_all(now, [budget]) if budget is not None else []
+    release = engine.config.settings.killswitch.release
+    held = without_override(scope, evaluations, overrides, release, await state.switch_doc(), now)
+    if manual_trip and until is None and (held is None or not held.tripped):
+        await state.remove_override(scope, now, removed)
         return
     if until is None:
-        until = await _window_reset(engine, scope, now)
+        until = _window_reset(engine, held, now)
         if until is None:
             notes.append(f"{scope}'s release has no natural end; it lasts until removed (or use --for)")
     await state.set_override(Override(scope, "released", by, reason, until), now)
 
 
-async def _window_reset(engine: Engine, scope: str, now: datetime) -> datetime | None:
-    """When the window that tripped ``scope`` resets: the end of an automatic release hold.
+def _window_reset(engine: Engine, held: Scope | None, now: datetime) -> datetime | None:
+    """When the window that trips ``held`` resets: the end of an automatic release hold.
 
     Derived from the tripping window itself, because with ``release = "manual"`` the scope's own ``until`` is
     null — taking that would make the release last forever.
     """
-    previous = engine.doc or await engine.state.switch_doc()
-    held = previous.scopes.get(scope) if previous else None
-    if held is None:
+    if held is None or not held.tripped:
         return None
     if held.until is not None:
         return held.until

@@ -10,15 +10,15 @@ between the channel accepting it and the mark being committed (milliseconds).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from guardd.adapters.state_keys import KeySwitchRecords, Message
 from guardd.adapters.store import Store
+from guardd.adapters.store_api import SwitchStep
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
-from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
+from guardd.core.switch import Override, Scope, SwitchDoc
 
 __all__ = ["Message", "OutboxRow", "StateStore", "doc_from_json", "iso", "parse_iso"]
 
@@ -262,11 +262,14 @@ class StateStore(KeySwitchRecords):
             )
 
     async def remove_override(self, scope: str, now: datetime, why: str) -> None:
+        """Remove ``scope``'s override and record ``why`` — once: when another process removed it first, nothing."""
         async with self.store.transaction() as conn:
-            await conn.execute("DELETE FROM overrides WHERE scope = ?", (scope,))
-            await conn.execute(
-                "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)", (iso(now), "override", scope, why)
-            )
+            cur = await conn.execute("DELETE FROM overrides WHERE scope = ?", (scope,))
+            if cur.rowcount:
+                await conn.execute(
+                    "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)",
+                    (iso(now), "override", scope, why),
+                )
 
     async def add_silence(self, budget: str, until: datetime, reason: str, by: str, now: datetime) -> int:
         async with self.store.transaction() as conn:
@@ -316,26 +319,30 @@ class StateStore(KeySwitchRecords):
         row = await self.store.fetchone("SELECT doc FROM switch_state WHERE id = 1")
         return None if row is None else doc_from_json(json.loads(row[0]))
 
-    async def save_switch(
-        self,
-        doc: SwitchDoc,
-        changes: list[tuple[str, str]],
-        now: datetime,
-        key_changes: Sequence[ScopeChange] = (),
-    ) -> None:
-        """Save a switch decision: the document, its history and the scope changes the key switch still has to
-        apply (``key_changes``, see :meth:`pending_key_changes`), in one transaction — before any side effect."""
+    async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
+        """Read the stored switch document, let ``step`` decide from it, and save its decision, in one transaction.
+
+        ``step(previous)`` may write the switch file. Saved together: the document, its history, and the scope
+        changes the key switch still has to apply (see :meth:`pending_key_changes`) — before any other side
+        effect. Processes that decide at once (the daemon and a ``killswitch`` command) take turns here, so each
+        decides from the other's result and a change is recorded once.
+        """
         async with self.store.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO switch_state(id, doc) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
-                (json.dumps(doc.to_json()),),
-            )
-            await conn.executemany(
-                "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)",
-                [(iso(now), "switch", scope, detail) for scope, detail in changes],
-            )
-            if key_changes:
-                await self._set_pending([*await self.pending_key_changes(), *key_changes], now)
+            async with conn.execute("SELECT doc FROM switch_state WHERE id = 1") as cur:
+                row = await cur.fetchone()
+            decision = step(None if row is None else doc_from_json(json.loads(row[0])))
+            if decision.save:
+                await conn.execute(
+                    "INSERT INTO switch_state(id, doc) VALUES (1, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc",
+                    (json.dumps(decision.doc.to_json()),),
+                )
+                await conn.executemany(
+                    "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)",
+                    [(iso(now), "switch", scope, detail) for scope, detail in decision.history],
+                )
+            if decision.key_changes:
+                await self._set_pending([*await self.pending_key_changes(), *decision.key_changes], now)
+        return decision.doc
 
     async def marker(self, name: str) -> str | None:
         row = await self.store.fetchone("SELECT value FROM markers WHERE name = ?", (name,))

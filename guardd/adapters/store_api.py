@@ -21,7 +21,7 @@ The rules every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
@@ -34,6 +34,21 @@ from guardd.core.switch import Override, ScopeChange, SwitchDoc
 
 if TYPE_CHECKING:
     from guardd.adapters.state_store import Message, OutboxRow
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchDecision:
+    """A switch decision to save: the document, its ``switch`` history lines ``(scope, detail)``, whether it
+    changed at all (``save``), and the scope changes the OpenRouter key switch still has to apply."""
+
+    doc: SwitchDoc
+    history: list[tuple[str, str]]
+    save: bool
+    key_changes: Sequence[ScopeChange] = ()
+
+
+SwitchStep = Callable[[SwitchDoc | None], SwitchDecision]
+"""Given the stored switch document (None: none yet), the decision to save."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,15 +250,10 @@ class StateAPI(Protocol):
 
     async def switch_doc(self) -> SwitchDoc | None: ...
 
-    async def save_switch(
-        self,
-        doc: SwitchDoc,
-        changes: list[tuple[str, str]],
-        now: datetime,
-        key_changes: Sequence[ScopeChange] = (),
-    ) -> None:
-        """Save a switch decision with its history and the scope changes the key switch must still apply, in one
-        transaction, before any side effect."""
+    async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
+        """Read the stored switch document, let ``step`` decide from it (it may write the switch file), and save
+        the decision — document, history, pending key changes — in one transaction that concurrent writers take
+        in turns: a change decided by one process is seen, not decided and recorded again, by another."""
         ...
 
     async def pending_key_changes(self) -> list[ScopeChange]:

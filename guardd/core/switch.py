@@ -16,6 +16,7 @@ Per scope (one per budget, plus ``*`` for a manual trip of everything):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -102,10 +103,20 @@ class SwitchDoc:
 
 @dataclass(frozen=True, slots=True)
 class ScopeChange:
+    """A scope that tripped or was released, and why (for a change made by hand: who, and their reason)."""
+
     scope: str
     tripped: bool
     reason: str
     window: str | None
+
+    @property
+    def detail(self) -> str:
+        """The history line: ``tripped by alice: deploy``, ``released: the daily window reset``, …"""
+        if self.reason.startswith(("tripped", "released")):
+            return self.reason
+        verb = "tripped" if self.tripped else "released"
+        return f"{verb}: {self.reason}" + (f" ({self.window})" if self.window else "")
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -148,11 +159,15 @@ def decide(
     previous: SwitchDoc | None,
     now: datetime,
     ttl: timedelta = DEFAULT_TTL,
+    release_causes: Mapping[str, str] | None = None,
 ) -> tuple[SwitchDoc, list[ScopeChange]]:
     """Return the switch document at ``now`` and the scopes whose tripped state changed since ``previous``.
 
-    ``ttl`` (``guardd.stale_after``) sets the document's ``expires_at``.
+    ``ttl`` (``guardd.stale_after``) sets the document's ``expires_at``. ``release_causes`` names, per scope, why
+    it is released if this decision releases it (``released by alice: fixed``, an override that expired); without
+    one the cause is read from the documents (a ``released`` override, a window that reset, …).
     """
+    causes = release_causes or {}
     prev_scopes = previous.scopes if previous else {}
     active = {o.scope: o for o in overrides if o.active(now)}
     scopes: dict[str, Scope] = {}
@@ -177,16 +192,53 @@ def decide(
         if scope.tripped:
             since = prev.since if was and prev is not None and prev.since is not None else now
             scopes[name] = _with_since(scope, since)
-        if scope.tripped != was:
-            changes.append(ScopeChange(name, scope.tripped, scope.reason or "released", scope.window))
+        if scope.tripped and not was:
+            changes.append(ScopeChange(name, True, scope.reason or "tripped", scope.window))
+        elif was and not scope.tripped and prev is not None:
+            changes.append(ScopeChange(name, False, causes.get(name) or _release_cause(scope, prev, now), None))
     for name, prev in prev_scopes.items():
         if name not in scopes and prev.tripped:
-            changes.append(ScopeChange(name, False, "scope removed from the configuration", None))
+            gone = "scope removed from the configuration"
+            cause = causes.get(name) or (_release_cause(None, prev, now) if name == GLOBAL_SCOPE else gone)
+            changes.append(ScopeChange(name, False, cause, None))
 
     doc = SwitchDoc(updated_at=now, heartbeat_at=now, scopes=scopes, ttl=ttl)
     if previous is not None and _same_content(previous, doc):
         doc = SwitchDoc(updated_at=previous.updated_at, heartbeat_at=now, scopes=scopes, ttl=ttl)
     return doc, changes
+
+
+def _release_cause(scope: Scope | None, prev: Scope, now: datetime) -> str:
+    """Why a scope that was tripped is not any more, read from the documents before and after."""
+    override = scope.override if scope is not None else None
+    if override is not None and override.state == "released":
+        return f"released by {override.by}: {override.reason or 'no reason given'}"
+    if prev.window == "manual" and prev.override is not None:
+        return f"the manual trip by {prev.override.by} ended"
+    if prev.until is not None and now >= prev.until and prev.window:
+        return f"the {prev.window} window reset"
+    if prev.window == "stale":
+        return "the data is fresh again"
+    return "spend is below the trip threshold again"
+
+
+def without_override(
+    scope: str,
+    evaluations: list[BudgetEvaluation],
+    overrides: list[Override],
+    release: str,
+    previous: SwitchDoc | None,
+    now: datetime,
+) -> Scope | None:
+    """Return ``scope`` as the evaluation alone would leave it, its override removed (None: no such scope).
+
+    A hand release of a scope that the evaluation trips as well (a budget over its limit) must hold it released
+    (a ``released`` override until that window resets): removing the manual trip alone would not release it, and
+    one release must be enough.
+    """
+    remaining = [o for o in overrides if o.scope != scope]
+    doc, _ = decide(evaluations, remaining, release, previous, now)
+    return doc.scopes.get(scope)
 
 
 def _with_since(scope: Scope, since: datetime) -> Scope:

@@ -109,7 +109,7 @@ async def trip_and_release(rig, monkeypatch, fail: str | None, at_release: bool)
     await rig.engine.cycle(tomorrow + timedelta(seconds=30))
 
 
-FAULTS = {"record": (StateStore, "record_key"), "decision": (StateStore, "save_switch")}
+FAULTS = {"record": (StateStore, "record_key"), "decision": (StateStore, "update_switch")}
 
 
 @pytest.mark.parametrize("rig", [(TRIP + KEYS_ON, "")], indirect=True)
