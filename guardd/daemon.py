@@ -101,13 +101,13 @@ class Daemon:
 
     def _build(self, config: Config) -> None:
         self.config = config
-        remote_spend = remote_stale = None
+        remote_spend = remote_stale = known_keys = None
         if config.settings.openrouter is not None:
             from guardd.openrouter_view import RemoteView
 
             view = RemoteView(config, self.store)
-            remote_spend, remote_stale = view.spend, view.staleness
-        self.evaluator = Evaluator(config, self.events, remote_spend, remote_stale)
+            remote_spend, remote_stale, known_keys = view.spend, view.staleness, view.known_keys
+        self.evaluator = Evaluator(config, self.events, remote_spend, remote_stale, known_keys)
         self.engine = Engine(config, self.state, self.evaluator, dry_run=self.dry_run)
         self.engine.on_switch = self._publish_switch
         self.tailer = Tailer(_specs(config), self.events, config.settings.guardd.max_event_cost)

@@ -13,12 +13,15 @@ from guardd.config import Config
 from guardd.core.budgets import Budget, Dimensions, Matcher
 from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
 from guardd.core.forecast import lookback_start, project
+from guardd.core.keys import KnownKey
 from guardd.core.periods import Window, rolling_window, window_at
 from guardd.core.spike import evaluate_spike
 
 RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
 """OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
-RemoteStale = Callable[[datetime], Awaitable[Staleness]]
+RemoteStale = Callable[[datetime, Budget], Awaitable[Staleness]]
+"""Whether OpenRouter's figures for a budget are stale (failing polls, or keys the budget matches: none)."""
+KnownKeys = Callable[[], Awaitable[list[KnownKey]]]
 
 
 Sums = dict[tuple[datetime, datetime], dict[int, Sum]]
@@ -38,11 +41,13 @@ class Evaluator:
         events: EventStore,
         remote_spend: RemoteSpend | None = None,
         remote_staleness: RemoteStale | None = None,
+        known_keys: KnownKeys | None = None,
     ) -> None:
         self.config = config
         self.events = events
         self.remote_spend = remote_spend
         self.remote_staleness = remote_staleness
+        self.known_keys = known_keys
         self.series: dict[int, Dimensions] = {}
         self._matches: dict[str, list[int]] = {}
 
@@ -50,8 +55,9 @@ class Evaluator:
         """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
         self.series = await self.events.load_series()
         self._matches = {}
+        keys = await self.known_keys() if self.known_keys is not None else []
         for budget in self.config.budgets:
-            matcher = Matcher(budget.match)
+            matcher = Matcher(budget.match, keys)
             self._matches[budget.name] = sorted(sid for sid, dims in self.series.items() if matcher.matches(dims))
 
     def series_of(self, budget: Budget) -> list[int] | None:
@@ -82,7 +88,7 @@ class Evaluator:
             spends.append(await self._spend(budget, series, window, rolling.limit, now, False, sums))
         staleness = Staleness()
         if budget.source != "ledger" and self.remote_staleness is not None:
-            staleness = await self.remote_staleness(now)
+            staleness = await self.remote_staleness(now, budget)
         spike = None
         if budget.spike is not None:  # from the ledgers, whatever the budget's source
             (r0, r1), (b0, b1) = budget.spike.ranges(now)

@@ -4,8 +4,8 @@ When a budget's scope trips, the keys it matches are disabled with ``PATCH /keys
 released, the keys *guardd itself* disabled are re-enabled. A key that was already disabled (by a person, or
 by another tool) is never touched: ``or_keys.disabled_by_guardd`` records which keys are guardd's doing.
 
-Which keys a budget matches: its ``match.key`` glob against each key's name, label, hash and the redacted
-preview of the configured secrets; a budget without ``match.key`` matches every key of the account.
+Which keys a budget matches: its ``match.key`` glob against each key's name, label, hash and preview
+(:func:`guardd.core.keys.key_matches`, the rule every budget uses); without ``match.key``, every key.
 """
 
 from __future__ import annotations
@@ -13,23 +13,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from fnmatch import fnmatchcase
 
 from guardd.adapters.openrouter import OpenRouterClient
 from guardd.adapters.state_store import Message, StateStore
 from guardd.adapters.store import Store
 from guardd.config import Config
 from guardd.core.budgets import Budget
+from guardd.core.keys import KnownKey, ref_of
+from guardd.core.keys import key_matches as core_key_matches
 from guardd.errors import SourceError
 
 log = logging.getLogger("guardd.openrouter")
 
 
 def key_matches(budget: Budget, name: str | None, label: str | None, key_hash: str) -> bool:
-    pattern = budget.match.get("key")
-    if pattern is None:
-        return True
-    return any(value and fnmatchcase(value, pattern) for value in (name, label, key_hash))
+    """Whether ``budget`` names this ``/keys`` entry: the one key matcher, :func:`guardd.core.keys.key_matches`."""
+    return core_key_matches(budget.match.get("key"), KnownKey(ref_of(label, key_hash), name, label, key_hash))
 
 
 MessagesFor = Callable[[str, str, str], list[Message]]

@@ -20,6 +20,7 @@ from guardd.adapters.state_store import iso
 from guardd.adapters.store import Store
 from guardd.adapters.store_api import Priced
 from guardd.config import Config
+from guardd.core.keys import ref_of
 from guardd.core.money import MoneyError, parse_money
 from guardd.core.pricing import model_price, price_event
 from guardd.core.redact import mask
@@ -38,6 +39,23 @@ def _money(value: Any) -> int | None:
         return parse_money(value)
     except MoneyError:
         return None
+
+
+def _usage_row(ms: int, ref: str, info: dict[str, Any]) -> tuple[Any, ...]:
+    """An ``or_usage`` snapshot of one key from a ``/key`` answer or a ``/keys`` entry."""
+    return (
+        ms,
+        ref,
+        info.get("label"),
+        _money(info.get("usage")),
+        _money(info.get("usage_daily")),
+        _money(info.get("usage_weekly")),
+        _money(info.get("usage_monthly")),
+        _money(info.get("limit")),
+        _money(info.get("limit_remaining")),
+        info.get("limit_reset"),
+        int(bool(info.get("disabled"))),
+    )
 
 
 class RemotePoller:
@@ -69,21 +87,7 @@ class RemotePoller:
             except SourceError as exc:
                 errors.append((str(exc), isinstance(exc, SourceRejected)))
                 continue
-            rows.append(
-                (
-                    ms,
-                    mask(key),
-                    info.get("label"),
-                    _money(info.get("usage")),
-                    _money(info.get("usage_daily")),
-                    _money(info.get("usage_weekly")),
-                    _money(info.get("usage_monthly")),
-                    _money(info.get("limit")),
-                    _money(info.get("limit_remaining")),
-                    info.get("limit_reset"),
-                    int(bool(info.get("disabled"))),
-                )
-            )
+            rows.append(_usage_row(ms, mask(key), info))
         credits = None
         management = self.section.management_key
         if management is not None:
@@ -93,7 +97,7 @@ class RemotePoller:
                 total, used = _money(data.get("total_credits")), _money(data.get("total_usage"))
                 if total is not None and used is not None:
                     credits = (ms, total, used)
-                await self._keys(mk, now)
+                rows += await self._keys(mk, now)
             except SourceError as exc:
                 errors.append((str(exc), isinstance(exc, SourceRejected)))
         async with self.store.transaction() as conn:
@@ -122,8 +126,11 @@ class RemotePoller:
         )
         await self._prices(now)
 
-    async def _keys(self, management_key: str, now: datetime) -> None:
-        keys = await self.client.list_keys(management_key)
+    async def _keys(self, management_key: str, now: datetime) -> list[tuple[Any, ...]]:
+        """Store the ``/keys`` list (every page, disabled keys included); return a usage snapshot row per key, so
+        that a key a budget names only by its name or hash has figures too (under the same handle as its secret's
+        when that is polled as well: :func:`guardd.core.keys.ref_of`)."""
+        keys = [k for k in await self.client.list_keys(management_key) if isinstance(k.get("hash"), str)]
         async with self.store.transaction() as conn:
             await conn.executemany(
                 "INSERT INTO or_keys(hash, name, label, disabled, usage_daily, lim, limit_remaining, updated_at)"
@@ -144,9 +151,10 @@ class RemotePoller:
                         iso(now),
                     )
                     for k in keys
-                    if isinstance(k.get("hash"), str)
                 ],
             )
+        ms = int(now.timestamp() * 1000)
+        return [_usage_row(ms, ref_of(k.get("label"), k["hash"]), k) for k in keys]
 
     async def _prices(self, now: datetime) -> None:
         """Refresh the catalog when due (or when unpriced events await a price) and price what it can."""

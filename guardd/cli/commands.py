@@ -24,7 +24,7 @@ from guardd.core.switch import GLOBAL_SCOPE
 
 if TYPE_CHECKING:
     from guardd.evaluation import Evaluator
-from guardd.errors import UsageError
+from guardd.errors import GuarddError, UsageError
 
 _said_defaults = False
 SET_ASIDE_WARNS_FOR = timedelta(hours=24)  # check is WARNING while a ledger set lines aside this recently
@@ -64,13 +64,13 @@ async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[Conte
     config = load(args)
     async with Store.open(config.db_path, readonly=readonly) as store:
         events = EventStore(store)
-        remote_spend = remote_stale = None
+        remote_spend = remote_stale = known_keys = None
         if config.settings.openrouter is not None:
             from guardd.openrouter_view import RemoteView
 
             view = RemoteView(config, store)
-            remote_spend, remote_stale = view.spend, view.staleness
-        evaluator = Evaluator(config, events, remote_spend, remote_stale)
+            remote_spend, remote_stale, known_keys = view.spend, view.staleness, view.known_keys
+        evaluator = Evaluator(config, events, remote_spend, remote_stale, known_keys)
         await evaluator.refresh_series()
         yield Context(config, store, events, StateStore(store), evaluator)
 
@@ -340,11 +340,25 @@ async def cmd_config(args: Namespace) -> int:
             problems.append(f"{config.path or 'defaults'}: notifiers[{i}].url: {why}")
     if problems:
         raise ConfigError(problems)
-    for warning in config.hygiene_warnings():
+    for warning in config.hygiene_warnings() + await _key_warnings(config):
         print(f"guardd: warning: {warning}", file=sys.stderr)
     print(json.dumps(config.effective(), indent=2))
     print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
     return 0
+
+
+async def _key_warnings(config: Config) -> list[str]:
+    """Key patterns that match none of the OpenRouter keys guardd stored (none stored yet: nothing to say)."""
+    if config.settings.openrouter is None or not config.db_path.exists():
+        return []
+    from guardd.openrouter_view import RemoteView, unmatched_keys
+
+    try:
+        async with Store.open(config.db_path, readonly=True) as store:
+            known = await RemoteView(config, store).known_keys()
+    except GuarddError:
+        return []  # an unreadable or older state says nothing about keys; config check still checks the file
+    return [f"{config.path or 'defaults'}: {line}" for line in unmatched_keys(config.budgets, known)]
 
 
 async def cmd_history(args: Namespace) -> int:

@@ -8,10 +8,12 @@ pattern other than ``*``.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import translate
 
+from guardd.core.keys import KnownKey, key_matches, resolve
 from guardd.core.money import Money
 from guardd.core.spike import Spike
 
@@ -72,14 +74,29 @@ class Dimensions:
 
 
 class Matcher:
-    """A compiled ``match`` table. ``Matcher({}).matches(d)`` is always True."""
+    """A compiled ``match`` table. ``Matcher({}).matches(d)`` is always True.
 
-    __slots__ = ("_rules",)
+    The ``key`` entry is matched by :func:`guardd.core.keys.key_matches` against every name the spend's key is
+    known by (``keys``: the OpenRouter keys guardd knows), so ``key = "prod*"`` takes a ledger line that names
+    the key by its preview ``…1c96`` as well as one that names it ``prod-api``.
+    """
 
-    def __init__(self, match: dict[str, str]) -> None:
-        self._rules = [(name, re.compile(translate(pattern))) for name, pattern in sorted(match.items())]
+    __slots__ = ("_key", "_keys", "_rules")
+
+    def __init__(self, match: dict[str, str], keys: Sequence[KnownKey] = ()) -> None:
+        self._key = match.get("key")
+        self._keys = tuple(keys)
+        self._rules = [
+            (name, re.compile(translate(pattern))) for name, pattern in sorted(match.items()) if name != "key"
+        ]
 
     def matches(self, dims: Dimensions) -> bool:
+        if self._key is not None:
+            if dims.key is None:
+                if self._key != "*":
+                    return False
+            elif not key_matches(self._key, resolve(dims.key, self._keys)):
+                return False
         for name, pattern in self._rules:
             value = dims.get(name)
             if value is None:

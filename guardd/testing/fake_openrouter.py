@@ -7,6 +7,10 @@ Needs the ``test`` extra (starlette, uvicorn). Usage::
         base_url = fake.base_url                      # http://127.0.0.1:PORT/api/v1
         fake.fail("/key", status=429, times=2, retry_after=1)
 
+The shapes are the documented ones (see ``openrouter-api.md``): ``/key``'s ``label`` is the masked key
+(``sk-or-v1-0e6...1c96``) and it carries no name or hash; only ``/keys`` has them, in pages of 100 (``offset``),
+without disabled keys unless ``include_disabled=true``.
+
 Endpoints: ``GET /key``, ``/auth/key``, ``/credits``, ``/keys``, ``PATCH /keys/{hash}``, ``/models``,
 ``/generation``, ``POST /chat/completions`` (plain and streaming with usage in the final chunk). State (usage per
 key, credits, disabled flags) is plain attributes; faults on demand: any status with an OpenRouter error body,
@@ -31,6 +35,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 MANAGEMENT_ONLY = "Only management keys can perform this operation"
+KEYS_PAGE = 100  # GET /keys returns at most this many keys; page with ?offset=
 
 
 @dataclass
@@ -53,29 +58,36 @@ class FakeKey:
         self.usage_weekly += cost
         self.usage_monthly += cost
 
-    def obj(self) -> dict[str, Any]:
+    def usage_fields(self) -> dict[str, Any]:
+        """What ``/key`` and ``/keys`` share: the masked label, usage, byok usage and limits."""
         remaining = None if self.limit is None else float(max(Decimal(0), self.limit - self.usage))
         return {
             "byok_usage": 0,
             "byok_usage_daily": 0,
             "byok_usage_weekly": 0,
             "byok_usage_monthly": 0,
-            "created_at": "2026-01-01T00:00:00Z",
-            "creator_user_id": None,
-            "disabled": self.disabled,
-            "expires_at": None,
-            "hash": self.hash,
             "include_byok_in_limit": False,
             "label": self.label,
             "limit": None if self.limit is None else float(self.limit),
             "limit_remaining": remaining,
             "limit_reset": self.limit_reset,
-            "name": self.name,
-            "updated_at": None,
             "usage": float(self.usage),
             "usage_daily": float(self.usage_daily),
             "usage_weekly": float(self.usage_weekly),
             "usage_monthly": float(self.usage_monthly),
+        }
+
+    def obj(self) -> dict[str, Any]:
+        """The key object of the management ``/keys`` routes: the only place with the key's name and hash."""
+        return {
+            **self.usage_fields(),
+            "created_at": "2026-01-01T00:00:00Z",
+            "creator_user_id": None,
+            "disabled": self.disabled,
+            "expires_at": None,
+            "hash": self.hash,
+            "name": self.name,
+            "updated_at": None,
             "workspace_id": None,
             "last_used_at": None,
             "external_user": None,
@@ -149,6 +161,11 @@ DEFAULT_MODELS = [
 ]
 
 
+def masked_label(secret: str) -> str:
+    """OpenRouter's ``label`` of a key: its masked form, ``sk-or-v1-0e6...1c96`` (not the key's name)."""
+    return f"{secret[:12]}...{secret[-4:]}"
+
+
 class FakeOpenRouter:
     """The server; a context manager that runs it in a background thread."""
 
@@ -172,7 +189,7 @@ class FakeOpenRouter:
         key = FakeKey(
             secret,
             name,
-            f"{secret[:11]}...{secret[-3:]}",
+            masked_label(secret),
             hashlib.sha256(secret.encode()).hexdigest(),
             limit=None if limit is None else Decimal(str(limit)),
             disabled=disabled,
@@ -278,9 +295,11 @@ class FakeOpenRouter:
                 }
             )
         assert isinstance(who, FakeKey)
-        data = who.obj()
+        data = who.usage_fields()  # no name, no hash, no disabled flag: /key does not carry them
         data.update(
             {
+                "creator_user_id": None,
+                "expires_at": None,
                 "is_free_tier": False,
                 "is_management_key": False,
                 "is_provisioning_key": False,
@@ -312,8 +331,9 @@ class FakeOpenRouter:
         if (denied := self._management(request)) is not None:
             return denied
         offset = int(request.query_params.get("offset", "0"))
-        keys = [k.obj() for k in self.state.keys.values()]
-        return JSONResponse({"data": keys[offset : offset + 100]})
+        with_disabled = request.query_params.get("include_disabled") == "true"
+        keys = [k.obj() for k in self.state.keys.values() if with_disabled or not k.disabled]
+        return JSONResponse({"data": keys[offset : offset + KEYS_PAGE]})
 
     async def _patch_key(self, request: Request) -> Response:
         if (fault := await self._fault(request)) is not None:

@@ -94,6 +94,7 @@ BUDGET = '[[budgets]]\nname = "remote"\nsource = "openrouter"\ndaily = 10\nforec
 async def test_openrouter_spend_in_a_berlin_day_is_usage_now_minus_usage_at_local_midnight(rig, fake):
     key = fake.add_key(KEY, usage_daily="3.00", usage="40")  # UTC-day figures do not match a Berlin day
     await rig.poller.poll(datetime(2026, 11, 20, 22, 59, tzinfo=UTC))  # 23:59 Berlin, the day before
+    key.usage_daily = Decimal(0)  # OpenRouter's UTC day resets at 00:00Z (01:00 Berlin)
     key.add(Decimal("2.50"))
     await rig.poller.poll(BERLIN_EVENING)
     (ev,) = await rig.evaluator.evaluate_all(BERLIN_EVENING)
