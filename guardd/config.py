@@ -355,6 +355,27 @@ class KillswitchSection(_Section):
     path: Path = Path("killswitch.json")
     release: Literal["auto", "manual"] = "auto"
     disable_openrouter_keys: bool = False
+    group: str | None = None
+    """The group that owns the switch file, so that its members (client programs) read it; guardd must be in it."""
+    mode: str | None = None
+    """The switch file's permission bits as octal text (``"0640"``), whatever the umask; absent: 0644 less the
+    umask."""
+
+    @field_validator("mode")
+    @classmethod
+    def _octal(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not re.fullmatch(r"0?[0-7]{3}", value):
+            raise ValueError(f'must be octal permission bits such as "0640", not {value!r}')
+        bits = int(value, 8)
+        if bits & 0o600 != 0o600 or bits & 0o133:
+            raise ValueError(f"{value}: the owner must read and write it; nobody may execute it or write it but guardd")
+        return value
+
+    @property
+    def mode_bits(self) -> int | None:
+        return None if self.mode is None else int(self.mode, 8)
 
 
 class StoreSection(_Section):

@@ -209,7 +209,7 @@ class Engine:
             doc, changes = decided(previous)
             made[:] = changes
             # written while the decision's transaction holds the store: two deciders write in the order they save
-            killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+            self._write_file(doc)
             save = bool(changes) or previous is None or previous.updated_at != doc.updated_at
             history = [(c.scope, c.detail) for c in changes]
             return SwitchDecision(doc, history, save, changes if keys_follow else ())
@@ -221,7 +221,7 @@ class Engine:
         except StoreError:
             if not made:  # the state could not be read or written: keep the guard's word current all the same
                 doc, _ = decided(self.doc)
-                killswitch.write_atomic(self.config.killswitch_path, doc.to_json())
+                self._write_file(doc)
                 self.doc = doc
             raise
         self.doc = doc
@@ -235,6 +235,10 @@ class Engine:
     def _log_changes(changes: list[ScopeChange]) -> None:
         for change in changes:
             log.warning("kill-switch %s", change.detail, extra={"ctx": {"budget": change.scope}})
+
+    def _write_file(self, doc: SwitchDoc) -> None:
+        section = self.config.settings.killswitch
+        killswitch.write_atomic(self.config.killswitch_path, doc.to_json(), section.mode_bits, section.group)
 
     def _published(self, doc: SwitchDoc) -> None:
         if self.on_switch is not None:

@@ -1,4 +1,5 @@
-"""The unit files pass systemd's own checks (systemd-analyze is on these machines; skipped where it is not)."""
+"""The unit files pass systemd's own checks (systemd-analyze is on these machines; skipped where it is not), and put
+the kill-switch file where client programs in the ledger group can read it."""
 
 import re
 import shutil
@@ -10,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYZE = shutil.which("systemd-analyze")
-pytestmark = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed")
 GUARDD = str(Path(sys.executable).parent / "guardd")
 
 
@@ -23,12 +24,14 @@ def installed_copy(tmp_path: Path, name: str) -> Path:
     return unit
 
 
+@needs_analyze
 @pytest.mark.parametrize("name", ["guardd.service", "guardd-user.service"])
 def test_systemd_analyze_verify_prints_nothing(tmp_path, name):
     result = subprocess.run([ANALYZE, "verify", str(installed_copy(tmp_path, name))], capture_output=True, text=True)
     assert (result.stdout + result.stderr).strip() == ""
 
 
+@needs_analyze
 def test_the_system_unit_exposure_is_at_most_1_5(tmp_path):
     unit = installed_copy(tmp_path, "guardd.service")
     result = subprocess.run([ANALYZE, "security", "--offline=true", str(unit)], capture_output=True, text=True)
@@ -46,3 +49,27 @@ def test_every_hardening_directive_is_commented():
             if not any(b.startswith("#") for b in block):
                 uncommented.append(line)
     assert uncommented == []
+
+
+def directives(name: str) -> list[tuple[str, str]]:
+    lines = (ROOT / "systemd" / name).read_text().splitlines()
+    return [tuple(line.split("=", 1)) for line in lines if "=" in line and not line.startswith("#")]  # type: ignore[misc]
+
+
+def test_the_unit_writes_the_switch_file_where_the_ledger_group_can_read_it_and_the_store_stays_private():
+    unit = directives("guardd.service")
+    env = dict(value.split("=", 1) for key, value in unit if key == "Environment")
+    assert ("RuntimeDirectory", "guardd") in unit and ("RuntimeDirectoryMode", "0755") in unit
+    assert env["GUARDD_KILLSWITCH__PATH"].startswith("/run/guardd/")
+    assert (env["GUARDD_KILLSWITCH__GROUP"], env["GUARDD_KILLSWITCH__MODE"]) == ("llm", "0640")
+    assert ("SupplementaryGroups", "llm") in unit and ("StateDirectoryMode", "0750") in unit
+    sysusers = (ROOT / "systemd" / "guardd.sysusers.conf").read_text().split("\n")
+    assert "m guardd  llm" in sysusers and any(line.startswith("g llm") for line in sysusers)
+
+
+def test_the_units_switch_file_settings_are_a_valid_configuration(run_guardd, tmp_path):
+    unit = directives("guardd.service")
+    env = dict(value.split("=", 1) for key, value in unit if key == "Environment")
+    result = run_guardd("config", "check", env={**env, "GUARDD_GUARDD__STATE_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert '"group": "llm"' in result.stdout and '"mode": "0640"' in result.stdout
