@@ -21,8 +21,10 @@ from guardd.adapters.state_store import StateStore
 from guardd.adapters.store import Store
 from guardd.config import Config
 from guardd.core.budgets import Budget
+from guardd.core.keys import resolve
 from guardd.core.money import format_human
 from guardd.core.periods import window_at
+from guardd.core.redact import mask
 from guardd.jobs import Engine
 from guardd.openrouter_view import RemoteView
 
@@ -89,13 +91,16 @@ class RemoteChecks:
         window = window_at("daily", settings.zone, now, settings.weekday)
         series = await self.events.load_series()
         today = now.astimezone(settings.zone).date().isoformat()
-        for key, label in await self.store.fetchall("SELECT key, max(label) FROM or_usage GROUP BY key"):
+        known = await self.view.known_keys()
+        configured = {mask(secret) for secret in section.all_keys()}
+        for known_key in [k for k in known if k.ref in configured]:
+            key = known_key.ref
             probe = Budget(name="reconcile", match={"key": key}, daily=1)
             remote = await self.view.spend(probe, window, now)
             if remote is None or remote[1]:
                 continue  # OpenRouter cannot say for the whole day yet: nothing to compare
-            names = {key} | ({label} if label else set())
-            ids = [sid for sid, dims in series.items() if dims.key in names]
+            # ledger lines naming this key by any of its names (guardd.core.keys: the one key rule)
+            ids = [sid for sid, dims in series.items() if dims.key and resolve(dims.key, known).ref == key]
             local = (await self.events.window_sum(ids, window.start, window.end)).cost if ids else 0
             drift = remote[0] - local
             if drift > section.reconcile_tolerance:

@@ -144,3 +144,30 @@ def test_check_is_unknown_for_a_budget_whose_key_matches_nothing(run_guardd, tmp
     assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
     result = run_guardd("check", "-c", str(path))
     assert result.returncode == 3 and "remote stale" in result.stdout, result.stdout
+
+
+async def test_reconciliation_counts_ledger_lines_that_name_the_key_by_its_name(tmp_path, fake):
+    from guardd.adapters.state_store import StateStore
+    from guardd.jobs import Engine
+    from guardd.openrouter_checks import RemoteChecks
+
+    key = fake.add_key(KEY, name="prod-api", usage="10")
+    path = tmp_path / "guardd.toml"
+    path.write_text(config_text(fake, "").replace('timeout = "2s"\n', 'timeout = "2s"\nreconcile_tolerance = 1\n'))
+    config = load_config(str(path))
+    async with Store.open(config.db_path) as store:
+        events, state = EventStore(store), StateStore(store)
+        poller = RemotePoller(config, store, events)
+        try:
+            await poller.poll(datetime(2026, 11, 20, 23, 59, tzinfo=UTC))
+            key.usage_daily = Decimal(0)
+            key.add(Decimal("4.10"))
+            await poller.poll(NEW_YORK_EVENING)
+        finally:
+            await poller.aclose()
+        ts = int(NEW_YORK_EVENING.timestamp() * 1000) - 60_000
+        await events.write_batch(Parsed.of([("g:r", ts, '["m","prod-api",null,[]]', parse_money("4.00"), 0, 0)]))
+        view = RemoteView(config, store)
+        engine = Engine(config, state, Evaluator(config, events, view.spend, view.staleness, view.known_keys))
+        await RemoteChecks(config, store, events, engine).reconcile(NEW_YORK_EVENING)
+        assert [d for _, kind, _, d in await state.history(None) if "no ledger recorded" in d] == []

@@ -103,3 +103,16 @@ def test_check_budget_with_an_unknown_name_is_unknown(run_guardd, tmp_path):
     assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
     result = run_guardd("check", "--budget", "nosuch", "-c", str(path))
     assert result.returncode == 3 and result.stdout.startswith("GUARDD UNKNOWN - no budget named 'nosuch'")
+
+
+def test_a_running_daemon_keeps_its_switch_file_alive_even_when_evaluate_every_exceeds_stale_after(
+    run_guardd, tmp_path, daemon_factory
+):
+    path = cfg(tmp_path, stale_after="3s", every="10m")
+    daemon = daemon_factory(path)
+    daemon.start()
+    first = json.loads(switch_path(tmp_path).read_text())["heartbeat_at"]
+    wait_for(lambda: json.loads(switch_path(tmp_path).read_text())["heartbeat_at"] != first, timeout=15)
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 0, result.stdout
+    assert daemon.stop() == 0
