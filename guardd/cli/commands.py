@@ -149,6 +149,11 @@ async def cmd_check(args: Namespace) -> int:
     scopes = (doc or {}).get("scopes", {})
     names = {b.name for b in budgets} | {GLOBAL_SCOPE}
     tripped = any(isinstance(s, dict) and s.get("tripped") for n, s in scopes.items() if n in names)
+    # a top-level trip that no scope explains stops every client (as guardd.client reads it): CRITICAL too
+    unexplained = (doc or {}).get("tripped") is True and not any(
+        isinstance(s, dict) and s.get("tripped") for s in scopes.values()
+    )
+    tripped = tripped or unexplained
     code, line = status.check_result(evaluations, tripped, health, set_aside)
     print(line)
     return code

@@ -116,3 +116,11 @@ def test_a_running_daemon_keeps_its_switch_file_alive_even_when_evaluate_every_e
     result = run_guardd("check", "-c", str(path))
     assert result.returncode == 0, result.stdout
     assert daemon.stop() == 0
+
+
+def test_check_is_critical_when_the_top_level_trip_is_explained_by_no_scope(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    rewrite(tmp_path, tripped=True)
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 2 and "kill-switch tripped" in result.stdout, result.stdout
