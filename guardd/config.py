@@ -536,7 +536,19 @@ class Config:
         )
 
     def hygiene_warnings(self) -> list[str]:
-        """Return warnings about how the configuration file is kept (secrets readable by other users)."""
+        """Return warnings about how the configuration file is kept (secrets readable by other users), and about a
+        heartbeat that would expire between evaluations."""
+        warnings = []
+        g = self.settings.guardd
+        if g.evaluate_every >= g.stale_after:
+            warnings.append(
+                f"guardd.evaluate_every ({format_duration(g.evaluate_every)}) is not below guardd.stale_after "
+                f"({format_duration(g.stale_after)}): the kill-switch file expires between evaluations, and clients "
+                "and guardd check will see a dead guard; make evaluate_every shorter"
+            )
+        return warnings + self._secret_warnings()
+
+    def _secret_warnings(self) -> list[str]:
         if self.path is None or not self.secrets_in_file():
             return []
         mode = self.path.stat().st_mode & 0o777
