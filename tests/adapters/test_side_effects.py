@@ -10,6 +10,7 @@ import pytest
 
 from guardd.adapters.batch import Parsed
 from guardd.adapters.state_store import StateStore
+from guardd.adapters.store_api import SwitchDecision
 from guardd.core.money import parse_money
 from guardd.core.switch import ScopeChange
 from guardd.digest import send_digest
@@ -142,6 +143,7 @@ async def test_a_pending_trip_whose_scope_was_released_since_switches_no_key(rig
     ours = fake.add_key(KEY, name="prod-api")
     await rig.poller.poll(BERLIN_EVENING)
     doc = await rig.engine.cycle(BERLIN_EVENING)  # nothing spent: the scope is not tripped
-    await rig.state.save_switch(doc, [], BERLIN_EVENING, [ScopeChange("prod", True, "an old decision", "daily")])
+    old = [ScopeChange("prod", True, "an old decision", "daily")]
+    await rig.state.update_switch(lambda previous: SwitchDecision(doc, [], False, old), BERLIN_EVENING)
     assert await rig.engine.key_switch.apply(BERLIN_EVENING, rig.engine._system_messages) == []
     assert not ours.disabled and await rig.state.pending_key_changes() == []

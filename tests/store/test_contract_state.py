@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from guardd.adapters.state_store import Message
+from guardd.adapters.store_api import SwitchDecision
 from guardd.core.alerts import AlertState
 from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
 from tests.store.backends import BACKENDS, Backend, make_backend
@@ -129,9 +130,27 @@ async def test_the_switch_document_comes_back_as_it_was_saved(backend):
     doc = SwitchDoc(NOW, NOW, {"b": scope})
     async with backend.state() as state:
         assert await state.switch_doc() is None
-        await state.save_switch(doc, [("b", "tripped")], NOW)
+        await state.update_switch(lambda previous: SwitchDecision(doc, [("b", "tripped")], True), NOW)
         saved = await state.switch_doc()
     assert saved is not None and saved.to_json() == doc.to_json()
+
+
+async def test_a_switch_decision_is_taken_from_the_stored_document_and_recorded_once(backend):
+    scope = Scope(True, "daily limit reached", NOW, None, "daily", 5 * 10**12, 5 * 10**12, 0, None)
+    tripped = SwitchDoc(NOW, NOW, {"b": scope})
+    seen: list[SwitchDoc | None] = []
+
+    def step(previous: SwitchDoc | None) -> SwitchDecision:
+        seen.append(previous)
+        changed = previous is None
+        return SwitchDecision(tripped, [("b", "tripped")] if changed else [], changed)
+
+    async with backend.state() as state:
+        await state.update_switch(step, NOW)
+        await state.update_switch(step, NOW)
+        history = [detail for _, kind, _, detail in await state.history(None) if kind == "switch"]
+    assert seen[0] is None and seen[1] is not None and seen[1].to_json() == tripped.to_json()
+    assert history == ["tripped"]
 
 
 async def test_a_marker_set_to_the_value_it_has_reports_that_the_job_already_ran(backend):
@@ -181,8 +200,8 @@ async def test_key_changes_saved_with_a_switch_decision_stay_pending_until_done(
     doc = SwitchDoc(NOW, NOW, {})
     trip, release = ScopeChange("b", True, "daily", "daily"), ScopeChange("b", False, "reset", None)
     async with backend.state() as state:
-        await state.save_switch(doc, [("b", "tripped")], NOW, [trip])
-        await state.save_switch(doc, [("b", "released")], NOW, [release])
+        await state.update_switch(lambda previous: SwitchDecision(doc, [("b", "tripped")], True, [trip]), NOW)
+        await state.update_switch(lambda previous: SwitchDecision(doc, [("b", "released")], True, [release]), NOW)
         assert await state.pending_key_changes() == [trip, release]
         await state.key_change_done(trip, NOW)
         assert await state.pending_key_changes() == [release]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from psycopg.types.json import Jsonb
 from guardd.adapters.pg.db import Conn, PgStore
 from guardd.adapters.state_keys import _PENDING_KEYS
 from guardd.adapters.state_store import Message, OutboxRow, doc_from_json, iso
+from guardd.adapters.store_api import SwitchStep
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
 from guardd.core.switch import Override, ScopeChange, SwitchDoc
@@ -243,23 +243,25 @@ class PgStateStore:
         row = await self.store.fetchone("SELECT doc FROM switch_state WHERE id = 1")
         return None if row is None else doc_from_json(row[0])
 
-    async def save_switch(
-        self,
-        doc: SwitchDoc,
-        changes: list[tuple[str, str]],
-        now: datetime,
-        key_changes: Sequence[ScopeChange] = (),
-    ) -> None:
-        """Save a switch decision: the document, its history and the scope changes the key switch still has to
-        apply, in one transaction — before any side effect."""
+    async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
+        """Read the stored switch document (locked until the commit), let ``step`` decide from it, and save the
+        decision — document, history, pending key changes — in one transaction, before any other side effect."""
         async with self.store.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO switch_state(id, doc) VALUES (1, %s) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
-                (Jsonb(doc.to_json()),),
-            )
-            await conn.cursor().executemany(_HISTORY, [(now, "switch", scope, detail) for scope, detail in changes])
-            if key_changes:
-                await _set_pending(conn, await _pending(conn) + list(key_changes), now)
+            cur = await conn.execute("SELECT doc FROM switch_state WHERE id = 1 FOR UPDATE")
+            row = await cur.fetchone()
+            decision = step(None if row is None else doc_from_json(row[0]))
+            if decision.save:
+                await conn.execute(
+                    "INSERT INTO switch_state(id, doc) VALUES (1, %s)"
+                    " ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                    (Jsonb(decision.doc.to_json()),),
+                )
+                await conn.cursor().executemany(
+                    _HISTORY, [(now, "switch", scope, detail) for scope, detail in decision.history]
+                )
+            if decision.key_changes:
+                await _set_pending(conn, await _pending(conn) + list(decision.key_changes), now)
+        return decision.doc
 
     # ---- the key switch's records ---------------------------------------------------------------------------
     async def pending_key_changes(self) -> list[ScopeChange]:
