@@ -329,7 +329,8 @@ async def cmd_notify(args: Namespace) -> int:
             print(f"ok      {channel.display}")
         except DeliveryError as exc:
             failed += 1
-            print(f"FAILED  {channel.display}: {exc}" + (" (permanent)" if exc.permanent else ""))
+            reason = str(exc).removeprefix(f"{channel.display}: ")  # the notifier is named once, first
+            print(f"FAILED  {channel.display}: {reason}" + (" (permanent)" if exc.permanent else ""))
     return 1 if failed else 0
 
 

@@ -96,3 +96,10 @@ def test_status_is_coloured_on_a_terminal_unless_no_color_is_set(run_guardd, tmp
     run_guardd("run", "--once", "-c", str(cfg))
     assert "\x1b[" in _on_a_terminal(["status", "-c", str(cfg)], tmp_path, {})
     assert "\x1b[" not in _on_a_terminal(["status", "-c", str(cfg)], tmp_path, {"NO_COLOR": "1"})
+
+
+def test_a_failing_notifier_is_named_once(run_guardd, tmp_path):
+    cfg = tmp_path / "guardd.toml"
+    cfg.write_text("[guardd]\nstate_dir = 'state'\n[[notifiers]]\nurl = 'json://127.0.0.1:9/hook'\n")
+    out = run_guardd("notify", "test", "-c", str(cfg)).stdout
+    assert out.startswith("FAILED") and out.count("127.0.0.1:9") == 1, out
