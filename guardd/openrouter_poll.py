@@ -138,7 +138,10 @@ class RemotePoller:
                 " disabled=excluded.disabled, usage_daily=excluded.usage_daily,"
                 " disabled_by_guardd = CASE WHEN excluded.disabled = 0 THEN 0 ELSE or_keys.disabled_by_guardd END,"
                 " lim=excluded.lim,"
-                " limit_remaining=excluded.limit_remaining, updated_at=excluded.updated_at",
+                " limit_remaining=excluded.limit_remaining, updated_at=excluded.updated_at"
+                # A list fetched before guardd last switched this key (the fetch runs beside the worker) is older
+                # than that record: it must not undo it, or a key guardd disabled would never be re-enabled.
+                " WHERE or_keys.updated_at <= excluded.updated_at",
                 [
                     (
                         k.get("hash"),

@@ -257,3 +257,26 @@ async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figu
         await events.write_batch(Parsed.of([("g:gen-77", ts, '["nobody/unknown",null,null,[]]', None, 5, 5)]))
         total = await poll_then_sum(config, store, events)
     assert (total.cost, total.unpriced) == (parse_money("0.0123"), 0)
+
+
+@pytest.mark.parametrize("rig", [(TRIP + KEYS_ON, "")], indirect=True)
+async def test_a_key_list_fetched_before_a_trip_does_not_erase_that_guardd_disabled_the_key(rig, fake):
+    ours = fake.add_key(KEY, name="prod-api")
+    await rig.poller.poll(BERLIN_EVENING - timedelta(minutes=1))
+    ts = int((BERLIN_EVENING - timedelta(minutes=5)).timestamp() * 1000)
+    await rig.events.write_batch(Parsed.of([("g:1", ts, '["m","prod-api",null,[]]', parse_money(2), 0, 0)]))
+    await rig.evaluator.refresh_series()
+    list_keys = rig.poller.client.list_keys
+
+    async def list_then_trip(management_key: str):
+        keys = await list_keys(management_key)  # the list as the fetch saw it: the key still enabled
+        doc = await rig.engine.cycle(BERLIN_EVENING + timedelta(seconds=10))  # meanwhile the worker trips
+        assert doc.tripped and ours.disabled
+        return keys
+
+    rig.poller.client.list_keys = list_then_trip
+    await rig.poller.poll(BERLIN_EVENING)  # began before the trip, written after it
+    rig.poller.client.list_keys = list_keys
+    doc = await rig.engine.cycle(BERLIN_EVENING + timedelta(hours=1))  # 00:30 Berlin: the window reset
+    assert not doc.tripped
+    assert not ours.disabled  # re-enabled: guardd still knew it had disabled the key
