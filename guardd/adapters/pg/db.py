@@ -6,7 +6,6 @@ serialise the writers of events, and later LISTEN needs a session of its own.
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from decimal import Decimal
@@ -27,8 +26,16 @@ Conn = psycopg.AsyncConnection[TupleRow]
 
 
 def redacted(url: str) -> str:
-    """Return ``url`` without its password (for messages and logs)."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:…@", url)
+    """Return ``url`` for messages and logs: its scheme, user, host, port and database, never its password —
+    whether in the userinfo (which may itself hold ``/``, ``:`` or ``@``) or in the query (``?password=``, so no
+    query is shown). A ``key=value`` connection string shows nothing but that it is one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "(a key=value connection string)"
+    rest = rest.split("?", 1)[0]
+    userinfo, at, location = rest.rpartition("@")
+    user = userinfo.split(":", 1)[0] + "@" if at else ""
+    return f"{scheme}://{user}{location}"
 
 
 def pico(amount: Decimal | None) -> int:
