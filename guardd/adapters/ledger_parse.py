@@ -89,17 +89,30 @@ class _Canonical(_Fields, kw_only=True):
     sessionId: msgspec.Raw | None = None
 
 
-class _Fast(_Fields, kw_only=True, gc=False):
-    """A canonical line for the batch path: the time decoded to a datetime in C, the labels kept raw (they only
-    name a series, and are checked once per distinct text). A line with one of the other formats' marker fields
-    fails the batch, and the line path reads it."""
+class _FastBase(_Fields, kw_only=True, gc=False):
+    """A canonical line for the batch path: the labels kept raw (they only name a series, and are checked once
+    per distinct text). A line with one of the other formats' marker fields fails the batch, and the line path
+    reads it."""
 
-    ts: datetime
     labels: msgspec.Raw = _NULL
     usage: None = None
     response: None = None
     performance: None = None
     sessionId: None = None
+
+
+class _Fast(_FastBase, kw_only=True, gc=False):
+    """The form most ledgers write: the time is RFC 3339 text, decoded to a datetime in C."""
+
+    ts: datetime
+
+
+class _FastRaw(_FastBase, kw_only=True, gc=False):
+    """Any other time form of contract §2 (Unix seconds or milliseconds, with or without a fraction; an offset;
+    no zone): the time is kept as its JSON text and read exactly by :func:`_raw_ms`, still without the line
+    path. A block of such lines (or of mixed forms) is decoded with this struct."""
+
+    ts: msgspec.Raw
 
 
 def read_batch(
@@ -133,6 +146,8 @@ class LineParser:
         canonical = fmt in ("auto", "guardd")
         self._line = msgspec.json.Decoder(_Canonical) if canonical else None
         self._batch = msgspec.json.Decoder(list[_Fast]) if canonical else None
+        self._batch_raw = msgspec.json.Decoder(list[_FastRaw]) if canonical else None
+        self._raw_first = False  # this ledger's last block needed the raw-time decoder: try it first
         self._series: dict[tuple[object, ...], int] = {}  # (model, key, provider, labels text) → series id
         self._line_series: dict[tuple[object, ...], int] = {}
         self._sigs: dict[int, str] = {}
@@ -148,12 +163,9 @@ class LineParser:
         lines = data.split(b"\n")
         lines.pop()  # the block ends with a newline
         if self._batch is not None and not may_be_too_deep(data):
-            try:
-                objs = self._batch.decode(b"[" + b",".join(lines) + b"]")
-            except Exception:  # a bad or blank line somewhere: every line on its own says why
-                pass
-            else:
-                self._rows(objs, lines, block.offset, fp, path, out)
+            decoded = self._decode_block(b"[" + b",".join(lines) + b"]")
+            if decoded is not None:
+                self._rows(decoded, lines, block.offset, fp, path, out)
                 return
         offset = block.offset
         for line in lines:
@@ -166,18 +178,37 @@ class LineParser:
         out.close()
 
     # ---- the batch path ----------------------------------------------------------------------------------
-    def _rows(self, objs: list[_Fast], lines: list[bytes], base: int, fp: str, path: str, out: Parsed) -> None:
+    def _decode_block(self, joined: bytes) -> list[_Fast] | list[_FastRaw] | None:
+        """Decode a block's lines at once: with RFC 3339 times as datetimes, else with raw times (other forms,
+        or forms mixed line by line). None when neither fits every line (a bad or blank line somewhere: every
+        line on its own says why). Whichever fitted is tried first next time."""
+        assert self._batch is not None and self._batch_raw is not None
+        first, second = (self._batch_raw, self._batch) if self._raw_first else (self._batch, self._batch_raw)
+        for decoder in (first, second):
+            try:
+                objs: list[_Fast] | list[_FastRaw] = decoder.decode(joined)
+            except Exception:
+                continue
+            self._raw_first = decoder is self._batch_raw
+            return objs
+        return None
+
+    def _rows(
+        self, objs: list[_Fast] | list[_FastRaw], lines: list[bytes], base: int, fp: str, path: str, out: Parsed
+    ) -> None:
         # Per-line work is the cost of ingestion, so this loop is written for speed: names are local, and the
         # hourly sums are kept here instead of in a second pass.
         rows, tokens, hours, series, top = out.rows, out.tokens, out.hours, self._series, self.max_event_cost
         epoch, ms, hour_ms = _EPOCH, _MS, HOUR_MS
         offsets: list[int] | None = None
+        raw_time = bool(objs) and isinstance(objs[0], _FastRaw)
         out.lines += len(objs)
         i = -1
         for o in objs:
             i += 1
             try:
-                ts = (o.ts - epoch) // ms  # TypeError for a time without a zone: the line path says UTC
+                # A datetime without a zone raises TypeError: the line path says UTC.
+                ts = _raw_ms(o.ts) if raw_time else (o.ts - epoch) // ms  # type: ignore[arg-type,operator]
                 decimal = o.cost
                 cost: int | None = None
                 if decimal is not None:
@@ -240,7 +271,7 @@ class LineParser:
                 entry[5] += r
                 entry[6] += ca
 
-    def _new_series(self, o: _Fast, skey: tuple[object, ...]) -> int:
+    def _new_series(self, o: _FastBase, skey: tuple[object, ...]) -> int:
         try:
             labels = parse_labels(self._generic_decoder.decode(bytes(o.labels)))
         except (msgspec.MsgspecError, BadLine):
@@ -384,6 +415,30 @@ def _ms(ts: str | int) -> int:
             moment = moment.replace(tzinfo=UTC)
         return (moment - _EPOCH) // _MS
     return parse_ts(ts)
+
+
+_TIME = msgspec.json.Decoder(datetime)
+_SECONDS_UNTIL = 100_000_000_000  # as parse_ts: a Unix time below this is in seconds, else in milliseconds
+
+
+def _raw_ms(raw: msgspec.Raw) -> int:
+    """Unix ms of a canonical line's time given as its JSON text, exactly as the line path reads it
+    (:func:`_ms`, :func:`~guardd.core.usage.parse_ts`): RFC 3339 text (no zone = UTC), or a Unix time in
+    seconds or milliseconds, a fraction read as a decimal (never a binary float). Raise for anything else
+    (a time as digits in a string, a negative number, ``null``): the line path has the exact rule and reason."""
+    text = bytes(raw)
+    if text[:1] == b'"':
+        moment = _TIME.decode(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - _EPOCH) // _MS
+    if text.isdigit():
+        whole = int(text)
+        return whole if whole >= _SECONDS_UNTIL else whole * 1000
+    number = Decimal(text.decode())  # InvalidOperation for true, null, an object…
+    if not number.is_finite() or number < 0:
+        raise _Slow
+    return int(number) if number >= _SECONDS_UNTIL else int(number * 1000)
 
 
 def id_key(gen_id: str) -> str:

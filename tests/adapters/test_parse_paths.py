@@ -29,6 +29,14 @@ times = st.sampled_from(
         "yesterday",
         1795255200,
         1795255200500,
+        1795255200.123,  # Unix seconds with a fraction (JSON text, read exactly)
+        1795255200.1239,
+        1795255200.0009999,
+        1795255200500.7,  # milliseconds with a fraction
+        -5,
+        0,
+        "1795255200",  # digits in a string
+        True,
         None,
     ]
 )
@@ -157,6 +165,24 @@ def test_blocks_hold_whole_lines_and_skip_an_over_long_line_unread(tmp_path):
     assert [b.data for b in blocks] == [b'{"a": 1}\n', None, b'{"b": 2}\n']
     assert blocks[1].offset == 9 and blocks[1].end == 9 + len(long_line) + 1
     assert blocks[-1].end == path.stat().st_size - len(b'{"c": 3')  # the unfinished line waits
+
+
+def test_every_time_and_cost_form_of_a_canonical_line_is_decoded_without_the_line_path(monkeypatch):
+    def no_line_path(*args: object) -> None:
+        raise AssertionError("took the line path")
+
+    forms = ["2026-11-21T10:00:00.123Z", "2026-11-21T05:00:00.123-05:00", "2026-11-21T10:00:00.123", 1795255200123]
+    lines = [
+        b'{"ts": 1795255200.123, "id": "s", "cost": 1.5e-3}',
+        *(json.dumps({"ts": ts, "id": f"g{i}", "cost": "0.0015"}).encode() for i, ts in enumerate(forms)),
+    ]
+    parser = LineParser("auto", {}, MAX)
+    monkeypatch.setattr(parser, "_one", no_line_path)
+    data = b"\n".join(lines) + b"\n"
+    out = Parsed(0, 0)
+    parser.parse_block(Block(0, data, len(data)), FP, "p", out)
+    assert {row[1] for row in out.rows.values()} == {1795255200123}
+    assert {row[3] for row in out.rows.values()} == {parse_money("0.0015")}
 
 
 def test_a_clean_canonical_block_is_decoded_at_once(monkeypatch):
