@@ -1,0 +1,122 @@
+"""Every benchmark shape of ledger (bench/genledger.py) ingests to its exact Decimal total: once, again (nothing
+stored the second time), in parsing processes, and after a `kill -9` in the middle of an ingest and a restart.
+The generator computes its total with Decimal, independently of guardd's parser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from guardd.adapters.events_store import EventStore
+from guardd.adapters.store import Store
+from guardd.backfill import ingest_files
+from guardd.core.money import parse_money
+
+from .conftest import wait_for
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+SHAPES = ["steady", "mixed", "sequential"]
+LINES = 40_000  # three ranges of 4 MiB for the parsing processes: a kill lands after the first commit
+
+
+def generate(path: Path, shape: str, lines: int, seed: int = 7) -> Decimal:
+    """Write a seeded ledger of ``shape``; return its exact total as the generator computed it."""
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "genledger.py"), str(path), "--lines", str(lines), "--shape", shape,
+         "--seed", str(seed), "--span-days", "3"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return Decimal(done.stderr.strip().split("=", 1)[1])
+
+
+def guardd(config: Path, *args: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "guardd", *args, "-c", str(config)], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(done.stdout))
+
+
+def total(db: Path, lines: int = LINES) -> Decimal:
+    return asyncio.run(_total(db, lines))
+
+
+async def _total(db: Path, lines: int) -> Decimal:
+    async with Store.open(db) as store:
+        spent = await EventStore(store).window_sum(None, *_all_time())
+    assert spent.events == lines and spent.unpriced == 0
+    return Decimal(spent.cost).scaleb(-12)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "guardd.toml"
+    path.write_text('[guardd]\nstate_dir = "state"\n')
+    return path
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_every_shape_parsed_by_worker_processes_gives_the_exact_total(tmp_path, shape):
+    ledger = tmp_path / "ledger.jsonl"
+    expected = generate(ledger, shape, 3000)
+    async with Store.open(tmp_path / "guardd.db") as store:
+        events = EventStore(store)
+        summary = await ingest_files(
+            events, [str(ledger)], "auto", {}, parse_money(1000), workers=2, range_bytes=64 << 10
+        )
+        assert (summary.read, summary.stored) == (3000, 3000)
+    assert await _total(tmp_path / "guardd.db", 3000) == expected
+
+
+def count(db: Path, readonly: bool = False) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro" if readonly else f"file:{db}", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _all_time() -> tuple:
+    from datetime import UTC, datetime
+
+    return datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_every_shape_gives_its_exact_total_after_a_kill_mid_way_a_restart_and_a_second_ingest(tmp_path, config, shape):
+    ledger = tmp_path / "ledger.jsonl"
+    expected = generate(ledger, shape, LINES)
+    db = tmp_path / "state" / "guardd.db"
+    command = [sys.executable, "-m", "guardd", "ingest", str(ledger), "--json", "--workers", "2", "-c", str(config)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+
+        def some_committed() -> bool:
+            if not db.exists():
+                return False
+            try:
+                return count(db, readonly=True) > 0
+            except sqlite3.OperationalError:
+                return False  # not created yet
+
+        wait_for(some_committed, timeout=120, interval=0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the ingest ended before it could be killed: make the ledger longer"
+    stored_before = count(db)
+    assert 0 < stored_before < LINES
+    again = guardd(config, "ingest", str(ledger), "--json", "--workers", "0")
+    assert (again["stored"], again["duplicates"]) == (LINES - stored_before, stored_before)
+    assert total(db) == expected
+    second = guardd(config, "ingest", str(ledger), "--json", "--workers", "0")
+    assert (second["read"], second["stored"], second["duplicates"]) == (LINES, 0, LINES)
+    assert total(db) == expected
