@@ -45,9 +45,10 @@ def build(db: Path, events: int, series: int) -> None:
         ],
     )
     conn.execute("BEGIN")
+    # h: a unique stand-in for the key hash (guardd.adapters.batch.key_hash); this store is only read.
     conn.execute(
         f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {events})
-        INSERT INTO events(k, ts, series, cost) SELECT 'g:' || i, {now_ms - span} + (i * {span // events}),
+        INSERT INTO events(h, k, ts, series, cost) SELECT i, 'g:' || i, {now_ms - span} + (i * {span // events}),
         1 + (i % {series}), 1000000 + (i % 997) * 1000 FROM n"""
     )
     for level, size in ((0, HOUR_MS), (1, DAY_MS)):

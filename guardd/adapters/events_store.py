@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from guardd.adapters.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours
+from guardd.adapters.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours, key_hash
 from guardd.adapters.setaside_log import log_set_aside
 from guardd.adapters.store import Store
 from guardd.adapters.store_api import BatchResult, Checkpoint, Priced, SetAside, Sum, UnpricedEvent
@@ -118,13 +118,13 @@ class EventStore:
             await self._add_series(parsed.series)
             async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
                 before = (await cur.fetchone() or (0,))[0]
-            # Fast path: insert everything; the unique key index ignores what is already there.
+            # Fast path: insert everything; the unique index on the key hash ignores what is already there.
             changes = conn.total_changes
-            # A row also carries its token counts (for the rollups); ?8 names the last of them so that the row
-            # binds as it is, without a per-row slice, and the event table keeps only the first four.
+            # A row also carries its token counts (for the rollups); ?9 names the last of them so that the row
+            # binds as it is, without a per-row slice, and the event table keeps only the first five.
             await conn.executemany(
-                "INSERT OR IGNORE INTO events(k, ts, series, cost) SELECT ?1, ?2, ?3, ?4 WHERE ?8 IS NULL OR 1",
-                parsed.row_iter(),
+                "INSERT OR IGNORE INTO events(h, k, ts, series, cost) SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?9 IS NULL OR 1",
+                parsed.keyed_rows(),
             )
             inserted = conn.total_changes - changes
             hours = parsed.hours
@@ -175,33 +175,68 @@ class EventStore:
         seen: list[tuple[str]] = []
         updates: list[tuple[int, int, int | None, int]] = []
         priced: list[tuple[str]] = []
-        for chunk in _chunks(list(rows), 5000):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT k, id, ts, series, cost FROM events WHERE id <= ? AND k IN ({marks})"
-            async with conn.execute(sql, [before, *chunk]) as cur:
-                async for k, eid, old_ts, old_series, old_cost in cur:
-                    row = rows[k]
-                    _, ts, series, cost = row[:4]
-                    result.duplicates += 1
-                    result.unpriced -= cost is None
-                    seen.append((k,))
-                    if (old_ts, old_series, old_cost) == (ts, series, cost):
-                        add_row_to_hours(hours, row, -1)  # already counted when it was stored
-                        continue
-                    add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
-                    entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
-                    for i, count in enumerate(row[4:], 3):
-                        entry[i] -= count
-                    updates.append((ts, series, cost, eid))
-                    if cost is not None and old_cost is None:
-                        priced.append((k,))
-                    result.series.add(old_series)
+        for k, eid, old_ts, old_series, old_cost in await self._stored_before(rows, before, result):
+            row = rows[k]
+            _, ts, series, cost = row[:4]
+            result.duplicates += 1
+            result.unpriced -= cost is None
+            seen.append((k,))
+            if (old_ts, old_series, old_cost) == (ts, series, cost):
+                add_row_to_hours(hours, row, -1)  # already counted when it was stored
+                continue
+            add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
+            entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
+            for i, count in enumerate(row[4:], 3):
+                entry[i] -= count
+            updates.append((ts, series, cost, eid))
+            if cost is not None and old_cost is None:
+                priced.append((k,))
+            result.series.add(old_series)
         if updates:
             await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", updates)
         if seen:
             await conn.executemany("DELETE FROM health WHERE k = ?", seen)  # the batch's own facts follow
         if priced:
             await conn.executemany("DELETE FROM unpriced WHERE k = ?", priced)
+
+    async def _stored_before(
+        self, rows: dict[str, Row], before: int, result: BatchResult
+    ) -> list[tuple[str, int, int, int, int | None]]:
+        """Return ``(key, id, ts, series, cost)`` of the events stored before this batch (ids up to ``before``)
+        under the keys of ``rows``. A row the insert ignored although its key is not stored lost its hash to
+        another key (a 64-bit collision, in the store or in this batch): it is stored now under its second hash,
+        or found there, and ``result.stored`` counts it."""
+        conn = self.store.conn
+        by_hash: dict[int, list[str]] = defaultdict(list)
+        for k in rows:
+            by_hash[key_hash(k)].append(k)
+        found: list[tuple[str, int, int, int, int | None]] = []
+        collided: list[str] = []
+        for chunk in _chunks(list(by_hash), 5000):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT h, k, id, ts, series, cost FROM events WHERE h IN ({marks})"
+            async with conn.execute(sql, chunk) as cur:
+                async for h, stored_k, eid, ts, series, cost in cur:
+                    for k in by_hash[h]:
+                        if k != stored_k:
+                            collided.append(k)
+                        elif eid <= before:
+                            found.append((k, eid, ts, series, cost))
+        for k in collided:
+            second = key_hash(k, 1)
+            async with conn.execute("SELECT k, id, ts, series, cost FROM events WHERE h = ?", (second,)) as cur:
+                stored = await cur.fetchone()
+            if stored is None:
+                _, ts, series, cost = rows[k][:4]
+                await conn.execute(
+                    "INSERT INTO events(h, k, ts, series, cost) VALUES (?,?,?,?,?)", (second, k, ts, series, cost)
+                )
+                result.stored += 1
+            elif stored[0] == k:
+                found.append((k, stored[1], stored[2], stored[3], stored[4]))
+            else:  # two 64-bit collisions for one key: never merge two events' spend
+                raise StoreError(f"event key hash collision between {k!r} and {stored[0]!r}")
+        return found
 
     async def _apply(self, hours: dict[tuple[int, int], list[int]]) -> None:
         """Add per-(hour, series) deltas (:data:`~guardd.adapters.batch.ENTRY`) to the hour and UTC-day rollups."""
@@ -320,13 +355,25 @@ class EventStore:
 
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         """Return up to ``limit`` unpriced events with what pricing them needs."""
-        rows = await self.store.fetchall(
-            "SELECT e.id, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
-            " CASE WHEN e.k LIKE 'g:%' THEN substr(e.k, 3) END FROM unpriced u JOIN events e ON e.k = u.k"
-            " JOIN series s ON s.id = e.series WHERE e.cost IS NULL LIMIT ?",
+        waiting = await self.store.fetchall(
+            "SELECT k, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens FROM unpriced LIMIT ?",
             (limit,),
         )
-        return [UnpricedEvent(*r) for r in rows]
+        tokens: dict[str, tuple[int, int, int, int]] = {k: (p, c, r, ca) for k, p, c, r, ca in waiting}
+        hashes = [h for k in tokens for h in (key_hash(k), key_hash(k, 1))]  # the second: after a collision
+        out: list[UnpricedEvent] = []
+        for chunk in _chunks(hashes, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.store.fetchall(
+                f"SELECT e.id, e.k, s.model FROM events e JOIN series s ON s.id = e.series"
+                f" WHERE e.h IN ({marks}) AND e.cost IS NULL",
+                chunk,
+            )
+            for eid, k, model in rows:
+                if k in tokens:
+                    p, c, r, ca = tokens[k]
+                    out.append(UnpricedEvent(eid, model, p, c, r, ca, k[2:] if k.startswith("g:") else None))
+        return out
 
     async def quarantine_count(self) -> int:
         row = await self.store.fetchone("SELECT count(*) FROM quarantine")

@@ -22,10 +22,10 @@ from typing import Any
 
 import aiosqlite
 
-from guardd.adapters.batch import series_id
+from guardd.adapters.batch import key_hash, series_id
 from guardd.errors import SchemaTooNew, StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str | Callable[[aiosqlite.Connection], Awaitable[None]]] = {
     1: """
@@ -183,6 +183,48 @@ CREATE TABLE health (
 ) WITHOUT ROWID;
 CREATE INDEX health_ts ON health(ts);
 """
+
+
+async def _v4_hashed_keys(conn: aiosqlite.Connection) -> None:
+    """Schema 4, for ingestion speed on random ids: events are unique by a 64-bit hash of their key
+    (:func:`~guardd.adapters.batch.key_hash`) instead of by the key text. The unique index is a third the size
+    of the text index, so it stays in the page cache at millions of events, and a batch sorted by hash
+    touches fewer pages. The key text stays beside it: two keys with one hash are told apart, and the second
+    is stored under its second hash (see :class:`~guardd.adapters.events_store.EventStore`)."""
+    await conn.execute(
+        "CREATE TABLE events_v4 (id INTEGER PRIMARY KEY, h INTEGER NOT NULL, k TEXT NOT NULL, ts INTEGER NOT NULL,"
+        " series INTEGER NOT NULL, cost INTEGER)"
+    )
+    last = 0
+    while True:
+        async with conn.execute(
+            "SELECT id, k, ts, series, cost FROM events WHERE id > ? ORDER BY id LIMIT 50000", (last,)
+        ) as cur:
+            rows = list(await cur.fetchall())
+        if not rows:
+            break
+        await conn.executemany(
+            "INSERT INTO events_v4(id, h, k, ts, series, cost) VALUES (?,?,?,?,?,?)",
+            [(eid, key_hash(k), k, ts, series, cost) for eid, k, ts, series, cost in rows],
+        )
+        last = rows[-1][0]
+    # Keys that share a hash (a collision among stored keys): every one but the first takes its second hash.
+    async with conn.execute(
+        "SELECT id, k FROM events_v4 WHERE h IN (SELECT h FROM events_v4 GROUP BY h HAVING count(*) > 1)"
+        " AND id NOT IN (SELECT min(id) FROM events_v4 GROUP BY h HAVING count(*) > 1)"
+    ) as cur:
+        collided = list(await cur.fetchall())
+    await conn.executemany("UPDATE events_v4 SET h = ? WHERE id = ?", [(key_hash(k, 1), eid) for eid, k in collided])
+    for statement in _statements("""
+DROP TABLE events;
+ALTER TABLE events_v4 RENAME TO events;
+CREATE UNIQUE INDEX events_h ON events(h);
+CREATE INDEX events_ts ON events(ts);
+"""):
+        await conn.execute(statement)
+
+
+MIGRATIONS[4] = _v4_hashed_keys
 
 
 class Store:
