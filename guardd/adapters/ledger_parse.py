@@ -33,6 +33,7 @@ import msgspec
 
 from guardd.adapters.batch import HOUR_MS, Health, Parsed, QuarantinedLine, series_id, series_sig
 from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks, may_be_too_deep, too_deep
+from guardd.adapters.ledger_times import raw_ms
 from guardd.core.money import Money
 from guardd.core.redact import redact_text
 from guardd.core.usage import (
@@ -109,8 +110,9 @@ class _Fast(_FastBase, kw_only=True, gc=False):
 
 class _FastRaw(_FastBase, kw_only=True, gc=False):
     """Any other time form of contract §2 (Unix seconds or milliseconds, with or without a fraction; an offset;
-    no zone): the time is kept as its JSON text and read exactly by :func:`_raw_ms`, still without the line
-    path. A block of such lines (or of mixed forms) is decoded with this struct."""
+    no zone): the time is kept as its JSON text and read exactly by
+    :func:`~guardd.adapters.ledger_times.raw_ms`, still without the line path. A block of such lines (or of
+    mixed forms) is decoded with this struct."""
 
     ts: msgspec.Raw
 
@@ -208,7 +210,7 @@ class LineParser:
             i += 1
             try:
                 # A datetime without a zone raises TypeError: the line path says UTC.
-                ts = _raw_ms(o.ts) if raw_time else (o.ts - epoch) // ms  # type: ignore[arg-type,operator]
+                ts = raw_ms(o.ts) if raw_time else (o.ts - epoch) // ms  # type: ignore[arg-type,operator]
                 decimal = o.cost
                 cost: int | None = None
                 if decimal is not None:
@@ -415,30 +417,6 @@ def _ms(ts: str | int) -> int:
             moment = moment.replace(tzinfo=UTC)
         return (moment - _EPOCH) // _MS
     return parse_ts(ts)
-
-
-_TIME = msgspec.json.Decoder(datetime)
-_SECONDS_UNTIL = 100_000_000_000  # as parse_ts: a Unix time below this is in seconds, else in milliseconds
-
-
-def _raw_ms(raw: msgspec.Raw) -> int:
-    """Unix ms of a canonical line's time given as its JSON text, exactly as the line path reads it
-    (:func:`_ms`, :func:`~guardd.core.usage.parse_ts`): RFC 3339 text (no zone = UTC), or a Unix time in
-    seconds or milliseconds, a fraction read as a decimal (never a binary float). Raise for anything else
-    (a time as digits in a string, a negative number, ``null``): the line path has the exact rule and reason."""
-    text = bytes(raw)
-    if text[:1] == b'"':
-        moment = _TIME.decode(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return (moment - _EPOCH) // _MS
-    if text.isdigit():
-        whole = int(text)
-        return whole if whole >= _SECONDS_UNTIL else whole * 1000
-    number = Decimal(text.decode())  # InvalidOperation for true, null, an object…
-    if not number.is_finite() or number < 0:
-        raise _Slow
-    return int(number) if number >= _SECONDS_UNTIL else int(number * 1000)
 
 
 def id_key(gen_id: str) -> str:

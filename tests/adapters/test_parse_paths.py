@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardd.adapters.batch import Parsed
+from guardd.adapters.batch import Parsed, key_hash
 from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
 from guardd.adapters.ledger_parse import LineParser
 from guardd.core.money import parse_money
@@ -139,7 +139,9 @@ def test_a_packed_batch_unpacks_to_the_same_rows():
     lines.append(b"garbage")
     parsed = batch(lines, one_by_one=False)
     copy = Parsed.unpack(parsed.pack())
-    assert list(copy.row_iter()) == sorted(parsed.rows.values())  # sorted by key, for the index
+    keyed = list(copy.keyed_rows())
+    assert keyed == sorted((key_hash(row[0]), *row) for row in parsed.rows.values())  # by hash, for the index
+    assert list(copy.row_iter()) == [row[1:] for row in keyed]
     assert copy.row_dict() == parsed.rows
     assert (copy.hours, copy.tokens, copy.series, copy.bad) == (parsed.hours, parsed.tokens, parsed.series, parsed.bad)
     assert copy.health == parsed.health
