@@ -22,4 +22,4 @@ def test_no_piece_of_the_password_is_shown(url, secret):
 
 
 def test_the_user_host_port_and_database_stay_readable():
-    assert redacted("postgresql://guardd:pw@db.internal:5433/guardd") == "postgresql://guardd@db.internal:5433/guardd"
+    assert redacted("postgresql://guardd:pw@db.internal:5433/guardd") == "postgresql://guardd:…@db.internal:5433/guardd"

@@ -34,7 +34,8 @@ def redacted(url: str) -> str:
         return "(a key=value connection string)"
     rest = rest.split("?", 1)[0]
     userinfo, at, location = rest.rpartition("@")
-    user = userinfo.split(":", 1)[0] + "@" if at else ""
+    user, colon, _password = userinfo.partition(":")
+    user = f"{user}{':…' if colon else ''}@" if at else ""
     return f"{scheme}://{user}{location}"
 
 
