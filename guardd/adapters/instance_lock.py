@@ -15,6 +15,7 @@ that is gone says nothing about now.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -54,12 +55,16 @@ class InstanceLock:
     @classmethod
     def acquire(cls, state_dir: Path) -> InstanceLock:
         """Take the lock of ``state_dir``; raise :class:`AlreadyRunning` naming the holder's pid when it is held,
-        :class:`StoreError` when the lock file cannot be opened."""
+        and :class:`StoreError` (one line naming the folder and the user) when the lock file cannot be opened."""
         path = state_dir / LOCK_NAME
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
+            from guardd.adapters.store import not_writable
+
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise not_writable("state folder", state_dir) from None
             raise StoreError(f"cannot open the lock file {path}: {exc.strerror or exc}") from exc
         for attempt in range(_ATTEMPTS):
             try:

@@ -398,10 +398,15 @@ def _check_writable(path: Path) -> None:
         raise StoreError(f"cannot create the state folder {folder}: {exc.strerror}") from exc
     for where, what in ((folder, "state folder"), (path, "state database")):
         if where.exists() and not os.access(where, os.W_OK):
-            raise StoreError(
-                f"the {what} {where} is not writable by {_user()}; this command changes the state "
-                "(reading commands such as status, report and history work without writing)"
-            )
+            raise not_writable(what, where)
+
+
+def not_writable(what: str, where: Path) -> StoreError:
+    """The error of a changing command on state it may not write: names the file or folder and the user."""
+    return StoreError(
+        f"the {what} {where} is not writable by {_user()}; this command changes the state "
+        "(reading commands such as status, report and history work without writing)"
+    )
 
 
 def _user() -> str:

@@ -147,6 +147,16 @@ def test_a_writing_command_names_the_state_folder_that_is_not_writable(run_guard
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.parametrize("command", [["run", "--once"], ["run"]], ids=lambda c: " ".join(c))
+def test_the_daemon_on_a_state_folder_it_may_not_write_says_so_in_one_line(run_guardd, tmp_path, read_only, command):
+    cfg = _state_with_spend(run_guardd, tmp_path)
+    read_only(tmp_path / "state")
+    result = run_guardd(*command, "-c", str(cfg))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "is not writable by" in result.stderr and str(tmp_path / "state") in result.stderr, result.stderr
+
+
 def test_an_unopenable_database_is_one_line_without_event_loop_noise(run_guardd, tmp_path):
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "guardd.db").mkdir()  # a folder where the database file should be
