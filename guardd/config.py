@@ -474,10 +474,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _sources_need_openrouter(self) -> Settings:
-        needs = [b.name for b in self.budgets if b.source != "ledger"]
-        if needs and self.openrouter is None:
-            raise ValueError(f"budget(s) {', '.join(needs)} use source openrouter/max but [openrouter] is absent")
+        problem = _openrouter_missing([b.name for b in self.budgets if b.source != "ledger"], self.openrouter)
+        if problem:
+            raise ValueError(problem)
         return self
+
+
+def _openrouter_missing(needs: list[str], section: object) -> str | None:
+    """The problem of budgets whose source needs ``[openrouter]`` when it is absent, else None."""
+    if needs and section is None:
+        return f"budget(s) {', '.join(needs)} use source openrouter/max but [openrouter] is absent"
+    return None
 
 
 class Config:
@@ -693,20 +700,51 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
             line = f"{label}: {_loc(error['loc'])}: {_message(dict(error))}"
             if line not in seen:
                 seen.append(line)
+        # The checks across sections run on validated settings; when a field is bad, run them on the raw data
+        # too, so one `config check` names every bad key at once (contract §1).
+        seen += [line for line in _cross_checks_raw(data, label) if line not in seen]
         raise ConfigError(seen) from None
-    seen += _unknown_tags(settings, label)
+    validated = {
+        section: [{"notify": getattr(item, "notify", None)} for item in getattr(settings, section, None) or []]
+        for section in ("budgets", "health")
+    }
+    seen += _unknown_tags({tag for n in settings.notifiers for tag in n.tags}, validated, label)
     if seen:
         raise ConfigError(seen)
     return Config(settings, path)
 
 
-def _unknown_tags(settings: Settings, label: str) -> list[str]:
-    """Report every ``notify`` tag that no notifier carries: such alerts would reach nobody (contract §1)."""
-    carried = {tag for n in settings.notifiers for tag in n.tags}
+def _cross_checks_raw(data: dict[str, Any], label: str) -> list[str]:
+    """The cross-section checks on the raw (not validated) data, skipping whatever is too malformed to judge."""
+    problems: list[str] = []
+    notifiers = data.get("notifiers", [])
+    if isinstance(notifiers, list) and all(isinstance(n, dict) for n in notifiers):
+        tags = [n.get("tags", []) for n in notifiers]
+        if all(isinstance(t, list) for t in tags):
+            problems += _unknown_tags({str(tag) for t in tags for tag in t}, data, label)
+    budgets = data.get("budgets")
+    if isinstance(budgets, list) and not any(k.lower().startswith("guardd_openrouter") for k in os.environ):
+        needs = [
+            str(b.get("name"))
+            for b in budgets
+            if isinstance(b, dict) and b.get("source", "ledger") in ("openrouter", "max")
+        ]
+        problem = _openrouter_missing(needs, data.get("openrouter"))
+        if problem:
+            problems.append(f"{label}: {_loc(())}: {problem}")
+    return problems
+
+
+def _unknown_tags(carried: set[str], data: dict[str, Any], label: str) -> list[str]:
+    """Report every ``notify`` tag that no notifier carries: such alerts would reach nobody (contract §1).
+
+    ``carried`` is every notifier's tags; ``data`` the settings as plain data (raw or dumped)."""
     problems: list[str] = []
     for section in ("budgets", "health"):
-        for index, item in enumerate(getattr(settings, section, None) or []):
-            for tag in getattr(item, "notify", None) or []:
+        items = data.get(section)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            notify = item.get("notify") if isinstance(item, dict) else None
+            for tag in notify if isinstance(notify, list) else []:
                 if tag not in carried:
                     known = ", ".join(sorted(carried)) or "no notifier has tags"
                     where = f"{label}: {section}[{index}].notify"

@@ -89,3 +89,27 @@ def test_no_config_file_runs_on_defaults_and_says_so(run_guardd):
     result = run_guardd("status", "--json")
     assert result.returncode == 0
     assert "built-in defaults" in result.stderr and result.stderr.count("built-in defaults") == 1
+
+
+def test_config_check_names_a_dangling_notify_tag_together_with_the_other_bad_keys(run_guardd, tmp_path):
+    (tmp_path / "c.toml").write_text(
+        "[alerts]\nrepeat_every = 4\n"
+        "[[notifiers]]\nurl = 'json://127.0.0.1:9/hook'\ntags = ['ops']\n"
+        "[[budgets]]\nname = 'b'\ndaily = -1\nnotify = ['opss']\n"
+    )
+    result = run_guardd("config", "check", "-c", "c.toml")
+    assert result.returncode == 78, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "budgets[0].daily" in out and "alerts.repeat_every" in out, out
+    assert "budgets[0].notify: no notifier carries the tag 'opss' (ops)" in out, out
+
+
+def test_config_check_names_a_missing_openrouter_section_together_with_the_other_bad_keys(run_guardd, tmp_path):
+    (tmp_path / "c.toml").write_text(
+        "[[budgets]]\nname = 'b'\ndaily = -1\n[[budgets]]\nname = 'r'\nsource = 'openrouter'\ndaily = 5\n"
+    )
+    result = run_guardd("config", "check", "-c", "c.toml")
+    assert result.returncode == 78, result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert "budgets[0].daily" in out, out
+    assert "budget(s) r use source openrouter/max but [openrouter] is absent" in out, out
