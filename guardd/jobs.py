@@ -29,7 +29,7 @@ from guardd.core.evaluate import BudgetEvaluation
 from guardd.core.health import HEALTH_WINDOW, HealthEvaluation, HealthRule
 from guardd.core.periods import forward_now
 from guardd.core.switch import GLOBAL_SCOPE, ScopeChange, SwitchDoc, decide
-from guardd.errors import DeliveryError, StoreError
+from guardd.errors import DeliveryError, StoreError, SwitchFileError
 from guardd.evaluation import Evaluator
 from guardd.health_rules import evaluate_rules
 from guardd.messages import render, render_health
@@ -42,6 +42,7 @@ LEASE = timedelta(minutes=2)
 GIVE_UP_AFTER = timedelta(hours=24)
 MAX_BACKOFF = timedelta(hours=1)
 CLOCK_MARKER = "clock"  # the latest time windows were evaluated at
+LIVENESS_FIELDS = ("heartbeat_at", "expires_at")
 
 
 def channels_of(config: Config) -> list[Channel]:
@@ -91,6 +92,10 @@ class Engine:
         """Outbox rows a channel accepted whose delivered mark failed; marked at the next delivery, never resent."""
         self._clock_behind = False
         self._turn = asyncio.Lock()
+        self.keeps_heartbeat = False
+        """True for a command that writes the switch but is not the daemon (``killswitch trip|release``): the file
+        then keeps the previous document's ``heartbeat_at``/``expires_at`` (none when it had none), because only
+        the daemon's evaluations are heartbeats (contract §3) — a dead guard stays dead."""
 
     @property
     def policy(self) -> Policy:
@@ -238,7 +243,18 @@ class Engine:
 
     def _write_file(self, doc: SwitchDoc) -> None:
         section = self.config.settings.killswitch
-        killswitch.write_atomic(self.config.killswitch_path, doc.to_json(), section.mode_bits, section.group)
+        killswitch.write_atomic(self.config.killswitch_path, self._file_document(doc), section.mode_bits, section.group)
+
+    def _file_document(self, doc: SwitchDoc) -> dict[str, Any]:
+        document = doc.to_json()
+        if self.keeps_heartbeat:
+            try:
+                previous = killswitch.read(self.config.killswitch_path) or {}
+            except SwitchFileError:
+                previous = {}
+            for name in LIVENESS_FIELDS:
+                document[name] = previous.get(name)
+        return document
 
     def _published(self, doc: SwitchDoc) -> None:
         if self.on_switch is not None:

@@ -262,6 +262,7 @@ async def _manual(ctx: Context, action: str, scope: str, until: datetime | None,
     from guardd.overrides import apply_manual
 
     engine = Engine(ctx.config, ctx.state, ctx.evaluator)
+    engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
     result = await apply_manual(engine, "trip" if action == "trip" else "release", scope, until, reason, who(), now)
     for note in result.notes:
         print(f"guardd: note: {note}", file=sys.stderr)

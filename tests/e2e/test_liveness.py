@@ -116,3 +116,27 @@ def test_check_is_critical_when_the_top_level_trip_is_explained_by_no_scope(run_
     rewrite(tmp_path, tripped=True)
     result = run_guardd("check", "-c", str(path))
     assert result.returncode == 2 and "kill-switch tripped" in result.stdout, result.stdout
+
+
+def test_a_manual_trip_and_release_without_a_daemon_leave_a_dead_guard_dead(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    heartbeat = datetime.now(UTC) - timedelta(minutes=10)
+    rewrite(tmp_path, heartbeat_at=iso(heartbeat), expires_at=iso(heartbeat + timedelta(minutes=5)))
+    for action in (["trip", "--reason", "x"], ["release"]):
+        assert run_guardd("killswitch", *action, "-c", str(path)).returncode == 0
+        doc = json.loads(switch_path(tmp_path).read_text())
+        assert doc["heartbeat_at"] == iso(heartbeat) and doc["expires_at"] == iso(heartbeat + timedelta(minutes=5))
+        check = run_guardd("check", "-c", str(path))
+        assert check.returncode == 3, check.stdout + check.stderr
+        status = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)
+        assert status["guard"]["alive"] is False
+
+
+def test_a_manual_trip_before_any_daemon_ran_writes_no_heartbeat(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("killswitch", "trip", "--reason", "x", "-c", str(path)).returncode == 0
+    doc = json.loads(switch_path(tmp_path).read_text())
+    assert doc["tripped"] is True and doc["heartbeat_at"] is None and doc["expires_at"] is None
+    check = run_guardd("check", "-c", str(path))
+    assert check.returncode == 3, check.stdout + check.stderr
