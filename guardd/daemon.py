@@ -165,8 +165,9 @@ class Daemon:
 
     def _after_step(self) -> None:
         if self.lock is not None:
+            # A switch file that cannot be written is a failed write too (contract §8): status and check say so.
             error = self.store.write_error
-            self.lock.record(None if error is None else str(error))
+            self.lock.record(str(error) if error is not None else self.engine.switch_error)
 
     async def run_exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work()`` in the worker, serialised with every other step, and return its result.

@@ -92,6 +92,10 @@ class Engine:
         """Outbox rows a channel accepted whose delivered mark failed; marked at the next delivery, never resent."""
         self._clock_behind = False
         self._turn = asyncio.Lock()
+        self.written: SwitchDoc | None = None
+        """The last switch document written to the file (what clients read); its heartbeat is the last one."""
+        self.switch_error: str | None = None
+        """Why the latest write of the switch file failed; None once a write succeeds. A failed write (contract §8)."""
         self.keeps_heartbeat = False
         """True for a command that writes the switch but is not the daemon (``killswitch trip|release``): the file
         then keeps the previous document's ``heartbeat_at``/``expires_at`` (none when it had none), because only
@@ -201,7 +205,7 @@ class Engine:
 
         if self.dry_run:
             doc, changes = decided(self.doc)
-            self.doc = doc
+            self.doc = self.written = doc
             self._log_changes(changes)
             if changes:
                 log.info("dry run; not writing the kill-switch file")
@@ -243,7 +247,15 @@ class Engine:
 
     def _write_file(self, doc: SwitchDoc) -> None:
         section = self.config.settings.killswitch
-        killswitch.write_atomic(self.config.killswitch_path, self._file_document(doc), section.mode_bits, section.group)
+        try:
+            killswitch.write_atomic(
+                self.config.killswitch_path, self._file_document(doc), section.mode_bits, section.group
+            )
+        except SwitchFileError as exc:
+            self.switch_error = str(exc)  # a failed write: status, check and /healthz say so until one succeeds
+            raise
+        self.switch_error = None
+        self.written = doc  # what the file says now (the metrics report this, not an unwritten decision)
 
     def _file_document(self, doc: SwitchDoc) -> dict[str, Any]:
         document = doc.to_json()

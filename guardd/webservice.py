@@ -65,13 +65,13 @@ class DaemonBackend:
 
     def store_error(self) -> str | None:
         error = getattr(self.daemon.store, "write_error", None)
-        return None if error is None else str(error)
+        return str(error) if error is not None else self.daemon.engine.switch_error
 
     async def metrics(self, now: datetime) -> MetricsSnapshot:
         d = self.daemon
         engine = d.engine
         evaluations = [engine.last[b.name] for b in d.config.budgets if b.name in engine.last]
-        doc = engine.doc
+        doc = engine.written  # what the file says: its heartbeat and trips, not a decision that failed to reach it
         configured = {path: lg.path for path, lg in zip(d.config.ledger_paths, d.config.settings.ledgers, strict=True)}
         counts = {path: [0, 0] for path in configured.values()}
         for cp in await d.events.checkpoints():
