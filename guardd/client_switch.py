@@ -42,10 +42,11 @@ class KillSwitch:
     **A dead guard** — no file, an unreadable one, another ``schema``, a malformed document (treated like a
     missing file), a document past its ``expires_at`` or with a heartbeat more than a minute in the future — is
     this client's explicit choice: ``fail_closed=False`` (the default) allows requests, ``fail_closed=True``
-    refuses them. Either way a warning is logged on the ``guardd.client`` logger at most once a minute while the
-    guard stays dead. ``max_age`` (seconds, optional, kept for older callers) also expires a document whose
-    heartbeat is older than that. ``check()`` never raises anything but :class:`BudgetExceeded` (and
-    ``ValueError`` for an ``estimate`` that is not a number).
+    refuses them — except that a valid document whose trip concerns this client still refuses after it expired:
+    a guard's death never turns its last "stop" into permission. Either way a warning is logged on the
+    ``guardd.client`` logger at most once a minute while the guard stays dead. ``max_age`` (seconds, optional,
+    kept for older callers) also expires a document whose heartbeat is older than that. ``check()`` never raises
+    anything but :class:`BudgetExceeded` (and ``ValueError`` for an ``estimate`` that is not a number).
 
     Cost: one ``stat`` and a clock read per call while the file is unchanged (≈ 3 µs); the file is re-read and
     validated only when its ``stat`` changes.
@@ -189,6 +190,11 @@ class KillSwitch:
                 self._refresh_safely()
         now = time.time()
         if not self._alive_from <= now < self._alive_until or not isinstance(self._view, SwitchView):
+            if self._refusal is not None and isinstance(self._view, SwitchView):
+                # A trip outlives the guard: a valid document that says stop (the daemon's last decision, or a
+                # manual trip made while it is down) is never turned into permission by the guard's death.
+                message, scope, until = self._refusal
+                raise BudgetExceeded(message, scope, until)
             self._dead(now)
             return
         if self._refusal is not None:

@@ -80,12 +80,20 @@ def test_a_dead_guard_is_logged_as_a_warning_at_most_once_a_minute(tmp_path, cap
 
 
 def test_a_guard_that_comes_back_is_trusted_again_at_once(tmp_path):
+    quiet = {"team": {"tripped": False, "reason": None, "until": None, "headroom": "5"}}
     tripped = {"team": {"tripped": True, "reason": "over", "until": None, "headroom": "0"}}
-    path = write(tmp_path / "s.json", alive=False, tripped=True, scopes=tripped)
+    path = write(tmp_path / "s.json", alive=False, scopes=quiet)
     switch = KillSwitch(path, budgets=["team"], fail_closed=False)
     switch.check()
     write(path, tripped=True, scopes=tripped)
     with pytest.raises(BudgetExceeded):
+        switch.check()
+
+
+def test_a_dead_guards_last_trip_still_refuses_a_client_that_allows_when_the_guard_is_dead(tmp_path):
+    tripped = {"team": {"tripped": True, "reason": "over", "until": None, "headroom": "0"}}
+    switch = KillSwitch(write(tmp_path / "s.json", alive=False, tripped=True, scopes=tripped), budgets=["team"])
+    with pytest.raises(BudgetExceeded, match="over"):
         switch.check()
 
 
