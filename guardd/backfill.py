@@ -189,8 +189,17 @@ async def _parallel(
     except BrokenProcessPool:  # the pool broke before the first range came back: nothing was yielded
         raise _WorkersLost(ranges[0][0]) from None
     finally:
+        # Not job.cancel(): on Python 3.11 cancelling a range's future races with the pool's own thread marking it
+        # failed when a worker died; that thread then dies of InvalidStateError before stopping the surviving
+        # workers, and `guardd ingest` hangs at exit. The caller's pool.shutdown(cancel_futures=True) drops the
+        # ranges not started, from the pool's side; here their outcome is only collected, so none goes unread.
         for _start, job in pending:
-            job.cancel()
+            job.add_done_callback(_collect)
+
+
+def _collect(job: asyncio.Future[bytes]) -> None:
+    if not job.cancelled():
+        job.exception()
 
 
 class _WorkersLost(Exception):
