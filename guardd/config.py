@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -86,6 +87,16 @@ PositiveDuration = Annotated[
     timedelta, BeforeValidator(_positive_duration), PlainSerializer(format_duration, return_type=str)
 ]
 Percent = Annotated[float, Field(gt=0, le=1000)]
+
+
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r} may contain only letters, digits, '-' and '_'")
+    return value
+
+
+Name = Annotated[str, AfterValidator(_name)]
+"""A budget's or a health rule's name: it becomes a scope, a metric label and a CLI argument."""
 
 
 class _Section(BaseModel):
@@ -210,7 +221,7 @@ class SpikeSection(_Section):
 
 
 class BudgetSection(_Section):
-    name: str
+    name: Name
     match: dict[str, str] = Field(default_factory=dict)
     source: Literal["ledger", "openrouter", "max"] = "ledger"
     daily: PositiveMoney | None = None
@@ -224,13 +235,6 @@ class BudgetSection(_Section):
     on_stale: Literal["open", "closed"] = "open"
     spike: SpikeSection | None = None
     suggest: list[str] = Field(default_factory=list)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} may contain only letters, digits, '-' and '_'")
-        return value
 
     @field_validator("warn_at", mode="before")
     @classmethod
@@ -272,7 +276,7 @@ class BudgetSection(_Section):
 class HealthSection(_Section):
     """``[[health]]`` (contract §11): alerts on how requests go. At least one condition is required."""
 
-    name: str
+    name: Name
     match: dict[str, str] = Field(default_factory=dict)
     window: PositiveDuration = timedelta(minutes=10)
     min_requests: Annotated[int, Field(ge=1)] = 10
@@ -280,13 +284,6 @@ class HealthSection(_Section):
     latency_p95: PositiveDuration | None = None
     rate_limited: Annotated[int, Field(ge=0)] | None = None
     notify: list[str] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} may contain only letters, digits, '-' and '_'")
-        return value
 
     @field_validator("error_rate", mode="before")
     @classmethod

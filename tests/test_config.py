@@ -113,3 +113,12 @@ def test_config_check_names_a_missing_openrouter_section_together_with_the_other
     out = result.stdout + result.stderr
     assert "budgets[0].daily" in out, out
     assert "budget(s) r use source openrouter/max but [openrouter] is absent" in out, out
+
+
+def test_budget_and_health_rule_names_are_checked_alike(run_guardd, tmp_path):
+    cfg = tmp_path / "guardd.toml"
+    cfg.write_text('[[budgets]]\nname = "a b"\ndaily = 1\n[[health]]\nname = "x y"\nerror_rate = 5\n')
+    result = run_guardd("config", "check", "-c", str(cfg))
+    assert result.returncode == 78
+    assert "budgets[0].name: 'a b' may contain only" in result.stderr
+    assert "health[0].name: 'x y' may contain only" in result.stderr
