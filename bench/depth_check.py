@@ -4,7 +4,7 @@
 
 Writes canonical lines to a temporary file, parses it with ``read_batch`` (8 MiB batches, as the tailer does)
 ``--runs`` times, and prints the best run's lines/s and the share of it spent in
-:func:`guardd.adapters.ledger_lines.may_be_too_deep`. A share holds on a noisy machine where lines/s do not.
+:func:`guardd.ledger.lines.may_be_too_deep`. A share holds on a noisy machine where lines/s do not.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import os
 import tempfile
 import time
 
-from guardd.adapters import ledger_parse
-from guardd.adapters.ledger_parse import LineParser, read_batch
 from guardd.core.money import parse_money
+from guardd.ledger import parse as ledger_parse
+from guardd.ledger.parse import LineParser, read_batch
 
 
 def main() -> None:

@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from guardd.testing.processes import descendants
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.support
+
+from tests.support.processes import descendants
 
 HERE = Path(__file__).resolve().parent
 

@@ -103,18 +103,18 @@ def run_once(server: str, ledgers: list[Path], total: Decimal, lines: int) -> fl
 
 
 async def prepare(url: str) -> None:
-    from guardd.adapters.pg.db import PgStore
+    from guardd.store.postgres.db import PgStore
 
     async with PgStore.open(url, "bench"):
         pass  # creates the schema once, before the instances race
 
 
 async def worker(url: str, instance: str, ledger: str) -> None:
-    from guardd.adapters.ledger_lines import fingerprint
-    from guardd.adapters.ledger_parse import LineParser, read_batch
-    from guardd.adapters.pg.db import PgStore
-    from guardd.adapters.pg.events import PgEventStore
-    from guardd.adapters.store_api import Checkpoint
+    from guardd.ledger.lines import fingerprint
+    from guardd.ledger.parse import LineParser, read_batch
+    from guardd.store.api import Checkpoint
+    from guardd.store.postgres.db import PgStore
+    from guardd.store.postgres.events import PgEventStore
 
     fd = os.open(ledger, os.O_RDONLY)
     fp = fingerprint(fd) or ""

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 
-from guardd.adapters.batch import DAY_MS, HOUR_MS, series_sig
-from guardd.adapters.pg.db import PgStore
-from guardd.adapters.pg.events import PgEventStore
+from guardd.core.batch import DAY_MS, HOUR_MS, series_sig
 from guardd.core.periods import window_at
+from guardd.store.postgres.db import PgStore
+from guardd.store.postgres.events import PgEventStore
 
 DEFAULT_URL = os.environ.get("GUARDD_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from guardd.adapters.batch import DAY_MS, HOUR_MS
+from guardd.core.batch import DAY_MS, HOUR_MS
 
 
 def build(db: Path, events: int, series: int) -> None:
@@ -45,7 +45,7 @@ def build(db: Path, events: int, series: int) -> None:
         ],
     )
     conn.execute("BEGIN")
-    # h: a unique stand-in for the key hash (guardd.adapters.batch.key_hash); this store is only read.
+    # h: a unique stand-in for the key hash (guardd.core.batch.key_hash); this store is only read.
     conn.execute(
         f"""WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {events})
         INSERT INTO events(h, k, ts, series, cost) SELECT i, 'g:' || i, {now_ms - span} + (i * {span // events}),

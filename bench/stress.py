@@ -2,7 +2,7 @@
 
     python bench/stress.py [--seconds 120] [--rate 50] [--backlog 1000000]
 
-The scenario (``guardd.testing.stress``): ``guardd run`` with every job due every second — evaluation, delivery,
+The scenario (``tests.support.stress``): ``guardd run`` with every job due every second — evaluation, delivery,
 OpenRouter polled every 1 s against the stand-in with a management key and the key switch on, a price refresh, a
 ``json://`` notifier to a local HTTP server, a burn-rate budget that trips and releases — while a writer appends
 ``--rate`` lines/s for ``--seconds``. Prints lines written, stored, whether the report's total is exact, the
@@ -25,7 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from guardd.testing.stress import run_stress, stored_events
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repo root: tests.support
+
+from tests.support.stress import run_stress, stored_events
 
 
 def sigterm_during_backlog(workdir: Path, lines: int) -> str:

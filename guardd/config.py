@@ -386,7 +386,7 @@ class StoreSection(_Section):
         if value is not None and not re.match(r"^postgres(ql)?://", value.get_secret_value()):
             raise ValueError("must be a postgresql:// URL (the shared store is PostgreSQL)")
         if value is not None:
-            # The PostgreSQL backend (guardd.adapters.pg) exists, but the daemon and the commands do not run on
+            # The PostgreSQL backend (guardd.store.postgres) exists, but the daemon and the commands do not run on
             # it yet: refuse rather than quietly keep using SQLite while the operator believes the state shared.
             raise ValueError(
                 "the shared PostgreSQL store is not yet supported by `guardd run` and the commands in this "

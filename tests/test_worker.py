@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from guardd.errors import GuarddError, StoreError
-from guardd.worker import Step, Worker
+from guardd.services.worker import Step, Worker
 
 
 def worker_with(steps, stop: asyncio.Event | None = None) -> Worker:
@@ -59,7 +59,7 @@ async def test_the_same_failure_is_logged_once_and_the_recovery_once(caplog):
             raise StoreError("cannot write the state database x: database or disk is full")
 
     worker = worker_with({Step.INGEST: ingest})
-    with caplog.at_level(logging.INFO, logger="guardd.daemon"):
+    with caplog.at_level(logging.INFO, logger="guardd.daemon.server"):
         for _ in range(5):
             worker.request(Step.INGEST)
             await worker.turn()

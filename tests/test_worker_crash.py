@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from guardd.config import load_config
-from guardd.daemon import run
+from guardd.daemon.server import run
 from guardd.errors import GuarddError
-from guardd.worker import Worker
+from guardd.services.worker import Worker
 
 
 async def test_the_daemon_stops_with_an_error_when_its_worker_dies(tmp_path, monkeypatch):

@@ -73,10 +73,10 @@ def _pico(text: str) -> int:
 
 
 async def cmd_advise(args: Namespace) -> int:
-    from guardd import report
-    from guardd.adapters.request_stats import RequestStats
-    from guardd.advice import budget_advice
     from guardd.cli.commands import _budgets, opened
+    from guardd.services import report
+    from guardd.services.advice import budget_advice
+    from guardd.store.sqlite.request_stats import RequestStats
 
     async with opened(args) as ctx:
         tz, now = ctx.config.zone, datetime.now(UTC)

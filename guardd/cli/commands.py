@@ -15,15 +15,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from guardd.adapters import killswitch
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store import Store
 from guardd.cli import paint, render
 from guardd.config import Config, load_config
 from guardd.core.switch import GLOBAL_SCOPE
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
 
 if TYPE_CHECKING:
-    from guardd.evaluation import Evaluator
+    from guardd.services.evaluation import Evaluator
 from guardd.errors import GuarddError, UsageError
 
 _said_defaults = False
@@ -59,14 +59,14 @@ class Context:
 async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[Context]:
     """The configuration and the open state; ``readonly`` for commands that only read (they then work on a
     state this user may not write)."""
-    from guardd.evaluation import Evaluator
+    from guardd.services.evaluation import Evaluator
 
     config = load(args)
     async with Store.open(config.db_path, readonly=readonly) as store:
         events = EventStore(store)
         remote_spend = remote_stale = known_keys = None
         if config.settings.openrouter is not None:
-            from guardd.openrouter_view import RemoteView
+            from guardd.services.openrouter.view import RemoteView
 
             view = RemoteView(config, store)
             remote_spend, remote_stale, known_keys = view.spend, view.staleness, view.known_keys
@@ -94,14 +94,14 @@ def _budgets(ctx: Context, name: str | None) -> list[Any]:
 
 
 async def cmd_run(args: Namespace) -> int:
-    from guardd import daemon
+    from guardd.daemon import server as daemon
 
     config = load(args)
     return await daemon.run(config, once=args.once, dry_run=args.dry_run, config_arg=args.config)
 
 
 async def cmd_status(args: Namespace) -> int:
-    from guardd import status
+    from guardd.services import status
 
     if args.watch:
         from guardd.cli.watch import watch
@@ -120,13 +120,13 @@ async def cmd_status(args: Namespace) -> int:
 
 
 async def _health(ctx: Context, now: datetime) -> list[Any]:
-    from guardd import status
+    from guardd.services import status
 
     return await status.health_evaluations(ctx.config, ctx.store, ctx.evaluator, now)
 
 
 async def cmd_check(args: Namespace) -> int:
-    from guardd import status
+    from guardd.services import status
 
     try:
         async with opened(args, readonly=True) as ctx:
@@ -160,7 +160,7 @@ async def cmd_check(args: Namespace) -> int:
 
 
 async def cmd_ingest(args: Namespace) -> int:
-    from guardd import backfill
+    from guardd.services import backfill
 
     labels: dict[str, str] = {}
     for item in args.label:
@@ -216,7 +216,7 @@ async def cmd_ingest(args: Namespace) -> int:
 
 
 async def cmd_report(args: Namespace) -> int:
-    from guardd import report
+    from guardd.services import report
 
     async with opened(args, readonly=True) as ctx:
         tz, now = ctx.config.zone, datetime.now(UTC)
@@ -258,8 +258,8 @@ async def cmd_killswitch(args: Namespace) -> int:
 
 async def _manual(ctx: Context, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
     """Record a manual trip/release, recompute the switch file at once and notify it."""
-    from guardd.jobs import Engine
-    from guardd.overrides import apply_manual
+    from guardd.services.jobs import Engine
+    from guardd.services.overrides import apply_manual
 
     engine = Engine(ctx.config, ctx.state, ctx.evaluator)
     engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
@@ -312,7 +312,7 @@ async def cmd_silence(args: Namespace) -> int:
 async def cmd_notify(args: Namespace) -> int:
     from guardd.adapters import notifier
     from guardd.errors import DeliveryError
-    from guardd.jobs import channels_of
+    from guardd.services.jobs import channels_of
 
     config = load(args)
     channels = [c for c in channels_of(config) if args.tag is None or args.tag in c.tags]
@@ -358,7 +358,7 @@ async def _key_warnings(config: Config) -> list[str]:
     """Key patterns that match none of the OpenRouter keys guardd stored (none stored yet: nothing to say)."""
     if config.settings.openrouter is None or not config.db_path.exists():
         return []
-    from guardd.openrouter_view import RemoteView, unmatched_keys
+    from guardd.services.openrouter.view import RemoteView, unmatched_keys
 
     try:
         async with Store.open(config.db_path, readonly=True) as store:
@@ -369,7 +369,7 @@ async def _key_warnings(config: Config) -> list[str]:
 
 
 async def cmd_history(args: Namespace) -> int:
-    from guardd import report
+    from guardd.services import report
 
     async with opened(args, readonly=True) as ctx:
         since = report.parse_when(args.since, ctx.config.zone, datetime.now(UTC)) if args.since else None

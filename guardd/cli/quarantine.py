@@ -9,7 +9,7 @@ from argparse import Namespace
 from datetime import UTC, datetime
 from typing import Any
 
-from guardd.adapters.store_api import SetAside
+from guardd.store.api import SetAside
 
 LIMIT = 100_000
 
@@ -38,8 +38,8 @@ def row_text(row: SetAside, tz: Any) -> str:
 
 
 async def cmd_quarantine(args: Namespace) -> int:
-    from guardd import report
     from guardd.cli.commands import opened
+    from guardd.services import report
 
     async with opened(args, readonly=True) as ctx:
         tz = ctx.config.zone

@@ -143,8 +143,8 @@ def _switch(switch: dict[str, Any] | None) -> RenderableType:
 
 
 async def _document(args: Namespace) -> dict[str, Any]:
-    from guardd import status
     from guardd.cli.commands import _budgets, opened
+    from guardd.services import status
 
     async with opened(args) as ctx:
         now = datetime.now(UTC)

@@ -21,13 +21,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from guardd.backfill import IngestSummary
 from guardd.core.periods import parse_duration
 from guardd.core.switch import GLOBAL_SCOPE
 from guardd.http import broadcast, metrics, page, push
 from guardd.http.backend import Backend
 from guardd.http.feed import Snapshot, SwitchFeed
 from guardd.http.openapi import document as openapi_document
+from guardd.services.backfill import IngestSummary
 
 log = logging.getLogger("guardd.http")
 

@@ -1,7 +1,7 @@
 """What the HTTP routes need from the daemon, as one narrow interface.
 
 The routes never touch the store or the engine directly: they call a :class:`Backend`. The daemon's
-implementation (:mod:`guardd.webservice`) runs every write — a pushed batch, a manual trip — through the
+implementation (:mod:`guardd.daemon.webservice`) runs every write — a pushed batch, a manual trip — through the
 daemon's single writer, and answers reads from the same state the daemon evaluates. Tests of the routes could
 pass another implementation; guardd's own tests go through the real daemon.
 """
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.events_store import BatchResult
 from guardd.config import Config
+from guardd.core.batch import Parsed
 from guardd.core.evaluate import BudgetEvaluation
 from guardd.core.money import Money
+from guardd.store.sqlite.events import BatchResult
 
 
 @dataclass(frozen=True, slots=True)

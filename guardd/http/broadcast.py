@@ -23,9 +23,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.ledger_parse import LineParser
+from guardd.core.batch import Parsed
 from guardd.core.money import Money
+from guardd.ledger.parse import LineParser
 
 BROADCAST_PATH = "POST /v1/openrouter/broadcast"
 ROOT_NAMES = frozenset({"LLM Generation", "chat"})

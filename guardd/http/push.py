@@ -11,11 +11,11 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-from guardd.adapters.batch import Parsed, QuarantinedLine
-from guardd.adapters.ledger_lines import MAX_LINE
-from guardd.adapters.ledger_parse import LineParser, id_key
+from guardd.core.batch import Parsed, QuarantinedLine
 from guardd.core.money import Money
 from guardd.core.usage import BadLine
+from guardd.ledger.lines import MAX_LINE
+from guardd.ledger.parse import LineParser, id_key
 
 FORMATS = ("auto", "guardd", "openrouter", "record")
 EVENTS_PATH = "POST /v1/events"

@@ -10,11 +10,11 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.ledger import LedgerSpec, Tailer
-from guardd.adapters.store import Store
 from guardd.core.money import parse_money
 from guardd.errors import StoreError
+from guardd.ledger.tailer import LedgerSpec, Tailer
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
 
 LINE = '{{"ts": "2026-11-02T10:00:00Z", "id": "{name}-{i}", "model": "m", "cost": "0.01"}}\n'
 

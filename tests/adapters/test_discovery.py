@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from guardd.adapters import ledger
-from guardd.adapters.discovery import find
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.store import Store
 from guardd.core.money import parse_money
+from guardd.ledger import tailer as ledger
+from guardd.ledger.discovery import find
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
 
 FILES = [
     "a/one.jsonl",

@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from guardd.adapters import batch as batch_module
-from guardd.adapters import events_store as events_module
-from guardd.adapters import store as store_module
-from guardd.adapters.batch import Parsed, key_hash, series_id
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.store import Store
+from guardd.core import batch as batch_module
+from guardd.core.batch import Parsed, key_hash, series_id
 from guardd.errors import StoreError
+from guardd.store.sqlite import db as store_module
+from guardd.store.sqlite import events as events_module
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
 
 SIG = '["m","k1","P",[]]'
 ALL = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.ledger_lines import Block
-from guardd.adapters.ledger_parse import LineParser
-from guardd.adapters.store import Store
+from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
+from guardd.ledger.lines import Block
+from guardd.ledger.parse import LineParser
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
 
 TS = "2026-11-21T10:00:00Z"
 
@@ -92,7 +92,7 @@ async def test_the_last_line_of_an_id_decides_its_health_facts_in_the_store(tmp_
 
 
 async def test_a_schema_2_database_migrates_keeping_its_rollups(tmp_path, monkeypatch):
-    from guardd.adapters import store as store_module
+    from guardd.store.sqlite import db as store_module
 
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
     async with Store.open(tmp_path / "guardd.db") as old:

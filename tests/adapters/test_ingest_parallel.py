@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from guardd.adapters.batch import series_id
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.store import MIGRATIONS, SCHEMA_VERSION, Store
-from guardd.backfill import ingest_files
+from guardd.core.batch import series_id
 from guardd.core.money import parse_money
 from guardd.errors import StoreError
+from guardd.services.backfill import ingest_files
+from guardd.store.sqlite.db import MIGRATIONS, SCHEMA_VERSION, Store
+from guardd.store.sqlite.events import EventStore
 
 MAX = parse_money(1000)
 SINCE, UNTIL = "2026-11-01T00:00:00+00:00", "2026-12-01T00:00:00+00:00"
@@ -128,8 +128,8 @@ async def test_a_schema_1_database_is_migrated_with_its_events_rollups_and_unpri
 
 
 async def test_a_batch_rolled_back_leaves_no_series_believed_stored(tmp_path):
-    from guardd.adapters.batch import Parsed
-    from guardd.adapters.events_store import Checkpoint
+    from guardd.core.batch import Parsed
+    from guardd.store.sqlite.events import Checkpoint
 
     sig = '["m",null,null,[]]'
     broken = Checkpoint(None, "p", 1, 2, "fp", 0, 0, "", 0, 0, None)  # type: ignore[arg-type]  # NOT NULL: fails

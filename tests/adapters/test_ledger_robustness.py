@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.ledger import LedgerSpec, Tailer
-from guardd.adapters.store import Store
 from guardd.client import LedgerWriter
 from guardd.core.money import parse_money
-from guardd.testing.processes import descendants
+from guardd.ledger.tailer import LedgerSpec, Tailer
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from tests.support.processes import descendants
 
 
 def write_ledger(path: Path, lines: int, seed: int) -> Decimal:

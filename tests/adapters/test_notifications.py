@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from guardd.adapters.events_store import EventStore
 from guardd.adapters.notifier import Channel, send
-from guardd.adapters.state_store import Message, StateStore
-from guardd.adapters.store import Store
 from guardd.config import load_config
-from guardd.digest import send_digest
-from guardd.evaluation import Evaluator
-from guardd.jobs import Engine
+from guardd.services.digest import send_digest
+from guardd.services.evaluation import Evaluator
+from guardd.services.jobs import Engine
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import Message, StateStore
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

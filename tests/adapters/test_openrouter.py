@@ -9,21 +9,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.events_store import EventStore
 from guardd.adapters.openrouter import OpenRouterClient
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store import Store
 from guardd.config import load_config
+from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
 from guardd.errors import SourceMalformed, SourceRejected, SourceUnavailable
-from guardd.evaluation import Evaluator
-from guardd.jobs import Engine
-from guardd.openrouter_checks import RemoteChecks
-from guardd.openrouter_keys import KeySwitch
-from guardd.openrouter_poll import RemotePoller
-from guardd.openrouter_view import RemoteView
-from guardd.testing.fake_openrouter import FakeOpenRouter
+from guardd.services.evaluation import Evaluator
+from guardd.services.jobs import Engine
+from guardd.services.openrouter.checks import RemoteChecks
+from guardd.services.openrouter.keys import KeySwitch
+from guardd.services.openrouter.poll import RemotePoller
+from guardd.services.openrouter.view import RemoteView
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
+from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "1a" * 32
 OTHER = "sk-or-v1-" + "2b" * 32

@@ -9,16 +9,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.events_store import EventStore
 from guardd.adapters.openrouter import OpenRouterClient
-from guardd.adapters.store import Store
 from guardd.config import load_config
+from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
-from guardd.evaluation import Evaluator
-from guardd.openrouter_poll import RemotePoller
-from guardd.openrouter_view import RemoteView
-from guardd.testing.fake_openrouter import FakeOpenRouter
+from guardd.services.evaluation import Evaluator
+from guardd.services.openrouter.poll import RemotePoller
+from guardd.services.openrouter.view import RemoteView
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "1a" * 31 + "c96f"
 MGMT = "mgmt-" + "3c" * 20
@@ -147,9 +147,9 @@ def test_check_is_unknown_for_a_budget_whose_key_matches_nothing(run_guardd, tmp
 
 
 async def test_reconciliation_counts_ledger_lines_that_name_the_key_by_its_name(tmp_path, fake):
-    from guardd.adapters.state_store import StateStore
-    from guardd.jobs import Engine
-    from guardd.openrouter_checks import RemoteChecks
+    from guardd.services.jobs import Engine
+    from guardd.services.openrouter.checks import RemoteChecks
+    from guardd.store.sqlite.state import StateStore
 
     key = fake.add_key(KEY, name="prod-api", usage="10")
     path = tmp_path / "guardd.toml"

@@ -6,14 +6,14 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.ledger import LedgerSpec, Tailer
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store import Store
 from guardd.config import load_config
 from guardd.core.money import parse_money
-from guardd.evaluation import Evaluator
-from guardd.jobs import Engine
+from guardd.ledger.tailer import LedgerSpec, Tailer
+from guardd.services.evaluation import Evaluator
+from guardd.services.jobs import Engine
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 

@@ -11,11 +11,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.ledger_lines import MAX_DEPTH, Block
-from guardd.adapters.ledger_parse import LineParser, read_batch
+from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
-from guardd.ingest_worker import parse_range
+from guardd.ledger.lines import MAX_DEPTH, Block
+from guardd.ledger.parse import LineParser, read_batch
+from guardd.ledger.worker import parse_range
 
 FP = "f" * 20
 MAX = parse_money(1000)

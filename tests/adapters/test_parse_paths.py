@@ -9,10 +9,10 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardd.adapters.batch import Parsed, key_hash
-from guardd.adapters.ledger_lines import MAX_LINE, Block, iter_blocks
-from guardd.adapters.ledger_parse import LineParser
+from guardd.core.batch import Parsed, key_hash
 from guardd.core.money import parse_money
+from guardd.ledger.lines import MAX_LINE, Block, iter_blocks
+from guardd.ledger.parse import LineParser
 
 FP = "f" * 20
 MAX = parse_money(1000)

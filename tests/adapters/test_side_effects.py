@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store_api import SwitchDecision
+from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
 from guardd.core.switch import ScopeChange
-from guardd.digest import send_digest
 from guardd.errors import StoreError
+from guardd.services.digest import send_digest
+from guardd.store.api import SwitchDecision
+from guardd.store.sqlite.state import StateStore
 from tests.adapters import test_openrouter as openrouter_tests
 from tests.adapters.test_openrouter import BERLIN_EVENING, KEY, KEYS_ON, TRIP
 

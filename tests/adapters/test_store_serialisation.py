@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from guardd.adapters import killswitch
-from guardd.adapters.store import Store
 from guardd.errors import GuarddError, StoreError
+from guardd.store.sqlite.db import Store
 
 
 async def test_a_nested_transaction_is_refused_with_a_store_error(tmp_path: Path):

@@ -2,10 +2,10 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.ledger import LedgerSpec, Tailer
-from guardd.adapters.store import Store
 from guardd.core.money import parse_money
+from guardd.ledger.tailer import LedgerSpec, Tailer
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
 
 LINE = '{{"ts": "2026-11-02T10:00:{s:02d}Z", "model": "m", "cost": "0.01"}}\n'
 

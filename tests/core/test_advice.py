@@ -7,7 +7,7 @@ from decimal import Decimal
 from guardd.core.advice import ModelUsage, advice_line, advise, cost_on
 from guardd.core.money import parse_money, to_decimal
 from guardd.core.pricing import model_price
-from guardd.testing.fake_openrouter import DEFAULT_MODELS
+from tests.support.fake_openrouter import DEFAULT_MODELS
 
 CATALOG = {m["id"]: model_price(m["pricing"]) for m in DEFAULT_MODELS}  # type: ignore[arg-type]
 SONNET = ModelUsage(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from guardd.client import LedgerWriter
-from guardd.testing.fake_openrouter import FakeOpenRouter
+from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "b2" * 32
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from guardd.testing.stress import stored_events
 from tests.e2e.conftest import wait_for
+from tests.support.stress import stored_events
 
 
 def config(tmp_path: Path) -> Path:

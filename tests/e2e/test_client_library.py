@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from guardd.client import BudgetExceeded, GuardedTransport, KillSwitch, LedgerWriter
-from guardd.testing.fake_openrouter import FakeOpenRouter
+from tests.support.fake_openrouter import FakeOpenRouter
 
 openai = pytest.importorskip("openai")
 httpx2 = pytest.importorskip("httpx2")
@@ -180,10 +180,10 @@ def test_a_request_that_raises_is_recorded_with_the_exceptions_class_name(tmp_pa
 
 
 def test_the_ledger_reads_the_clients_failure_lines_as_errors(tmp_path, fake, client):
-    from guardd.adapters.batch import Parsed
-    from guardd.adapters.ledger_lines import Block
-    from guardd.adapters.ledger_parse import LineParser
+    from guardd.core.batch import Parsed
     from guardd.core.money import parse_money
+    from guardd.ledger.lines import Block
+    from guardd.ledger.parse import LineParser
 
     switch_file(tmp_path / "switch.json", tripped=False)
     fake.fail("/chat/completions", status=503, message="upstream down")

@@ -4,13 +4,13 @@ window is not re-opened — no new announcement, no new trip — also by an engi
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store import Store
 from guardd.config import load_config
-from guardd.evaluation import Evaluator
-from guardd.jobs import Engine
+from guardd.core.batch import Parsed
+from guardd.services.evaluation import Evaluator
+from guardd.services.jobs import Engine
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
 
 LATE = datetime(2026, 11, 21, 23, 50, tzinfo=UTC)
 MIDNIGHT = datetime(2026, 11, 22, tzinfo=UTC)

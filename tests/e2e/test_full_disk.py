@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from guardd.client import LedgerWriter
-from guardd.testing.stress import stored_events
 from tests.e2e.conftest import wait_for
+from tests.support.stress import stored_events
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.store import Store
-from guardd.backfill import ingest_files
 from guardd.core.money import parse_money
+from guardd.services.backfill import ingest_files
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
 
 from .conftest import wait_for
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from guardd.testing.stress import run_stress
+from tests.support.stress import run_stress
 
 
 @pytest.mark.slow

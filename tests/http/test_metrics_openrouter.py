@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from guardd.testing.fake_openrouter import FakeOpenRouter
 from tests.e2e.conftest import wait_for
 from tests.http.conftest import Served, serve
+from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "ab" * 32
 MANAGEMENT = "sk-or-v1-" + "cd" * 32

@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from guardd.adapters.batch import Parsed, QuarantinedLine, series_sig
-from guardd.adapters.events_store import EventStore
-from guardd.adapters.pg.db import PgStore
-from guardd.adapters.pg.events import PgEventStore
-from guardd.adapters.pg.state import PgStateStore
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store import Store
-from guardd.adapters.store_api import EventsAPI, StateAPI
+from guardd.core.batch import Parsed, QuarantinedLine, series_sig
+from guardd.store.api import EventsAPI, StateAPI
+from guardd.store.postgres.db import PgStore
+from guardd.store.postgres.events import PgEventStore
+from guardd.store.postgres.state import PgStateStore
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
 
 BACKENDS = ["sqlite", "postgresql"]
 T0 = datetime(2026, 11, 2, tzinfo=UTC)

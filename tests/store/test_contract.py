@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from guardd.adapters.batch import HOUR_MS, series_id
-from guardd.adapters.store_api import Checkpoint, Priced, Sum
+from guardd.core.batch import HOUR_MS, series_id
 from guardd.errors import StoreError
+from guardd.store.api import Checkpoint, Priced, Sum
 from tests.store.backends import BACKENDS, T0, USD, Backend, batch, make_backend, sig
 
 

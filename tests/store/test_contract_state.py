@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from guardd.adapters.state_store import Message
-from guardd.adapters.store_api import SwitchDecision
 from guardd.core.alerts import AlertState
 from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
+from guardd.store.api import SwitchDecision
+from guardd.store.sqlite.state import Message
 from tests.store.backends import BACKENDS, Backend, make_backend
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)

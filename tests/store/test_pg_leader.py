@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import pytest
 
-from guardd.adapters.pg.db import PgStore
-from guardd.adapters.pg.lease import Leases, NotLeader
+from guardd.store.postgres.db import PgStore
+from guardd.store.postgres.lease import Leases, NotLeader
 
 SHORT = timedelta(milliseconds=300)
 

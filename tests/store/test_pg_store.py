@@ -8,11 +8,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from guardd.adapters.pg.db import PgStore, pico
-from guardd.adapters.pg.events import PgEventStore
-from guardd.adapters.pg.schema import SCHEMA_VERSION
-from guardd.adapters.store_api import Checkpoint, Sum
 from guardd.errors import SchemaTooNew, StoreError
+from guardd.store.api import Checkpoint, Sum
+from guardd.store.postgres.db import PgStore, pico
+from guardd.store.postgres.events import PgEventStore
+from guardd.store.postgres.schema import SCHEMA_VERSION
 from tests.store.backends import T0, USD, Backend, batch
 
 DAY = T0, T0.replace(day=T0.day + 1)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from guardd.adapters.pg.db import redacted
+from guardd.store.postgres.db import redacted
 
 
 @pytest.mark.parametrize(

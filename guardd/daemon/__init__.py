@@ -1,0 +1,1 @@
+"""``guardd run``: the daemon's lifecycle, schedule and HTTP side; it only wires services together."""

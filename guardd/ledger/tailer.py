@@ -1,0 +1,388 @@
+"""The ledger tailer: follows every configured path and glob the way a production log shipper does.
+
+Identity of a file is (device, inode, fingerprint of the first line). The tailer keeps each file open, so after a
+rename-and-create rotation it drains late writes from the old inode (until it has been quiet for
+``DRAIN_QUIET``) while it starts on the new file. Its checkpoint — the byte after the last complete line, plus a
+hash of the bytes before it — is committed in the same transaction as the events it covers, so ``kill -9`` at
+any moment loses nothing and counts nothing twice. On resume the checkpoint is trusted only if the file still
+has that fingerprint, is at least that long, and the bytes before the offset still hash the same; otherwise the
+file is re-read from the start, which is always safe because event keys are content-based.
+
+Copy-and-truncate: when a file shrinks, the lines written between the last read and the truncation are in the
+copy; the tailer looks for a file in the same folder with the old fingerprint and reads the missing range from
+it. A file whose checkpoint matches no watched path on start-up (rotated while guardd was down) is found the
+same way, by inode, in the watched folders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from guardd.core.money import Money
+from guardd.ledger.discovery import MAX_DEPTH, Found, find, static_prefix
+from guardd.ledger.lines import fingerprint, tail_hash
+from guardd.ledger.parse import BATCH_BYTES, LineParser, read_batch
+from guardd.store.sqlite.events import BatchResult, Checkpoint, EventStore
+
+log = logging.getLogger("guardd.ledger")
+
+DRAIN_QUIET = 30.0
+SLOW_DISCOVERY = 1.0  # seconds; a slower search for ledger files is logged
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSpec:
+    """One ``[[ledgers]]`` entry with its path resolved."""
+
+    pattern: str
+    fmt: str = "auto"
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    spec: LedgerSpec
+    path: str
+    fd: int
+    dev: int
+    ino: int
+    fp: str | None
+    offset: int = 0
+    events: int = 0
+    quarantined: int = 0
+    last_event_ms: int | None = None
+    rotated_at: float | None = None
+    tail: str = ""
+    last_growth: float = field(default_factory=time.monotonic)
+
+    def checkpoint(self, offset: int, size: int, quarantined: int) -> Checkpoint:
+        """The checkpoint this file will have once a batch ending at ``offset`` is committed."""
+        assert self.fp is not None
+        return Checkpoint(
+            self.spec.pattern,
+            self.path,
+            self.dev,
+            self.ino,
+            self.fp,
+            offset,
+            size,
+            tail_hash(self.fd, offset),
+            self.events,
+            quarantined,
+            self.last_event_ms,
+        )
+
+    def committed(self, checkpoint: Checkpoint, result: BatchResult) -> None:
+        """Move to ``checkpoint`` — only once the transaction that stored it has committed."""
+        self.offset, self.tail, self.quarantined = checkpoint.offset, checkpoint.tail, checkpoint.quarantined
+        self.events += result.stored
+        if result.max_ts is not None:
+            self.last_event_ms = max(result.max_ts, self.last_event_ms or 0)
+
+
+class Tailer:
+    """Follows the ledgers of the configuration and stores what they say. Not thread-safe; one per daemon, and
+    only one :meth:`poll` at a time (the daemon's worker is its only caller).
+
+    A file's position in memory is always its committed checkpoint: it moves only after the transaction that
+    stores a batch commits, so a batch whose write fails is simply read again from there on the next poll.
+    """
+
+    def __init__(self, specs: list[LedgerSpec], events: EventStore, max_event_cost: Money) -> None:
+        self.specs = specs
+        self.events = events
+        self.parsers = {s.pattern: LineParser(s.fmt, s.labels, max_event_cost) for s in specs}
+        self.tracked: dict[tuple[int, int], _Tracked] = {}
+        self._known: dict[tuple[int, int, str], Checkpoint] = {}
+        self._started = False
+        self._warned: set[tuple[str, str]] = set()
+        self.batch_bytes = BATCH_BYTES
+        self.behind = False
+        """True when the last :meth:`poll` stopped before reading everything (asked to stop between batches)."""
+
+    def folders(self) -> list[str]:
+        """Return the folders the watched patterns live in (for inotify)."""
+        out: list[str] = []
+        for spec in self.specs:
+            folder = static_prefix(spec.pattern)
+            if folder not in out:
+                out.append(folder)
+        return out
+
+    async def start(self) -> None:
+        for cp in await self.events.checkpoints():
+            self._known[(cp.dev, cp.ino, cp.fingerprint)] = cp
+        self._started = True
+
+    def close(self) -> None:
+        for tracked in self.tracked.values():
+            os.close(tracked.fd)
+        self.tracked.clear()
+
+    async def poll(self, keep_going: Callable[[], bool] | None = None) -> list[BatchResult]:
+        """Look at every watched file once, store whatever new complete lines they hold, and return what was
+        stored (one result per batch).
+
+        ``keep_going`` is asked before every batch; when it answers False the poll stops there (every batch so far
+        is committed) and :attr:`behind` is set. Globbing runs in a thread, off the event loop. A failed write
+        raises :class:`~guardd.errors.StoreError` and leaves every position at its committed value.
+        """
+        go = keep_going or (lambda: True)
+        self.behind = False
+        found = await self._find_files()
+        if not self._started:
+            await self.start()
+            await asyncio.to_thread(self._find_rotated_while_down, found)
+        results: list[BatchResult] = []
+        for spec, paths in found:
+            for path in paths:
+                self._discover(spec, path)
+        for key in list(self.tracked):
+            if not go():
+                self.behind = True
+                break
+            tracked = self.tracked[key]
+            batches = await self._read(tracked, go)
+            results.extend(batches)
+            if batches:
+                _log_ingested(tracked.path, batches)
+            if tracked.rotated_at is not None and time.monotonic() - tracked.last_growth > DRAIN_QUIET:
+                log.info("finished draining rotated ledger file", extra={"ctx": {"ledger": tracked.path}})
+                os.close(tracked.fd)
+                del self.tracked[key]
+        return results
+
+    # ---- discovery --------------------------------------------------------------------------------------
+    async def _find_files(self) -> list[tuple[LedgerSpec, list[str]]]:
+        """Return the files each pattern names now. The search runs in a thread (it never blocks the event
+        loop), is bounded (see :mod:`guardd.ledger.discovery`), and is logged when it is slow, deep or loops."""
+        started = time.monotonic()
+        found = await asyncio.to_thread(lambda: [(spec, find(spec.pattern)) for spec in self.specs])
+        elapsed = time.monotonic() - started
+        if elapsed > SLOW_DISCOVERY:
+            log.warning(
+                "finding ledger files took %.1fs; narrow the ledger patterns",
+                elapsed,
+                extra={"ctx": {"patterns": ",".join(s.pattern for s in self.specs)}},
+            )
+        for spec, result in found:
+            self._warn_once(spec, result)
+        return [(spec, sorted(result.paths)) for spec, result in found]
+
+    def _warn_once(self, spec: LedgerSpec, result: Found) -> None:
+        if result.too_deep and (spec.pattern, "deep") not in self._warned:
+            self._warned.add((spec.pattern, "deep"))
+            log.warning(
+                "ledger pattern reaches folders more than %d deep; those are not searched",
+                MAX_DEPTH,
+                extra={"ctx": {"pattern": spec.pattern}},
+            )
+        if result.loops and (spec.pattern, "loops") not in self._warned:
+            self._warned.add((spec.pattern, "loops"))
+            log.info(
+                "ledger pattern reaches a folder twice (a symlink loop?); each folder is searched once",
+                extra={"ctx": {"pattern": spec.pattern}},
+            )
+
+    def _discover(self, spec: LedgerSpec, path: str) -> None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        if not stat.S_ISREG(st.st_mode):
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self.tracked:
+            tracked = self.tracked[key]
+            tracked.path, tracked.rotated_at = path, None
+            return
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            log.warning("cannot open ledger file: %s", exc.strerror, extra={"ctx": {"ledger": path}})
+            return
+        tracked = _Tracked(spec, path, fd, st.st_dev, st.st_ino, fingerprint(fd))
+        self._resume(tracked, st.st_size)
+        self.tracked[key] = tracked
+
+    def _resume(self, tracked: _Tracked, size: int) -> None:
+        if tracked.fp is None:
+            return
+        cp = self._known.get((tracked.dev, tracked.ino, tracked.fp))
+        if cp is None:
+            return
+        if cp.offset <= size and tail_hash(tracked.fd, cp.offset) == cp.tail:
+            tracked.offset, tracked.events, tracked.quarantined = cp.offset, cp.events, cp.quarantined
+            tracked.tail = cp.tail
+            tracked.last_event_ms = cp.last_event_ms
+        else:
+            log.warning(
+                "ledger file changed under its checkpoint; re-reading it (duplicates are skipped)",
+                extra={"ctx": {"ledger": tracked.path}},
+            )
+
+    def _find_rotated_while_down(self, found: list[tuple[LedgerSpec, list[str]]]) -> None:
+        """Drain files whose checkpoint no watched path holds any more (rotated while guardd was down). Runs in a
+        thread, before the first read: it only opens files and adds them to ``tracked``."""
+        if not self._known:
+            return
+        seen = set(self.tracked)
+        for _spec, paths in found:
+            for path in paths:
+                try:
+                    st = os.stat(path)
+                except OSError:
+                    continue
+                seen.add((st.st_dev, st.st_ino))
+        wanted = {(cp.dev, cp.ino): cp for cp in self._known.values() if (cp.dev, cp.ino) not in seen}
+        if not wanted:
+            return
+        for spec in self.specs:
+            folder = static_prefix(spec.pattern)
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                cp = wanted.get((st.st_dev, st.st_ino))
+                if cp is None or not stat.S_ISREG(st.st_mode) or st.st_size <= cp.offset:
+                    continue
+                try:
+                    fd = os.open(entry.path, os.O_RDONLY)
+                except OSError:
+                    continue
+                if fingerprint(fd) != cp.fingerprint:
+                    os.close(fd)
+                    continue
+                tracked = _Tracked(spec, entry.path, fd, st.st_dev, st.st_ino, cp.fingerprint)
+                self._resume(tracked, st.st_size)
+                tracked.rotated_at = time.monotonic()
+                self.tracked[(st.st_dev, st.st_ino)] = tracked
+                log.info("draining a ledger file rotated while guardd was down", extra={"ctx": {"ledger": entry.path}})
+
+    # ---- reading ----------------------------------------------------------------------------------------
+    async def _read(self, tracked: _Tracked, go: Callable[[], bool]) -> list[BatchResult]:
+        try:
+            st = os.fstat(tracked.fd)
+        except OSError:
+            return []
+        if tracked.rotated_at is None and not _same_file(tracked.path, st):
+            tracked.rotated_at = time.monotonic()
+        size = st.st_size
+        results: list[BatchResult] = []
+        if tracked.fp is None:
+            tracked.fp = fingerprint(tracked.fd)
+            if tracked.fp is None:
+                return results
+            self._resume(tracked, size)
+        rewritten = (
+            tracked.offset > 0 and size >= tracked.offset and tail_hash(tracked.fd, tracked.offset) != tracked.tail
+        )
+        if size < tracked.offset or rewritten:
+            # Shrunk, or truncated and regrown past our offset between two looks: the bytes before it changed.
+            results.extend(await self._truncated(tracked, size))
+        if size <= tracked.offset:
+            return results
+        tracked.last_growth = time.monotonic()
+        fp = tracked.fp
+        assert fp is not None
+        parser = self.parsers[tracked.spec.pattern]
+        while True:
+            if not go():
+                self.behind = True
+                break
+            parsed = await asyncio.to_thread(
+                read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset, None, self.batch_bytes
+            )
+            if parsed.end == tracked.offset:
+                break
+            # The checkpoint goes into the batch's own transaction: both land, or neither does; the position in
+            # memory follows only once they have.
+            checkpoint = tracked.checkpoint(parsed.end, size, tracked.quarantined + len(parsed.bad))
+            result = await self.events.write_batch(parsed, checkpoint)
+            tracked.committed(checkpoint, result)
+            results.append(result)
+        return results
+
+    async def _truncated(self, tracked: _Tracked, size: int) -> list[BatchResult]:
+        """The file shrank (copy-and-truncate, or a truncation): read what the copy holds past our offset, then
+        start the file again from its beginning."""
+        old_fp, old_offset = tracked.fp, tracked.offset
+        results: list[BatchResult] = []
+        copy = _find_copy(tracked.path, old_fp, old_offset, exclude=(tracked.dev, tracked.ino))
+        if copy is not None and old_fp is not None:
+            fd = os.open(copy, os.O_RDONLY)
+            try:
+                parser = self.parsers[tracked.spec.pattern]
+                position = old_offset
+                while True:
+                    parsed = await asyncio.to_thread(read_batch, fd, old_fp, copy, parser, position)
+                    if parsed.end == position:
+                        break
+                    results.append(await self.events.write_batch(parsed, None))
+                    position = parsed.end
+            finally:
+                os.close(fd)
+            log.info("read the tail of a copy-truncated ledger from its copy", extra={"ctx": {"ledger": copy}})
+        else:
+            log.warning("ledger file was truncated", extra={"ctx": {"ledger": tracked.path}})
+        tracked.offset, tracked.events, tracked.quarantined, tracked.tail = 0, 0, 0, ""
+        tracked.fp = fingerprint(tracked.fd) if size else None
+        return results
+
+
+def _log_ingested(path: str, batches: list[BatchResult]) -> None:
+    ctx = {
+        "ledger": path,
+        "stored": sum(b.stored for b in batches),
+        "duplicates": sum(b.duplicates for b in batches),
+        "set_aside": sum(b.quarantined for b in batches),
+    }
+    log.debug("ingested ledger file", extra={"ctx": ctx})
+
+
+def _same_file(path: str, st: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
+
+
+def _find_copy(path: str, fp: str | None, offset: int, exclude: tuple[int, int]) -> str | None:
+    """Return a file beside ``path`` that starts like the old content (``fp``) and reaches past ``offset``."""
+    if fp is None:
+        return None
+    folder = str(Path(path).parent)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) == exclude or st.st_size <= offset:
+            continue
+        try:
+            fd = os.open(entry.path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            if fingerprint(fd) == fp:
+                return entry.path
+        finally:
+            os.close(fd)
+    return None

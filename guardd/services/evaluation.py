@@ -1,0 +1,159 @@
+"""Read side of budgets: the spend of every window of every budget, from the store, evaluated by the core.
+
+Read-only (``guardd status`` and ``check`` use it as they are); :mod:`guardd.services.jobs` adds the writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from guardd.config import Config
+from guardd.core.budgets import Budget, Dimensions, Matcher
+from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
+from guardd.core.forecast import lookback_start, project
+from guardd.core.keys import KnownKey
+from guardd.core.periods import Window, rolling_window, window_at
+from guardd.core.spike import evaluate_spike
+from guardd.store.sqlite.events import EventStore, Sum
+
+RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
+"""OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
+RemoteStale = Callable[[datetime, Budget], Awaitable[Staleness]]
+"""Whether OpenRouter's figures for a budget are stale (failing polls, or keys the budget matches: none)."""
+KnownKeys = Callable[[], Awaitable[list[KnownKey]]]
+
+
+Sums = dict[tuple[datetime, datetime], dict[int, Sum]]
+"""Per-series sums of the ranges one evaluation pass has read; owned by that pass and never shared."""
+
+
+class Evaluator:
+    """Computes every window's spend of a budget from committed events and evaluates it with the core.
+
+    Safe to call concurrently: the only state it keeps between calls is the series table and the budget matches
+    (replaced whole by :meth:`refresh_series`); the sums one pass reuses live in that pass alone.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        events: EventStore,
+        remote_spend: RemoteSpend | None = None,
+        remote_staleness: RemoteStale | None = None,
+        known_keys: KnownKeys | None = None,
+    ) -> None:
+        self.config = config
+        self.events = events
+        self.remote_spend = remote_spend
+        self.remote_staleness = remote_staleness
+        self.known_keys = known_keys
+        self.series: dict[int, Dimensions] = {}
+        self._matches: dict[str, list[int]] = {}
+
+    async def refresh_series(self) -> None:
+        """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
+        self.series = await self.events.load_series()
+        self._matches = {}
+        keys = await self.known_keys() if self.known_keys is not None else []
+        for budget in self.config.budgets:
+            matcher = Matcher(budget.match, keys)
+            self._matches[budget.name] = sorted(sid for sid, dims in self.series.items() if matcher.matches(dims))
+
+    def series_of(self, budget: Budget) -> list[int] | None:
+        """Series ids a budget matches (None = all spend, so no filter is needed)."""
+        if not budget.match:
+            return None
+        return self._matches.get(budget.name, [])
+
+    def budgets_touching(self, series: set[int]) -> list[Budget]:
+        """Budgets whose spend includes any of ``series`` (to re-evaluate after new events)."""
+        out = []
+        for budget in self.config.budgets:
+            matched = self.series_of(budget)
+            if matched is None or series.intersection(matched):
+                out.append(budget)
+        return out
+
+    async def evaluate(self, budget: Budget, now: datetime, sums: Sums | None = None) -> BudgetEvaluation:
+        """Evaluate ``budget`` at ``now``; ``sums`` (when given) caches range sums across one pass's budgets."""
+        spends: list[WindowSpend] = []
+        series = self.series_of(budget)
+        settings = self.config.settings.guardd
+        for kind, limit in budget.calendar_limits():
+            window = window_at(kind, settings.zone, now, settings.weekday)
+            spends.append(await self._spend(budget, series, window, limit, now, budget.forecast, sums))
+        for rolling in budget.rolling:
+            window = rolling_window(rolling.window, now)
+            spends.append(await self._spend(budget, series, window, rolling.limit, now, False, sums))
+        staleness = Staleness()
+        if budget.source != "ledger" and self.remote_staleness is not None:
+            staleness = await self.remote_staleness(now, budget)
+        spike = None
+        if budget.spike is not None:  # from the ledgers, whatever the budget's source
+            (r0, r1), (b0, b1) = budget.spike.ranges(now)
+            recent, baseline = await self._sum(sums, series, r0, r1), await self._sum(sums, series, b0, b1)
+            spike = evaluate_spike(budget.spike, recent.cost, baseline.cost)
+        return evaluate(budget, spends, now, staleness, spike)
+
+    async def evaluate_all(self, now: datetime, only: list[Budget] | None = None) -> list[BudgetEvaluation]:
+        """Evaluate ``only`` (default: every budget) at ``now``.
+
+        All budgets share the same window instants and differ only in the series they match, so within one
+        call each distinct range is summed once, per series, and every budget adds up its own series from that.
+        """
+        sums: Sums = {}
+        return [await self.evaluate(b, now, sums) for b in (only if only is not None else self.config.budgets)]
+
+    async def _sum(self, sums: Sums | None, series: list[int] | None, start: datetime, end: datetime) -> Sum:
+        if sums is None:
+            return await self.events.window_sum(series, start, end)
+        per_series = sums.get((start, end))
+        if per_series is None:
+            per_series = await self.events.grouped_sums(None, start, end)
+            sums[(start, end)] = per_series
+        if series is None:
+            return sum(per_series.values(), Sum())
+        return sum((per_series[s] for s in series if s in per_series), Sum())
+
+    async def _spend(
+        self,
+        budget: Budget,
+        series: list[int] | None,
+        window: Window,
+        limit: int,
+        now: datetime,
+        forecast: bool,
+        sums: Sums | None,
+    ) -> WindowSpend:
+        # The whole window, not just up to `now`: an event stamped a moment ahead by a client's clock counts.
+        spent, unpriced, partial = 0, 0, False
+        if budget.source in ("ledger", "max"):
+            total = await self._sum(sums, series, window.start, window.end)
+            spent, unpriced = total.cost, total.unpriced
+        if budget.source in ("openrouter", "max"):
+            remote = await self.remote_spend(budget, window, now) if self.remote_spend else None
+            if remote is None:
+                partial = True
+            else:
+                remote_spent, remote_partial = remote
+                partial = remote_partial if budget.source == "openrouter" else partial
+                spent = remote_spent if budget.source == "openrouter" else max(spent, remote_spent)
+        projection = None
+        if forecast and budget.source != "openrouter":
+            start = lookback_start(window, now)
+            recent = await self._sum(sums, series, start, now)
+            projection = project(window, now, spent, recent.cost, recent.events, limit)
+        return WindowSpend(window, limit, spent, unpriced, projection, partial)
+
+    async def top_spend(self, budget: Budget, window: Window, now: datetime, n: int = 3) -> list[tuple[str, int]]:
+        """Return the ``n`` models/keys with the most spend in ``window`` for ``budget``."""
+        sums = await self.events.grouped_sums(self.series_of(budget), window.start, window.end)
+        by_name: dict[str, int] = {}
+        for sid, total in sums.items():
+            dims = self.series.get(sid)
+            if dims is None:
+                continue
+            name = dims.model + (f" (key {dims.key})" if dims.key else "")
+            by_name[name] = by_name.get(name, 0) + total.cost
+        return sorted(by_name.items(), key=lambda kv: -kv[1])[:n]

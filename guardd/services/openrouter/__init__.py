@@ -1,0 +1,1 @@
+"""OpenRouter work: polling, the view budgets use, checks, and switching keys."""

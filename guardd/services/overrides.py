@@ -1,0 +1,116 @@
+"""Manual control of the kill-switch (``guardd killswitch trip|release`` and ``POST /v1/killswitch/…``).
+
+One policy for both: a trip records a ``tripped`` override; a release removes a manual trip, and records a
+``released`` override that holds until the tripping window resets (or ``until``) when the budget's own evaluation
+would trip it all the same — so one release always releases; without a budget, a trip acts on the
+global scope ``*`` and a release on every tripped scope. The switch is then recomputed at once through the
+caller's :class:`~guardd.services.jobs.Engine` (the daemon passes its own, so there is one writer of the switch), and a
+message goes to the notifiers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from guardd.core.periods import Kind, parse_duration, window_at
+from guardd.core.switch import GLOBAL_SCOPE, Override, Scope, SwitchDoc, without_override
+from guardd.store.sqlite.state import Message
+
+if TYPE_CHECKING:
+    from guardd.services.jobs import Engine
+
+Action = Literal["trip", "release"]
+
+
+@dataclass(slots=True)
+class ManualResult:
+    """The switch after a manual action, and notes for the person who acted (e.g. a release with no end)."""
+
+    doc: SwitchDoc
+    notes: list[str] = field(default_factory=list)
+
+
+async def apply_manual(
+    engine: Engine, action: Action, scope: str, until: datetime | None, reason: str, by: str, now: datetime
+) -> ManualResult:
+    """Record a manual trip/release of ``scope`` by ``by``, recompute the switch and enqueue the notification.
+
+    The caller has checked that ``scope`` names a budget or is ``*``. Return the new switch document.
+    """
+    from guardd.services.jobs import routes
+
+    state = engine.state
+    notes: list[str] = []
+    causes: dict[str, str] = {}
+    if action == "trip":
+        await state.set_override(Override(scope, "tripped", by, reason, until), now)
+    else:
+        names = [scope]
+        if scope == GLOBAL_SCOPE:
+            previous = await state.switch_doc()
+            names = [name for name, s in (previous.scopes.items() if previous else []) if s.tripped] or names
+        for name in names:
+            await _release(engine, name, by, reason, until, now, notes)
+            causes[name] = f"released by {by}: {reason or 'no reason given'}"
+    doc = await engine.cycle(now, causes=causes)
+    verb = "tripped" if action == "trip" else "released"
+    title = f"guardd: kill-switch {verb} by hand ({'all budgets' if scope == GLOBAL_SCOPE else scope})"
+    body = f"By {by}" + (f" until {until.isoformat()}" if until else "") + f". Reason: {reason or 'none given'}."
+    budget = engine.config.budget(scope)
+    severity = "critical" if action == "trip" else "info"
+    messages = [
+        Message(scope, severity, title, body, c.index, c.display)
+        for c in engine.channels
+        if routes(c, "critical" if action == "trip" else "warning", budget)
+    ]
+    if not engine.dry_run:
+        await state.enqueue(messages, now)
+    return ManualResult(doc, notes)
+
+
+async def _release(
+    engine: Engine, scope: str, by: str, reason: str, until: datetime | None, now: datetime, notes: list[str]
+) -> None:
+    """Release ``scope`` in one go: drop its manual trip, and hold it released (until ``until``, else until the
+    tripping window resets) when its own evaluation would trip it all the same — one release is always enough."""
+    state = engine.state
+    overrides = await state.overrides()
+    current = next((o for o in overrides if o.scope == scope), None)
+    manual_trip = current is not None and current.state == "tripped"
+    removed = f"manual trip removed by {by}: {reason or 'no reason given'}"
+    if scope == GLOBAL_SCOPE:  # nothing evaluates `*`: only a manual trip holds it
+        if manual_trip:
+            await state.remove_override(scope, now, removed)
+        return
+    budget = engine.config.budget(scope)
+    evaluations = await engine.evaluator.evaluate_all(now, [budget]) if budget is not None else []
+    release = engine.config.settings.killswitch.release
+    held = without_override(scope, evaluations, overrides, release, await state.switch_doc(), now)
+    if manual_trip and until is None and (held is None or not held.tripped):
+        await state.remove_override(scope, now, removed)
+        return
+    if until is None:
+        until = _window_reset(engine, held, now)
+        if until is None:
+            notes.append(f"{scope}'s release has no natural end; it lasts until removed (or use --for)")
+    await state.set_override(Override(scope, "released", by, reason, until), now)
+
+
+def _window_reset(engine: Engine, held: Scope | None, now: datetime) -> datetime | None:
+    """When the window that trips ``held`` resets: the end of an automatic release hold.
+
+    Derived from the tripping window itself, because with ``release = "manual"`` the scope's own ``until`` is
+    null — taking that would make the release last forever.
+    """
+    if held is None or not held.tripped:
+        return None
+    if held.until is not None:
+        return held.until
+    settings = engine.config.settings.guardd
+    if held.window in {k.value for k in Kind}:
+        return window_at(held.window, settings.zone, now, settings.weekday).end
+    if held.window and held.window.startswith("rolling:"):
+        return now + parse_duration(held.window.removeprefix("rolling:"))
+    return None

@@ -1,0 +1,272 @@
+"""``guardd status`` and ``guardd check``: the state of every budget, as JSON (contract §5) and for people."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from guardd.adapters import killswitch
+from guardd.adapters.instance_lock import read_record
+from guardd.config import Config
+from guardd.core.budgets import Budget
+from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
+from guardd.core.health import HealthEvaluation
+from guardd.core.money import format_json, format_perf
+from guardd.core.periods import format_duration
+from guardd.core.spike import SpikeEvaluation
+from guardd.core.switch_read import Liveness, liveness, read_document
+from guardd.errors import GuarddError
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
+
+if TYPE_CHECKING:
+    from guardd.services.evaluation import Evaluator
+
+
+def read_switch(config: Config, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
+    """Return the switch document (None when missing or unreadable), the guard's liveness and the read error."""
+    path: Path = config.killswitch_path
+    try:
+        raw = killswitch.read(path)
+    except GuarddError as exc:
+        return None, liveness(None, now, missing=str(exc)), str(exc)
+    if raw is None:
+        return None, liveness(None, now, missing=f"there is no kill-switch file at {path}"), None
+    view = read_document(raw)
+    return raw, liveness(view, now, max_age=config.settings.guardd.stale_after), None
+
+
+def dead_line(guard: Liveness, tz: Any) -> str:
+    """``guardd is not running (last heartbeat <time>)``, the time in ``tz`` to the second (or ``unknown``)."""
+    heartbeat = guard.heartbeat_at
+    when = "unknown" if heartbeat is None else heartbeat.astimezone(tz).replace(microsecond=0).isoformat()
+    return f"guardd is not running (last heartbeat {when})"
+
+
+def _iso(moment: datetime | None, tz: Any) -> str | None:
+    return None if moment is None else moment.astimezone(tz).isoformat()
+
+
+def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
+    return {
+        "window": w.window.name,
+        "start": _iso(w.window.start, tz),
+        "end": _iso(w.window.end, tz),
+        "spent": format_json(w.spent),
+        "limit": format_json(w.limit),
+        "percent": w.percent,
+        "forecast": format_json(w.forecast.projected) if w.forecast else None,
+        "limit_at": _iso(w.forecast.limit_at, tz) if w.forecast else None,
+        "burn_rate_per_hour": format_json(w.forecast.rate_per_hour) if w.forecast else None,
+        "state": w.state,
+        "thresholds_crossed": list(w.thresholds_crossed),
+        "unpriced_events": w.unpriced_events,
+        "headroom": format_json(w.headroom),
+        "partial": w.partial,
+    }
+
+
+def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
+    return {
+        "name": ev.name,
+        "source": ev.budget.source,
+        "state": ev.state,
+        "tripped": ev.tripped,
+        "stale": ev.staleness.stale,
+        "stale_reason": ev.staleness.reason,
+        "windows": [window_json(w, tz) for w in ev.windows],
+        **({} if ev.spike is None else {"spike": spike_json(ev.spike)}),
+    }
+
+
+def spike_json(spike: SpikeEvaluation) -> dict[str, Any]:
+    """A budget's ``spike`` in ``status --json`` (contract §11): money as decimal strings."""
+    return {
+        "state": spike.state,
+        "recent": format_json(spike.recent),
+        "baseline_mean": format_json(spike.baseline_mean),
+        "factor": float(spike.spike.factor),
+        "window": format_duration(spike.spike.window),
+        "baseline": format_duration(spike.spike.baseline),
+    }
+
+
+def health_json(ev: HealthEvaluation) -> dict[str, Any]:
+    """A health rule in ``status --json`` (contract §11)."""
+    return {
+        "name": ev.name,
+        "state": ev.state,
+        "window": format_duration(ev.rule.window),
+        "requests": ev.requests,
+        "error_rate": ev.error_rate,
+        "latency_p95_ms": ev.latency_p95_ms,
+        "rate_limited": ev.rate_limited,
+        "firing": list(ev.firing),
+    }
+
+
+async def build(
+    config: Config,
+    evaluations: list[BudgetEvaluation],
+    state: StateStore,
+    now: datetime,
+    ledgers: list[dict[str, Any]],
+    openrouter: dict[str, Any] | None,
+    health: list[HealthEvaluation] | None = None,
+) -> dict[str, Any]:
+    """Return the ``guardd status --json`` document (schema 1)."""
+    tz = config.zone
+    raw, guard, error = read_switch(config, now)
+    switch: dict[str, Any] | None = {"error": error} if error is not None else raw
+    channels = await state.channel_health()
+    notifiers = []
+    for n in config.settings.notifiers:
+        ok, error, since = channels.get(n.display_url, (True, None, None))
+        notifiers.append(
+            {
+                "url": n.display_url,
+                "ok": ok,
+                "last_error": error,
+                "failing_since": since,
+                "tags": n.tags,
+                "min_severity": n.min_severity,
+            }
+        )
+    return {
+        "schema": 1,
+        "generated_at": now.astimezone(tz).isoformat(),
+        "timezone": config.settings.guardd.timezone,
+        "guard": _guard_json(guard, tz),
+        "store": store_health(config),
+        "budgets": [budget_json(ev, tz) for ev in evaluations],
+        "health": [health_json(ev) for ev in health or []],
+        "killswitch": switch,
+        "openrouter": openrouter,
+        "ledgers": ledgers,
+        "notifiers": notifiers,
+        "silences": [
+            {"id": sid, "budget": budget, "until": until.astimezone(tz).isoformat(), "reason": reason, "by": by}
+            for sid, budget, until, reason, by in await state.silences(now)
+        ],
+        "outbox_pending": await state.pending_count(),
+    }
+
+
+def store_health(config: Config) -> dict[str, Any]:
+    """Whether the running daemon can write the state database (contract §7), from the record it keeps in its
+    lock file: ``{"ok": true|false, "error", "since"}``. With no daemon running nothing is writing, so nothing is
+    known: ``ok`` is null and ``reason`` says why."""
+    record = read_record(config.state_dir)
+    if not record.running:
+        return {"ok": None, "error": None, "since": None, "reason": "no guardd daemon is running on this state"}
+    return {"ok": record.store_ok, "error": record.store_error, "since": record.store_since}
+
+
+def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
+    return {
+        "alive": guard.alive,
+        "heartbeat_at": _iso(guard.heartbeat_at, tz),
+        "expires_at": _iso(guard.expires_at, tz),
+        "reason": guard.reason,
+    }
+
+
+async def document(
+    config: Config,
+    store: Store,
+    evaluator: Evaluator,
+    now: datetime,
+    budgets: list[Budget] | None = None,
+) -> dict[str, Any]:
+    """Return the ``guardd status --json`` document at ``now``, evaluated afresh (``budgets``: default all).
+
+    The one implementation behind ``guardd status`` and ``GET /v1/status``.
+    """
+    evaluations = await evaluator.evaluate_all(now, budgets)
+    ledgers = await ledger_status(EventStore(store), now)
+    remote = None
+    if config.settings.openrouter is not None:
+        from guardd.services.openrouter.view import RemoteView
+
+        remote = await RemoteView(config, store).status(now)
+    health = await health_evaluations(config, store, evaluator, now)
+    return await build(config, evaluations, StateStore(store), now, ledgers, remote, health)
+
+
+async def health_evaluations(
+    config: Config, store: Store, evaluator: Evaluator, now: datetime
+) -> list[HealthEvaluation]:
+    """Every ``[[health]]`` rule's verdict at ``now`` (contract §11)."""
+    from guardd.services.health_rules import evaluate_rules
+    from guardd.store.sqlite.request_stats import RequestStats
+
+    return await evaluate_rules(config.health, RequestStats(EventStore(store)), evaluator.series, now)
+
+
+async def ledger_status(events: EventStore, now: datetime | None = None) -> list[dict[str, Any]]:
+    """One entry per ledger file guardd has read: where reading stands and what it found; with ``now``, also
+    ``quarantined_24h``, the lines it set aside in the 24 hours before."""
+    out: list[dict[str, Any]] = []
+    recent = await events.set_aside_by_file(now - timedelta(hours=24)) if now is not None else {}
+    latest: dict[str, Any] = {}
+    for cp in await events.checkpoints():
+        latest[cp.path] = cp
+    for path, cp in latest.items():
+        last = datetime.fromtimestamp(cp.last_event_ms / 1000, UTC).isoformat() if cp.last_event_ms else None
+        out.append(
+            {
+                "path": path,
+                "ledger": cp.ledger,
+                "offset": cp.offset,
+                "size": cp.size,
+                "events": cp.events,
+                "quarantined": cp.quarantined,
+                **({"quarantined_24h": recent.get(path, 0)} if now is not None else {}),
+                "last_event_at": last,
+            }
+        )
+    return out
+
+
+def check_result(
+    evaluations: list[BudgetEvaluation],
+    switch_tripped: bool,
+    health: list[HealthEvaluation] | None = None,
+    set_aside: dict[str, int] | None = None,
+) -> tuple[int, str]:
+    """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+
+    Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``). A firing
+    health rule is a WARNING (contract §11), never more; so is a ledger file that set lines aside recently
+    (``set_aside``: lines per file, contract §7).
+    """
+    perf: list[str] = []
+    codes: set[int] = set()
+    problems: list[str] = []
+    for ev in evaluations:
+        code = {"ok": 0, "warning": 1, "critical": 2, "tripped": 2, "stale": 3}[ev.state]
+        codes.add(code)
+        if code:
+            problems.append(f"{ev.name} {ev.state}")
+        for w in ev.windows:
+            warn_pct = min(ev.budget.warn_at, default=None)
+            warn = format_perf(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
+            label = f"{ev.name}_{w.window.name}".replace("'", "")
+            perf.append(f"'{label}'={format_perf(w.spent)};{warn};{format_perf(w.limit)};0")
+    for hev in health or []:
+        if hev.state == "warning":
+            codes.add(1)
+            problems.append(f"health {hev.name}: {'; '.join(hev.firing)}")
+    for path, count in sorted((set_aside or {}).items()):
+        codes.add(1)
+        problems.append(f"{count} line{'s' if count != 1 else ''} set aside from {path} in the last 24 h")
+    if switch_tripped:
+        codes.add(2)
+        problems.append("kill-switch tripped")
+    # CRITICAL outranks UNKNOWN (a trip is certain even when some data is stale); UNKNOWN outranks WARNING.
+    worst = 2 if 2 in codes else 3 if 3 in codes else 1 if 1 in codes else 0
+    word = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
+    summary = ", ".join(problems) if problems else f"{len(evaluations)} budget(s) within limits"
+    return worst, f"GUARDD {word} - {summary} | {' '.join(perf)}".rstrip(" |")

@@ -1,0 +1,313 @@
+"""The storage interface: what guardd asks of its state, whichever database holds it (contract §9).
+
+Two backends implement it: SQLite in ``state_dir`` (:mod:`guardd.store.sqlite.events`,
+:mod:`guardd.store.sqlite.state`), the embedded default, and a shared PostgreSQL database
+(:mod:`guardd.store.postgres`). Code above the store depends on these Protocols and row types only, never on a
+backend's SQL; ``tests/store/test_contract.py`` runs one suite over both backends to prove they behave the same.
+
+The rules every backend keeps:
+
+- Money is exact: integer pico-dollars in Python (:mod:`guardd.core.money`); SQLite stores the integers,
+  PostgreSQL stores ``numeric`` dollars. Times of events are Unix milliseconds (UTC).
+- :meth:`EventsAPI.write_batch` is one transaction: the events, their quarantined lines and the file checkpoint
+  are all stored or none is. An event key stored once counts once, across every writer; a later line with a
+  stored key replaces the stored event (the last line wins) and the sums follow.
+- Concurrent callers are safe: two writers storing overlapping keys at once leave exact totals.
+- Since schema 3 (contract §10, §11) a batch also carries, per row, its token counts (summed per hour and day
+  with the spend, for advice) and, for the rows that report any, their health facts (``Parsed.health``: ok,
+  status, latency, error), which :class:`RequestStatsAPI` reads. A duplicate key's stored health facts are
+  replaced by the new line's (or removed when it has none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from guardd.core.alerts import AlertState
+from guardd.core.batch import Parsed
+from guardd.core.budgets import Dimensions
+from guardd.core.health import HealthSample
+from guardd.core.switch import Override, ScopeChange, SwitchDoc
+
+if TYPE_CHECKING:
+    from guardd.store.sqlite.state import Message, OutboxRow
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchDecision:
+    """A switch decision to save: the document, its ``switch`` history lines ``(scope, detail)``, whether it
+    changed at all (``save``), and the scope changes the OpenRouter key switch still has to apply."""
+
+    doc: SwitchDoc
+    history: list[tuple[str, str]]
+    save: bool
+    key_changes: Sequence[ScopeChange] = ()
+
+
+SwitchStep = Callable[[SwitchDoc | None], SwitchDecision]
+"""Given the stored switch document (None: none yet), the decision to save."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where reading of one file identity stands: the byte after the last complete line read."""
+
+    ledger: str
+    path: str
+    dev: int
+    ino: int
+    fingerprint: str
+    offset: int
+    size: int
+    tail: str
+    events: int
+    quarantined: int
+    last_event_ms: int | None
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What :meth:`EventsAPI.write_batch` did: new events, duplicates of stored keys, quarantined lines, unpriced
+    events among those stored, the series touched and the latest event time."""
+
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    unpriced: int = 0
+    series: set[int] = field(default_factory=set)
+    max_ts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A ledger line set aside (quarantined): its file, byte offset, why, a redacted excerpt, and when."""
+
+    path: str
+    offset: int
+    reason: str
+    excerpt: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Sum:
+    """Spend in pico-dollars, the number of events, and how many of them are unpriced (not in ``cost``)."""
+
+    cost: int = 0
+    events: int = 0
+    unpriced: int = 0
+
+    def __add__(self, other: Sum) -> Sum:
+        return Sum(self.cost + other.cost, self.events + other.events, self.unpriced + other.unpriced)
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedEvent:
+    """A stored event without a cost, with what pricing it needs."""
+
+    id: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cached_tokens: int
+    generation_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Priced:
+    """A price found for an unpriced event: its id and its cost in pico-dollars."""
+
+    id: int
+    cost: int
+
+
+class EventsAPI(Protocol):
+    """Usage events: exactly-once batches with their checkpoints, and window sums by series.
+
+    Safe for concurrent callers: the backend serialises what must be serialised.
+    """
+
+    async def load_series(self) -> dict[int, Dimensions]:
+        """Return every series (a distinct model/key/provider/labels combination) by id."""
+        ...
+
+    async def write_batch(self, parsed: Parsed, checkpoint: Checkpoint | None = None) -> BatchResult:
+        """Store ``parsed`` and ``checkpoint`` (whose ``events`` counts events before this batch) in one
+        transaction; return what happened (see the module's rules)."""
+        ...
+
+    async def set_cost(self, priced: Sequence[Priced]) -> int:
+        """Price still-unpriced events; the sums follow. Return how many were priced."""
+        ...
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Return this instance's file checkpoints (in a shared store, other instances' are theirs)."""
+        ...
+
+    async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
+        """Return the spend of ``series`` (None: all) in ``[start, end)``."""
+        ...
+
+    async def grouped_sums(self, series: Sequence[int] | None, start: datetime, end: datetime) -> dict[int, Sum]:
+        """Return the spend per series in ``[start, end)``; ``series`` None means every series."""
+        ...
+
+    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
+        ``series`` (None: all), from the hour rollups (edge hours count whole)."""
+        ...
+
+    async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
+        """Return up to ``limit`` stored events that still have no cost."""
+        ...
+
+    async def quarantine_count(self) -> int:
+        """Return how many ledger lines were set aside as unreadable or implausible."""
+        ...
+
+    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
+        """Return up to ``limit`` lines set aside at or after ``since`` (None: ever), newest first."""
+        ...
+
+    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
+        """Return how many lines each ledger file set aside at or after ``since``."""
+        ...
+
+
+class StateAPI(Protocol):
+    """Alert state, the notification outbox, channel health, overrides, silences, history, the last switch
+    document and run markers. Each method that writes is one transaction.
+
+    (Still tuples where the SQLite store returns tuples: ``silences``, ``history`` and ``channel_health``;
+    they become dataclass rows with their callers.)
+    """
+
+    async def alert_states(self, budget: str) -> dict[str, AlertState]: ...
+
+    async def save_alerts(
+        self,
+        budget: str,
+        states: dict[str, AlertState],
+        messages: list[Message],
+        history: list[tuple[str, str]],
+        now: datetime,
+    ) -> None:
+        """Persist the new alert states of ``budget`` with their outbox rows and history, in one transaction."""
+        ...
+
+    async def enqueue(
+        self, messages: list[Message], now: datetime, history: tuple[str | None, str] | None = None
+    ) -> None:
+        """Queue ``messages`` and, with ``history = (budget, detail)``, their ``alert`` history line, together."""
+        ...
+
+    async def notify_once(
+        self, name: str, value: str, messages: list[Message], history: str | None, now: datetime
+    ) -> bool:
+        """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
+        holds ``value``; return True when queued. A failure leaves neither."""
+        ...
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
+        """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``; a row is claimed by one owner."""
+        ...
+
+    async def release_dead_leases(self, host: str) -> int: ...
+
+    async def delivered(self, row: OutboxRow, now: datetime) -> None: ...
+
+    async def failed(self, row: OutboxRow, now: datetime, error: str, retry_at: datetime | None) -> None: ...
+
+    async def pending_count(self) -> int: ...
+
+    async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool: ...
+
+    async def notification_counts(self) -> list[tuple[str, int, int]]:
+        """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
+        ...
+
+    async def channel_health(self) -> dict[str, tuple[bool, str | None, str | None]]: ...
+
+    async def overrides(self) -> list[Override]: ...
+
+    async def set_override(self, override: Override, now: datetime) -> None: ...
+
+    async def remove_override(self, scope: str, now: datetime, why: str) -> None: ...
+
+    async def add_silence(self, budget: str, until: datetime, reason: str, by: str, now: datetime) -> int: ...
+
+    async def silences(self, now: datetime) -> list[tuple[int, str, datetime, str, str]]: ...
+
+    async def remove_silence(self, silence_id: int, by: str, now: datetime) -> bool: ...
+
+    async def add_history(self, kind: str, budget: str | None, detail: str, now: datetime) -> None: ...
+
+    async def history(self, since: datetime | None, limit: int = 1000) -> list[tuple[str, str, str | None, str]]: ...
+
+    async def switch_doc(self) -> SwitchDoc | None: ...
+
+    async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
+        """Read the stored switch document, let ``step`` decide from it (it may write the switch file), and save
+        the decision — document, history, pending key changes — in one transaction that concurrent writers take
+        in turns: a change decided by one process is seen, not decided and recorded again, by another."""
+        ...
+
+    async def pending_key_changes(self) -> list[ScopeChange]:
+        """Scope changes saved with a decision whose keys are not all switched and recorded yet, oldest first."""
+        ...
+
+    async def key_change_done(self, change: ScopeChange, now: datetime) -> None: ...
+
+    async def record_key(
+        self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
+    ) -> None:
+        """Record a key switched at OpenRouter with its notice's outbox rows and history, in one transaction."""
+        ...
+
+    async def marker(self, name: str) -> str | None: ...
+
+    async def set_marker(self, name: str, value: str, now: datetime) -> bool:
+        """Set ``name`` to ``value``; return False when it already had that value (the job already ran)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSums:
+    """Spend and token counts of a series over whole hours (for advice)."""
+
+    cost: int = 0
+    events: int = 0
+    unpriced: int = 0
+    prompt: int = 0
+    completion: int = 0
+    reasoning: int = 0
+    cached: int = 0
+
+
+class RequestStatsAPI(Protocol):
+    """What events say beyond their cost: health facts for health rules and per-key statistics, token sums for
+    advice, and the OpenRouter catalog the poller stored. Read-only."""
+
+    async def health_sample(self, series: Sequence[int] | None, start: datetime, end: datetime) -> HealthSample:
+        """Requests (every event), errors (ok = false), 429s and latencies of ``series`` in ``[start, end)``."""
+        ...
+
+    async def request_stats(self, start: datetime, end: datetime) -> dict[int, tuple[int, int]]:
+        """``(errors, rate limited)`` per series in ``[start, end)``."""
+        ...
+
+    async def last_event_ms(self, start: datetime, end: datetime) -> dict[int, int]:
+        """The latest event time (Unix ms) per series in ``[start, end)``."""
+        ...
+
+    async def token_sums(self, start: datetime, end: datetime) -> dict[int, TokenSums]:
+        """Spend and tokens per series over the whole UTC hours ``[start, end)`` touches."""
+        ...
+
+    async def catalog(self) -> dict[str, dict[str, object]]:
+        """The catalog's ``pricing`` objects by model id."""
+        ...

@@ -1,0 +1,156 @@
+"""An open shared store: a psycopg connection pool, forward migrations, and errors translated at the boundary.
+
+A direct connection (or a pooler in session mode) is required (contract §9): transaction-scoped advisory locks
+serialise the writers of events, and later LISTEN needs a session of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from guardd.errors import SchemaTooNew, StoreError
+from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+
+PICO = 10**12
+MIGRATION_LOCK = 0x67756172_64640001  # pg_advisory_xact_lock keys ("guardd" + n): one migrator at a time
+EVENTS_LOCK = 0x67756172_64640002  # one writer of events and rollups at a time, across every instance
+
+Conn = psycopg.AsyncConnection[TupleRow]
+
+
+def redacted(url: str) -> str:
+    """Return ``url`` for messages and logs: its scheme, user, host, port and database, never its password —
+    whether in the userinfo (which may itself hold ``/``, ``:`` or ``@``) or in the query (``?password=``, so no
+    query is shown). A ``key=value`` connection string shows nothing but that it is one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "(a key=value connection string)"
+    rest = rest.split("?", 1)[0]
+    userinfo, at, location = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    user = f"{user}{':…' if colon else ''}@" if at else ""
+    return f"{scheme}://{user}{location}"
+
+
+def pico(amount: Decimal | None) -> int:
+    """Return exact integer pico-dollars for a ``numeric`` dollar amount (no rounding: exactness is checked)."""
+    if amount is None:
+        return 0
+    sign, digits, exponent = amount.as_tuple()
+    if not isinstance(exponent, int):
+        raise StoreError(f"not a finite amount of money in the store: {amount}")
+    value = int("".join(map(str, digits)) or "0")
+    shift = exponent + 12
+    if shift >= 0:
+        value *= 10**shift
+    else:
+        value, rest = divmod(value, 10**-shift)
+        if rest:
+            raise StoreError(f"an amount finer than a pico-dollar in the store: {amount}")
+    return int(-value if sign else value)
+
+
+class PgStore:
+    """A pool of connections to one shared PostgreSQL database, for the instance named ``instance``.
+
+    Safe for concurrent tasks: each :meth:`transaction` or read takes its own pooled connection. No psycopg
+    exception leaves this class: each becomes :class:`StoreError` (the URL's password never in its text).
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], url: str, instance: str) -> None:
+        self.pool = pool
+        self.url = url
+        self.instance = instance
+        self.write_error: StoreError | None = None
+        """The error of the last write transaction, None once one commits again (store health for ``status``)."""
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, instance: str, max_size: int = 4, timeout: float = 10.0) -> AsyncIterator[PgStore]:
+        """Connect to the existing database at ``url`` (creating and migrating guardd's tables) as ``instance``.
+
+        Raise StoreError when it cannot be reached within ``timeout`` seconds (with the server's reason),
+        SchemaTooNew when a newer guardd wrote it.
+        """
+        try:
+            # One plain connection first: its failure says why (refused, no such database, authentication),
+            # where the pool would only say that it timed out.
+            probe = await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, int(timeout)))
+            await probe.close()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to the shared store {redacted(url)}: {str(exc).strip()}") from None
+        pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
+            url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}, timeout=30
+        )
+        try:
+            await pool.open(wait=True, timeout=timeout)
+        except (PoolTimeout, psycopg.Error) as exc:
+            await pool.close()
+            raise StoreError(f"cannot connect to the shared store {redacted(url)}: {exc}") from None
+        try:
+            store = cls(pool, url, instance)
+            await store._migrate()
+            yield store
+        finally:
+            await pool.close()
+
+    @contextmanager
+    def _translated(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreError(f"cannot {doing} the shared store {redacted(self.url)}: {exc}") from exc
+
+    async def _migrate(self) -> None:
+        with self._translated("migrate"):
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                await conn.execute("CREATE TABLE IF NOT EXISTS guardd_schema (version integer NOT NULL)")
+                row = await (await conn.execute("SELECT max(version) FROM guardd_schema")).fetchone()
+                version = int(row[0]) if row and row[0] is not None else 0
+                if version > SCHEMA_VERSION:
+                    raise SchemaTooNew(
+                        f"{redacted(self.url)} has guardd schema version {version}, newer than this guardd "
+                        f"understands ({SCHEMA_VERSION}); upgrade guardd on this host"
+                    )
+                for target in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _statements(MIGRATIONS[target]):
+                        await conn.execute(statement)
+                    await conn.execute("INSERT INTO guardd_schema(version) VALUES (%s)", (target,))
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """Run one transaction on a pooled connection; commit at the end, roll back on any error.
+
+        psycopg errors (inside or at commit) leave as :class:`StoreError`; the outcome is kept in
+        :attr:`write_error`.
+        """
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.Error, PoolTimeout) as exc:
+            self.write_error = StoreError(f"cannot write the shared store {redacted(self.url)}: {exc}")
+            raise self.write_error from exc
+        self.write_error = None
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
+        with self._translated("read"):
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall()
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> TupleRow | None:
+        rows = await self.fetchall(sql, params)
+        return rows[0] if rows else None
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line.split("--", 1)[0] for line in script.splitlines()]
+    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -1,0 +1,96 @@
+"""Who leads: a lease row with a monotonic epoch, used as a fencing token (contract §9: exactly one instance
+evaluates, polls OpenRouter and delivers).
+
+- :meth:`Leases.acquire` takes the lease when it is free or expired (a new term: ``epoch + 1``) or renews it
+  for its holder (same epoch while it never lapsed). Expiry is judged by the database's clock
+  (``clock_timestamp()``), so hosts' clocks may disagree freely.
+- :meth:`Leases.fenced` opens a transaction that first re-checks the lease (holder, epoch, not expired) and
+  keeps the row share-locked until commit. Every leader step writes inside one: a deposed leader's step fails
+  with :class:`NotLeader` and writes nothing, and a successor's takeover waits until a step already past its
+  check has committed, so the old term's last write is ordered before the new term's first.
+
+Failure modes, and why they are handled:
+
+- *Pooled connections*: nothing is tied to a session (no session advisory lock that a pooled connection could
+  keep for hours, none that a rollback could silently drop): the lease is a row any connection can read.
+- *A cancelled task*: a step is one transaction; cancellation rolls it back whole, and the lease lapses by
+  itself if the holder stops renewing.
+- *A network partition* (or a stalled process): the holder cannot renew; after ``ttl`` another instance takes
+  a new term; when the old one reaches the database again, its fenced steps fail. What it had already handed to
+  a notification channel before the partition is the documented at-least-once window.
+- *Clock skew*: only the database's clock is compared.
+
+Not wired to the daemon yet (see the README's "Outgrowing one host").
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from guardd.errors import StoreError
+from guardd.store.postgres.db import Conn, PgStore
+
+
+class NotLeader(StoreError):
+    """This instance's term is over (or never began): a leader step must not write."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    holder: str
+    epoch: int
+    expires_at: datetime
+
+
+class Leases:
+    """The leader lease of one shared store, for the instance the store was opened as."""
+
+    def __init__(self, store: PgStore, ttl: timedelta = timedelta(seconds=10)) -> None:
+        self.store = store
+        self.me = store.instance
+        self.ttl = ttl
+
+    async def acquire(self) -> int | None:
+        """Take or renew the lease; return this instance's epoch, or None while another instance holds it."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "INSERT INTO leader(id, holder, epoch, expires_at) VALUES (1, %(me)s, 1, clock_timestamp() + %(ttl)s)"
+                " ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,"
+                " epoch = CASE WHEN leader.holder = excluded.holder AND leader.expires_at > clock_timestamp()"
+                " THEN leader.epoch ELSE leader.epoch + 1 END"
+                " WHERE leader.holder = excluded.holder OR leader.expires_at <= clock_timestamp()"
+                " RETURNING epoch",
+                {"me": self.me, "ttl": self.ttl},
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def release(self, epoch: int) -> None:
+        """End this instance's term now (a clean shutdown), so a successor need not wait out the lease."""
+        async with self.store.transaction() as conn:
+            await conn.execute(
+                "UPDATE leader SET expires_at = clock_timestamp() WHERE id = 1 AND holder = %s AND epoch = %s",
+                (self.me, epoch),
+            )
+
+    async def current(self) -> Lease | None:
+        """The lease as it stands (for ``status``): holder, epoch and expiry; None when nobody ever led."""
+        row = await self.store.fetchone("SELECT holder, epoch, expires_at FROM leader WHERE id = 1")
+        return None if row is None else Lease(row[0], int(row[1]), row[2])
+
+    @asynccontextmanager
+    async def fenced(self, epoch: int) -> AsyncIterator[Conn]:
+        """A transaction for one leader step of term ``epoch``: raise NotLeader (writing nothing) unless this
+        instance still holds the lease in that term; keep the lease row share-locked until commit."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "SELECT 1 FROM leader WHERE id = 1 AND holder = %s AND epoch = %s AND expires_at > clock_timestamp()"
+                " FOR SHARE",
+                (self.me, epoch),
+            )
+            if await cur.fetchone() is None:
+                raise NotLeader(f"{self.me} no longer leads (term {epoch} is over)")
+            yield conn

@@ -1,0 +1,1 @@
+"""The embedded SQLite backend: one file in ``state_dir``."""

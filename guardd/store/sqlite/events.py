@@ -1,0 +1,424 @@
+"""Usage events in the store: exactly-once batches, and window sums that stay fast at any history size.
+
+Writing: :meth:`EventStore.write_batch` stores a batch of parsed events, its quarantined lines and (optionally) a
+file checkpoint in **one** transaction, so a crash at any moment leaves either all of it or none. Events are
+keyed for dedupe (same generation id → one event, the last line wins); a key already stored is a duplicate,
+and if its line changed (a later streaming snapshot) the stored event and the rollups are corrected.
+
+Reading: spend is kept in rollups — per series (a distinct model/key/provider/labels combination), per hour and
+per UTC day. A window's sum is the full UTC days inside it, plus the full hours at its edges, plus the raw events
+of the partial hours at the very edges (an index on ``ts``). So a month over ten million events reads a few
+thousand rollup rows, and any window — local midnights in any zone, rolling minutes — is summed exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from guardd.core.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours, key_hash
+from guardd.core.budgets import Dimensions
+from guardd.errors import StoreError
+from guardd.store.api import BatchResult, Checkpoint, Priced, SetAside, Sum, UnpricedEvent
+from guardd.store.setaside_log import log_set_aside
+from guardd.store.sqlite.db import Store
+
+__all__ = ["BatchResult", "Checkpoint", "EventStore", "Sum"]
+
+T = TypeVar("T")
+
+
+def dims_of(sig: str) -> Dimensions:
+    model, key, provider, labels = json.loads(sig)
+    return Dimensions(model, key, provider, tuple((k, v) for k, v in labels))
+
+
+def plan(start_ms: int, end_ms: int) -> list[tuple[str, int, int]]:
+    """Return how to sum ``[start_ms, end_ms)``: ``("raw", a, b)`` ms ranges and ``("hour"|"day", a, b)`` bucket
+    ranges that together cover it exactly once."""
+    if end_ms <= start_ms:
+        return []
+    h0, h1 = -(-start_ms // HOUR_MS), end_ms // HOUR_MS
+    if h0 >= h1:
+        return [("raw", start_ms, end_ms)]
+    parts: list[tuple[str, int, int]] = []
+    if start_ms < h0 * HOUR_MS:
+        parts.append(("raw", start_ms, h0 * HOUR_MS))
+    d0, d1 = -(-h0 // 24), h1 // 24
+    if d0 < d1:
+        if h0 < d0 * 24:
+            parts.append(("hour", h0, d0 * 24))
+        parts.append(("day", d0, d1))
+        if d1 * 24 < h1:
+            parts.append(("hour", d1 * 24, h1))
+    else:
+        parts.append(("hour", h0, h1))
+    if h1 * HOUR_MS < end_ms:
+        parts.append(("raw", h1 * HOUR_MS, end_ms))
+    return parts
+
+
+def to_ms(moment: datetime) -> int:
+    """Return the aware ``moment`` as Unix milliseconds (exact integer arithmetic, floor)."""
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+
+
+class EventStore:
+    """Events, series, rollups, file checkpoints and quarantine of one :class:`Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._known: set[int] = set()
+
+    # ---- series -------------------------------------------------------------------------------------------
+    async def load_series(self) -> dict[int, Dimensions]:
+        rows = await self.store.fetchall("SELECT id, sig FROM series")
+        self._known = {sid for sid, _ in rows}
+        return {sid: dims_of(sig) for sid, sig in rows}
+
+    async def _add_series(self, series: dict[int, str]) -> None:
+        missing = [(sid, sig) for sid, sig in series.items() if sid not in self._known]
+        if not missing:
+            return
+        conn = self.store.conn
+        await conn.executemany(
+            "INSERT OR IGNORE INTO series(id, sig, model, key, provider, labels) VALUES (?, ?, ?, ?, ?, ?)",
+            [(sid, sig, *_sig_columns(sig)) for sid, sig in missing],
+        )
+        for chunk in _chunks(missing, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.store.fetchall(f"SELECT id, sig FROM series WHERE id IN ({marks})", [i for i, _ in chunk])
+            stored: dict[int, str] = {sid: sig for sid, sig in rows}
+            for sid, sig in chunk:
+                if stored.get(sid) != sig:  # two signatures with one 64-bit hash: never merge their spend
+                    raise StoreError(f"series id collision between {sig!r} and {stored.get(sid)!r}")
+                self._known.add(sid)
+
+    # ---- writing ------------------------------------------------------------------------------------------
+    async def write_batch(self, parsed: Parsed, checkpoint: Checkpoint | None = None) -> BatchResult:
+        """Store ``parsed`` (its rows, unpriced token counts, series and quarantined lines) and ``checkpoint`` in
+        one transaction and return what happened. A key already stored is a duplicate; if its line changed (a
+        later streaming snapshot, a re-priced line) the stored event and the rollups are corrected: last line
+        wins."""
+        result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
+        try:
+            await self._write(parsed, checkpoint, result)
+        except BaseException:
+            self._known.clear()  # series added by the rolled-back transaction are not stored after all
+            raise
+        log_set_aside(parsed.bad)  # committed: now each line set aside is said once
+        return result
+
+    async def _write(self, parsed: Parsed, checkpoint: Checkpoint | None, result: BatchResult) -> None:
+        async with self.store.transaction() as conn:
+            await self._add_series(parsed.series)
+            async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
+                before = (await cur.fetchone() or (0,))[0]
+            # Fast path: insert everything; the unique index on the key hash ignores what is already there.
+            changes = conn.total_changes
+            # A row also carries its token counts (for the rollups); ?9 names the last of them so that the row
+            # binds as it is, without a per-row slice, and the event table keeps only the first five.
+            await conn.executemany(
+                "INSERT OR IGNORE INTO events(h, k, ts, series, cost) SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?9 IS NULL OR 1",
+                parsed.keyed_rows(),
+            )
+            inserted = conn.total_changes - changes
+            hours = parsed.hours
+            result.stored = inserted
+            result.unpriced = sum(entry[2] for entry in hours.values())
+            result.series = {sid for _hour, sid in hours}
+            result.max_ts = parsed.max_ts
+            if inserted < parsed.count:
+                await self._correct(parsed.row_dict(), before, hours, result)
+            await self._apply(hours)
+            if parsed.health:
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO health(k, ts, series, ok, status, latency_ms, error)"
+                    " VALUES (?,?,?,?,?,?,?)",
+                    parsed.health.values(),
+                )
+            if parsed.tokens:
+                await conn.executemany(
+                    "INSERT OR REPLACE INTO unpriced(k, prompt_tokens, completion_tokens, reasoning_tokens,"
+                    " cached_tokens) VALUES (?,?,?,?,?)",
+                    parsed.tokens.values(),
+                )
+            if parsed.bad:
+                now = datetime.now(UTC).isoformat()
+                await conn.executemany(
+                    "INSERT OR IGNORE INTO quarantine(source, path, offset, reason, excerpt, at) VALUES (?,?,?,?,?,?)",
+                    [(q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in parsed.bad],
+                )
+            if checkpoint is not None:
+                # The caller's checkpoint counts events before this batch; add what the batch stored.
+                last = checkpoint.last_event_ms
+                if result.max_ts is not None:
+                    last = max(result.max_ts, last or 0)
+                await self._save_checkpoint(
+                    replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
+                )
+
+    async def _correct(
+        self, rows: dict[str, Row], before: int, hours: dict[tuple[int, int], list[int]], result: BatchResult
+    ) -> None:
+        """Handle the rows the insert ignored because their key was already stored: count them as duplicates,
+        take them out of ``hours`` (which counted every row as new), and where the line changed, update the
+        stored event and move its spend from the old line's hour and series to the new one's.
+
+        Token counts are not kept per stored event, so a changed line keeps the tokens of the line stored first
+        (what ``guardd advise`` prices); its health facts are those of the new line (or none)."""
+        conn = self.store.conn
+        seen: list[tuple[str]] = []
+        updates: list[tuple[int, int, int | None, int]] = []
+        priced: list[tuple[str]] = []
+        for k, eid, old_ts, old_series, old_cost in await self._stored_before(rows, before, result):
+            row = rows[k]
+            _, ts, series, cost = row[:4]
+            result.duplicates += 1
+            result.unpriced -= cost is None
+            seen.append((k,))
+            if (old_ts, old_series, old_cost) == (ts, series, cost):
+                add_row_to_hours(hours, row, -1)  # already counted when it was stored
+                continue
+            add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
+            entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
+            for i, count in enumerate(row[4:], 3):
+                entry[i] -= count
+            updates.append((ts, series, cost, eid))
+            if cost is not None and old_cost is None:
+                priced.append((k,))
+            result.series.add(old_series)
+        if updates:
+            await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", updates)
+        if seen:
+            await conn.executemany("DELETE FROM health WHERE k = ?", seen)  # the batch's own facts follow
+        if priced:
+            await conn.executemany("DELETE FROM unpriced WHERE k = ?", priced)
+
+    async def _stored_before(
+        self, rows: dict[str, Row], before: int, result: BatchResult
+    ) -> list[tuple[str, int, int, int, int | None]]:
+        """Return ``(key, id, ts, series, cost)`` of the events stored before this batch (ids up to ``before``)
+        under the keys of ``rows``. A row the insert ignored although its key is not stored lost its hash to
+        another key (a 64-bit collision, in the store or in this batch): it is stored now under its second hash,
+        or found there, and ``result.stored`` counts it."""
+        conn = self.store.conn
+        by_hash: dict[int, list[str]] = defaultdict(list)
+        for k in rows:
+            by_hash[key_hash(k)].append(k)
+        found: list[tuple[str, int, int, int, int | None]] = []
+        collided: list[str] = []
+        for chunk in _chunks(list(by_hash), 5000):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT h, k, id, ts, series, cost FROM events WHERE h IN ({marks})"
+            async with conn.execute(sql, chunk) as cur:
+                async for h, stored_k, eid, ts, series, cost in cur:
+                    for k in by_hash[h]:
+                        if k != stored_k:
+                            collided.append(k)
+                        elif eid <= before:
+                            found.append((k, eid, ts, series, cost))
+        for k in collided:
+            second = key_hash(k, 1)
+            async with conn.execute("SELECT k, id, ts, series, cost FROM events WHERE h = ?", (second,)) as cur:
+                stored = await cur.fetchone()
+            if stored is None:
+                _, ts, series, cost = rows[k][:4]
+                await conn.execute(
+                    "INSERT INTO events(h, k, ts, series, cost) VALUES (?,?,?,?,?)", (second, k, ts, series, cost)
+                )
+                result.stored += 1
+            elif stored[0] == k:
+                found.append((k, stored[1], stored[2], stored[3], stored[4]))
+            else:  # two 64-bit collisions for one key: never merge two events' spend
+                raise StoreError(f"event key hash collision between {k!r} and {stored[0]!r}")
+        return found
+
+    async def _apply(self, hours: dict[tuple[int, int], list[int]]) -> None:
+        """Add per-(hour, series) deltas (:data:`~guardd.core.batch.ENTRY`) to the hour and UTC-day rollups."""
+        upsert = (
+            "INSERT INTO rollups(level, bucket, series, cost, events, unpriced, prompt_tokens, completion_tokens,"
+            " reasoning_tokens, cached_tokens) VALUES (?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(level, bucket, series) DO UPDATE SET cost = cost + excluded.cost, "
+            "events = events + excluded.events, unpriced = unpriced + excluded.unpriced, "
+            "prompt_tokens = prompt_tokens + excluded.prompt_tokens, "
+            "completion_tokens = completion_tokens + excluded.completion_tokens, "
+            "reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens, "
+            "cached_tokens = cached_tokens + excluded.cached_tokens"
+        )
+        await self.store.conn.executemany(upsert, _hour_rows(hours))
+        await self.store.conn.executemany(upsert, _day_rows(hours))
+
+    async def _save_checkpoint(self, cp: Checkpoint) -> None:
+        await self.store.conn.execute(
+            "INSERT INTO files(ledger, path, dev, ino, fingerprint, offset, size, tail, events, quarantined,"
+            " last_event_ms, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT(dev, ino, fingerprint) DO UPDATE SET ledger=excluded.ledger, path=excluded.path,"
+            " offset=excluded.offset, size=excluded.size, tail=excluded.tail, events=excluded.events,"
+            " quarantined=excluded.quarantined, last_event_ms=excluded.last_event_ms, updated_at=excluded.updated_at",
+            (
+                cp.ledger,
+                cp.path,
+                cp.dev,
+                cp.ino,
+                cp.fingerprint,
+                cp.offset,
+                cp.size,
+                cp.tail,
+                cp.events,
+                cp.quarantined,
+                cp.last_event_ms,
+                datetime.now(UTC).isoformat(),
+            ),
+        )
+
+    async def set_cost(self, priced: Sequence[Priced]) -> int:
+        """Price unpriced events; rollups follow. Return how many were priced."""
+        if not priced:
+            return 0
+        hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
+        count = 0
+        async with self.store.transaction() as conn:
+            for chunk in _chunks(list(priced), 500):
+                marks = ",".join("?" * len(chunk))
+                costs = {p.id: p.cost for p in chunk}
+                sql = f"SELECT id, ts, series FROM events WHERE cost IS NULL AND id IN ({marks})"
+                async with conn.execute(sql, list(costs)) as cur:
+                    found = list(await cur.fetchall())
+                for eid, ts, series in found:
+                    add_to_hours(hours, ts, series, None, -1)
+                    add_to_hours(hours, ts, series, costs[eid], +1)
+                    count += 1
+                await conn.executemany(
+                    "UPDATE events SET cost = ? WHERE id = ? AND cost IS NULL",
+                    [(costs[eid], eid) for eid, _, _ in found],
+                )
+                await conn.executemany(
+                    "DELETE FROM unpriced WHERE k = (SELECT k FROM events WHERE id = ?)",
+                    [(eid,) for eid, _, _ in found],
+                )
+            await self._apply(hours)
+        return count
+
+    # ---- reading ------------------------------------------------------------------------------------------
+    async def checkpoints(self) -> list[Checkpoint]:
+        rows = await self.store.fetchall(
+            "SELECT ledger, path, dev, ino, fingerprint, offset, size, tail, events, quarantined, last_event_ms"
+            " FROM files ORDER BY id"
+        )
+        return [Checkpoint(*row) for row in rows]
+
+    async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
+        """Return the spend of ``series`` (None: all) in ``[start, end)``."""
+        totals = await self.grouped_sums(series, start, end)
+        return sum(totals.values(), Sum())
+
+    async def grouped_sums(self, series: Sequence[int] | None, start: datetime, end: datetime) -> dict[int, Sum]:
+        """Return the spend per series in ``[start, end)``; ``series`` None means every series."""
+        if series is not None and not series:
+            return {}
+        where = "" if series is None else f" AND series IN ({','.join(str(int(s)) for s in series)})"
+        out: dict[int, Sum] = defaultdict(Sum)
+        for kind, a, b in plan(to_ms(start), to_ms(end)):
+            if kind == "raw":
+                sql = (
+                    "SELECT series, coalesce(sum(cost), 0), count(*), sum(cost IS NULL) FROM events"
+                    f" WHERE ts >= ? AND ts < ?{where} GROUP BY series"
+                )
+            else:
+                level = 0 if kind == "hour" else 1
+                sql = (
+                    "SELECT series, sum(cost), sum(events), sum(unpriced) FROM rollups"
+                    f" WHERE level = {level} AND bucket >= ? AND bucket < ?{where} GROUP BY series"
+                )
+            for sid, cost, events, unpriced in await self.store.fetchall(sql, (a, b)):
+                out[sid] = out[sid] + Sum(int(cost or 0), int(events or 0), int(unpriced or 0))
+        return dict(out)
+
+    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
+        ``series`` (None: all), from the hour rollups (a chart's resolution: edge hours count whole)."""
+        if series is not None and not series:
+            return []
+        where = "" if series is None else f" AND series IN ({','.join(str(int(s)) for s in series)})"
+        h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
+        rows = await self.store.fetchall(
+            f"SELECT bucket, sum(cost) FROM rollups WHERE level = 0 AND bucket >= ? AND bucket < ?{where}"
+            " GROUP BY bucket ORDER BY bucket",
+            (h0, h1),
+        )
+        return [(int(bucket) * HOUR_MS, int(cost or 0)) for bucket, cost in rows]
+
+    async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
+        """Return up to ``limit`` unpriced events with what pricing them needs."""
+        waiting = await self.store.fetchall(
+            "SELECT k, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens FROM unpriced LIMIT ?",
+            (limit,),
+        )
+        tokens: dict[str, tuple[int, int, int, int]] = {k: (p, c, r, ca) for k, p, c, r, ca in waiting}
+        hashes = [h for k in tokens for h in (key_hash(k), key_hash(k, 1))]  # the second: after a collision
+        out: list[UnpricedEvent] = []
+        for chunk in _chunks(hashes, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = await self.store.fetchall(
+                f"SELECT e.id, e.k, s.model FROM events e JOIN series s ON s.id = e.series"
+                f" WHERE e.h IN ({marks}) AND e.cost IS NULL",
+                chunk,
+            )
+            for eid, k, model in rows:
+                if k in tokens:
+                    p, c, r, ca = tokens[k]
+                    out.append(UnpricedEvent(eid, model, p, c, r, ca, k[2:] if k.startswith("g:") else None))
+        return out
+
+    async def quarantine_count(self) -> int:
+        row = await self.store.fetchone("SELECT count(*) FROM quarantine")
+        return int(row[0]) if row else 0
+
+    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
+        rows = await self.store.fetchall(
+            "SELECT path, offset, reason, excerpt, at FROM quarantine WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
+            (since.astimezone(UTC).isoformat() if since else "", limit),
+        )
+        return [SetAside(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows]
+
+    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
+        rows = await self.store.fetchall(
+            "SELECT path, count(*) FROM quarantine WHERE at >= ? GROUP BY path", (since.astimezone(UTC).isoformat(),)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _hour_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
+    # Generators, so that the store's thread (which iterates them) does this work, not the event loop's.
+    for (hour, series), entry in hours.items():
+        if any(entry):
+            yield (0, hour, series, *entry)
+
+
+def _day_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
+    days: dict[tuple[int, int], list[int]] = {}
+    for (hour, series), entry in hours.items():
+        day = days.get((hour // 24, series))
+        if day is None:
+            days[(hour // 24, series)] = list(entry)
+        else:
+            for i, value in enumerate(entry):
+                day[i] += value
+    for (day_bucket, series), entry in days.items():
+        if any(entry):
+            yield (1, day_bucket, series, *entry)
+
+
+def _sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:
+    model, key, provider, labels = json.loads(sig)
+    return model, key, provider, json.dumps(dict(labels), sort_keys=True)
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,1 +1,0 @@
-"""Test helpers shipped with guardd (need the ``test`` extra)."""
