@@ -17,6 +17,9 @@ only the CLI turns them into exit codes.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 
 class GuarddError(Exception):
     """Base of every error guardd raises on purpose."""
@@ -77,3 +80,20 @@ class DeliveryError(GuarddError):
 
 class UsageError(GuarddError):
     """A command that cannot run as given (unknown budget, bad date)."""
+
+
+def not_writable(what: str, where: Path) -> StoreError:
+    """The error of a changing command on state it may not write: names the file or folder and the user."""
+    return StoreError(
+        f"the {what} {where} is not writable by {_user()}; this command changes the state "
+        "(reading commands such as status, report and history work without writing)"
+    )
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return f"uid {os.geteuid()}"

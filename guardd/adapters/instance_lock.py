@@ -61,7 +61,7 @@ class InstanceLock:
             state_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            from guardd.store.sqlite.db import not_writable
+            from guardd.errors import not_writable
 
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise not_writable("state folder", state_dir) from None

@@ -44,8 +44,9 @@ from guardd.services.evaluation import Evaluator
 from guardd.services.jobs import Engine
 from guardd.services.openrouter.steps import OpenRouterSteps
 from guardd.services.worker import Step, Worker
+from guardd.store.api import BatchResult
 from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import BatchResult, EventStore
+from guardd.store.sqlite.events import EventStore
 from guardd.store.sqlite.state import StateStore
 
 log = logging.getLogger("guardd.daemon.server")

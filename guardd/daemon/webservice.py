@@ -22,7 +22,7 @@ from guardd.http.backend import Charts, KeyUsage, LedgerCount, MetricsSnapshot, 
 from guardd.services import status
 from guardd.services.overrides import apply_manual
 from guardd.services.worker import Step
-from guardd.store.sqlite.events import BatchResult
+from guardd.store.api import BatchResult
 
 if TYPE_CHECKING:
     from guardd.daemon.server import Daemon

@@ -27,7 +27,7 @@ from guardd.http import broadcast, metrics, page, push
 from guardd.http.backend import Backend
 from guardd.http.feed import Snapshot, SwitchFeed
 from guardd.http.openapi import document as openapi_document
-from guardd.services.backfill import IngestSummary
+from guardd.store.api import IngestSummary
 
 log = logging.getLogger("guardd.http")
 

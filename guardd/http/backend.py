@@ -16,7 +16,7 @@ from guardd.config import Config
 from guardd.core.batch import Parsed
 from guardd.core.evaluate import BudgetEvaluation
 from guardd.core.money import Money
-from guardd.store.sqlite.events import BatchResult
+from guardd.store.api import BatchResult
 
 
 @dataclass(frozen=True, slots=True)

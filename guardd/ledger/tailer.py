@@ -29,7 +29,7 @@ from guardd.core.money import Money
 from guardd.ledger.discovery import MAX_DEPTH, Found, find, static_prefix
 from guardd.ledger.lines import fingerprint, tail_hash
 from guardd.ledger.parse import BATCH_BYTES, LineParser, read_batch
-from guardd.store.sqlite.events import BatchResult, Checkpoint, EventStore
+from guardd.store.api import BatchResult, Checkpoint, EventsAPI
 
 log = logging.getLogger("guardd.ledger")
 
@@ -95,7 +95,7 @@ class Tailer:
     stores a batch commits, so a batch whose write fails is simply read again from there on the next poll.
     """
 
-    def __init__(self, specs: list[LedgerSpec], events: EventStore, max_event_cost: Money) -> None:
+    def __init__(self, specs: list[LedgerSpec], events: EventsAPI, max_event_cost: Money) -> None:
         self.specs = specs
         self.events = events
         self.parsers = {s.pattern: LineParser(s.fmt, s.labels, max_event_cost) for s in specs}

@@ -22,7 +22,6 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 
 from guardd.core.batch import Parsed
 from guardd.core.money import Money
@@ -30,6 +29,7 @@ from guardd.errors import UsageError
 from guardd.ledger.lines import fingerprint
 from guardd.ledger.parse import LineParser, read_batch
 from guardd.ledger.worker import init, parse_range
+from guardd.store.api import IngestSummary
 from guardd.store.sqlite.events import EventStore
 
 log = logging.getLogger("guardd.ingest")
@@ -38,26 +38,6 @@ PARALLEL_BYTES = 32 << 20  # smaller files are parsed in this process: starting 
 RANGE_BYTES = 4 << 20
 IN_FLIGHT = 4
 BULK_CHECKPOINT_PAGES = 16384
-
-
-@dataclass(slots=True)
-class IngestSummary:
-    read: int = 0
-    stored: int = 0
-    duplicates: int = 0
-    quarantined: int = 0
-    unpriced: int = 0
-    seconds: float = 0.0
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "read": self.read,
-            "stored": self.stored,
-            "duplicates": self.duplicates,
-            "quarantined": self.quarantined,
-            "unpriced": self.unpriced,
-            "seconds": round(self.seconds, 3),
-        }
 
 
 async def ingest_files(

@@ -81,6 +81,29 @@ class BatchResult:
     max_ts: int | None = None
 
 
+@dataclass(slots=True)
+class IngestSummary:
+    """What ingesting some files or a pushed batch did, summed over its batches: lines read, stored, duplicates of
+    stored keys, quarantined, unpriced among those stored, and the seconds it took."""
+
+    read: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    unpriced: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "read": self.read,
+            "stored": self.stored,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "unpriced": self.unpriced,
+            "seconds": round(self.seconds, 3),
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class SetAside:
     """A ledger line set aside (quarantined): its file, byte offset, why, a redacted excerpt, and when."""

@@ -23,7 +23,7 @@ from typing import Any
 import aiosqlite
 
 from guardd.core.batch import key_hash, series_id
-from guardd.errors import SchemaTooNew, StoreError
+from guardd.errors import SchemaTooNew, StoreError, not_writable
 
 SCHEMA_VERSION = 4
 
@@ -399,23 +399,6 @@ def _check_writable(path: Path) -> None:
     for where, what in ((folder, "state folder"), (path, "state database")):
         if where.exists() and not os.access(where, os.W_OK):
             raise not_writable(what, where)
-
-
-def not_writable(what: str, where: Path) -> StoreError:
-    """The error of a changing command on state it may not write: names the file or folder and the user."""
-    return StoreError(
-        f"the {what} {where} is not writable by {_user()}; this command changes the state "
-        "(reading commands such as status, report and history work without writing)"
-    )
-
-
-def _user() -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (ImportError, KeyError):
-        return f"uid {os.geteuid()}"
 
 
 async def _connect(path: Path, readonly: bool) -> aiosqlite.Connection:
