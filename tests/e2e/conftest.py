@@ -130,7 +130,7 @@ class DaemonProcess:
         sock_path = str(self.cwd / f"notify-{time.monotonic_ns()}.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(sock_path)
-        sock.settimeout(timeout)
+        sock.settimeout(0.2)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GUARDD_", "OPENROUTER_"))}
         env["NOTIFY_SOCKET"] = sock_path
         if self._log_handle is not None:
@@ -144,14 +144,19 @@ class DaemonProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
+        deadline = time.monotonic() + timeout
         try:
             while True:
-                message = sock.recv(4096).decode()
-                if "READY=1" in message:
-                    break
-        except TimeoutError:
-            self.kill()
-            raise AssertionError(f"daemon did not become ready:\n{self.log.read_text()}") from None
+                try:
+                    if "READY=1" in sock.recv(4096).decode():
+                        break
+                except TimeoutError:
+                    if self.proc.poll() is not None:  # it stopped before becoming ready: leave its exit code
+                        self.close_log()
+                        raise AssertionError(f"daemon exited before ready:\n{self.log.read_text()}") from None
+                    if time.monotonic() > deadline:
+                        self.kill()
+                        raise AssertionError(f"daemon did not become ready:\n{self.log.read_text()}") from None
         finally:
             sock.close()
             os.unlink(sock_path)

@@ -56,7 +56,7 @@ def test_a_port_in_use_stops_the_daemon_with_a_clear_error(tmp_path: Path):
         port = busy.getsockname()[1]
         daemon = DaemonProcess(http_config(tmp_path, port), tmp_path)
         try:
-            daemon.start(timeout=3)
+            daemon.start()
         except AssertionError:
             pass
         assert daemon.proc is not None and daemon.proc.wait(30) == 1
