@@ -42,7 +42,9 @@ class _Formatter(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
-    """One JSON object a line: ``ts`` (UTC), ``level``, ``logger``, ``message``, then the context keys."""
+    """One JSON object a line: ``ts`` (UTC), ``level``, ``logger``, ``message``, then the context keys.
+
+    Every key, token and URL password is masked, at any depth of any context value."""
 
     def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
@@ -58,7 +60,9 @@ class _JsonFormatter(logging.Formatter):
                     doc[key] = redact_text(value) if isinstance(value, str) else value
         if record.exc_info:
             doc["exception"] = redact_text(self.formatException(record.exc_info))
-        return json.dumps(doc, ensure_ascii=False, default=str)
+        # Strings are masked before escaping (a key after an escaped newline is still found); the whole line is
+        # masked again for what is not a string: lists, mappings and objects rendered by ``default=str``.
+        return redact_text(json.dumps(doc, ensure_ascii=False, default=str))
 
 
 def _quote(value: str) -> str:
