@@ -139,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     quarantine.add_argument("--since", metavar="DATE")
     quarantine.add_argument("--ledger", metavar="PATH", help="a ledger file, or a glob")
     quarantine.add_argument("--json", action="store_true")
+
+    store = command("store", "copy this state (SQLite) into a shared store (PostgreSQL), losing nothing")
+    store.add_argument("action", choices=["copy"])
+    store.add_argument(
+        "--to",
+        metavar="URL",
+        required=True,
+        help="the shared store, postgresql://USER@HOST/DATABASE; it must hold no guardd data yet",
+    )
     return parser
 
 

@@ -388,3 +388,4 @@ async def cmd_history(args: Namespace) -> int:
 
 from guardd.cli.advise import cmd_advise  # noqa: E402, F401 - commands in their own modules, dispatched from here
 from guardd.cli.quarantine import cmd_quarantine  # noqa: E402, F401
+from guardd.cli.store import cmd_store  # noqa: E402, F401

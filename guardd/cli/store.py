@@ -1,0 +1,69 @@
+"""``guardd store copy --to URL``: move this host's SQLite state into a shared PostgreSQL store (contract §9).
+
+Exit 0 when everything was copied and checked, 1 when it was refused or failed (nothing changed in the target):
+the target already holds guardd data, a daemon runs on this state, there is no state, or either database failed.
+The URL is shown redacted (no piece of its password) in every line this command prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from argparse import Namespace
+
+from guardd.errors import AlreadyRunning
+
+
+async def cmd_store(args: Namespace) -> int:
+    from guardd.adapters.instance_lock import InstanceLock
+    from guardd.cli.commands import load
+    from guardd.store.copy import copy_sqlite_file, dollars, redacted
+
+    config = load(args)
+    try:
+        lock = InstanceLock.acquire(config.state_dir)
+    except AlreadyRunning as exc:
+        raise AlreadyRunning(f"{exc}; stop it first: store copy needs a state that nothing changes") from None
+    try:
+        progress = _Progress() if sys.stderr.isatty() else None
+        result = await copy_sqlite_file(config.db_path, args.to, config.instance, progress=progress)
+        if progress is not None:
+            progress.done()
+    finally:
+        lock.release()
+    checkpoints = result.tables["files"].rows if "files" in result.tables else 0
+    print(
+        f"copied {config.db_path} into {redacted(args.to)} in {result.seconds:.1f}s: {result.rows} rows; "
+        f"instance {result.instance!r} owns its {checkpoints} checkpoint{'s' if checkpoints != 1 else ''}"
+    )
+    width = max((len(name) for name in result.tables), default=0)
+    for name, table in result.tables.items():
+        if not table.rows:
+            continue
+        money = "".join(f"  {column} ${_trim(dollars(total))}" for column, total in table.money.items())
+        print(f"  {name:<{width}} {table.rows:>12}{money}")
+    print("checked: every table holds as many rows and exactly as much money in the shared store as here.")
+    print(
+        f'next: set [store] url (and [guardd] instance = "{result.instance}" if that is not the host name) on this '
+        "host, and start guardd; it reads its ledgers on from where this state stopped."
+    )
+    return 0
+
+
+def _trim(amount: str | None) -> str:
+    text = (amount or "0").rstrip("0")
+    return text + "00" if text.endswith(".") else text
+
+
+class _Progress:
+    """One line on a terminal's stderr, rewritten in place: the table being copied and its rows so far."""
+
+    def __init__(self) -> None:
+        self.shown = False
+
+    def __call__(self, table: str, rows: int) -> None:
+        print(f"\rcopying {table}: {rows} rows\033[K", end="", file=sys.stderr, flush=True)
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
