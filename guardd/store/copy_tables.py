@@ -31,8 +31,12 @@ from guardd.errors import StoreError
 RENAMED = {"window": "win", "offset": "byte_offset"}
 """SQLite column → PostgreSQL column, where PostgreSQL reserves the SQLite name."""
 
-DERIVED = {("events", "h")}
-"""SQLite columns that need no place in the target: the key hash of SQLite's own unique index."""
+SQLITE_ONLY = {("events", "h")}
+"""SQLite columns never copied, even to a column of the same name: the key hash of SQLite's own unique index (a
+target that keys events by a hash computes its own, from the stored key: ``computed`` in :func:`plans`)."""
+
+OPTIONAL = {("events", "id")}
+"""SQLite columns copied where the target has a place for them (a target may key events otherwise than by id)."""
 
 KEY_COLUMN = "k"
 """An event key, in every table that refers to an event by it (events, unpriced, health)."""
@@ -121,9 +125,17 @@ async def pg_tables(conn: Conn) -> dict[str, list[PgColumn]]:
 
 
 def plans(
-    source: dict[str, tuple[list[str], bool]], target: dict[str, list[PgColumn]], instance: str, key: Convert
+    source: dict[str, tuple[list[str], bool]],
+    target: dict[str, list[PgColumn]],
+    instance: str,
+    key: Convert,
+    computed: dict[tuple[str, str], tuple[str, Convert]] | None = None,
 ) -> list[TablePlan]:
-    """Match the state's tables and columns with the target's; refuse what has no place (StoreError)."""
+    """Match the state's tables and columns with the target's; refuse what has no place (StoreError).
+
+    ``computed`` fills target columns the state has no column for: ``(table, column) -> (source column, function
+    of its value)``.
+    """
     missing = [t for t in source if t not in target]
     if missing:
         raise _no_place(f"table for {', '.join(missing)}")
@@ -132,15 +144,20 @@ def plans(
         by_name = {c.name: c for c in target[table]}
         columns: list[Column] = []
         for name in names:
-            if (table, name) in DERIVED:
+            if (table, name) in SQLITE_ONLY:
                 continue
             col = by_name.pop(RENAMED.get(name, name), None)
+            if col is None and (table, name) in OPTIONAL:
+                continue
             if col is None:
                 raise _no_place(f"column for {table}.{name}")
             convert = {"numeric": dollars, "boolean": _boolean}.get(col.type)
             columns.append(Column(col.name, name, key if name == KEY_COLUMN else convert, col.type == "numeric"))
         for col in by_name.values():  # the target's columns that the state has no column for
-            if col.name == "instance":
+            if (table, col.name) in (computed or {}):
+                name, function = (computed or {})[(table, col.name)]
+                columns.append(Column(col.name, name, function))
+            elif col.name == "instance":
                 columns.append(Column("instance", None, constant=instance))
             elif col.required:
                 raise StoreError(f"the shared store's {table}.{col.name} has no value in the SQLite state (a bug)")
@@ -163,7 +180,7 @@ async def copy_table(
     """Stream one table from SQLite into PostgreSQL through ``COPY``, ``batch_rows`` at a time, its indexes built
     after it is filled; count its rows and sum its money (exactly, from the rows as read)."""
     result = TableResult(money={c.target: 0 for c in plan.columns if c.money})
-    sources = [c.source for c in plan.columns if c.source is not None]
+    sources = list(dict.fromkeys(c.source for c in plan.columns if c.source is not None))
     columns = ", ".join(f'"{name}"' for name in sources)
     query = f'SELECT {columns} FROM "{plan.name}"'
     if not plan.without_rowid:

@@ -23,6 +23,7 @@ from guardd.adapters.store import Store
 from guardd.client import LedgerWriter
 from guardd.errors import StoreError
 from guardd.store.copy import TargetNotEmpty, copy_sqlite_file, dollars
+from guardd.store.copy_tables import PgColumn, plans
 from guardd.testing.fake_openrouter import FakeOpenRouter
 from tests.pg_fixture import with_schema
 
@@ -226,3 +227,29 @@ def test_pico_dollars_become_exact_decimal_text():
     assert dollars(0) == "0.000000000000"
     assert dollars(None) is None
     assert dollars(10**30) == "1000000000000000000.000000000000"
+
+
+def test_sqlite_s_own_key_hash_never_fills_a_target_column_of_that_name():
+    """A target keyed by its own hash of the stored key (no id) gets that hash computed, never SQLite's."""
+    source = {"events": (["id", "h", "k", "ts", "series", "cost"], False)}
+    target = {
+        "events": [
+            PgColumn("h", "bigint", True, False),
+            *(PgColumn(name, kind, True, False) for name, kind in (("k", "text"), ("ts", "bigint"))),
+            PgColumn("series", "bigint", True, False),
+            PgColumn("cost", "numeric", False, False),
+            PgColumn("instance", "text", True, False),
+        ]
+    }
+    with pytest.raises(StoreError, match=r"events\.h has no value"):
+        plans(source, target, "web-1", str.upper)
+    (plan,) = plans(source, target, "web-1", str.upper, {("events", "h"): ("k", len)})
+    assert [(c.target, c.source) for c in plan.columns] == [
+        ("k", "k"),
+        ("ts", "ts"),
+        ("series", "series"),
+        ("cost", "cost"),
+        ("h", "k"),
+        ("instance", None),
+    ]
+    assert plan.columns[0].convert is str.upper and plan.columns[4].convert is len and plan.identity is None
