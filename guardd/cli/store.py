@@ -10,26 +10,18 @@ from __future__ import annotations
 import sys
 from argparse import Namespace
 
-from guardd.errors import AlreadyRunning
-
 
 async def cmd_store(args: Namespace) -> int:
-    from guardd.adapters.instance_lock import InstanceLock
     from guardd.cli.commands import load
-    from guardd.store.copy import copy_sqlite_file, dollars, redacted
+    from guardd.services.store_copy import copy_state_dir, dollars, redacted
 
     config = load(args)
+    progress = _Progress() if sys.stderr.isatty() else None
     try:
-        lock = InstanceLock.acquire(config.state_dir)
-    except AlreadyRunning as exc:
-        raise AlreadyRunning(f"{exc}; stop it first: store copy needs a state that nothing changes") from None
-    try:
-        progress = _Progress() if sys.stderr.isatty() else None
-        result = await copy_sqlite_file(config.db_path, args.to, config.instance, progress=progress)
+        result = await copy_state_dir(config.state_dir, config.db_path, args.to, config.instance, progress)
+    finally:
         if progress is not None:
             progress.done()
-    finally:
-        lock.release()
     checkpoints = result.tables["files"].rows if "files" in result.tables else 0
     print(
         f"copied {config.db_path} into {redacted(args.to)} in {result.seconds:.1f}s: {result.rows} rows; "

@@ -5,7 +5,7 @@ Everything the SQLite schema holds is copied — events, series, rollups (spend 
 need, health facts, checkpoints, quarantine, alert state, outbox, channel health, history, overrides, silences, the
 switch document, markers, OpenRouter snapshots, keys, sources and prices — table by table as the two schemas say
 (:mod:`guardd.store.copy_tables`). Events keep their keys in the form the shared store gives them
-(:meth:`PgEventStore.key <guardd.adapters.pg.events.PgEventStore.key>`: generation ids as they are, lines without
+(:meth:`PgEventStore.key <guardd.store.postgres.events.PgEventStore.key>`: generation ids as they are, lines without
 one under the copying instance) — the key that instance writes for the same line later, so a line read again stays
 a duplicate; the copying instance becomes the owner of the checkpoints and goes on reading its ledgers where this
 state stopped. Ids are kept (``silence remove ID`` names the same silence) and identity sequences continue after
@@ -36,9 +36,6 @@ from urllib.parse import unquote
 import psycopg
 from psycopg import sql
 
-from guardd.adapters.pg.db import Conn, PgStore, pico, redacted
-from guardd.adapters.pg.events import PgEventStore
-from guardd.adapters.store import Store
 from guardd.errors import StoreError
 from guardd.store.copy_tables import (
     Progress,
@@ -50,8 +47,20 @@ from guardd.store.copy_tables import (
     plans,
     sqlite_tables,
 )
+from guardd.store.postgres.db import Conn, PgStore, pico, redacted
+from guardd.store.postgres.events import PgEventStore
+from guardd.store.sqlite.db import Store
 
-__all__ = ["CopyMismatch", "CopyResult", "TargetNotEmpty", "copy_sqlite_file", "copy_state", "dollars", "redacted"]
+__all__ = [
+    "CopyMismatch",
+    "CopyResult",
+    "Progress",
+    "TargetNotEmpty",
+    "copy_sqlite_file",
+    "copy_state",
+    "dollars",
+    "redacted",
+]
 
 BATCH_ROWS = 20_000
 """Rows read from SQLite at a time: a copy needs memory for about one batch, at any state size."""

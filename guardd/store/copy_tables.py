@@ -3,13 +3,13 @@ two schemas, and the streaming of one table through ``COPY``.
 
 The plan is not a third list of columns: every SQLite table goes to the PostgreSQL table of the same name, column
 by column (same names, except where PostgreSQL reserves the SQLite name: ``window`` → ``win``, ``offset`` →
-``byte_offset``). Values change form only where the backends' schemas differ (:mod:`guardd.adapters.pg.schema`):
+``byte_offset``). Values change form only where the backends' schemas differ (:mod:`guardd.store.postgres.schema`):
 
 - a ``numeric`` column holds exact dollars where SQLite holds integer pico-dollars (:func:`dollars`);
 - a ``boolean`` column holds what SQLite keeps as 0/1;
 - an ``instance`` column that SQLite lacks (events, checkpoints, quarantine) holds the copying instance;
 - an event key (``k``, wherever a table refers to an event by it) becomes the key the shared store gives it
-  (:meth:`PgEventStore.key <guardd.adapters.pg.events.PgEventStore.key>`);
+  (:meth:`PgEventStore.key <guardd.store.postgres.events.PgEventStore.key>`);
 - SQLite's ``events.h`` (the hash its own unique index uses) has no place: PostgreSQL indexes the key itself.
 
 A table or column of the state that has no place in the target, or a target column that must be filled and has no
@@ -25,8 +25,8 @@ from typing import Any
 import aiosqlite
 from psycopg import sql
 
-from guardd.adapters.pg.db import Conn
 from guardd.errors import StoreError
+from guardd.store.postgres.db import Conn
 
 RENAMED = {"window": "win", "offset": "byte_offset"}
 """SQLite column → PostgreSQL column, where PostgreSQL reserves the SQLite name."""

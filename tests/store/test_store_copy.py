@@ -12,20 +12,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from guardd.adapters.batch import Parsed
-from guardd.adapters.events_store import EventStore
 from guardd.adapters.instance_lock import InstanceLock
-from guardd.adapters.pg.db import PgStore
-from guardd.adapters.pg.events import PgEventStore
-from guardd.adapters.pg.state import PgStateStore
-from guardd.adapters.state_store import StateStore
-from guardd.adapters.store import Store
 from guardd.client import LedgerWriter
+from guardd.core.batch import Parsed
 from guardd.errors import StoreError
 from guardd.store.copy import TargetNotEmpty, copy_sqlite_file, dollars
 from guardd.store.copy_tables import PgColumn, plans
-from guardd.testing.fake_openrouter import FakeOpenRouter
+from guardd.store.postgres.db import PgStore
+from guardd.store.postgres.events import PgEventStore
+from guardd.store.postgres.state import PgStateStore
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from guardd.store.sqlite.state import StateStore
 from tests.pg_fixture import with_schema
+from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "c4" * 32
 MGMT = "mgmt-" + "5d" * 20
