@@ -4,12 +4,13 @@ Differences from the SQLite schema that the dialects or the sharing force: money
 dollars; an event and its checkpoint name the instance that wrote them; ``window`` and ``offset`` are reserved
 words, so those columns are ``win`` and ``byte_offset``. Version 2 adds the OpenRouter tables (snapshots, keys,
 sources, prices); their SQL still lives in ``guardd/openrouter_*.py`` for SQLite only, so only the key switch's
-records (``PgStateStore.record_key``) use them yet.
+records (``PgStateStore.record_key``) use them yet. Version 4 adds token sums to the rollups and the health
+facts (SQLite schema 3), so that ``guardd store copy`` loses neither; their writers and readers follow.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -120,5 +121,15 @@ CREATE TABLE leader (
     epoch bigint NOT NULL,               -- the term: grows by one at every new term (the fencing token)
     expires_at timestamptz NOT NULL      -- by the database's clock, never a host's
 )
+""",
+    4: """
+-- As SQLite schema 3 (contract §10, §11), agreed by wiring and pgspeed: token sums of every event per (hour|day,
+-- series) beside its spend, and the health facts of the events that report any (k = the stored key).
+ALTER TABLE rollups ADD COLUMN prompt_tokens bigint NOT NULL DEFAULT 0,
+  ADD COLUMN completion_tokens bigint NOT NULL DEFAULT 0,
+  ADD COLUMN reasoning_tokens bigint NOT NULL DEFAULT 0, ADD COLUMN cached_tokens bigint NOT NULL DEFAULT 0;
+CREATE TABLE health (k text PRIMARY KEY, ts bigint NOT NULL, series bigint NOT NULL, ok boolean NOT NULL,
+  status integer, latency_ms double precision, error text);
+CREATE INDEX health_ts ON health (ts)
 """,
 }
