@@ -385,14 +385,6 @@ class StoreSection(_Section):
     def _postgresql(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not re.match(r"^postgres(ql)?://", value.get_secret_value()):
             raise ValueError("must be a postgresql:// URL (the shared store is PostgreSQL)")
-        if value is not None:
-            # The PostgreSQL backend (guardd.store.postgres) exists, but the daemon and the commands do not run on
-            # it yet: refuse rather than quietly keep using SQLite while the operator believes the state shared.
-            raise ValueError(
-                "the shared PostgreSQL store is not yet supported by `guardd run` and the commands in this "
-                "version (leader election and switch mirroring are missing); remove [store] url to use SQLite "
-                "in state_dir"
-            )
         return value
 
 
@@ -584,6 +576,10 @@ class Config:
             orr["api_keys"] = [mask(k.get_secret_value()) for k in self.settings.openrouter.api_keys]
             mk = self.settings.openrouter.management_key
             orr["management_key"] = mask(mk.get_secret_value()) if mk else None
+        if self.settings.store.url is not None:
+            from guardd.core.redact import store_url
+
+            data["store"]["url"] = store_url(self.settings.store.url.get_secret_value())
         if self.settings.http is not None:
             from guardd.core.redact import mask
 

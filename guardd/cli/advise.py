@@ -76,7 +76,6 @@ async def cmd_advise(args: Namespace) -> int:
     from guardd.cli.commands import _budgets, opened
     from guardd.services import report
     from guardd.services.advice import budget_advice
-    from guardd.store.sqlite.request_stats import RequestStats
 
     async with opened(args) as ctx:
         tz, now = ctx.config.zone, datetime.now(UTC)
@@ -94,7 +93,7 @@ async def cmd_advise(args: Namespace) -> int:
         end = until or now
         if end <= start:
             raise UsageError("--until must be later than --since")
-        stats = RequestStats(ctx.events)
+        stats = ctx.stats
         docs = [
             advice_json(b, start, end, await budget_advice(ctx.evaluator, stats, b, start, end), tz) for b in budgets
         ]

@@ -10,7 +10,6 @@ import sys
 from argparse import Namespace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,12 +17,9 @@ from guardd.adapters import killswitch
 from guardd.cli import paint, render
 from guardd.config import Config, load_config
 from guardd.core.switch import GLOBAL_SCOPE
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
 
 if TYPE_CHECKING:
-    from guardd.services.evaluation import Evaluator
+    from guardd.app import App
 from guardd.errors import GuarddError, UsageError
 
 _said_defaults = False
@@ -46,33 +42,15 @@ def load(args: Namespace) -> Config:
     return config
 
 
-@dataclass
-class Context:
-    config: Config
-    store: Store
-    events: EventStore
-    state: StateStore
-    evaluator: Evaluator
-
-
 @asynccontextmanager
-async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[Context]:
-    """The configuration and the open state; ``readonly`` for commands that only read (they then work on a
-    state this user may not write)."""
-    from guardd.services.evaluation import Evaluator
+async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[App]:
+    """The configuration and guardd built over the store it names (:func:`guardd.app.open_app`); ``readonly``
+    for commands that only read (they then work on a SQLite state this user may not write)."""
+    from guardd.app import open_app
 
     config = load(args)
-    async with Store.open(config.db_path, readonly=readonly) as store:
-        events = EventStore(store)
-        remote_spend = remote_stale = known_keys = None
-        if config.settings.openrouter is not None:
-            from guardd.services.openrouter.view import RemoteView
-
-            view = RemoteView(config, store)
-            remote_spend, remote_stale, known_keys = view.spend, view.staleness, view.known_keys
-        evaluator = Evaluator(config, events, remote_spend, remote_stale, known_keys)
-        await evaluator.refresh_series()
-        yield Context(config, store, events, StateStore(store), evaluator)
+    async with open_app(config, readonly=readonly) as app:
+        yield app
 
 
 def who() -> str:
@@ -83,7 +61,7 @@ def who() -> str:
     return (os.environ.get("SUDO_USER") and f"{os.environ['SUDO_USER']} (via sudo)") or user
 
 
-def _budgets(ctx: Context, name: str | None) -> list[Any]:
+def _budgets(ctx: App, name: str | None) -> list[Any]:
     if name is None:
         return ctx.config.budgets
     budget = ctx.config.budget(name)
@@ -111,7 +89,9 @@ async def cmd_status(args: Namespace) -> int:
         raise UsageError("--every goes with --watch")
 
     async with opened(args, readonly=True) as ctx:
-        doc = await status.document(ctx.config, ctx.store, ctx.evaluator, datetime.now(UTC), _budgets(ctx, args.budget))
+        doc = await status.document(
+            ctx.config, ctx.stores, ctx.evaluator, datetime.now(UTC), _budgets(ctx, args.budget)
+        )
     if args.json:
         print(json.dumps(doc, indent=2))
     else:
@@ -119,10 +99,10 @@ async def cmd_status(args: Namespace) -> int:
     return 0
 
 
-async def _health(ctx: Context, now: datetime) -> list[Any]:
+async def _health(ctx: App, now: datetime) -> list[Any]:
     from guardd.services import status
 
-    return await status.health_evaluations(ctx.config, ctx.store, ctx.evaluator, now)
+    return await status.health_evaluations(ctx.config, ctx.stats, ctx.evaluator, now)
 
 
 async def cmd_check(args: Namespace) -> int:
@@ -222,7 +202,9 @@ async def cmd_report(args: Namespace) -> int:
         tz, now = ctx.config.zone, datetime.now(UTC)
         since = report.parse_when(args.since, tz, now) if args.since else None
         until = report.parse_when(args.until, tz, now) if args.until else None
-        doc = await report.build(ctx.events, args.by, since, until, tz, now, ctx.config.settings.guardd.weekday)
+        doc = await report.build(
+            ctx.events, ctx.stats, args.by, since, until, tz, now, ctx.config.settings.guardd.weekday
+        )
     if args.json:
         print(json.dumps(doc, indent=2))
     elif args.csv:
@@ -256,12 +238,11 @@ async def cmd_killswitch(args: Namespace) -> int:
     return 0
 
 
-async def _manual(ctx: Context, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
+async def _manual(ctx: App, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
     """Record a manual trip/release, recompute the switch file at once and notify it."""
-    from guardd.services.jobs import Engine
     from guardd.services.overrides import apply_manual
 
-    engine = Engine(ctx.config, ctx.state, ctx.evaluator)
+    engine = ctx.engine
     engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
     result = await apply_manual(engine, "trip" if action == "trip" else "release", scope, until, reason, who(), now)
     for note in result.notes:
@@ -356,13 +337,14 @@ async def cmd_config(args: Namespace) -> int:
 
 async def _key_warnings(config: Config) -> list[str]:
     """Key patterns that match none of the OpenRouter keys guardd stored (none stored yet: nothing to say)."""
-    if config.settings.openrouter is None or not config.db_path.exists():
+    if config.settings.openrouter is None or (config.settings.store.url is None and not config.db_path.exists()):
         return []
-    from guardd.services.openrouter.view import RemoteView, unmatched_keys
+    from guardd.app import open_app
+    from guardd.services.openrouter.view import unmatched_keys
 
     try:
-        async with Store.open(config.db_path, readonly=True) as store:
-            known = await RemoteView(config, store).known_keys()
+        async with open_app(config, readonly=True) as app:
+            known = await app.view.known_keys() if app.view is not None else []
     except GuarddError:
         return []  # an unreadable or older state says nothing about keys; config check still checks the file
     return [f"{config.path or 'defaults'}: {line}" for line in unmatched_keys(config.budgets, known)]

@@ -148,7 +148,7 @@ async def _document(args: Namespace) -> dict[str, Any]:
 
     async with opened(args) as ctx:
         now = datetime.now(UTC)
-        return await status.document(ctx.config, ctx.store, ctx.evaluator, now, _budgets(ctx, args.budget))
+        return await status.document(ctx.config, ctx.stores, ctx.evaluator, now, _budgets(ctx, args.budget))
 
 
 async def watch(args: Namespace, console: Console | None = None) -> int:

@@ -78,3 +78,17 @@ def url_has_secret(url: str) -> bool:
     base, _, query = rest.partition("?")
     userinfo = base.rpartition("@")[0]
     return (":" in userinfo and bool(userinfo.split(":", 1)[1])) or bool(_SECRET_PARAMS.search("?" + query))
+
+
+def store_url(url: str) -> str:
+    """Return ``url`` for messages and logs: its scheme, user, host, port and database, never its password —
+    whether in the userinfo (which may itself hold ``/``, ``:`` or ``@``) or in the query (``?password=``, so no
+    query is shown). A ``key=value`` connection string shows nothing but that it is one."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "(a key=value connection string)"
+    rest = rest.split("?", 1)[0]
+    userinfo, at, location = rest.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    user = f"{user}{':…' if colon else ''}@" if at else ""
+    return f"{scheme}://{user}{location}"

@@ -35,19 +35,14 @@ from typing import Any, TypeVar
 
 from guardd.adapters.instance_lock import InstanceLock
 from guardd.adapters.systemd import Notifier
+from guardd.app import App, build, open_stores
 from guardd.config import Config, load_config
 from guardd.core.batch import Parsed
 from guardd.daemon.schedule import Timetable
 from guardd.errors import ConfigError, GuarddError
-from guardd.ledger.tailer import LedgerSpec, Tailer
-from guardd.services.evaluation import Evaluator
-from guardd.services.jobs import Engine
 from guardd.services.openrouter.steps import OpenRouterSteps
 from guardd.services.worker import Step, Worker
-from guardd.store.api import BatchResult
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
+from guardd.store.api import BatchResult, Stores
 
 log = logging.getLogger("guardd.daemon.server")
 
@@ -59,21 +54,14 @@ STOP_GRACE = 1.5  # seconds the running step gets to finish after SIGTERM before
 T = TypeVar("T")
 
 
-def _specs(config: Config) -> list[LedgerSpec]:
-    return [
-        LedgerSpec(path, lg.format, dict(lg.labels))
-        for path, lg in zip(config.ledger_paths, config.settings.ledgers, strict=True)
-    ]
-
-
 class Daemon:
-    def __init__(self, config: Config, store: Store, dry_run: bool, config_arg: str | None) -> None:
+    def __init__(self, config: Config, stores: Stores, dry_run: bool, config_arg: str | None) -> None:
         self.config = config
-        self.store = store
+        self.stores = stores
         self.dry_run = dry_run
         self.config_arg = config_arg
-        self.events = EventStore(store)
-        self.state = StateStore(store)
+        self.events = stores.events
+        self.state = stores.state
         self.stop = asyncio.Event()
         self.stopped_by: signal.Signals | None = None  # SIGINT (Ctrl-C) makes the exit code 130
         self.worker_error: BaseException | None = None  # set when the worker ends without being asked to
@@ -102,17 +90,13 @@ class Daemon:
         self._build(config)
 
     def _build(self, config: Config) -> None:
+        """Wire the parts for ``config`` through the composition root (:mod:`guardd.app`), on the open store."""
         self.config = config
-        remote_spend = remote_stale = known_keys = None
-        if config.settings.openrouter is not None:
-            from guardd.services.openrouter.view import RemoteView
-
-            view = RemoteView(config, self.store)
-            remote_spend, remote_stale, known_keys = view.spend, view.staleness, view.known_keys
-        self.evaluator = Evaluator(config, self.events, remote_spend, remote_stale, known_keys)
-        self.engine = Engine(config, self.state, self.evaluator, dry_run=self.dry_run)
+        self.app: App = build(config, self.stores, self.dry_run)
+        self.evaluator = self.app.evaluator
+        self.engine = self.app.engine
         self.engine.on_switch = self._publish_switch
-        self.tailer = Tailer(_specs(config), self.events, config.settings.guardd.max_event_cost)
+        self.tailer = self.app.tailer()
 
     # ---- one cycle --------------------------------------------------------------------------------------
     async def ingest(self, keep_going: Callable[[], bool] | None = None) -> set[int]:
@@ -168,7 +152,7 @@ class Daemon:
     def _after_step(self) -> None:
         if self.lock is not None:
             # A switch file that cannot be written is a failed write too (contract §8): status and check say so.
-            error = self.store.write_error
+            error = self.stores.health.write_error
             self.lock.record(str(error) if error is not None else self.engine.switch_error)
 
     async def run_exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
@@ -205,7 +189,7 @@ class Daemon:
 
     def setup_remote(self) -> None:
         """Create the OpenRouter poller, its checks and the key switch (when ``[openrouter]`` is configured)."""
-        self.openrouter.setup(self.config, self.store, self.events, self.engine, self.dry_run)
+        self.openrouter.setup(self.app.openrouter(self.openrouter.remote))
 
     async def poll_openrouter(self) -> None:
         """Poll OpenRouter and run the checks, inline (``run --once``)."""
@@ -371,6 +355,10 @@ class Daemon:
             log.error("reload rejected; keeping the running configuration:\n%s", "\n".join(exc.problems))
             self.sd.send("READY=1")
             return
+        if config.settings.store.url != self.config.settings.store.url:
+            log.error("reload rejected: [store] url changed; that takes a restart")
+            self.sd.send("READY=1")
+            return
         if config.db_path != self.config.db_path:
             log.error(
                 "reload rejected: state_dir changed (%s -> %s); that takes a restart",
@@ -414,8 +402,8 @@ async def run(config: Config, once: bool = False, dry_run: bool = False, config_
 
 
 async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: bool, config_arg: str | None) -> int:
-    async with Store.open(config.db_path) as store:
-        daemon = Daemon(config, store, dry_run, config_arg)
+    async with open_stores(config) as stores:
+        daemon = Daemon(config, stores, dry_run, config_arg)
         daemon.lock = lock
         if dry_run:
             log.info("dry run: deciding everything, writing no switch file, sending nothing")

@@ -46,7 +46,7 @@ class DaemonBackend:
 
     async def status(self, now: datetime) -> dict[str, Any]:
         d = self.daemon
-        return await status.document(d.config, d.store, d.evaluator, now)
+        return await status.document(d.config, d.stores, d.evaluator, now)
 
     async def ingest(self, parsed: Parsed) -> BatchResult:
         return await self.daemon.ingest_pushed(parsed)
@@ -64,7 +64,7 @@ class DaemonBackend:
         return result.doc.to_json()
 
     def store_error(self) -> str | None:
-        error = getattr(self.daemon.store, "write_error", None)
+        error = self.daemon.stores.health.write_error
         return str(error) if error is not None else self.daemon.engine.switch_error
 
     async def metrics(self, now: datetime) -> MetricsSnapshot:
@@ -97,7 +97,7 @@ class DaemonBackend:
             from guardd.core.money import parse_money
             from guardd.services.openrouter.view import RemoteView
 
-            remote = await RemoteView(d.config, d.store).status(now)
+            remote = await RemoteView(d.config, d.stores.remote).status(now)
             snap.stale["openrouter"] = bool(remote.get("stale"))
             if remote.get("balance") is not None:
                 snap.balance = parse_money(remote["balance"])

@@ -10,11 +10,11 @@ from guardd.core.advice import AdviceRow, ModelUsage, advice_line, advise
 from guardd.core.budgets import Budget
 from guardd.core.pricing import ModelPrice, model_price
 from guardd.services.evaluation import Evaluator
-from guardd.store.sqlite.request_stats import RequestStats
+from guardd.store.api import RequestStatsAPI
 
 
 async def usage_by_model(
-    evaluator: Evaluator, stats: RequestStats, budget: Budget, start: datetime, end: datetime
+    evaluator: Evaluator, stats: RequestStatsAPI, budget: Budget, start: datetime, end: datetime
 ) -> list[ModelUsage]:
     """Return the budget's spend and tokens per model over the whole UTC hours ``[start, end)`` touches."""
     wanted = evaluator.series_of(budget)
@@ -29,14 +29,14 @@ async def usage_by_model(
     return [ModelUsage(model, *values) for model, values in totals.items() if values[1]]
 
 
-async def catalog(stats: RequestStats, models: tuple[str, ...]) -> dict[str, ModelPrice | None]:
+async def catalog(stats: RequestStatsAPI, models: tuple[str, ...]) -> dict[str, ModelPrice | None]:
     """Return the catalog price of each of ``models`` (None: not in the catalog, or not priceable)."""
     pricing = await stats.catalog()
     return {m: model_price(pricing[m]) if isinstance(pricing.get(m), dict) else None for m in models}
 
 
 async def budget_advice(
-    evaluator: Evaluator, stats: RequestStats, budget: Budget, start: datetime, end: datetime
+    evaluator: Evaluator, stats: RequestStatsAPI, budget: Budget, start: datetime, end: datetime
 ) -> list[AdviceRow]:
     """Return the advice table of ``budget`` over ``[start, end)``: every model it used, most spent first."""
     usages = await usage_by_model(evaluator, stats, budget, start, end)
@@ -44,7 +44,7 @@ async def budget_advice(
 
 
 async def top_line(
-    evaluator: Evaluator, stats: RequestStats, budget: Budget, start: datetime, end: datetime
+    evaluator: Evaluator, stats: RequestStatsAPI, budget: Budget, start: datetime, end: datetime
 ) -> str | None:
     """The one advice line for the model that spent most in ``[start, end)``, or None (no ``suggest``, no spend)."""
     if not budget.suggest:

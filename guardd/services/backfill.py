@@ -29,19 +29,17 @@ from guardd.errors import UsageError
 from guardd.ledger.lines import fingerprint
 from guardd.ledger.parse import LineParser, read_batch
 from guardd.ledger.worker import init, parse_range
-from guardd.store.api import IngestSummary
-from guardd.store.sqlite.events import EventStore
+from guardd.store.api import EventsAPI, IngestSummary
 
 log = logging.getLogger("guardd.ingest")
 
 PARALLEL_BYTES = 32 << 20  # smaller files are parsed in this process: starting workers costs more than it saves
 RANGE_BYTES = 4 << 20
 IN_FLIGHT = 4
-BULK_CHECKPOINT_PAGES = 16384
 
 
 async def ingest_files(
-    events: EventStore,
+    events: EventsAPI,
     paths: list[str],
     fmt: str,
     labels: dict[str, str],
@@ -65,12 +63,35 @@ async def ingest_files(
     threshold = PARALLEL_BYTES if workers is None else range_bytes + 1
     if workers is None:
         workers = os.cpu_count() or 1
-    pool: ProcessPoolExecutor | None = None
-    # A bulk load checkpoints the WAL every 64 MiB instead of every 4 MiB: each checkpoint syncs the database.
-    await events.store.pragma(f"wal_autocheckpoint = {BULK_CHECKPOINT_PAGES}")
     # The rows of a batch are acyclic: no need for the cyclic collector to rescan them while they are written.
     collecting = gc.isenabled()
     gc.disable()
+    try:
+        async with events.bulk_load():
+            await _ingest_paths(
+                events, paths, fmt, labels, max_event_cost, progress, workers, threshold, range_bytes, parser, summary
+            )
+    finally:
+        if collecting:
+            gc.enable()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+async def _ingest_paths(
+    events: EventsAPI,
+    paths: list[str],
+    fmt: str,
+    labels: dict[str, str],
+    max_event_cost: Money,
+    progress: Callable[[int], None] | None,
+    workers: int,
+    threshold: int,
+    range_bytes: int,
+    parser: LineParser,
+    summary: IngestSummary,
+) -> None:
+    pool: ProcessPoolExecutor | None = None
     try:
         for path in paths:
             fd = os.open(path, os.O_RDONLY)
@@ -102,16 +123,10 @@ async def ingest_files(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        await events.store.pragma("wal_autocheckpoint = 1000")
-        await events.store.pragma("wal_checkpoint(PASSIVE)")
-        if collecting:
-            gc.enable()
-    summary.seconds = time.perf_counter() - started
-    return summary
 
 
 async def _store(
-    events: EventStore, parsed: Parsed, summary: IngestSummary, progress: Callable[[int], None] | None
+    events: EventsAPI, parsed: Parsed, summary: IngestSummary, progress: Callable[[int], None] | None
 ) -> None:
     result = await events.write_batch(parsed)
     summary.read += parsed.lines

@@ -11,10 +11,10 @@ from datetime import datetime
 from guardd.config import Config
 from guardd.core.money import format_human
 from guardd.services.jobs import Engine, routes
-from guardd.store.sqlite.state import Message, StateStore
+from guardd.store.api import Message, StateAPI
 
 
-async def send_digest(config: Config, engine: Engine, state: StateStore, now: datetime) -> bool:
+async def send_digest(config: Config, engine: Engine, state: StateAPI, now: datetime) -> bool:
     """Enqueue the digest for today (local date) unless it was already sent; return True when enqueued."""
     local_date = now.astimezone(config.zone).date().isoformat()
     if engine.dry_run or await state.marker("digest") == local_date:

@@ -15,7 +15,7 @@ from guardd.core.forecast import lookback_start, project
 from guardd.core.keys import KnownKey
 from guardd.core.periods import Window, rolling_window, window_at
 from guardd.core.spike import evaluate_spike
-from guardd.store.sqlite.events import EventStore, Sum
+from guardd.store.api import EventsAPI, RequestStatsAPI, Sum
 
 RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
 """OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
@@ -38,13 +38,16 @@ class Evaluator:
     def __init__(
         self,
         config: Config,
-        events: EventStore,
+        events: EventsAPI,
+        stats: RequestStatsAPI,
         remote_spend: RemoteSpend | None = None,
         remote_staleness: RemoteStale | None = None,
         known_keys: KnownKeys | None = None,
     ) -> None:
         self.config = config
         self.events = events
+        self.stats = stats
+        """What events say beyond their cost (health facts, token sums), for health rules and advice."""
         self.remote_spend = remote_spend
         self.remote_staleness = remote_staleness
         self.known_keys = known_keys

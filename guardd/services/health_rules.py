@@ -9,7 +9,7 @@ from datetime import datetime
 
 from guardd.core.budgets import Dimensions, Matcher
 from guardd.core.health import HealthEvaluation, HealthRule, evaluate_health
-from guardd.store.sqlite.request_stats import RequestStats
+from guardd.store.api import RequestStatsAPI
 
 
 def series_of(rule: HealthRule, series: dict[int, Dimensions]) -> list[int] | None:
@@ -21,7 +21,7 @@ def series_of(rule: HealthRule, series: dict[int, Dimensions]) -> list[int] | No
 
 
 async def evaluate_rules(
-    rules: list[HealthRule], stats: RequestStats, series: dict[int, Dimensions], now: datetime
+    rules: list[HealthRule], stats: RequestStatsAPI, series: dict[int, Dimensions], now: datetime
 ) -> list[HealthEvaluation]:
     """Return every rule's verdict over ``[now - window, now)``."""
     out = []

@@ -30,9 +30,7 @@ from guardd.services.advice import top_line
 from guardd.services.evaluation import Evaluator
 from guardd.services.health_rules import evaluate_rules
 from guardd.services.messages import render, render_health
-from guardd.store.api import SwitchDecision
-from guardd.store.sqlite.request_stats import RequestStats
-from guardd.store.sqlite.state import Message, OutboxRow, StateStore
+from guardd.store.api import Message, OutboxRow, StateAPI, SwitchDecision
 
 log = logging.getLogger("guardd.services.jobs")
 
@@ -72,7 +70,7 @@ class Engine:
     def __init__(
         self,
         config: Config,
-        state: StateStore,
+        state: StateAPI,
         evaluator: Evaluator,
         dry_run: bool = False,
     ) -> None:
@@ -131,7 +129,7 @@ class Engine:
         for ev in evaluations if only is None else [self.last[b.name] for b in only if b.name in self.last]:
             await self._alerts(ev, doc, at, ev.name in silenced or GLOBAL_SCOPE in silenced)
         if self.config.health:
-            stats = RequestStats(self.evaluator.events)
+            stats = self.evaluator.stats
             for hev in await evaluate_rules(self.config.health, stats, self.evaluator.series, now):
                 await self._health_alerts(hev, now, hev.name in silenced or GLOBAL_SCOPE in silenced)
         return doc
@@ -297,7 +295,7 @@ class Engine:
         if ev.budget.suggest and severity_rank(ann.severity) >= severity_rank("warning"):
             window = (worst or ev.windows[0]).window if (worst or ev.windows) else None
             if window is not None:
-                stats = RequestStats(self.evaluator.events)
+                stats = self.evaluator.stats
                 advice = await top_line(self.evaluator, stats, ev.budget, window.start, min(window.end, now))
         title, body = render(ann, ev, doc.scopes.get(ev.name), self.config.zone, top, advice)
         history = [("alert", f"{ann.severity}: {title}" + (" (silenced)" if ann.silenced else ""))]

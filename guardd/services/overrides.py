@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from guardd.core.periods import Kind, parse_duration, window_at
 from guardd.core.switch import GLOBAL_SCOPE, Override, Scope, SwitchDoc, without_override
-from guardd.store.sqlite.state import Message
+from guardd.store.api import Message
 
 if TYPE_CHECKING:
     from guardd.services.jobs import Engine

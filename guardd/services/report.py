@@ -13,8 +13,7 @@ from guardd.core.budgets import Dimensions
 from guardd.core.money import format_json
 from guardd.core.periods import local_midnight, window_at
 from guardd.errors import UsageError
-from guardd.store.sqlite.events import EventStore, Sum
-from guardd.store.sqlite.request_stats import RequestStats
+from guardd.store.api import EventsAPI, RequestStatsAPI, Sum
 
 _AGO = re.compile(r"^(\d+)([dhmw])$")
 _AGO_UNIT = {"d": "days", "h": "hours", "m": "minutes", "w": "weeks"}
@@ -52,7 +51,8 @@ def _group_key(by: str, dims: Dimensions) -> str | None:
 
 
 async def build(
-    events: EventStore,
+    events: EventsAPI,
+    stats: RequestStatsAPI,
     by: str,
     since: datetime | None,
     until: datetime | None,
@@ -68,7 +68,6 @@ async def build(
     if end <= start:
         raise UsageError("--until must be later than --since")
     series = await events.load_series()
-    stats = RequestStats(events)
     groups: dict[str | None, Sum] = {}
     requests: dict[str | None, _Requests] = {}
     if by == "day":
@@ -133,7 +132,7 @@ class _Requests:
 
 
 async def _by_group(
-    stats: RequestStats, start: datetime, end: datetime, group_of: Callable[[int], str | None]
+    stats: RequestStatsAPI, start: datetime, end: datetime, group_of: Callable[[int], str | None]
 ) -> dict[str | None, _Requests]:
     out: dict[str | None, _Requests] = {}
     for sid, (errors, limited) in (await stats.request_stats(start, end)).items():
@@ -147,6 +146,6 @@ async def _by_group(
 
 
 async def _requests(
-    stats: RequestStats, start: datetime, end: datetime, group_of: Callable[[int], str | None]
+    stats: RequestStatsAPI, start: datetime, end: datetime, group_of: Callable[[int], str | None]
 ) -> _Requests:
     return (await _by_group(stats, start, end, group_of)).get(None, _Requests())

@@ -17,9 +17,7 @@ from guardd.core.periods import format_duration
 from guardd.core.spike import SpikeEvaluation
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
+from guardd.store.api import EventsAPI, RequestStatsAPI, StateAPI, Stores
 
 if TYPE_CHECKING:
     from guardd.services.evaluation import Evaluator
@@ -110,7 +108,7 @@ def health_json(ev: HealthEvaluation) -> dict[str, Any]:
 async def build(
     config: Config,
     evaluations: list[BudgetEvaluation],
-    state: StateStore,
+    state: StateAPI,
     now: datetime,
     ledgers: list[dict[str, Any]],
     openrouter: dict[str, Any] | None,
@@ -175,7 +173,7 @@ def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
 
 async def document(
     config: Config,
-    store: Store,
+    stores: Stores,
     evaluator: Evaluator,
     now: datetime,
     budgets: list[Budget] | None = None,
@@ -185,27 +183,26 @@ async def document(
     The one implementation behind ``guardd status`` and ``GET /v1/status``.
     """
     evaluations = await evaluator.evaluate_all(now, budgets)
-    ledgers = await ledger_status(EventStore(store), now)
+    ledgers = await ledger_status(stores.events, now)
     remote = None
     if config.settings.openrouter is not None:
         from guardd.services.openrouter.view import RemoteView
 
-        remote = await RemoteView(config, store).status(now)
-    health = await health_evaluations(config, store, evaluator, now)
-    return await build(config, evaluations, StateStore(store), now, ledgers, remote, health)
+        remote = await RemoteView(config, stores.remote).status(now)
+    health = await health_evaluations(config, stores.stats, evaluator, now)
+    return await build(config, evaluations, stores.state, now, ledgers, remote, health)
 
 
 async def health_evaluations(
-    config: Config, store: Store, evaluator: Evaluator, now: datetime
+    config: Config, stats: RequestStatsAPI, evaluator: Evaluator, now: datetime
 ) -> list[HealthEvaluation]:
     """Every ``[[health]]`` rule's verdict at ``now`` (contract §11)."""
     from guardd.services.health_rules import evaluate_rules
-    from guardd.store.sqlite.request_stats import RequestStats
 
-    return await evaluate_rules(config.health, RequestStats(EventStore(store)), evaluator.series, now)
+    return await evaluate_rules(config.health, stats, evaluator.series, now)
 
 
-async def ledger_status(events: EventStore, now: datetime | None = None) -> list[dict[str, Any]]:
+async def ledger_status(events: EventsAPI, now: datetime | None = None) -> list[dict[str, Any]]:
     """One entry per ledger file guardd has read: where reading stands and what it found; with ``now``, also
     ``quarantined_24h``, the lines it set aside in the 24 hours before."""
     out: list[dict[str, Any]] = []

@@ -22,18 +22,42 @@ The rules every backend keeps:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from guardd.core.alerts import AlertState
 from guardd.core.batch import Parsed
 from guardd.core.budgets import Dimensions
 from guardd.core.health import HealthSample
 from guardd.core.switch import Override, ScopeChange, SwitchDoc
+from guardd.errors import StoreError
 
-if TYPE_CHECKING:
-    from guardd.store.sqlite.state import Message, OutboxRow
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message to enqueue for one notifier."""
+
+    budget: str | None
+    severity: str
+    title: str
+    body: str
+    notifier: int
+    notifier_url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxRow(Message):
+    """A message claimed from the outbox, with its delivery bookkeeping."""
+
+    id: int
+    attempts: int
+    created_at: datetime
+
+
+PENDING_KEYS = "keyswitch:pending"
+"""The marker under which both backends keep the scope changes a switch decision still asks of the keys."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +224,11 @@ class EventsAPI(Protocol):
         """Return how many lines each ledger file set aside at or after ``since``."""
         ...
 
+    def bulk_load(self) -> AbstractAsyncContextManager[None]:
+        """A block that writes many batches in a row (``guardd ingest``): the backend may tune itself for it
+        (SQLite checkpoints its WAL less often, then once at the end); nothing else changes."""
+        ...
+
 
 class StateAPI(Protocol):
     """Alert state, the notification outbox, channel health, overrides, silences, history, the last switch
@@ -334,3 +363,141 @@ class RequestStatsAPI(Protocol):
     async def catalog(self) -> dict[str, dict[str, object]]:
         """The catalog's ``pricing`` objects by model id."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUsage:
+    """One OpenRouter key's figures at one poll (``/key`` of a polled secret, or its ``/keys`` entry): money in
+    pico-dollars, None where OpenRouter gave none. ``key`` is the handle (:func:`guardd.core.keys.ref_of`), never
+    the secret; ``at`` is Unix ms."""
+
+    at: int
+    key: str
+    label: str | None = None
+    usage: int | None = None
+    usage_daily: int | None = None
+    usage_weekly: int | None = None
+    usage_monthly: int | None = None
+    limit: int | None = None
+    limit_remaining: int | None = None
+    limit_reset: str | None = None
+    disabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Credits:
+    """The account's credits at one poll (``/credits``, management key): pico-dollars; ``at`` is Unix ms."""
+
+    at: int
+    total_credits: int
+    total_usage: int
+
+    @property
+    def balance(self) -> int:
+        return self.total_credits - self.total_usage
+
+
+@dataclass(frozen=True, slots=True)
+class ListedKey:
+    """An entry of OpenRouter's ``/keys`` list as guardd last stored it (or recorded switching it).
+    ``disabled_by_guardd``: guardd disabled it (so guardd may re-enable it)."""
+
+    hash: str
+    name: str | None = None
+    label: str | None = None
+    disabled: bool = False
+    disabled_by_guardd: bool = False
+    usage_daily: int | None = None
+    limit: int | None = None
+    limit_remaining: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """How polling a source (``openrouter``) stands: the last success, since when it fails, the last error and
+    whether every failure was permanent (a rejected key)."""
+
+    ok_at: datetime | None
+    failing_since: datetime | None
+    error: str | None
+    permanent: bool
+
+
+class RemoteAPI(Protocol):
+    """What guardd stored of OpenRouter: usage snapshots per key, account credits, the ``/keys`` list, how polling
+    stands, and the model catalog. Each method that writes is one transaction; safe for concurrent callers."""
+
+    async def save_poll(
+        self, usage: Sequence[KeyUsage], credits: Credits | None, error: str | None, permanent: bool, now: datetime
+    ) -> None:
+        """Store one poll's snapshots (a snapshot of a key at the same ``at`` replaces it) and its credits, and
+        record the source ``openrouter`` as polled at ``now`` (``error`` None) or failing since its first failure
+        with ``error`` (``permanent``: every failure was a rejection), all in one transaction."""
+        ...
+
+    async def save_keys(self, keys: Sequence[ListedKey], now: datetime) -> None:
+        """Store the ``/keys`` list fetched at ``now``. A key listed enabled is no longer guardd's to re-enable;
+        a list fetched before guardd last recorded switching a key leaves that key's record as it is."""
+        ...
+
+    async def listed_keys(self) -> list[ListedKey]:
+        """Every key of the stored ``/keys`` list, by hash."""
+        ...
+
+    async def polled_keys(self) -> dict[str, str | None]:
+        """Every key handle with snapshots, with the (greatest) label OpenRouter gave it."""
+        ...
+
+    async def latest_usage(self, key: str | None = None) -> list[KeyUsage]:
+        """The latest snapshot of ``key`` (None: of every key, by handle), as a list of at most one per key."""
+        ...
+
+    async def usage_before(self, key: str, at: int) -> int | None:
+        """The total usage of ``key``'s last snapshot at or before ``at`` (Unix ms); None when none says."""
+        ...
+
+    async def usage_after(self, key: str, at: int) -> int | None:
+        """The total usage of ``key``'s first snapshot at or after ``at`` (Unix ms); None when none says."""
+        ...
+
+    async def latest_credits(self) -> Credits | None: ...
+
+    async def first_credits_since(self, at: int) -> Credits | None:
+        """The first credits snapshot at or after ``at`` (Unix ms)."""
+        ...
+
+    async def source(self, name: str) -> SourceState | None: ...
+
+    async def save_prices(self, pricing: dict[str, dict[str, object]], now: datetime) -> None:
+        """Store the catalog's ``pricing`` objects by model id (replacing what each model had)."""
+        ...
+
+    async def priced_models(self) -> set[str]:
+        """The model ids of the stored catalog."""
+        ...
+
+    async def catalog(self) -> dict[str, dict[str, object]]:
+        """The stored catalog's ``pricing`` objects by model id."""
+        ...
+
+
+class StoreHealth(Protocol):
+    """Whether the last write transaction failed (None once one commits again): store health for ``status``."""
+
+    write_error: StoreError | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """One open store, whichever backend: every interface guardd asks of it. Built by :mod:`guardd.app` from
+    ``[store] url`` (absent: SQLite in ``state_dir``; ``postgresql://``: the shared store)."""
+
+    events: EventsAPI
+    state: StateAPI
+    stats: RequestStatsAPI
+    remote: RemoteAPI
+    health: StoreHealth
+    kind: str
+    """``sqlite`` or ``postgresql``."""
+    where: str
+    """The database file, or the shared store's URL without its password (for messages)."""

@@ -8,13 +8,10 @@ from pathlib import Path
 import pytest
 
 from guardd.adapters.notifier import Channel, send
+from guardd.app import open_app
 from guardd.config import load_config
 from guardd.services.digest import send_digest
-from guardd.services.evaluation import Evaluator
-from guardd.services.jobs import Engine
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import Message, StateStore
+from guardd.store.api import Message
 
 NOW = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -49,11 +46,8 @@ min_severity = "info"
 digest_at = "09:00"
 """)
     config = load_config(str(path))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
-        evaluator = Evaluator(config, events)
-        await evaluator.refresh_series()
-        yield Engine(config, StateStore(store), evaluator)
+    async with open_app(config) as app:
+        yield app.engine
 
 
 async def test_a_failing_channel_is_announced_once_through_the_others(engine, webhook):

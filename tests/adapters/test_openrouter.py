@@ -10,25 +10,24 @@ import httpx
 import pytest
 
 from guardd.adapters.openrouter import OpenRouterClient
+from guardd.app import open_app
 from guardd.config import load_config
 from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
 from guardd.errors import SourceMalformed, SourceRejected, SourceUnavailable
-from guardd.services.evaluation import Evaluator
-from guardd.services.jobs import Engine
-from guardd.services.openrouter.checks import RemoteChecks
-from guardd.services.openrouter.keys import KeySwitch
 from guardd.services.openrouter.poll import RemotePoller
-from guardd.services.openrouter.view import RemoteView
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
 from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "1a" * 32
 OTHER = "sk-or-v1-" + "2b" * 32
 MGMT = "mgmt-" + "3c" * 20
 BERLIN_EVENING = datetime(2026, 11, 21, 22, 30, tzinfo=UTC)  # 23:30 in Berlin
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request) -> str:
+    """Each test runs on both backends: ``[store] url`` absent (SQLite), or a PostgreSQL schema of its own."""
+    return "" if request.param == "sqlite" else f'[store]\nurl = "{request.getfixturevalue("pg_url")}"\n'
 
 
 @pytest.fixture
@@ -38,9 +37,10 @@ def fake():
         yield server
 
 
-def write_config(tmp_path: Path, fake: FakeOpenRouter, body: str = "", openrouter: str = "") -> Path:
+def write_config(tmp_path: Path, fake: FakeOpenRouter, body: str = "", openrouter: str = "", store: str = "") -> Path:
     path = tmp_path / "guardd.toml"
     path.write_text(f"""
+{store}
 [guardd]
 state_dir = "state"
 timezone = "Europe/Berlin"
@@ -60,28 +60,25 @@ min_severity = "info"
 
 
 class Rig:
-    def __init__(self, config, store):
-        self.config, self.store = config, store
-        self.events = EventStore(store)
-        self.state = StateStore(store)
-        self.view = RemoteView(config, store)
-        self.evaluator = Evaluator(config, self.events, self.view.spend, self.view.staleness)
-        self.engine = Engine(config, self.state, self.evaluator)
-        self.poller = RemotePoller(config, store, self.events)
+    """guardd as the composition root builds it (:func:`guardd.app.build`), with the OpenRouter parts."""
+
+    def __init__(self, app):
+        self.app, self.config, self.store = app, app.config, app.stores.health
+        self.events, self.state, self.view = app.events, app.state, app.view
+        self.evaluator, self.engine = app.evaluator, app.engine
+        self.poller, self.checks = app.openrouter()
         self.poller.client.backoff = 0.01
-        self.engine.key_switch = KeySwitch(config, store, self.poller.client)
-        self.checks = RemoteChecks(config, store, self.events, self.engine)
 
     async def outbox(self) -> list[str]:
         return [t for (t,) in await self.store.fetchall("SELECT title FROM outbox ORDER BY id")]
 
 
 @pytest.fixture
-async def rig(tmp_path, fake, request):
+async def rig(tmp_path, fake, request, store_url):
     body, openrouter = getattr(request, "param", ("", ""))
-    config = load_config(str(write_config(tmp_path, fake, body, openrouter)))
-    async with Store.open(config.db_path) as store:
-        r = Rig(config, store)
+    config = load_config(str(write_config(tmp_path, fake, body, openrouter, store_url)))
+    async with open_app(config) as app:
+        r = Rig(app)
         await r.evaluator.refresh_series()
         yield r
         await r.poller.aclose()
@@ -220,9 +217,9 @@ async def test_a_low_balance_and_a_short_runway_are_announced(rig, fake):
     assert any("run out in about" in t for t in titles)
 
 
-async def poll_then_sum(config, store, events):
+async def poll_then_sum(config, app, events):
     """Poll OpenRouter once at BERLIN_EVENING (pricing what it can), then sum the hour around it."""
-    poller = RemotePoller(config, store, events)
+    poller = RemotePoller(config, app.remote, events)
     try:
         await poller.poll(BERLIN_EVENING)
     finally:
@@ -230,11 +227,11 @@ async def poll_then_sum(config, store, events):
     return await events.window_sum(None, BERLIN_EVENING - timedelta(hours=1), BERLIN_EVENING + timedelta(hours=1))
 
 
-async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_unpriced(tmp_path, fake):
+async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_unpriced(tmp_path, fake, store_url):
     fake.add_key(KEY)
-    config = load_config(str(write_config(tmp_path, fake)))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
+    config = load_config(str(write_config(tmp_path, fake, store=store_url)))
+    async with open_app(config) as app:
+        events = app.events
         ts = int(BERLIN_EVENING.timestamp() * 1000)
         rows = [
             ("g:a", ts, '["openai/gpt-4o-mini",null,null,[]]', None, 1000, 100),
@@ -242,20 +239,22 @@ async def test_cost_less_events_are_priced_from_the_catalog_and_the_rest_stay_un
             ("g:c", ts, '["nobody/unknown",null,null,[]]', None, 1000, 100),
         ]
         await events.write_batch(Parsed.of(rows))
-        total = await poll_then_sum(config, store, events)
+        total = await poll_then_sum(config, app, events)
     # 1000 x $0.00000015 + 100 x $0.0000006 = $0.00021, exactly
     assert (total.cost, total.events, total.unpriced) == (parse_money("0.00021"), 3, 2)
 
 
-async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figure(tmp_path, fake):
+async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figure(tmp_path, fake, store_url):
     fake.add_key(KEY)
     fake.state.generations["gen-77"] = {"id": "gen-77", "total_cost": 0.0123, "usage": 0.0123}
-    config = load_config(str(write_config(tmp_path, fake, openrouter="price_from_generation = true\n")))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
+    config = load_config(
+        str(write_config(tmp_path, fake, openrouter="price_from_generation = true\n", store=store_url))
+    )
+    async with open_app(config) as app:
+        events = app.events
         ts = int(BERLIN_EVENING.timestamp() * 1000)
         await events.write_batch(Parsed.of([("g:gen-77", ts, '["nobody/unknown",null,null,[]]', None, 5, 5)]))
-        total = await poll_then_sum(config, store, events)
+        total = await poll_then_sum(config, app, events)
     assert (total.cost, total.unpriced) == (parse_money("0.0123"), 0)
 
 

@@ -10,14 +10,10 @@ import httpx
 import pytest
 
 from guardd.adapters.openrouter import OpenRouterClient
+from guardd.app import open_app
 from guardd.config import load_config
 from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
-from guardd.services.evaluation import Evaluator
-from guardd.services.openrouter.poll import RemotePoller
-from guardd.services.openrouter.view import RemoteView
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
 from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "1a" * 31 + "c96f"
@@ -49,19 +45,16 @@ async def evaluate_at(tmp_path: Path, text: str, now: datetime, ledger_rows=()):
     path = tmp_path / "guardd.toml"
     path.write_text(text)
     config = load_config(str(path))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
+    async with open_app(config) as app:
         if ledger_rows:
-            await events.write_batch(Parsed.of(list(ledger_rows)))
-        poller = RemotePoller(config, store, events)
+            await app.events.write_batch(Parsed.of(list(ledger_rows)))
+        poller, _checks = app.openrouter()
         try:
             await poller.poll(now)
         finally:
             await poller.aclose()
-        view = RemoteView(config, store)
-        evaluator = Evaluator(config, events, view.spend, view.staleness, view.known_keys)
-        await evaluator.refresh_series()
-        return await evaluator.evaluate_all(now)
+        await app.evaluator.refresh_series()
+        return await app.evaluator.evaluate_all(now)
 
 
 async def test_the_stand_in_key_label_is_the_masked_key_and_it_carries_no_name_or_hash(fake):
@@ -147,17 +140,13 @@ def test_check_is_unknown_for_a_budget_whose_key_matches_nothing(run_guardd, tmp
 
 
 async def test_reconciliation_counts_ledger_lines_that_name_the_key_by_its_name(tmp_path, fake):
-    from guardd.services.jobs import Engine
-    from guardd.services.openrouter.checks import RemoteChecks
-    from guardd.store.sqlite.state import StateStore
-
     key = fake.add_key(KEY, name="prod-api", usage="10")
     path = tmp_path / "guardd.toml"
     path.write_text(config_text(fake, "").replace('timeout = "2s"\n', 'timeout = "2s"\nreconcile_tolerance = 1\n'))
     config = load_config(str(path))
-    async with Store.open(config.db_path) as store:
-        events, state = EventStore(store), StateStore(store)
-        poller = RemotePoller(config, store, events)
+    async with open_app(config) as app:
+        events, state = app.events, app.state
+        poller, checks = app.openrouter()
         try:
             await poller.poll(datetime(2026, 11, 20, 23, 59, tzinfo=UTC))
             key.usage_daily = Decimal(0)
@@ -167,7 +156,5 @@ async def test_reconciliation_counts_ledger_lines_that_name_the_key_by_its_name(
             await poller.aclose()
         ts = int(NEW_YORK_EVENING.timestamp() * 1000) - 60_000
         await events.write_batch(Parsed.of([("g:r", ts, '["m","prod-api",null,[]]', parse_money("4.00"), 0, 0)]))
-        view = RemoteView(config, store)
-        engine = Engine(config, state, Evaluator(config, events, view.spend, view.staleness, view.known_keys))
-        await RemoteChecks(config, store, events, engine).reconcile(NEW_YORK_EVENING)
+        await checks.reconcile(NEW_YORK_EVENING)
         assert [d for _, kind, _, d in await state.history(None) if "no ledger recorded" in d] == []

@@ -6,14 +6,10 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+from guardd.app import open_app
 from guardd.config import load_config
 from guardd.core.money import parse_money
 from guardd.ledger.tailer import LedgerSpec, Tailer
-from guardd.services.evaluation import Evaluator
-from guardd.services.jobs import Engine
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -43,14 +39,13 @@ url = "json://127.0.0.1:9/nowhere"
 min_severity = "info"
 """)
     config = load_config(str(path))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
+    async with open_app(config) as app:
+        store, events = app.stores.health, app.events
         tailer = Tailer([LedgerSpec(str(ledger))], events, parse_money(1000))
         await tailer.poll()
         tailer.close()
-        evaluator = Evaluator(config, events)
-        await evaluator.refresh_series()
-        engine = Engine(config, StateStore(store), evaluator)
+        await app.evaluator.refresh_series()
+        engine = app.engine
         await asyncio.gather(engine.cycle(NOW), engine.cycle(NOW))
         rows = await store.fetchall("SELECT budget, title FROM outbox")
         assert [r[0] for r in rows] == ["a"], rows

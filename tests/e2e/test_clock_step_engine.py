@@ -4,13 +4,9 @@ window is not re-opened — no new announcement, no new trip — also by an engi
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from guardd.app import build, open_app
 from guardd.config import load_config
 from guardd.core.batch import Parsed
-from guardd.services.evaluation import Evaluator
-from guardd.services.jobs import Engine
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
 
 LATE = datetime(2026, 11, 21, 23, 50, tzinfo=UTC)
 MIDNIGHT = datetime(2026, 11, 22, tzinfo=UTC)
@@ -29,19 +25,17 @@ url = "json://127.0.0.1:9/hook"
 min_severity = "info"
 """)
     config = load_config(str(cfg))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
+    async with open_app(config) as app:
+        store, events = app.stores.health, app.events
         ts = int((LATE - timedelta(minutes=10)).timestamp() * 1000)
         await events.write_batch(Parsed.of([("g:x", ts, '["m",null,null,[]]', 2 * 10**12, 0, 0)]))
-        evaluator = Evaluator(config, events)
-        await evaluator.refresh_series()
-        state = StateStore(store)
-        engine = Engine(config, state, evaluator)
+        await app.evaluator.refresh_series()
+        engine = app.engine
         assert (await engine.cycle(LATE)).tripped
         assert not (await engine.cycle(MIDNIGHT + timedelta(seconds=1))).tripped
         sent = await store.fetchall("SELECT title FROM outbox ORDER BY id")
         assert not (await engine.cycle(LATE + timedelta(minutes=5))).tripped  # the clock stepped back
-        restarted = Engine(config, state, Evaluator(config, events))
+        restarted = build(config, app.stores).engine
         await restarted.evaluator.refresh_series()
         assert not (await restarted.cycle(LATE + timedelta(minutes=6))).tripped
         assert not (await restarted.cycle(MIDNIGHT + timedelta(minutes=1))).tripped

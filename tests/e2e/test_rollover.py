@@ -3,14 +3,10 @@
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from guardd.app import open_app
 from guardd.client import KillSwitch
 from guardd.config import load_config
 from guardd.core.batch import Parsed
-from guardd.services.evaluation import Evaluator
-from guardd.services.jobs import Engine
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
 
 BERLIN_LATE = datetime(2026, 11, 21, 22, 50, tzinfo=UTC)  # 23:50 in Berlin
 BERLIN_MIDNIGHT = datetime(2026, 11, 21, 23, 0, tzinfo=UTC)
@@ -30,15 +26,13 @@ url = "json://127.0.0.1:9/hook"
 min_severity = "info"
 """)
     config = load_config(str(cfg))
-    async with Store.open(config.db_path) as store:
-        events = EventStore(store)
+    async with open_app(config) as app:
+        store, events = app.stores.health, app.events
         sig = '["m",null,null,[]]'
         ts = int((BERLIN_LATE - timedelta(minutes=10)).timestamp() * 1000)
         await events.write_batch(Parsed.of([("g:x", ts, sig, 2 * 10**12, 0, 0)]))
-        evaluator = Evaluator(config, events)
-        await evaluator.refresh_series()
-        state = StateStore(store)
-        engine = Engine(config, state, evaluator)
+        await app.evaluator.refresh_series()
+        state, engine = app.state, app.engine
         doc = await engine.cycle(BERLIN_LATE)
         assert doc.tripped and doc.scopes["team"].until == BERLIN_MIDNIGHT
         switch = KillSwitch(config.killswitch_path, budgets=["team"])

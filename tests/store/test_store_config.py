@@ -1,5 +1,5 @@
 """``[store] url`` and ``[guardd] instance`` (contract §9): read from file, environment and credentials; a shared
-store is refused loudly until the daemon runs on it, never silently replaced by SQLite."""
+store's password is never shown."""
 
 import socket
 from pathlib import Path
@@ -18,25 +18,25 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def test_a_store_url_in_the_file_is_refused_as_not_yet_supported_without_showing_its_password(tmp_path):
-    with pytest.raises(ConfigError) as raised:
-        load_config(write(tmp_path, f'[store]\nurl = "{URL}"\n'), env={})
-    assert "store.url: the shared PostgreSQL store is not yet supported" in str(raised.value)
-    assert "s3cret-pass" not in str(raised.value)
+def test_a_store_url_in_the_file_is_read_and_shown_without_its_password(tmp_path):
+    config = load_config(write(tmp_path, f'[store]\nurl = "{URL}"\n'), env={})
+    assert config.settings.store.url is not None and config.settings.store.url.get_secret_value() == URL
+    assert config.effective()["store"]["url"] == "postgresql://guardd:…@db.internal/guardd"
+    assert "s3cret-pass" not in repr(config.settings) and "s3cret-pass" not in str(config.effective())
 
 
-def test_a_store_url_from_the_environment_is_refused_too(tmp_path, monkeypatch):
+def test_a_store_url_from_the_environment_is_read(tmp_path, monkeypatch):
     monkeypatch.setenv("GUARDD_STORE__URL", URL)
-    with pytest.raises(ConfigError, match="not yet supported"):
-        load_config(write(tmp_path, ""), env={})
+    url = load_config(write(tmp_path, ""), env={}).settings.store.url
+    assert url is not None and url.get_secret_value() == URL
 
 
-def test_a_store_url_from_the_credential_file_is_refused_too(tmp_path):
+def test_a_store_url_from_the_credential_file_is_read(tmp_path):
     creds = tmp_path / "creds"
     creds.mkdir()
     (creds / "store_url").write_text(URL + "\n")
-    with pytest.raises(ConfigError, match="not yet supported"):
-        load_config(write(tmp_path, ""), env={"CREDENTIALS_DIRECTORY": str(creds)})
+    url = load_config(write(tmp_path, ""), env={"CREDENTIALS_DIRECTORY": str(creds)}).settings.store.url
+    assert url is not None and url.get_secret_value() == URL
 
 
 def test_a_store_url_that_is_not_postgresql_is_a_configuration_error(tmp_path):

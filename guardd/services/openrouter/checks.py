@@ -24,16 +24,16 @@ from guardd.core.periods import window_at
 from guardd.core.redact import mask
 from guardd.services.jobs import Engine
 from guardd.services.openrouter.view import RemoteView
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
+from guardd.store.api import EventsAPI, RemoteAPI
 
 
 class RemoteChecks:
-    def __init__(self, config: Config, store: Store, events: EventStore, engine: Engine) -> None:
-        self.config, self.store, self.events, self.engine = config, store, events, engine
-        self.state = StateStore(store)
-        self.view = RemoteView(config, store)
+    def __init__(
+        self, config: Config, remote: RemoteAPI, events: EventsAPI, engine: Engine, view: RemoteView | None = None
+    ) -> None:
+        self.config, self.remote, self.events, self.engine = config, remote, events, engine
+        self.state = engine.state
+        self.view = view or RemoteView(config, remote)
 
     async def run(self, now: datetime) -> None:
         await self.balance(now)
@@ -43,13 +43,10 @@ class RemoteChecks:
         section = self.config.settings.openrouter
         if section is None:
             return
-        latest = await self.store.fetchone(
-            "SELECT at, total_credits, total_usage FROM or_credits ORDER BY at DESC LIMIT 1"
-        )
+        latest = await self.remote.latest_credits()
         if latest is None:
             return
-        at, credits, usage = latest
-        balance = credits - usage
+        at, usage, balance = latest.at, latest.total_usage, latest.balance
         if section.low_balance is not None:
             low = balance < section.low_balance
             if low:
@@ -65,12 +62,10 @@ class RemoteChecks:
                 await self.state.set_marker("low_balance", "ok", now)
         if section.runway_warn is not None:
             day_ago = int((now - timedelta(hours=24)).timestamp() * 1000)
-            first = await self.store.fetchone(
-                "SELECT at, total_usage FROM or_credits WHERE at >= ? ORDER BY at LIMIT 1", (day_ago,)
-            )
-            if first is None or first[0] >= at or usage <= first[1]:
+            first = await self.remote.first_credits_since(day_ago)
+            if first is None or first.at >= at or usage <= first.total_usage:
                 return
-            rate_per_ms = (usage - first[1]) / (at - first[0])
+            rate_per_ms = (usage - first.total_usage) / (at - first.at)
             runway = timedelta(milliseconds=balance / rate_per_ms) if balance > 0 else timedelta(0)
             today = now.astimezone(self.config.zone).date().isoformat()
             if runway < section.runway_warn:

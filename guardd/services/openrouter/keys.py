@@ -20,8 +20,7 @@ from guardd.core.budgets import Budget
 from guardd.core.keys import KnownKey, ref_of
 from guardd.core.keys import key_matches as core_key_matches
 from guardd.errors import SourceError
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.state import Message, StateStore
+from guardd.store.api import ListedKey, Message, RemoteAPI, StateAPI
 
 log = logging.getLogger("guardd.openrouter")
 
@@ -29,6 +28,10 @@ log = logging.getLogger("guardd.openrouter")
 def key_matches(budget: Budget, name: str | None, label: str | None, key_hash: str) -> bool:
     """Whether ``budget`` names this ``/keys`` entry: the one key matcher, :func:`guardd.core.keys.key_matches`."""
     return core_key_matches(budget.match.get("key"), KnownKey(ref_of(label, key_hash), name, label, key_hash))
+
+
+def _matches(budget: Budget, key: ListedKey) -> bool:
+    return key_matches(budget, key.name, key.label, key.hash)
 
 
 MessagesFor = Callable[[str, str, str], list[Message]]
@@ -46,9 +49,8 @@ class KeySwitch:
     itself re-enabled).
     """
 
-    def __init__(self, config: Config, store: Store, client: OpenRouterClient) -> None:
-        self.config, self.store, self.client = config, store, client
-        self.state = StateStore(store)
+    def __init__(self, config: Config, state: StateAPI, remote: RemoteAPI, client: OpenRouterClient) -> None:
+        self.config, self.state, self.remote, self.client = config, state, remote, client
 
     async def apply(self, now: datetime, messages_for: MessagesFor) -> list[str]:
         """Switch the keys of every pending scope change; return one line per key switched now."""
@@ -71,13 +73,12 @@ class KeySwitch:
         return done
 
     async def _disable(self, budget: Budget, management: str, now: datetime, messages_for: MessagesFor) -> list[str]:
-        rows = await self.store.fetchall("SELECT hash, name, label, disabled FROM or_keys")
         done = []
-        for key_hash, name, label, disabled in rows:
-            if disabled or not key_matches(budget, name, label, key_hash):
+        for key in await self.remote.listed_keys():
+            if key.disabled or not _matches(budget, key):
                 continue  # already off (perhaps by a person): not ours to manage
-            line = f"disabled OpenRouter key {name or key_hash[:8]} for budget {budget.name}"
-            if await self._set(management, key_hash, name, True, now, line, messages_for):
+            line = f"disabled OpenRouter key {key.name or key.hash[:8]} for budget {budget.name}"
+            if await self._set(management, key.hash, key.name, True, now, line, messages_for):
                 done.append(line)
         return done
 
@@ -103,15 +104,14 @@ class KeySwitch:
         return True
 
     async def _enable(self, budget: Budget, management: str, now: datetime, messages_for: MessagesFor) -> list[str]:
-        rows = await self.store.fetchall(
-            "SELECT hash, name, label FROM or_keys WHERE disabled_by_guardd = 1 AND disabled = 1"
-        )
         done = []
-        for key_hash, name, label in rows:
-            if not key_matches(budget, name, label, key_hash) or await self._still_held(key_hash, budget.name):
+        for key in await self.remote.listed_keys():
+            if not (key.disabled_by_guardd and key.disabled) or not _matches(budget, key):
                 continue
-            line = f"re-enabled OpenRouter key {name or key_hash[:8]} (budget {budget.name} released)"
-            if await self._set(management, key_hash, name, False, now, line, messages_for):
+            if await self._still_held(key, budget.name):
+                continue
+            line = f"re-enabled OpenRouter key {key.name or key.hash[:8]} (budget {budget.name} released)"
+            if await self._set(management, key.hash, key.name, False, now, line, messages_for):
                 done.append(line)
         return done
 
@@ -120,19 +120,13 @@ class KeySwitch:
         current = doc.scopes.get(scope) if doc is not None else None
         return current is not None and current.tripped
 
-    async def _still_held(self, key_hash: str, releasing: str) -> bool:
+    async def _still_held(self, key: ListedKey, releasing: str) -> bool:
         """True when another budget that matches this key is still tripped (the key stays off)."""
         doc = await self.state.switch_doc()
-        row = await self.store.fetchone("SELECT name, label FROM or_keys WHERE hash = ?", (key_hash,))
-        if doc is None or row is None:
+        if doc is None:
             return False
         for name, scope in doc.scopes.items():
             other = self.config.budget(name)
-            if (
-                name != releasing
-                and scope.tripped
-                and other is not None
-                and key_matches(other, row[0], row[1], key_hash)
-            ):
+            if name != releasing and scope.tripped and other is not None and _matches(other, key):
                 return True
         return False

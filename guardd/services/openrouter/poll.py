@@ -7,7 +7,6 @@ use OpenRouter turn stale after ``stale_after``.
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import datetime
 from typing import Any
@@ -22,10 +21,7 @@ from guardd.core.pricing import model_price, price_event
 from guardd.core.redact import mask
 from guardd.core.usage import UsageEvent
 from guardd.errors import SourceError, SourceRejected
-from guardd.store.api import Priced
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import iso
+from guardd.store.api import Credits, EventsAPI, KeyUsage, ListedKey, Priced, RemoteAPI
 
 log = logging.getLogger("guardd.openrouter")
 
@@ -41,9 +37,9 @@ def _money(value: Any) -> int | None:
         return None
 
 
-def _usage_row(ms: int, ref: str, info: dict[str, Any]) -> tuple[Any, ...]:
-    """An ``or_usage`` snapshot of one key from a ``/key`` answer or a ``/keys`` entry."""
-    return (
+def _usage(ms: int, ref: str, info: dict[str, Any]) -> KeyUsage:
+    """A snapshot of one key from a ``/key`` answer or a ``/keys`` entry."""
+    return KeyUsage(
         ms,
         ref,
         info.get("label"),
@@ -54,22 +50,27 @@ def _usage_row(ms: int, ref: str, info: dict[str, Any]) -> tuple[Any, ...]:
         _money(info.get("limit")),
         _money(info.get("limit_remaining")),
         info.get("limit_reset"),
-        int(bool(info.get("disabled"))),
+        bool(info.get("disabled")),
     )
+
+
+def _pricing(model: dict[str, Any]) -> dict[str, object]:
+    pricing = model.get("pricing")
+    return dict(pricing) if isinstance(pricing, dict) else {}
 
 
 class RemotePoller:
     def __init__(
         self,
         config: Config,
-        store: Store,
-        events: EventStore,
+        remote: RemoteAPI,
+        events: EventsAPI,
         dry_run: bool = False,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         section = config.settings.openrouter
         assert section is not None
-        self.config, self.section, self.store, self.events, self.dry_run = config, section, store, events, dry_run
+        self.config, self.section, self.remote, self.events, self.dry_run = config, section, remote, events, dry_run
         self.http = http or httpx.AsyncClient(timeout=section.timeout.total_seconds())
         self.client = OpenRouterClient(self.http, section.base_url)
         self._prices_at: datetime | None = None
@@ -80,15 +81,15 @@ class RemotePoller:
     async def poll(self, now: datetime) -> None:
         errors: list[tuple[str, bool]] = []
         ms = int(now.timestamp() * 1000)
-        rows = []
+        rows: list[KeyUsage] = []
         for key in self.section.all_keys():
             try:
                 info = await self.client.key_info(key)
             except SourceError as exc:
                 errors.append((str(exc), isinstance(exc, SourceRejected)))
                 continue
-            rows.append(_usage_row(ms, mask(key), info))
-        credits = None
+            rows.append(_usage(ms, mask(key), info))
+        credits: Credits | None = None
         management = self.section.management_key
         if management is not None:
             mk = management.get_secret_value()
@@ -96,28 +97,12 @@ class RemotePoller:
                 data = await self.client.credits(mk)
                 total, used = _money(data.get("total_credits")), _money(data.get("total_usage"))
                 if total is not None and used is not None:
-                    credits = (ms, total, used)
+                    credits = Credits(ms, total, used)
                 rows += await self._keys(mk, now)
             except SourceError as exc:
                 errors.append((str(exc), isinstance(exc, SourceRejected)))
-        async with self.store.transaction() as conn:
-            await conn.executemany("INSERT OR REPLACE INTO or_usage VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
-            if credits:
-                await conn.execute("INSERT OR REPLACE INTO or_credits VALUES (?,?,?)", credits)
-            if errors:
-                message = "; ".join(e for e, _ in errors)[:1000]
-                await conn.execute(
-                    "INSERT INTO sources(name, failing_since, error, permanent) VALUES ('openrouter', ?, ?, ?)"
-                    " ON CONFLICT(name) DO UPDATE SET failing_since = coalesce(sources.failing_since,"
-                    " excluded.failing_since), error = excluded.error, permanent = excluded.permanent",
-                    (iso(now), message, int(all(p for _, p in errors))),
-                )
-            else:
-                await conn.execute(
-                    "INSERT INTO sources(name, ok_at) VALUES ('openrouter', ?) ON CONFLICT(name) DO UPDATE SET"
-                    " ok_at = excluded.ok_at, failing_since = NULL, error = NULL, permanent = 0",
-                    (iso(now),),
-                )
+        failure = "; ".join(e for e, _ in errors)[:1000] if errors else None
+        await self.remote.save_poll(rows, credits, failure, all(p for _, p in errors), now)
         for message, _ in errors:
             log.warning("OpenRouter poll failed: %s", message)
         log.debug(
@@ -126,60 +111,45 @@ class RemotePoller:
         )
         await self._prices(now)
 
-    async def _keys(self, management_key: str, now: datetime) -> list[tuple[Any, ...]]:
-        """Store the ``/keys`` list (every page, disabled keys included); return a usage snapshot row per key, so
-        that a key a budget names only by its name or hash has figures too (under the same handle as its secret's
-        when that is polled as well: :func:`guardd.core.keys.ref_of`)."""
+    async def _keys(self, management_key: str, now: datetime) -> list[KeyUsage]:
+        """Store the ``/keys`` list (every page, disabled keys included); return a usage snapshot per key, so that
+        a key a budget names only by its name or hash has figures too (under the same handle as its secret's when
+        that is polled as well: :func:`guardd.core.keys.ref_of`)."""
         keys = [k for k in await self.client.list_keys(management_key) if isinstance(k.get("hash"), str)]
-        async with self.store.transaction() as conn:
-            await conn.executemany(
-                "INSERT INTO or_keys(hash, name, label, disabled, usage_daily, lim, limit_remaining, updated_at)"
-                " VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(hash) DO UPDATE SET name=excluded.name, label=excluded.label,"
-                " disabled=excluded.disabled, usage_daily=excluded.usage_daily,"
-                " disabled_by_guardd = CASE WHEN excluded.disabled = 0 THEN 0 ELSE or_keys.disabled_by_guardd END,"
-                " lim=excluded.lim,"
-                " limit_remaining=excluded.limit_remaining, updated_at=excluded.updated_at"
-                # A list fetched before guardd last switched this key (the fetch runs beside the worker) is older
-                # than that record: it must not undo it, or a key guardd disabled would never be re-enabled.
-                " WHERE or_keys.updated_at <= excluded.updated_at",
-                [
-                    (
-                        k.get("hash"),
-                        k.get("name"),
-                        k.get("label"),
-                        int(bool(k.get("disabled"))),
-                        _money(k.get("usage_daily")),
-                        _money(k.get("limit")),
-                        _money(k.get("limit_remaining")),
-                        iso(now),
-                    )
-                    for k in keys
-                ],
+        listed = [
+            ListedKey(
+                k["hash"],
+                k.get("name"),
+                k.get("label"),
+                bool(k.get("disabled")),
+                usage_daily=_money(k.get("usage_daily")),
+                limit=_money(k.get("limit")),
+                limit_remaining=_money(k.get("limit_remaining")),
             )
+            for k in keys
+        ]
+        await self.remote.save_keys(listed, now)
         ms = int(now.timestamp() * 1000)
-        return [_usage_row(ms, ref_of(k.get("label"), k["hash"]), k) for k in keys]
+        return [_usage(ms, ref_of(k.get("label"), k["hash"]), k) for k in keys]
 
     async def _prices(self, now: datetime) -> None:
         """Refresh the catalog when due (or when unpriced events await a price) and price what it can."""
         unpriced = await self.events.unpriced_events()
         due = self._prices_at is None or now - self._prices_at >= self.section.refresh_prices_every
         if due or unpriced:
-            known = {m for (m,) in await self.store.fetchall("SELECT model FROM prices")}
+            known = await self.remote.priced_models()
             if due or any(u.model not in known for u in unpriced):
                 try:
                     models = await self.client.models()
                 except SourceError as exc:
                     log.warning("cannot refresh the model price list: %s", exc)
                     return
-                async with self.store.transaction() as conn:
-                    await conn.executemany(
-                        "INSERT OR REPLACE INTO prices(model, pricing, fetched_at) VALUES (?,?,?)",
-                        [(m["id"], json.dumps(m.get("pricing") or {}), iso(now)) for m in models if "id" in m],
-                    )
+                pricing = {m["id"]: _pricing(m) for m in models if "id" in m}
+                await self.remote.save_prices(pricing, now)
                 self._prices_at = now
         if not unpriced:
             return
-        catalog = {m: json.loads(p) for m, p in await self.store.fetchall("SELECT model, pricing FROM prices")}
+        catalog = await self.remote.catalog()
         priced: list[Priced] = []
         lookups = GENERATION_LOOKUPS_PER_POLL if self.section.price_from_generation else 0
         keys = self.section.all_keys()

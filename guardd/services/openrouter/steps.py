@@ -29,18 +29,11 @@ class OpenRouterSteps:
         self._fetch: asyncio.Task[None] | None = None
         self._fetched_at: datetime | None = None
 
-    def setup(self, config: Any, store: Any, events: Any, engine: Any, dry_run: bool) -> None:
-        """Create the poller (once), its checks and the key switch for ``engine``, when ``[openrouter]`` is set."""
-        if config.settings.openrouter is None:
-            return
-        from guardd.services.openrouter.checks import RemoteChecks
-        from guardd.services.openrouter.keys import KeySwitch
-        from guardd.services.openrouter.poll import RemotePoller
-
-        if self.remote is None:
-            self.remote = RemotePoller(config, store, events, dry_run=dry_run)
-        self.checks = RemoteChecks(config, store, events, engine)
-        engine.key_switch = KeySwitch(config, store, self.remote.client)
+    def setup(self, parts: tuple[Any, Any] | None) -> None:
+        """Take the poller (kept across reloads) and its checks, as :meth:`guardd.app.App.openrouter` built them
+        (the key switch set on the engine); ``parts`` None without ``[openrouter]``."""
+        if parts is not None:
+            self.remote, self.checks = parts
 
     async def step(self) -> None:
         """In the worker: run the checks on a finished fetch, or start a fetch (at most one in flight)."""

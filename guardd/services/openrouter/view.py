@@ -19,8 +19,7 @@ from guardd.core.evaluate import Staleness
 from guardd.core.keys import KnownKey, matching, merge, ref_of
 from guardd.core.money import format_json
 from guardd.core.periods import Window, window_at
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.state import parse_iso
+from guardd.store.api import KeyUsage, RemoteAPI
 
 _UTC = ZoneInfo("UTC")
 
@@ -30,17 +29,17 @@ def _ms(moment: datetime) -> int:
 
 
 class RemoteView:
-    def __init__(self, config: Config, store: Store) -> None:
-        self.config, self.store = config, store
+    def __init__(self, config: Config, remote: RemoteAPI) -> None:
+        self.config, self.remote = config, remote
 
     async def known_keys(self) -> list[KnownKey]:
         """Every OpenRouter key guardd has seen: the polled ones (preview, label) joined with the ``/keys`` list
         (name, label, hash) on their handle."""
-        polled = await self.store.fetchall("SELECT key, max(label) FROM or_usage GROUP BY key")
-        listed = await self.store.fetchall("SELECT hash, name, label FROM or_keys")
+        polled = await self.remote.polled_keys()
+        listed = await self.remote.listed_keys()
         return merge(
-            [KnownKey(ref, label=label) for ref, label in polled],
-            [KnownKey(ref_of(label, key_hash), name, label, key_hash) for key_hash, name, label in listed],
+            [KnownKey(ref, label=label) for ref, label in polled.items()],
+            [KnownKey(ref_of(k.label, k.hash), k.name, k.label, k.hash) for k in listed],
         )
 
     async def _keys(self, budget: Budget) -> list[str]:
@@ -56,40 +55,34 @@ class RemoteView:
         """
         total, partial, found = 0, False, False
         for key in await self._keys(budget):
-            latest = await self.store.fetchone(
-                "SELECT at, usage, usage_daily, usage_weekly, usage_monthly FROM or_usage WHERE key = ?"
-                " ORDER BY at DESC LIMIT 1",
-                (key,),
-            )
-            if latest is None or latest[1] is None:
+            snapshots = await self.remote.latest_usage(key)
+            latest = snapshots[0] if snapshots else None
+            if latest is None or latest.usage is None:
                 continue
             found = True
             exact, bound = self._utc_figures(window, latest)
-            base = await self.store.fetchone(
-                "SELECT usage FROM or_usage WHERE key = ? AND at <= ? ORDER BY at DESC LIMIT 1",
-                (key, _ms(window.start)),
-            )
-            if base is not None and base[0] is not None:
-                total += max(0, latest[1] - base[0], bound)
+            base = await self.remote.usage_before(key, _ms(window.start))
+            if base is not None:
+                total += max(0, latest.usage - base, bound)
             elif exact is not None:
                 total += exact
             else:
-                first = await self.store.fetchone(
-                    "SELECT usage FROM or_usage WHERE key = ? AND at >= ? ORDER BY at LIMIT 1", (key, _ms(window.start))
-                )
-                since_first = latest[1] - (first[0] if first and first[0] is not None else latest[1])
+                first = await self.remote.usage_after(key, _ms(window.start))
+                since_first = latest.usage - (first if first is not None else latest.usage)
                 total += max(0, since_first, bound)
                 partial = True
         return (total, partial) if found else None
 
-    def _utc_figures(self, window: Window, latest: Any) -> tuple[int | None, int]:
+    def _utc_figures(self, window: Window, latest: KeyUsage) -> tuple[int | None, int]:
         """From a snapshot's UTC daily/weekly/monthly usage: the window's exact spend when one of those periods is
         the window, and the largest figure whose period began inside the window (a lower bound of its spend)."""
-        at = datetime.fromtimestamp(latest[0] / 1000, _UTC)
+        at = datetime.fromtimestamp(latest.at / 1000, _UTC)
         exact: int | None = None
         bound = 0
         weekday = self.config.settings.guardd.weekday
-        for kind, figure in zip(("daily", "weekly", "monthly"), latest[2:5], strict=True):
+        for kind, figure in zip(
+            ("daily", "weekly", "monthly"), (latest.usage_daily, latest.usage_weekly, latest.usage_monthly), strict=True
+        ):
             if figure is None:
                 continue
             period = window_at(kind, _UTC, at, 0)
@@ -112,11 +105,11 @@ class RemoteView:
         return source
 
     async def _source_staleness(self, now: datetime) -> Staleness:
-        row = await self.store.fetchone("SELECT ok_at, failing_since, error FROM sources WHERE name = 'openrouter'")
+        source = await self.remote.source("openrouter")
         limit = self.config.settings.guardd.stale_after
-        if row is None:
+        if source is None:
             return Staleness(True, None, "OpenRouter has not been polled yet")
-        ok_at, failing_since, error = parse_iso(row[0]), parse_iso(row[1]), row[2]
+        ok_at, failing_since, error = source.ok_at, source.failing_since, source.error
         if failing_since is not None and now - failing_since > limit:
             return Staleness(True, failing_since, error or "polling fails")
         if ok_at is not None and now - ok_at > limit + timedelta(seconds=1):
@@ -126,39 +119,30 @@ class RemoteView:
         return Staleness()
 
     async def status(self, now: datetime) -> dict[str, Any]:
-        credits = await self.store.fetchone(
-            "SELECT at, total_credits, total_usage FROM or_credits ORDER BY at DESC LIMIT 1"
-        )
+        credits = await self.remote.latest_credits()
         stale = await self._source_staleness(now)
-        keys = []
-        for (key,) in await self.store.fetchall("SELECT DISTINCT key FROM or_usage ORDER BY key"):
-            row = await self.store.fetchone(
-                "SELECT at, usage_daily, lim, limit_remaining, disabled, usage_weekly, usage_monthly, usage"
-                " FROM or_usage WHERE key = ? ORDER BY at DESC"
-                " LIMIT 1",
-                (key,),
-            )
-            if row:
-                keys.append(
-                    {
-                        "key": key,
-                        "usage_daily": _fmt(row[1]),
-                        "limit": _fmt(row[2]),
-                        "limit_remaining": _fmt(row[3]),
-                        "disabled": bool(row[4]),
-                        "usage_weekly": _fmt(row[5]),
-                        "usage_monthly": _fmt(row[6]),
-                        "usage_total": _fmt(row[7]),
-                    }
-                )
-        fetched = await self.store.fetchone("SELECT ok_at, error FROM sources WHERE name = 'openrouter'")
+        keys = [
+            {
+                "key": u.key,
+                "usage_daily": _fmt(u.usage_daily),
+                "limit": _fmt(u.limit),
+                "limit_remaining": _fmt(u.limit_remaining),
+                "disabled": u.disabled,
+                "usage_weekly": _fmt(u.usage_weekly),
+                "usage_monthly": _fmt(u.usage_monthly),
+                "usage_total": _fmt(u.usage),
+            }
+            for u in await self.remote.latest_usage()
+        ]
+        source = await self.remote.source("openrouter")
+        fetched_at = source.ok_at.astimezone(_UTC).isoformat() if source is not None and source.ok_at else None
         return {
-            "balance": _fmt(credits[1] - credits[2]) if credits else None,
-            "total_credits": _fmt(credits[1]) if credits else None,
-            "total_usage": _fmt(credits[2]) if credits else None,
-            "fetched_at": fetched[0] if fetched else None,
+            "balance": _fmt(credits.balance) if credits else None,
+            "total_credits": _fmt(credits.total_credits) if credits else None,
+            "total_usage": _fmt(credits.total_usage) if credits else None,
+            "fetched_at": fetched_at,
             "stale": stale.stale,
-            "error": fetched[1] if fetched else None,
+            "error": source.error if source else None,
             "keys": keys,
         }
 

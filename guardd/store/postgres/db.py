@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from guardd.core.redact import store_url as redacted
 from guardd.errors import SchemaTooNew, StoreError
 from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -23,20 +24,6 @@ MIGRATION_LOCK = 0x67756172_64640001  # pg_advisory_xact_lock keys ("guardd" + n
 EVENTS_LOCK = 0x67756172_64640002  # one writer of events and rollups at a time, across every instance
 
 Conn = psycopg.AsyncConnection[TupleRow]
-
-
-def redacted(url: str) -> str:
-    """Return ``url`` for messages and logs: its scheme, user, host, port and database, never its password —
-    whether in the userinfo (which may itself hold ``/``, ``:`` or ``@``) or in the query (``?password=``, so no
-    query is shown). A ``key=value`` connection string shows nothing but that it is one."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return "(a key=value connection string)"
-    rest = rest.split("?", 1)[0]
-    userinfo, at, location = rest.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    user = f"{user}{':…' if colon else ''}@" if at else ""
-    return f"{scheme}://{user}{location}"
 
 
 def pico(amount: Decimal | None) -> int:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +55,11 @@ class PgEventStore:
     def key(self, k: str) -> str:
         """Return the stored key of a batch key: generation ids as they are, line hashes under this instance."""
         return k if k.startswith("g:") else f"h:{self.instance}:{k[2:]}"
+
+    @asynccontextmanager
+    async def bulk_load(self) -> AsyncIterator[None]:
+        """Many batches in a row (``guardd ingest``): nothing to tune (each batch is one COPY already)."""
+        yield
 
     # ---- series -------------------------------------------------------------------------------------------
     async def load_series(self) -> dict[int, Dimensions]:

@@ -3,9 +3,8 @@
 Differences from the SQLite schema that the dialects or the sharing force: money columns are ``numeric``
 dollars; an event and its checkpoint name the instance that wrote them; ``window`` and ``offset`` are reserved
 words, so those columns are ``win`` and ``byte_offset``. Version 2 adds the OpenRouter tables (snapshots, keys,
-sources, prices); their SQL still lives in ``guardd/openrouter_*.py`` for SQLite only, so only the key switch's
-records (``PgStateStore.record_key``) use them yet. Version 4 adds token sums to the rollups and the health
-facts (SQLite schema 3), so that ``guardd store copy`` loses neither; their writers and readers follow.
+sources, prices), read and written by :mod:`guardd.store.remote`. Version 4 adds token sums to the rollups and
+the health facts (SQLite schema 3), so that ``guardd store copy`` loses neither; their writers and readers follow.
 """
 
 from __future__ import annotations

@@ -21,10 +21,9 @@ from psycopg.types.json import Jsonb
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
 from guardd.core.switch import Override, ScopeChange, SwitchDoc
-from guardd.store.api import SwitchStep
+from guardd.store.api import PENDING_KEYS, Message, OutboxRow, SwitchStep
 from guardd.store.postgres.db import Conn, PgStore
-from guardd.store.sqlite.state import Message, OutboxRow, doc_from_json, iso
-from guardd.store.sqlite.state_keys import _PENDING_KEYS
+from guardd.store.shared import doc_from_json, iso
 
 _HISTORY = "INSERT INTO history(at, kind, budget, detail) VALUES (%s, %s, %s, %s)"
 
@@ -266,7 +265,7 @@ class PgStateStore:
     # ---- the key switch's records ---------------------------------------------------------------------------
     async def pending_key_changes(self) -> list[ScopeChange]:
         """Scope changes saved with a switch decision whose keys are not all switched and recorded yet."""
-        raw = await self.marker(_PENDING_KEYS)
+        raw = await self.marker(PENDING_KEYS)
         return [ScopeChange(**item) for item in json.loads(raw)] if raw else []
 
     async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
@@ -336,7 +335,7 @@ async def _enqueue(cur: AsyncCursor[TupleRow], messages: list[Message], now: dat
 
 
 async def _pending(conn: Conn) -> list[ScopeChange]:
-    cur = await conn.execute("SELECT value FROM markers WHERE name = %s FOR UPDATE", (_PENDING_KEYS,))
+    cur = await conn.execute("SELECT value FROM markers WHERE name = %s FOR UPDATE", (PENDING_KEYS,))
     row = await cur.fetchone()
     return [ScopeChange(**item) for item in json.loads(row[0])] if row else []
 
@@ -345,5 +344,5 @@ async def _set_pending(conn: Conn, pending: list[ScopeChange], now: datetime) ->
     await conn.execute(
         "INSERT INTO markers(name, value, at) VALUES (%s, %s, %s) ON CONFLICT (name) DO UPDATE SET"
         " value = excluded.value, at = excluded.at",
-        (_PENDING_KEYS, json.dumps([asdict(c) for c in pending]), now),
+        (PENDING_KEYS, json.dumps([asdict(c) for c in pending]), now),
     )

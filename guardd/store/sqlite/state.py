@@ -10,34 +10,17 @@ between the channel accepting it and the mark being committed (milliseconds).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
-from guardd.core.switch import Override, Scope, SwitchDoc
-from guardd.store.api import SwitchStep
+from guardd.core.switch import Override, SwitchDoc
+from guardd.store.api import Message, OutboxRow, SwitchStep
+from guardd.store.shared import doc_from_json, iso, parse_iso
 from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.state_keys import KeySwitchRecords, Message
+from guardd.store.sqlite.state_keys import KeySwitchRecords
 
-__all__ = ["Message", "OutboxRow", "StateStore", "doc_from_json", "iso", "parse_iso"]
-
-
-def iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
-def parse_iso(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OutboxRow(Message):
-    """A message claimed from the outbox, with its delivery bookkeeping."""
-
-    id: int
-    attempts: int
-    created_at: datetime
+__all__ = ["StateStore"]
 
 
 class StateStore(KeySwitchRecords):
@@ -357,35 +340,3 @@ class StateStore(KeySwitchRecords):
                 (name, value, iso(now)),
             )
             return cur.rowcount == 1
-
-
-def doc_from_json(data: dict[str, object]) -> SwitchDoc:
-    """Rebuild a :class:`SwitchDoc` from its JSON form (contract §3)."""
-    from guardd.core.money import parse_money
-
-    scopes: dict[str, Scope] = {}
-    raw_scopes = data.get("scopes")
-    for name, raw in raw_scopes.items() if isinstance(raw_scopes, dict) else []:
-        ov = raw.get("override")
-        override = None
-        if isinstance(ov, dict):
-            override = Override(
-                name, ov["state"], ov.get("by") or "", ov.get("reason") or "", parse_iso(ov.get("until"))
-            )
-        scopes[name] = Scope(
-            bool(raw.get("tripped")),
-            raw.get("reason"),
-            parse_iso(raw.get("since")),
-            parse_iso(raw.get("until")),
-            raw.get("window"),
-            None if raw.get("spent") is None else parse_money(raw["spent"]),
-            None if raw.get("limit") is None else parse_money(raw["limit"]),
-            parse_money(raw.get("headroom") or "0"),
-            override,
-        )
-    updated = parse_iso(str(data.get("updated_at"))) or datetime.now(UTC)
-    heartbeat = parse_iso(str(data.get("heartbeat_at"))) or updated
-    expires = parse_iso(str(data.get("expires_at"))) if data.get("expires_at") else None
-    if expires is not None and expires > heartbeat:
-        return SwitchDoc(updated, heartbeat, scopes, expires - heartbeat)
-    return SwitchDoc(updated, heartbeat, scopes)

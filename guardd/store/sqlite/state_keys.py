@@ -8,29 +8,16 @@ a switch decision asks of the keys are saved with the decision and dropped only 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from guardd.core.switch import ScopeChange
+from guardd.store.api import PENDING_KEYS, Message
 from guardd.store.sqlite.db import Store
-
-_PENDING_KEYS = "keyswitch:pending"
 
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A message to enqueue for one notifier."""
-
-    budget: str | None
-    severity: str
-    title: str
-    body: str
-    notifier: int
-    notifier_url: str
 
 
 class KeySwitchRecords:
@@ -47,7 +34,7 @@ class KeySwitchRecords:
     # ---- the key switch's records ---------------------------------------------------------------------------
     async def pending_key_changes(self) -> list[ScopeChange]:
         """Scope changes saved with a switch decision whose keys are not all switched and recorded yet."""
-        raw = await self.marker(_PENDING_KEYS)
+        raw = await self.marker(PENDING_KEYS)
         return [ScopeChange(**item) for item in json.loads(raw)] if raw else []
 
     async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
@@ -63,7 +50,7 @@ class KeySwitchRecords:
         await self.store.conn.execute(
             "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT(name) DO UPDATE SET"
             " value = excluded.value, at = excluded.at",
-            (_PENDING_KEYS, value, _iso(now)),
+            (PENDING_KEYS, value, _iso(now)),
         )
 
     async def record_key(
