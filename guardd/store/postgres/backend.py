@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from guardd.core.redact import store_url as redacted
 from guardd.store.api import Stores
-from guardd.store.postgres.db import PgStore, redacted
+from guardd.store.postgres.db import PgStore
 from guardd.store.postgres.dialect import PG
 from guardd.store.postgres.events import PgEventStore
 from guardd.store.postgres.state import PgStateStore
