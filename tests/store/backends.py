@@ -10,13 +10,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from guardd.core.batch import Parsed, QuarantinedLine, series_sig
-from guardd.store.api import EventsAPI, StateAPI
-from guardd.store.postgres.db import PgStore
-from guardd.store.postgres.events import PgEventStore
-from guardd.store.postgres.state import PgStateStore
-from guardd.store.sqlite.db import Store
-from guardd.store.sqlite.events import EventStore
-from guardd.store.sqlite.state import StateStore
+from guardd.store.api import EventsAPI, StateAPI, Stores
+from guardd.store.postgres import backend as postgresql
+from guardd.store.sqlite import backend as sqlite
 
 BACKENDS = ["sqlite", "postgresql"]
 T0 = datetime(2026, 11, 2, tzinfo=UTC)
@@ -32,22 +28,24 @@ class Backend:
     where: str
 
     @asynccontextmanager
-    async def events(self, instance: str = "host-a") -> AsyncIterator[EventsAPI]:
+    async def stores(self, instance: str = "host-a") -> AsyncIterator[Stores]:
+        """Every interface of the backend, opened as the composition root opens it (:func:`guardd.app.open_stores`)."""
         if self.kind == "sqlite":
-            async with Store.open(Path(self.where)) as store:
-                yield EventStore(store)
+            async with sqlite.open_stores(Path(self.where)) as stores:
+                yield stores
         else:
-            async with PgStore.open(self.where, instance) as pg:
-                yield PgEventStore(pg)
+            async with postgresql.open_stores(self.where, instance) as stores:
+                yield stores
+
+    @asynccontextmanager
+    async def events(self, instance: str = "host-a") -> AsyncIterator[EventsAPI]:
+        async with self.stores(instance) as stores:
+            yield stores.events
 
     @asynccontextmanager
     async def state(self, instance: str = "host-a") -> AsyncIterator[StateAPI]:
-        if self.kind == "sqlite":
-            async with Store.open(Path(self.where)) as store:
-                yield StateStore(store)
-        else:
-            async with PgStore.open(self.where, instance) as pg:
-                yield PgStateStore(pg)
+        async with self.stores(instance) as stores:
+            yield stores.state
 
 
 def make_backend(kind: str, tmp_path: Path, pg_url: str | None) -> Backend:

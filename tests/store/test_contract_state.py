@@ -11,8 +11,7 @@ import pytest
 
 from guardd.core.alerts import AlertState
 from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
-from guardd.store.api import SwitchDecision
-from guardd.store.sqlite.state import Message
+from guardd.store.api import Message, SwitchDecision
 from tests.store.backends import BACKENDS, Backend, make_backend
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
