@@ -32,6 +32,13 @@ class Dialect:
     otherwise."""
 
     name = "sqlite"
+    window_column = "window"
+    """``alert_state``'s window column (``window`` is a reserved word in PostgreSQL)."""
+    for_update = ""
+    """Appended to a ``SELECT`` inside a transaction that will write what it read: SQLite's write transactions are
+    exclusive already (``BEGIN IMMEDIATE``)."""
+    skip_locked = ""
+    """Appended to the ``SELECT`` of rows to claim: SQLite's write transactions are exclusive already."""
 
     def sql(self, text: str) -> str:
         """The statement ``text`` (written with ``?`` placeholders) in this dialect."""
@@ -77,3 +84,7 @@ class Dialect:
         """Run one statement for each of ``rows`` inside a transaction's connection."""
         if rows:
             await conn.executemany(self.sql(sql), rows)
+
+
+SQLITE = Dialect()
+"""The SQLite dialect (the base)."""

@@ -104,6 +104,17 @@ async def test_an_override_replaces_the_previous_one_of_its_scope_and_can_be_rem
         assert len(await state.history(None)) == 3
 
 
+async def test_an_override_removed_twice_is_recorded_once(backend):
+    async with backend.state("host-a") as a, backend.state("host-b") as b:
+        await a.set_override(Override("b", "tripped", "ann", "test"), NOW)
+        await asyncio.gather(a.remove_override("b", NOW, "released by ann"), b.remove_override("b", NOW, "by bob"))
+        assert [detail for _, kind, _, detail in await a.history(None) if kind == "override"][0] in (
+            "released by ann",
+            "by bob",
+        )
+        assert len(await b.history(None)) == 2
+
+
 async def test_silences_are_listed_while_active_and_removed_by_id(backend):
     async with backend.state() as state:
         first = await state.add_silence("b", NOW + LEASE, "deploy", "ann", NOW)

@@ -16,6 +16,9 @@ from guardd.store.postgres.db import pico
 
 class PgDialect(Dialect):
     name = "postgresql"
+    window_column = "win"
+    for_update = " FOR UPDATE"
+    skip_locked = " FOR UPDATE SKIP LOCKED"
 
     def sql(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")

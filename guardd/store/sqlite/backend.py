@@ -8,14 +8,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from guardd.store.api import Stores
-from guardd.store.dialect import Dialect
+from guardd.store.dialect import SQLITE
 from guardd.store.remote import RemoteStore
 from guardd.store.sqlite.db import Store
 from guardd.store.sqlite.events import EventStore
 from guardd.store.sqlite.state import StateStore
 from guardd.store.stats import RequestStats
-
-SQLITE = Dialect()
 
 
 @asynccontextmanager

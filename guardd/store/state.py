@@ -1,0 +1,403 @@
+"""Alert state, the notification outbox, channel health, overrides, silences, history, the switch document, run
+markers and the key switch's records (:class:`~guardd.store.api.StateAPI`), written once for both backends.
+
+The outbox is how no alert is lost and none is sent twice: evaluation writes the new alert state and one outbox
+row per channel in the same transaction; a deliverer *claims* rows with an expiring lease (one ``UPDATE … WHERE id
+IN (SELECT … LIMIT n) RETURNING``, and on PostgreSQL ``FOR UPDATE SKIP LOCKED``, so deliverers on any host never
+claim one row), sends, and marks a row delivered only after the channel confirmed. A crash before the mark leaves
+the row claimable again once the lease expires — the one window in which a message can be sent twice is between
+the channel accepting it and the mark being committed (milliseconds).
+
+A side effect and its record commit together: a key switched at OpenRouter is recorded with its notice's outbox
+rows; a once-only alert sets its marker in the transaction that queues it; the scope changes a switch decision
+asks of the keys are saved with the decision (under the marker :data:`~guardd.store.api.PENDING_KEYS`) and dropped
+only when all their keys are recorded.
+
+The SQL is what SQLite and PostgreSQL share; the backend's :class:`~guardd.store.dialect.Dialect` converts
+placeholders, times, flags and JSON, names the one column the dialects spell differently (``window`` is reserved
+in PostgreSQL) and adds PostgreSQL's row locks (SQLite's write transactions are exclusive already).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+from guardd.core.alerts import AlertState
+from guardd.core.redact import redact_text
+from guardd.core.switch import Override, ScopeChange, SwitchDoc
+from guardd.store.api import PENDING_KEYS, Message, OutboxRow, SwitchStep
+from guardd.store.dialect import Db, Dialect
+from guardd.store.shared import doc_from_json, iso
+
+_HISTORY = "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)"
+_OUTBOX_ROW = "id, budget, severity, title, body, notifier, notifier_url, attempts, created_at"
+
+
+class StateStore:
+    """The state rows of one open database, shared by every instance of a shared store. Safe for concurrent
+    callers: each method that writes is one transaction."""
+
+    def __init__(self, db: Db, dialect: Dialect) -> None:
+        self.db, self.d = db, dialect
+        self._win = dialect.window_column
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
+        return await self.db.fetchall(self.d.sql(sql), params)
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self.db.fetchone(self.d.sql(sql), params)
+
+    async def _history(self, conn: Any, rows: Sequence[tuple[datetime, str, str | None, str]]) -> None:
+        await self.d.executemany(conn, _HISTORY, [(self.d.time(at), k, b, detail) for at, k, b, detail in rows])
+
+    # ---- alert state ------------------------------------------------------------------------------------
+    async def alert_states(self, budget: str) -> dict[str, AlertState]:
+        rows = await self._all(
+            f"SELECT {self._win}, instance, level, tripped, forecast, critical, notified_at FROM alert_state"
+            " WHERE budget = ?",
+            (budget,),
+        )
+        return {
+            r[0]: AlertState(r[0], r[1], float(r[2]), bool(r[3]), bool(r[4]), bool(r[5]), self.d.when(r[6]))
+            for r in rows
+        }
+
+    async def save_alerts(
+        self,
+        budget: str,
+        states: dict[str, AlertState],
+        messages: list[Message],
+        history: list[tuple[str, str]],
+        now: datetime,
+    ) -> None:
+        """Persist the new alert states of ``budget`` with their outbox rows and history, in one transaction."""
+        d = self.d
+        async with self.db.transaction() as conn:
+            await d.execute(conn, "DELETE FROM alert_state WHERE budget = ?", (budget,))
+            await d.executemany(
+                conn,
+                f"INSERT INTO alert_state(budget, {self._win}, instance, level, tripped, forecast, critical,"
+                " notified_at) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (budget, s.window, s.instance, s.level, d.flag(s.tripped), d.flag(s.forecast), d.flag(s.critical),
+                     d.time(s.notified_at))
+                    for s in states.values()
+                ],
+            )  # fmt: skip
+            await self._enqueue(conn, messages, now)
+            await self._history(conn, [(now, kind, budget, detail) for kind, detail in history])
+
+    # ---- outbox -----------------------------------------------------------------------------------------
+    async def _enqueue(self, conn: Any, messages: list[Message], now: datetime) -> None:
+        # A message is stored, and so sent, with every secret in its text redacted, whatever it was built from.
+        at = self.d.time(now)
+        await self.d.executemany(
+            conn,
+            "INSERT INTO outbox(created_at, budget, severity, title, body, notifier, notifier_url, next_at)"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (at, m.budget, m.severity, redact_text(m.title), redact_text(m.body), m.notifier, m.notifier_url, at)
+                for m in messages
+            ],
+        )
+
+    async def enqueue(
+        self, messages: list[Message], now: datetime, history: tuple[str | None, str] | None = None
+    ) -> None:
+        """Queue ``messages`` and, with ``history = (budget, detail)``, their ``alert`` history line, together."""
+        async with self.db.transaction() as conn:
+            await self._enqueue(conn, messages, now)
+            if history is not None:
+                await self._history(conn, [(now, "alert", *history)])
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
+        """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``; a row is claimed by one owner (rows
+        another deliverer is claiming at the same moment are skipped, never waited for)."""
+        d = self.d
+        async with self.db.transaction() as conn:
+            cur = await d.execute(
+                conn,
+                "UPDATE outbox SET lease_until = ?, lease_owner = ? WHERE id IN (SELECT id FROM outbox"
+                " WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= ?"
+                f" AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT ?{d.skip_locked}) RETURNING"
+                f" {_OUTBOX_ROW}",
+                (d.time(now + lease), owner, d.time(now), d.time(now), limit),
+            )
+            rows = await cur.fetchall()
+        return [
+            OutboxRow(*r[1:7], id=r[0], attempts=r[7], created_at=d.when(r[8]) or now)
+            for r in sorted(rows, key=lambda r: int(r[0]))
+        ]
+
+    async def release_dead_leases(self, host: str) -> int:
+        """Free leases held by processes of this host that no longer run (a guardd killed mid-delivery).
+
+        Without this a killed daemon's rows wait out their lease before anyone may send them.
+        """
+        rows = await self._all(
+            "SELECT id, lease_owner FROM outbox WHERE lease_until IS NOT NULL AND delivered_at IS NULL"
+            " AND failed_at IS NULL AND lease_owner LIKE ?",
+            (f"{host}:%",),
+        )
+        dead = []
+        for row_id, owner in rows:
+            try:
+                os.kill(int(owner.rsplit(":", 1)[1]), 0)
+            except ProcessLookupError:
+                dead.append((row_id,))
+            except PermissionError:
+                continue  # alive, another user's
+        if dead:
+            async with self.db.transaction() as conn:
+                await self.d.executemany(
+                    conn, "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ?", dead
+                )
+        return len(dead)
+
+    async def delivered(self, row: OutboxRow, now: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await self.d.execute(
+                conn,
+                "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, lease_until = NULL WHERE id = ?",
+                (self.d.time(now), row.id),
+            )
+            await self._history(conn, [(now, "delivery", row.budget, f"delivered to {row.notifier_url}: {row.title}")])
+
+    async def failed(self, row: OutboxRow, now: datetime, error: str, retry_at: datetime | None) -> None:
+        """Record a failed attempt: retry at ``retry_at``, or give the row up when it is None."""
+        d = self.d
+        async with self.db.transaction() as conn:
+            if retry_at is None:
+                await d.execute(
+                    conn,
+                    "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1, lease_until = NULL"
+                    " WHERE id = ?",
+                    (d.time(now), error, row.id),
+                )
+                await self._history(conn, [(now, "delivery", row.budget, f"gave up on {row.notifier_url}: {error}")])
+            else:
+                await d.execute(
+                    conn,
+                    "UPDATE outbox SET next_at = ?, last_error = ?, attempts = attempts + 1, lease_until = NULL"
+                    " WHERE id = ?",
+                    (d.time(retry_at), error, row.id),
+                )
+
+    async def pending_count(self) -> int:
+        row = await self._one("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL")
+        return int(row[0]) if row else 0
+
+    # ---- notifier health ----------------------------------------------------------------------------------
+    async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool:
+        """Record a channel's latest result; return True when it just started failing (for the meta-alert)."""
+        d = self.d
+        async with self.db.transaction() as conn:
+            cur = await d.execute(conn, f"SELECT ok FROM notifier_health WHERE notifier_url = ?{d.for_update}", (url,))
+            row = await cur.fetchone()
+            was_ok = row is None or bool(row[0])
+            if ok:
+                await d.execute(
+                    conn,
+                    "INSERT INTO notifier_health(notifier_url, ok, last_error, failing_since, last_success)"
+                    " VALUES (?, ?, NULL, NULL, ?) ON CONFLICT (notifier_url) DO UPDATE SET ok = excluded.ok,"
+                    " failing_since = NULL, last_success = excluded.last_success, meta_alerted = ?",
+                    (url, d.flag(True), d.time(now), d.flag(False)),
+                )
+            else:
+                await d.execute(
+                    conn,
+                    "INSERT INTO notifier_health(notifier_url, ok, last_error, failing_since) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT (notifier_url) DO UPDATE SET ok = excluded.ok, last_error = excluded.last_error,"
+                    " failing_since = coalesce(notifier_health.failing_since, excluded.failing_since)",
+                    (url, d.flag(False), error, d.time(now)),
+                )
+        return was_ok and not ok
+
+    async def notification_counts(self) -> list[tuple[str, int, int]]:
+        """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
+        rows = await self._all(
+            "SELECT notifier_url, count(delivered_at), coalesce(sum(attempts), 0) - count(delivered_at)"
+            " FROM outbox GROUP BY notifier_url ORDER BY notifier_url"
+        )
+        return [(str(url), int(ok), int(failed)) for url, ok, failed in rows]
+
+    async def channel_health(self) -> dict[str, tuple[bool, str | None, str | None]]:
+        rows = await self._all("SELECT notifier_url, ok, last_error, failing_since FROM notifier_health")
+        return {r[0]: (bool(r[1]), r[2], iso(self.d.when(r[3]))) for r in rows}
+
+    # ---- overrides, silences, history ---------------------------------------------------------------------
+    async def overrides(self) -> list[Override]:
+        rows = await self._all("SELECT scope, state, by, reason, until, created_at FROM overrides")
+        return [Override(r[0], r[1], r[2], r[3], self.d.when(r[4]), self.d.when(r[5])) for r in rows]
+
+    async def set_override(self, override: Override, now: datetime) -> None:
+        d = self.d
+        async with self.db.transaction() as conn:
+            await d.execute(
+                conn,
+                "INSERT INTO overrides(scope, state, until, by, reason, created_at) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT (scope) DO UPDATE SET state = excluded.state, until = excluded.until,"
+                " by = excluded.by, reason = excluded.reason, created_at = excluded.created_at",
+                (override.scope, override.state, d.time(override.until), override.by, override.reason, d.time(now)),
+            )
+            until = f" until {iso(override.until)}" if override.until else ""
+            detail = f"{override.state} by {override.by}{until}: {override.reason or 'no reason given'}"
+            await self._history(conn, [(now, "override", override.scope, detail)])
+
+    async def remove_override(self, scope: str, now: datetime, why: str) -> None:
+        """Remove ``scope``'s override and record ``why`` — once: when another process removed it first, nothing."""
+        async with self.db.transaction() as conn:
+            cur = await self.d.execute(conn, "DELETE FROM overrides WHERE scope = ?", (scope,))
+            if cur.rowcount:
+                await self._history(conn, [(now, "override", scope, why)])
+
+    async def add_silence(self, budget: str, until: datetime, reason: str, by: str, now: datetime) -> int:
+        d = self.d
+        async with self.db.transaction() as conn:
+            cur = await d.execute(
+                conn,
+                "INSERT INTO silences(budget, until, reason, by, created_at) VALUES (?,?,?,?,?) RETURNING id",
+                (budget, d.time(until), reason, by, d.time(now)),
+            )
+            row = await cur.fetchone()
+            detail = f"silenced by {by} until {iso(until)}: {reason or 'no reason given'}"
+            await self._history(conn, [(now, "silence", budget, detail)])
+            return int(row[0]) if row else 0
+
+    async def silences(self, now: datetime) -> list[tuple[int, str, datetime, str, str]]:
+        rows = await self._all(
+            "SELECT id, budget, until, reason, by FROM silences WHERE until > ? ORDER BY until", (self.d.time(now),)
+        )
+        return [(int(r[0]), r[1], self.d.when(r[2]) or now, r[3], r[4]) for r in rows]
+
+    async def remove_silence(self, silence_id: int, by: str, now: datetime) -> bool:
+        async with self.db.transaction() as conn:
+            cur = await self.d.execute(conn, "DELETE FROM silences WHERE id = ? RETURNING budget", (silence_id,))
+            row = await cur.fetchone()
+            if row is None:
+                return False
+            await self._history(conn, [(now, "silence", row[0], f"silence {silence_id} removed by {by}")])
+            return True
+
+    async def add_history(self, kind: str, budget: str | None, detail: str, now: datetime) -> None:
+        async with self.db.transaction() as conn:
+            await self._history(conn, [(now, kind, budget, detail)])
+
+    async def history(self, since: datetime | None, limit: int = 1000) -> list[tuple[str, str, str | None, str]]:
+        """History lines at or after ``since`` (None: ever), newest first: ``(at as RFC 3339 UTC, kind, budget,
+        detail)``."""
+        where, params = ("", [limit]) if since is None else (" WHERE at >= ?", [self.d.time(since), limit])
+        rows = await self._all(
+            f"SELECT at, kind, budget, detail FROM history{where} ORDER BY at DESC, id DESC LIMIT ?", params
+        )
+        return [(iso(self.d.when(r[0])) or "", r[1], r[2], r[3]) for r in rows]
+
+    # ---- switch document and markers ----------------------------------------------------------------------
+    async def switch_doc(self) -> SwitchDoc | None:
+        row = await self._one("SELECT doc FROM switch_state WHERE id = 1")
+        return None if row is None else doc_from_json(self.d.unjson(row[0]))
+
+    async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
+        """Read the stored switch document, let ``step`` decide from it, and save its decision, in one transaction.
+
+        ``step(previous)`` may write the switch file. Saved together: the document, its history, and the scope
+        changes the key switch still has to apply (see :meth:`pending_key_changes`) — before any other side
+        effect. Processes that decide at once (the daemon and a ``killswitch`` command, or two instances) take
+        turns here (the row is locked until the commit), so each decides from the other's result and a change is
+        recorded once.
+        """
+        d = self.d
+        async with self.db.transaction() as conn:
+            cur = await d.execute(conn, f"SELECT doc FROM switch_state WHERE id = 1{d.for_update}")
+            row = await cur.fetchone()
+            decision = step(None if row is None else doc_from_json(d.unjson(row[0])))
+            if decision.save:
+                await d.execute(
+                    conn,
+                    "INSERT INTO switch_state(id, doc) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                    (d.json(decision.doc.to_json()),),
+                )
+                await self._history(conn, [(now, "switch", scope, detail) for scope, detail in decision.history])
+            if decision.key_changes:
+                await self._set_pending(conn, [*await self._pending(conn), *decision.key_changes], now)
+        return decision.doc
+
+    async def marker(self, name: str) -> str | None:
+        row = await self._one("SELECT value FROM markers WHERE name = ?", (name,))
+        return None if row is None else str(row[0])
+
+    async def _set_marker(self, conn: Any, name: str, value: str, now: datetime) -> bool:
+        cur = await self.d.execute(
+            conn,
+            "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE SET"
+            " value = excluded.value, at = excluded.at WHERE markers.value <> excluded.value",
+            (name, value, self.d.time(now)),
+        )
+        return bool(cur.rowcount == 1)
+
+    async def set_marker(self, name: str, value: str, now: datetime) -> bool:
+        """Set ``name`` to ``value``; return False when it already had that value (the job already ran)."""
+        async with self.db.transaction() as conn:
+            return await self._set_marker(conn, name, value, now)
+
+    async def notify_once(
+        self, name: str, value: str, messages: list[Message], history: str | None, now: datetime
+    ) -> bool:
+        """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
+        holds ``value`` (the alert was sent); return True when queued. A failure leaves neither."""
+        async with self.db.transaction() as conn:
+            if not await self._set_marker(conn, name, value, now):
+                return False
+            await self._enqueue(conn, messages, now)
+            if history is not None:
+                await self._history(conn, [(now, "alert", None, history)])
+            return True
+
+    # ---- the key switch's records ---------------------------------------------------------------------------
+    async def _pending(self, conn: Any) -> list[ScopeChange]:
+        cur = await self.d.execute(
+            conn, f"SELECT value FROM markers WHERE name = ?{self.d.for_update}", (PENDING_KEYS,)
+        )
+        row = await cur.fetchone()
+        return [ScopeChange(**item) for item in json.loads(row[0])] if row else []
+
+    async def _set_pending(self, conn: Any, pending: list[ScopeChange], now: datetime) -> None:
+        await self.d.execute(
+            conn,
+            "INSERT INTO markers(name, value, at) VALUES (?,?,?) ON CONFLICT (name) DO UPDATE SET"
+            " value = excluded.value, at = excluded.at",
+            (PENDING_KEYS, json.dumps([asdict(c) for c in pending]), self.d.time(now)),
+        )
+
+    async def pending_key_changes(self) -> list[ScopeChange]:
+        """Scope changes saved with a switch decision whose keys are not all switched and recorded yet."""
+        raw = await self.marker(PENDING_KEYS)
+        return [ScopeChange(**item) for item in json.loads(raw)] if raw else []
+
+    async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
+        """Forget the oldest pending ``change``: every key it touched is switched and recorded."""
+        async with self.db.transaction() as conn:
+            pending = await self._pending(conn)
+            if change in pending:
+                pending.remove(change)
+            await self._set_pending(conn, pending, now)
+
+    async def record_key(
+        self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
+    ) -> None:
+        """Record that guardd switched OpenRouter key ``key_hash`` (off: as guardd's doing), with its notice's
+        outbox rows and history, in one transaction: the record and its announcement commit together."""
+        d = self.d
+        async with self.db.transaction() as conn:
+            await d.execute(
+                conn,
+                "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?",
+                (d.flag(disabled), d.flag(disabled), d.time(now), key_hash),
+            )
+            await self._enqueue(conn, messages, now)
+            await self._history(conn, [(now, "keys", None, history)])
