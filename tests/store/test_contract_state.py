@@ -108,11 +108,8 @@ async def test_an_override_removed_twice_is_recorded_once(backend):
     async with backend.state("host-a") as a, backend.state("host-b") as b:
         await a.set_override(Override("b", "tripped", "ann", "test"), NOW)
         await asyncio.gather(a.remove_override("b", NOW, "released by ann"), b.remove_override("b", NOW, "by bob"))
-        assert [detail for _, kind, _, detail in await a.history(None) if kind == "override"][0] in (
-            "released by ann",
-            "by bob",
-        )
-        assert len(await b.history(None)) == 2
+        removed = [detail for _, kind, _, detail in await a.history(None) if kind == "override"][:-1]
+        assert removed in (["released by ann"], ["by bob"])  # the newest line first; the set_override line last
 
 
 async def test_silences_are_listed_while_active_and_removed_by_id(backend):
