@@ -277,16 +277,23 @@ async def cmd_silence(args: Namespace) -> int:
                 print(
                     json.dumps(
                         [
-                            {"id": i, "budget": b, "until": u.isoformat(), "reason": r, "by": w}
-                            for i, b, u, r, w in rows
+                            {
+                                "id": s.id,
+                                "budget": s.budget,
+                                "until": s.until.isoformat(),
+                                "reason": s.reason,
+                                "by": s.by,
+                            }
+                            for s in rows
                         ],
                         indent=2,
                     )
                 )
             elif not rows:
                 print("no active silences")
-            for i, b, u, r, w in rows if not args.json else []:
-                print(f"{i}\t{b}\tuntil {render.when(u.isoformat(), str(ctx.config.zone))}\tby {w}\t{r}")
+            for s in rows if not args.json else []:
+                until = render.when(s.until.isoformat(), str(ctx.config.zone))
+                print(f"{s.id}\t{s.budget}\tuntil {until}\tby {s.by}\t{s.reason}")
     return 0
 
 
@@ -356,7 +363,9 @@ async def cmd_history(args: Namespace) -> int:
     async with opened(args, readonly=True) as ctx:
         since = report.parse_when(args.since, ctx.config.zone, datetime.now(UTC)) if args.since else None
         rows = await ctx.state.history(since, args.limit)
-    entries = [{"at": at, "kind": kind, "budget": budget, "detail": detail} for at, kind, budget, detail in rows]
+    entries = [
+        {"at": h.at.astimezone(UTC).isoformat(), "kind": h.kind, "budget": h.budget, "detail": h.detail} for h in rows
+    ]
     if args.json:
         print(json.dumps(entries, indent=2))
     else:

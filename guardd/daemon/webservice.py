@@ -80,9 +80,9 @@ class DaemonBackend:
                 counts[name][0] += cp.events
                 counts[name][1] += cp.quarantined
         notifications: list[NotificationCount] = []
-        for url, delivered, failed in await d.state.notification_counts():
-            notifications.append(NotificationCount(url, "delivered", delivered))
-            notifications.append(NotificationCount(url, "failed", failed))
+        for count in await d.state.notification_counts():
+            notifications.append(NotificationCount(count.url, "delivered", count.delivered))
+            notifications.append(NotificationCount(count.url, "failed", count.failed))
         ledger_stale = any(ev.state == "stale" and ev.budget.source == "ledger" for ev in evaluations)
         snap = MetricsSnapshot(
             heartbeat_at=doc.heartbeat_at if doc else None,

@@ -125,7 +125,7 @@ class Engine:
         self.last = {k: v for k, v in self.last.items() if k in names}
         evaluations = [self.last[b.name] for b in self.config.budgets if b.name in self.last]
         doc = await self._switch(evaluations, now, causes)
-        silenced = {budget for _, budget, _, _, _ in await self.state.silences(now)}
+        silenced = {s.budget for s in await self.state.silences(now)}
         for ev in evaluations if only is None else [self.last[b.name] for b in only if b.name in self.last]:
             await self._alerts(ev, doc, at, ev.name in silenced or GLOBAL_SCOPE in silenced)
         if self.config.health:

@@ -135,10 +135,10 @@ async def _by_group(
     stats: RequestStatsAPI, start: datetime, end: datetime, group_of: Callable[[int], str | None]
 ) -> dict[str | None, _Requests]:
     out: dict[str | None, _Requests] = {}
-    for sid, (errors, limited) in (await stats.request_stats(start, end)).items():
+    for sid, counts in (await stats.request_stats(start, end)).items():
         entry = out.setdefault(group_of(sid), _Requests())
-        entry.errors += errors
-        entry.rate_limited += limited
+        entry.errors += counts.errors
+        entry.rate_limited += counts.rate_limited
     for sid, last in (await stats.last_event_ms(start, end)).items():
         entry = out.setdefault(group_of(sid), _Requests())
         entry.last_ms = last if entry.last_ms is None else max(entry.last_ms, last)

@@ -17,7 +17,7 @@ from guardd.core.periods import format_duration
 from guardd.core.spike import SpikeEvaluation
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
-from guardd.store.api import EventsAPI, RequestStatsAPI, StateAPI, Stores
+from guardd.store.api import ChannelHealth, EventsAPI, RequestStatsAPI, StateAPI, Stores
 
 if TYPE_CHECKING:
     from guardd.services.evaluation import Evaluator
@@ -121,13 +121,13 @@ async def build(
     channels = await state.channel_health()
     notifiers = []
     for n in config.settings.notifiers:
-        ok, error, since = channels.get(n.display_url, (True, None, None))
+        channel = channels.get(n.display_url, ChannelHealth(True, None, None))
         notifiers.append(
             {
                 "url": n.display_url,
-                "ok": ok,
-                "last_error": error,
-                "failing_since": since,
+                "ok": channel.ok,
+                "last_error": channel.last_error,
+                "failing_since": _utc(channel.failing_since),
                 "tags": n.tags,
                 "min_severity": n.min_severity,
             }
@@ -145,11 +145,21 @@ async def build(
         "ledgers": ledgers,
         "notifiers": notifiers,
         "silences": [
-            {"id": sid, "budget": budget, "until": until.astimezone(tz).isoformat(), "reason": reason, "by": by}
-            for sid, budget, until, reason, by in await state.silences(now)
+            {
+                "id": s.id,
+                "budget": s.budget,
+                "until": s.until.astimezone(tz).isoformat(),
+                "reason": s.reason,
+                "by": s.by,
+            }
+            for s in await state.silences(now)
         ],
         "outbox_pending": await state.pending_count(),
     }
+
+
+def _utc(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def store_health(config: Config) -> dict[str, Any]:

@@ -56,6 +56,53 @@ class OutboxRow(Message):
     created_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Notifications of ``budget`` (or ``*``: every one) muted until ``until``, by whom and why."""
+
+    id: int
+    budget: str
+    until: datetime
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryLine:
+    """One line of the history: an alert, a switch change, an override, a silence, a delivery, a key switched."""
+
+    at: datetime
+    kind: str
+    budget: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelHealth:
+    """A notification channel's latest result: ok, the last error (kept after a recovery), since when it fails."""
+
+    ok: bool
+    last_error: str | None
+    failing_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelCount:
+    """Per channel (its redacted URL): messages delivered and failed attempts, over the outbox."""
+
+    url: str
+    delivered: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCounts:
+    """Requests of a series that failed (ok = false) and that were rate limited (HTTP 429)."""
+
+    errors: int
+    rate_limited: int
+
+
 PENDING_KEYS = "keyswitch:pending"
 """The marker under which both backends keep the scope changes a switch decision still asks of the keys."""
 
@@ -234,8 +281,6 @@ class StateAPI(Protocol):
     """Alert state, the notification outbox, channel health, overrides, silences, history, the last switch
     document and run markers. Each method that writes is one transaction.
 
-    (Still tuples where the SQLite store returns tuples: ``silences``, ``history`` and ``channel_health``;
-    they become dataclass rows with their callers.)
     """
 
     async def alert_states(self, budget: str) -> dict[str, AlertState]: ...
@@ -278,11 +323,13 @@ class StateAPI(Protocol):
 
     async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool: ...
 
-    async def notification_counts(self) -> list[tuple[str, int, int]]:
+    async def notification_counts(self) -> list[ChannelCount]:
         """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
         ...
 
-    async def channel_health(self) -> dict[str, tuple[bool, str | None, str | None]]: ...
+    async def channel_health(self) -> dict[str, ChannelHealth]:
+        """The latest result of each channel that was used, by its redacted URL."""
+        ...
 
     async def overrides(self) -> list[Override]: ...
 
@@ -292,13 +339,17 @@ class StateAPI(Protocol):
 
     async def add_silence(self, budget: str, until: datetime, reason: str, by: str, now: datetime) -> int: ...
 
-    async def silences(self, now: datetime) -> list[tuple[int, str, datetime, str, str]]: ...
+    async def silences(self, now: datetime) -> list[Silence]:
+        """The silences still active at ``now``, ending soonest first."""
+        ...
 
     async def remove_silence(self, silence_id: int, by: str, now: datetime) -> bool: ...
 
     async def add_history(self, kind: str, budget: str | None, detail: str, now: datetime) -> None: ...
 
-    async def history(self, since: datetime | None, limit: int = 1000) -> list[tuple[str, str, str | None, str]]: ...
+    async def history(self, since: datetime | None, limit: int = 1000) -> list[HistoryLine]:
+        """Up to ``limit`` history lines at or after ``since`` (None: ever), newest first."""
+        ...
 
     async def switch_doc(self) -> SwitchDoc | None: ...
 
@@ -348,8 +399,8 @@ class RequestStatsAPI(Protocol):
         """Requests (every event), errors (ok = false), 429s and latencies of ``series`` in ``[start, end)``."""
         ...
 
-    async def request_stats(self, start: datetime, end: datetime) -> dict[int, tuple[int, int]]:
-        """``(errors, rate limited)`` per series in ``[start, end)``."""
+    async def request_stats(self, start: datetime, end: datetime) -> dict[int, RequestCounts]:
+        """Errors and rate-limited requests per series in ``[start, end)`` (series without any are absent)."""
         ...
 
     async def last_event_ms(self, start: datetime, end: datetime) -> dict[int, int]:

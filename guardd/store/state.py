@@ -24,16 +24,26 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from guardd.core.alerts import AlertState
 from guardd.core.redact import redact_text
 from guardd.core.switch import Override, ScopeChange, SwitchDoc
-from guardd.store.api import PENDING_KEYS, Message, OutboxRow, SwitchStep
+from guardd.store.api import (
+    PENDING_KEYS,
+    ChannelCount,
+    ChannelHealth,
+    HistoryLine,
+    Message,
+    OutboxRow,
+    Silence,
+    SwitchStep,
+)
 from guardd.store.dialect import Db, Dialect
 from guardd.store.shared import doc_from_json, iso
 
+_EPOCH = datetime.fromtimestamp(0, UTC)
 _HISTORY = "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)"
 _OUTBOX_ROW = "id, budget, severity, title, body, notifier, notifier_url, attempts, created_at"
 
@@ -218,17 +228,17 @@ class StateStore:
                 )
         return was_ok and not ok
 
-    async def notification_counts(self) -> list[tuple[str, int, int]]:
+    async def notification_counts(self) -> list[ChannelCount]:
         """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
         rows = await self._all(
             "SELECT notifier_url, count(delivered_at), coalesce(sum(attempts), 0) - count(delivered_at)"
             " FROM outbox GROUP BY notifier_url ORDER BY notifier_url"
         )
-        return [(str(url), int(ok), int(failed)) for url, ok, failed in rows]
+        return [ChannelCount(str(url), int(ok), int(failed)) for url, ok, failed in rows]
 
-    async def channel_health(self) -> dict[str, tuple[bool, str | None, str | None]]:
+    async def channel_health(self) -> dict[str, ChannelHealth]:
         rows = await self._all("SELECT notifier_url, ok, last_error, failing_since FROM notifier_health")
-        return {r[0]: (bool(r[1]), r[2], iso(self.d.when(r[3]))) for r in rows}
+        return {r[0]: ChannelHealth(bool(r[1]), r[2], self.d.when(r[3])) for r in rows}
 
     # ---- overrides, silences, history ---------------------------------------------------------------------
     async def overrides(self) -> list[Override]:
@@ -269,11 +279,11 @@ class StateStore:
             await self._history(conn, [(now, "silence", budget, detail)])
             return int(row[0]) if row else 0
 
-    async def silences(self, now: datetime) -> list[tuple[int, str, datetime, str, str]]:
+    async def silences(self, now: datetime) -> list[Silence]:
         rows = await self._all(
             "SELECT id, budget, until, reason, by FROM silences WHERE until > ? ORDER BY until", (self.d.time(now),)
         )
-        return [(int(r[0]), r[1], self.d.when(r[2]) or now, r[3], r[4]) for r in rows]
+        return [Silence(int(r[0]), r[1], self.d.when(r[2]) or now, r[3], r[4]) for r in rows]
 
     async def remove_silence(self, silence_id: int, by: str, now: datetime) -> bool:
         async with self.db.transaction() as conn:
@@ -288,14 +298,13 @@ class StateStore:
         async with self.db.transaction() as conn:
             await self._history(conn, [(now, kind, budget, detail)])
 
-    async def history(self, since: datetime | None, limit: int = 1000) -> list[tuple[str, str, str | None, str]]:
-        """History lines at or after ``since`` (None: ever), newest first: ``(at as RFC 3339 UTC, kind, budget,
-        detail)``."""
+    async def history(self, since: datetime | None, limit: int = 1000) -> list[HistoryLine]:
+        """History lines at or after ``since`` (None: ever), newest first."""
         where, params = ("", [limit]) if since is None else (" WHERE at >= ?", [self.d.time(since), limit])
         rows = await self._all(
             f"SELECT at, kind, budget, detail FROM history{where} ORDER BY at DESC, id DESC LIMIT ?", params
         )
-        return [(iso(self.d.when(r[0])) or "", r[1], r[2], r[3]) for r in rows]
+        return [HistoryLine(self.d.when(r[0]) or _EPOCH, r[1], r[2], r[3]) for r in rows]
 
     # ---- switch document and markers ----------------------------------------------------------------------
     async def switch_doc(self) -> SwitchDoc | None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from guardd.core.batch import ENTRY, HOUR_MS
 from guardd.core.health import HealthSample
-from guardd.store.api import EventsAPI, TokenSums
+from guardd.store.api import EventsAPI, RequestCounts, TokenSums
 from guardd.store.dialect import Db, Dialect
 from guardd.store.remote import RemoteStore
 from guardd.store.shared import plan, to_ms
@@ -48,13 +48,13 @@ class RequestStats:
         )
         return HealthSample(requests, errors, limited, [float(r[0]) for r in latencies])
 
-    async def request_stats(self, start: datetime, end: datetime) -> dict[int, tuple[int, int]]:
-        """Return ``(errors, rate limited)`` per series in ``[start, end)`` (series without any are absent)."""
+    async def request_stats(self, start: datetime, end: datetime) -> dict[int, RequestCounts]:
+        """Return errors and rate-limited requests per series in ``[start, end)`` (series without any are absent)."""
         rows = await self._all(
             f"SELECT series, {_ERRORS}, {_LIMITED} FROM health WHERE ts >= ? AND ts < ? GROUP BY series",
             (to_ms(start), to_ms(end)),
         )
-        return {int(sid): (int(errors), int(limited)) for sid, errors, limited in rows}
+        return {int(sid): RequestCounts(int(errors), int(limited)) for sid, errors, limited in rows}
 
     async def last_event_ms(self, start: datetime, end: datetime) -> dict[int, int]:
         """Return the time (Unix ms) of the latest event per series in ``[start, end)``.

@@ -60,7 +60,7 @@ async def test_a_failing_channel_is_announced_once_through_the_others(engine, we
     titles = webhook.titles()
     assert titles == ["guardd: notifications to json://127.0.0.1:9/… are failing"]
     health = await engine.state.channel_health()
-    assert health[dead.display][0] is False and health[alive.display][0] is True
+    assert health[dead.display].ok is False and health[alive.display].ok is True
 
 
 async def test_the_daily_digest_is_sent_once_per_local_date(engine, webhook):

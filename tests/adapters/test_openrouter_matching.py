@@ -157,4 +157,4 @@ async def test_reconciliation_counts_ledger_lines_that_name_the_key_by_its_name(
         ts = int(NEW_YORK_EVENING.timestamp() * 1000) - 60_000
         await events.write_batch(Parsed.of([("g:r", ts, '["m","prod-api",null,[]]', parse_money("4.00"), 0, 0)]))
         await checks.reconcile(NEW_YORK_EVENING)
-        assert [d for _, kind, _, d in await state.history(None) if "no ledger recorded" in d] == []
+        assert [h for h in await state.history(None) if "no ledger recorded" in h.detail] == []

@@ -14,12 +14,13 @@ from guardd.core.switch import ScopeChange
 from guardd.errors import StoreError
 from guardd.services.digest import send_digest
 from guardd.store.api import SwitchDecision
-from guardd.store.sqlite.state import StateStore
+from guardd.store.state import StateStore  # both backends' state rows: faults reach SQLite and PostgreSQL
 from tests.adapters import test_openrouter as openrouter_tests
 from tests.adapters.test_openrouter import BERLIN_EVENING, KEY, KEYS_ON, TRIP
 
 fake = openrouter_tests.fake  # the stand-in server and the rig around it, as fixtures here too
 rig = openrouter_tests.rig
+store_url = openrouter_tests.store_url
 
 
 def fail_once(monkeypatch, cls: type, name: str) -> list[int]:
@@ -83,7 +84,8 @@ async def test_a_delivered_message_whose_mark_failed_is_neither_lost_nor_sent_ag
     rig.engine.channels = [rig.engine.channels[0].__class__.build(0, webhook.url, (), "info")]
     await rig.engine.notify_system("guardd: hello", "body", "warning", BERLIN_EVENING)
     rows = await rig.store.fetchall("SELECT id FROM outbox")
-    await rig.store.conn.execute("UPDATE outbox SET notifier_url = ?", (rig.engine.channels[0].display,))
+    async with rig.store.transaction() as conn:  # either backend's raw connection: no placeholders, a plain URL
+        await conn.execute(f"UPDATE outbox SET notifier_url = '{rig.engine.channels[0].display}'")
     fail_once(monkeypatch, StateStore, "delivered")
     await attempt(rig.engine.deliver(BERLIN_EVENING))
     later = BERLIN_EVENING + timedelta(minutes=10)  # past the lease: the row could be claimed again
@@ -123,7 +125,7 @@ async def test_a_key_switch_whose_record_failed_is_retried_and_announced(rig, fa
     titles = await rig.outbox()
     assert len([t for t in titles if "disabled OpenRouter key prod-api" in t]) == 1
     assert len([t for t in titles if "re-enabled OpenRouter key prod-api" in t]) == 1
-    history = [d for _, kind, _, d in await rig.state.history(None) if kind == "switch"]
+    history = [h.detail for h in await rig.state.history(None) if h.kind == "switch"]
     assert [d.split(":")[0] for d in history] == ["released", "tripped"]  # newest first
 
 

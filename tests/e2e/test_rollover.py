@@ -42,5 +42,5 @@ min_severity = "info"
         switch.check()
         titles = [r[0] for r in await store.fetchall("SELECT title FROM outbox ORDER BY id")]
         assert "TRIPPED" in titles[0] and "window reset" in titles[1]
-        history = [d for _, kind, _, d in await state.history(None) if kind == "switch"]
+        history = [h.detail for h in await state.history(None) if h.kind == "switch"]
         assert any(d.startswith("released") for d in history)

@@ -11,7 +11,7 @@ import pytest
 
 from guardd.core.alerts import AlertState
 from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
-from guardd.store.api import Message, SwitchDecision
+from guardd.store.api import ChannelCount, ChannelHealth, HistoryLine, Message, Silence, SwitchDecision
 from tests.store.backends import BACKENDS, Backend, make_backend
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -34,7 +34,7 @@ async def test_alert_states_are_saved_with_their_messages_and_history(backend):
         await state.save_alerts("b", states, [message(), message("two")], [("alert", "b passed 80%")], NOW)
         assert await state.alert_states("b") == states
         assert await state.pending_count() == 2
-        assert await state.history(None) == [(NOW.isoformat(), "alert", "b", "b passed 80%")]
+        assert await state.history(None) == [HistoryLine(NOW, "alert", "b", "b passed 80%")]
 
 
 async def test_a_claimed_message_is_not_claimed_again_until_its_lease_expires(backend):
@@ -68,7 +68,8 @@ async def test_a_delivered_message_is_no_longer_pending_and_is_in_the_history(ba
         await state.delivered(row, NOW)
         assert await state.pending_count() == 0
         assert await state.claim("me:1", NOW + 2 * LEASE, LEASE) == []
-        [(_, kind, _, detail)] = await state.history(None)
+        [line] = await state.history(None)
+        kind, detail = line.kind, line.detail
         assert (kind, detail) == ("delivery", "delivered to json://127.0.0.1/…: over budget")
 
 
@@ -89,9 +90,9 @@ async def test_a_channel_reports_when_it_starts_failing_and_since_when_keeping_i
     async with backend.state() as state:
         assert await state.channel_result(url, False, "HTTP 404", NOW) is True
         assert await state.channel_result(url, False, "HTTP 404", NOW + LEASE) is False
-        assert await state.channel_health() == {url: (False, "HTTP 404", NOW.isoformat())}
+        assert await state.channel_health() == {url: ChannelHealth(False, "HTTP 404", NOW)}
         assert await state.channel_result(url, True, None, NOW + 2 * LEASE) is False
-        assert await state.channel_health() == {url: (True, "HTTP 404", None)}
+        assert await state.channel_health() == {url: ChannelHealth(True, "HTTP 404", None)}
 
 
 async def test_an_override_replaces_the_previous_one_of_its_scope_and_can_be_removed(backend):
@@ -108,7 +109,7 @@ async def test_an_override_removed_twice_is_recorded_once(backend):
     async with backend.state("host-a") as a, backend.state("host-b") as b:
         await a.set_override(Override("b", "tripped", "ann", "test"), NOW)
         await asyncio.gather(a.remove_override("b", NOW, "released by ann"), b.remove_override("b", NOW, "by bob"))
-        removed = [detail for _, kind, _, detail in await a.history(None) if kind == "override"][:-1]
+        removed = [h.detail for h in await a.history(None) if h.kind == "override"][:-1]
         assert removed in (["released by ann"], ["by bob"])  # the newest line first; the set_override line last
 
 
@@ -116,7 +117,7 @@ async def test_silences_are_listed_while_active_and_removed_by_id(backend):
     async with backend.state() as state:
         first = await state.add_silence("b", NOW + LEASE, "deploy", "ann", NOW)
         await state.add_silence("c", NOW - LEASE, "old", "ann", NOW - 2 * LEASE)
-        assert await state.silences(NOW) == [(first, "b", NOW + LEASE, "deploy", "ann")]
+        assert await state.silences(NOW) == [Silence(first, "b", NOW + LEASE, "deploy", "ann")]
         assert await state.remove_silence(first, "bob", NOW) is True
         assert await state.remove_silence(first, "bob", NOW) is False
         assert await state.silences(NOW) == []
@@ -128,8 +129,8 @@ async def test_history_is_newest_first_from_a_time_with_a_limit(backend):
             await state.add_history("alert", None, f"m{minute}", NOW + timedelta(minutes=minute))
         since = await state.history(NOW + timedelta(minutes=2))
         limited = await state.history(None, limit=2)
-    assert [detail for *_, detail in since] == ["m4", "m3", "m2"]
-    assert [detail for *_, detail in limited] == ["m4", "m3"]
+    assert [h.detail for h in since] == ["m4", "m3", "m2"]
+    assert [h.detail for h in limited] == ["m4", "m3"]
 
 
 async def test_the_switch_document_comes_back_as_it_was_saved(backend):
@@ -155,7 +156,7 @@ async def test_a_switch_decision_is_taken_from_the_stored_document_and_recorded_
     async with backend.state() as state:
         await state.update_switch(step, NOW)
         await state.update_switch(step, NOW)
-        history = [detail for _, kind, _, detail in await state.history(None) if kind == "switch"]
+        history = [h.detail for h in await state.history(None) if h.kind == "switch"]
     assert seen[0] is None and seen[1] is not None and seen[1].to_json() == tripped.to_json()
     assert history == ["tripped"]
 
@@ -192,7 +193,7 @@ async def test_notification_counts_are_delivered_messages_and_failed_attempts_pe
         first, second = await state.claim("me:1", NOW, LEASE)
         await state.delivered(first, NOW)
         await state.failed(second, NOW, "HTTP 500", NOW)
-        assert await state.notification_counts() == [("json://127.0.0.1/…", 1, 1)]
+        assert await state.notification_counts() == [ChannelCount("json://127.0.0.1/…", 1, 1)]
 
 
 async def test_notify_once_queues_its_messages_only_the_first_time_for_a_value(backend):
@@ -200,7 +201,7 @@ async def test_notify_once_queues_its_messages_only_the_first_time_for_a_value(b
         assert await state.notify_once("low-balance", "2026-11-02", [message()], "balance low", NOW) is True
         assert await state.notify_once("low-balance", "2026-11-02", [message()], "balance low", NOW) is False
         assert await state.pending_count() == 1
-        assert [detail for *_, detail in await state.history(None)] == ["balance low"]
+        assert [h.detail for h in await state.history(None)] == ["balance low"]
 
 
 async def test_key_changes_saved_with_a_switch_decision_stay_pending_until_done(backend):
@@ -218,11 +219,11 @@ async def test_a_key_switch_record_commits_with_its_notice(backend):
     async with backend.state() as state:
         await state.record_key("hash-1", True, [message("key disabled")], "disabled key …abc1", NOW)
         assert await state.pending_count() == 1
-        assert [(kind, detail) for _, kind, _, detail in await state.history(None)] == [("keys", "disabled key …abc1")]
+        assert [(h.kind, h.detail) for h in await state.history(None)] == [("keys", "disabled key …abc1")]
 
 
 async def test_messages_queued_with_a_history_line_commit_together(backend):
     async with backend.state() as state:
         await state.enqueue([message()], NOW, ("b", "b passed 80%"))
         assert await state.pending_count() == 1
-        assert await state.history(None) == [(NOW.isoformat(), "alert", "b", "b passed 80%")]
+        assert await state.history(None) == [HistoryLine(NOW, "alert", "b", "b passed 80%")]

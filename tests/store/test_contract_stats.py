@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from guardd.core.batch import HOUR_MS, Parsed, series_id
-from guardd.store.api import TokenSums
+from guardd.store.api import RequestCounts, TokenSums
 from tests.store.backends import BACKENDS, T0, T0_MS, USD, Backend, make_backend, sig
 
 DAY = T0, T0 + timedelta(days=1)
@@ -59,7 +59,7 @@ async def test_health_facts_are_counted_per_window_and_every_event_is_a_request(
         sample = await stores.stats.health_sample([SID], T0, T0 + timedelta(hours=1))
         assert (sample.requests, sample.errors, sample.rate_limited) == (4, 2, 1)
         assert sorted(sample.latencies_ms) == [20.5, 850.0]
-        assert await stores.stats.request_stats(*DAY) == {SID: (3, 1)}
+        assert await stores.stats.request_stats(*DAY) == {SID: RequestCounts(3, 1)}
         none = await stores.stats.health_sample([], *DAY)
         assert (none.requests, none.errors) == (0, 0)
 
@@ -73,7 +73,7 @@ async def test_a_later_line_of_a_key_replaces_its_health_facts_or_removes_them(b
         await stores.events.write_batch(
             batch(("g:a", 1, 2 * USD, 0, 0, None), ("g:b", 2, USD, 0, 0, (0, 429, None, None)))
         )
-        assert await stores.stats.request_stats(*DAY) == {SID: (1, 1)}
+        assert await stores.stats.request_stats(*DAY) == {SID: RequestCounts(1, 1)}
 
 
 async def test_token_sums_cover_the_whole_hours_a_range_touches(backend, request):
