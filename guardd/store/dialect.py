@@ -32,6 +32,8 @@ class Dialect:
     otherwise."""
 
     name = "sqlite"
+    offset_column = "offset"
+    """The byte offset column of ``files`` and ``quarantine`` (``offset`` is a reserved word in PostgreSQL)."""
     window_column = "window"
     """``alert_state``'s window column (``window`` is a reserved word in PostgreSQL)."""
     for_update = ""

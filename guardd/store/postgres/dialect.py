@@ -16,6 +16,7 @@ from guardd.store.postgres.db import pico
 
 class PgDialect(Dialect):
     name = "postgresql"
+    offset_column = "byte_offset"
     window_column = "win"
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"

@@ -22,13 +22,15 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from guardd.core.batch import HOUR_MS, Parsed, add_to_hours
+from guardd.core.batch import Parsed, add_to_hours
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
-from guardd.store.api import BatchResult, Checkpoint, Priced, SetAside, Sum, UnpricedEvent
+from guardd.store.api import BatchResult, Checkpoint, Priced, UnpricedEvent
+from guardd.store.event_reads import EventReads
 from guardd.store.postgres.db import EVENTS_LOCK, Conn, PgStore, pico
+from guardd.store.postgres.dialect import PG
 from guardd.store.setaside_log import log_set_aside
-from guardd.store.sqlite.events import dims_of, plan, to_ms
+from guardd.store.sqlite.events import dims_of
 
 _DOLLARS = "0.000000000001"  # pico-dollars times this is exact numeric dollars
 
@@ -45,12 +47,17 @@ _ROLLUP_TABLE = (
 )
 
 
-class PgEventStore:
-    """Events, series, rollups, this instance's file checkpoints and quarantine in a :class:`PgStore`."""
+class PgEventStore(EventReads):
+    """Events, series, rollups, this instance's file checkpoints and quarantine in a :class:`PgStore` (the reads
+    are shared with SQLite: :class:`~guardd.store.event_reads.EventReads`)."""
 
     def __init__(self, store: PgStore) -> None:
         self.store = store
         self.instance = store.instance
+        self.db, self.d = store, PG
+
+    def _checkpoint_filter(self) -> tuple[str, Sequence[Any]]:
+        return " WHERE instance = ?", (self.instance,)
 
     def key(self, k: str) -> str:
         """Return the stored key of a batch key: generation ids as they are, line hashes under this instance."""
@@ -215,55 +222,6 @@ class PgEventStore:
         return len(found)
 
     # ---- reading ------------------------------------------------------------------------------------------
-    async def checkpoints(self) -> list[Checkpoint]:
-        """Return this instance's checkpoints (other instances read their own ledgers)."""
-        rows = await self.store.fetchall(
-            "SELECT ledger, path, dev, ino, fingerprint, byte_offset, size, tail, events, quarantined, last_event_ms"
-            " FROM files WHERE instance = %s ORDER BY id",
-            (self.instance,),
-        )
-        return [Checkpoint(*row) for row in rows]
-
-    async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
-        totals = await self.grouped_sums(series, start, end)
-        return sum(totals.values(), Sum())
-
-    async def grouped_sums(self, series: Sequence[int] | None, start: datetime, end: datetime) -> dict[int, Sum]:
-        if series is not None and not series:
-            return {}
-        where = "" if series is None else " AND series = ANY(%(series)s)"
-        out: dict[int, Sum] = defaultdict(Sum)
-        for kind, a, b in plan(to_ms(start), to_ms(end)):
-            if kind == "raw":
-                sql = (
-                    "SELECT series, sum(cost), count(*), count(*) FILTER (WHERE cost IS NULL) FROM events"
-                    f" WHERE ts >= %(a)s AND ts < %(b)s{where} GROUP BY series"
-                )
-            else:
-                level = 0 if kind == "hour" else 1
-                sql = (
-                    "SELECT series, sum(cost), sum(events), sum(unpriced) FROM rollups"
-                    f" WHERE level = {level} AND bucket >= %(a)s AND bucket < %(b)s{where} GROUP BY series"
-                )
-            params: dict[str, Any] = {"a": a, "b": b, "series": list(series or [])}
-            for sid, cost, events, unpriced in await self.store.fetchall(sql, params):
-                out[sid] = out[sid] + Sum(pico(cost), int(events or 0), int(unpriced or 0))
-        return dict(out)
-
-    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
-        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
-        ``series`` (None: all), from the hour rollups (edge hours count whole)."""
-        if series is not None and not series:
-            return []
-        where = "" if series is None else " AND series = ANY(%(series)s)"
-        h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
-        rows = await self.store.fetchall(
-            f"SELECT bucket, sum(cost) FROM rollups WHERE level = 0 AND bucket >= %(a)s AND bucket < %(b)s{where}"
-            " GROUP BY bucket ORDER BY bucket",
-            {"a": h0, "b": h1, "series": list(series or [])},
-        )
-        return [(int(bucket) * HOUR_MS, pico(cost)) for bucket, cost in rows]
-
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         rows = await self.store.fetchall(
             "SELECT e.id, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
@@ -272,22 +230,6 @@ class PgEventStore:
             (limit,),
         )
         return [UnpricedEvent(*r) for r in rows]
-
-    async def quarantine_count(self) -> int:
-        row = await self.store.fetchone("SELECT count(*) FROM quarantine")
-        return int(row[0]) if row else 0
-
-    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
-        rows = await self.store.fetchall(
-            "SELECT path, byte_offset, reason, excerpt, at FROM quarantine WHERE at >= %s"
-            " ORDER BY at DESC, id DESC LIMIT %s",
-            (since or datetime.fromtimestamp(0, UTC), limit),
-        )
-        return [SetAside(r[0], int(r[1]), r[2], r[3], r[4]) for r in rows]
-
-    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
-        rows = await self.store.fetchall("SELECT path, count(*) FROM quarantine WHERE at >= %s GROUP BY path", (since,))
-        return {r[0]: int(r[1]) for r in rows}
 
 
 async def _apply(conn: Conn, hours: dict[tuple[int, int], list[int]]) -> None:

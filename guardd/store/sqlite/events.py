@@ -24,7 +24,9 @@ from typing import TypeVar
 from guardd.core.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours, key_hash
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
-from guardd.store.api import BatchResult, Checkpoint, Priced, SetAside, Sum, UnpricedEvent
+from guardd.store.api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
+from guardd.store.dialect import SQLITE
+from guardd.store.event_reads import EventReads
 from guardd.store.setaside_log import log_set_aside
 from guardd.store.shared import dims_of, plan, to_ms
 from guardd.store.sqlite.db import Store
@@ -36,11 +38,13 @@ T = TypeVar("T")
 BULK_CHECKPOINT_PAGES = 16384
 
 
-class EventStore:
-    """Events, series, rollups, file checkpoints and quarantine of one :class:`Store`."""
+class EventStore(EventReads):
+    """Events, series, rollups, file checkpoints and quarantine of one :class:`Store` (the reads are shared with
+    PostgreSQL: :class:`~guardd.store.event_reads.EventReads`)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.db, self.d = store, SQLITE
         self._known: set[int] = set()
 
     @asynccontextmanager
@@ -285,54 +289,6 @@ class EventStore:
         return count
 
     # ---- reading ------------------------------------------------------------------------------------------
-    async def checkpoints(self) -> list[Checkpoint]:
-        rows = await self.store.fetchall(
-            "SELECT ledger, path, dev, ino, fingerprint, offset, size, tail, events, quarantined, last_event_ms"
-            " FROM files ORDER BY id"
-        )
-        return [Checkpoint(*row) for row in rows]
-
-    async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
-        """Return the spend of ``series`` (None: all) in ``[start, end)``."""
-        totals = await self.grouped_sums(series, start, end)
-        return sum(totals.values(), Sum())
-
-    async def grouped_sums(self, series: Sequence[int] | None, start: datetime, end: datetime) -> dict[int, Sum]:
-        """Return the spend per series in ``[start, end)``; ``series`` None means every series."""
-        if series is not None and not series:
-            return {}
-        where = "" if series is None else f" AND series IN ({','.join(str(int(s)) for s in series)})"
-        out: dict[int, Sum] = defaultdict(Sum)
-        for kind, a, b in plan(to_ms(start), to_ms(end)):
-            if kind == "raw":
-                sql = (
-                    "SELECT series, coalesce(sum(cost), 0), count(*), sum(cost IS NULL) FROM events"
-                    f" WHERE ts >= ? AND ts < ?{where} GROUP BY series"
-                )
-            else:
-                level = 0 if kind == "hour" else 1
-                sql = (
-                    "SELECT series, sum(cost), sum(events), sum(unpriced) FROM rollups"
-                    f" WHERE level = {level} AND bucket >= ? AND bucket < ?{where} GROUP BY series"
-                )
-            for sid, cost, events, unpriced in await self.store.fetchall(sql, (a, b)):
-                out[sid] = out[sid] + Sum(int(cost or 0), int(events or 0), int(unpriced or 0))
-        return dict(out)
-
-    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
-        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
-        ``series`` (None: all), from the hour rollups (a chart's resolution: edge hours count whole)."""
-        if series is not None and not series:
-            return []
-        where = "" if series is None else f" AND series IN ({','.join(str(int(s)) for s in series)})"
-        h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
-        rows = await self.store.fetchall(
-            f"SELECT bucket, sum(cost) FROM rollups WHERE level = 0 AND bucket >= ? AND bucket < ?{where}"
-            " GROUP BY bucket ORDER BY bucket",
-            (h0, h1),
-        )
-        return [(int(bucket) * HOUR_MS, int(cost or 0)) for bucket, cost in rows]
-
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         """Return up to ``limit`` unpriced events with what pricing them needs."""
         waiting = await self.store.fetchall(
@@ -354,23 +310,6 @@ class EventStore:
                     p, c, r, ca = tokens[k]
                     out.append(UnpricedEvent(eid, model, p, c, r, ca, k[2:] if k.startswith("g:") else None))
         return out
-
-    async def quarantine_count(self) -> int:
-        row = await self.store.fetchone("SELECT count(*) FROM quarantine")
-        return int(row[0]) if row else 0
-
-    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
-        rows = await self.store.fetchall(
-            "SELECT path, offset, reason, excerpt, at FROM quarantine WHERE at >= ? ORDER BY at DESC, id DESC LIMIT ?",
-            (since.astimezone(UTC).isoformat() if since else "", limit),
-        )
-        return [SetAside(r[0], r[1], r[2], r[3], datetime.fromisoformat(r[4])) for r in rows]
-
-    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
-        rows = await self.store.fetchall(
-            "SELECT path, count(*) FROM quarantine WHERE at >= ? GROUP BY path", (since.astimezone(UTC).isoformat(),)
-        )
-        return {r[0]: int(r[1]) for r in rows}
 
 
 def _hour_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:

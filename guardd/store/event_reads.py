@@ -1,0 +1,109 @@
+"""The read side of :class:`~guardd.store.api.EventsAPI`, written once for both backends: window sums from raw edges,
+hour and UTC-day rollups (:func:`guardd.store.shared.plan`), hourly costs for charts, this instance's checkpoints
+and the lines set aside. Each backend's event store mixes this in and writes batches its own way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from guardd.core.batch import HOUR_MS
+from guardd.store.api import Checkpoint, SetAside, Sum
+from guardd.store.dialect import Db, Dialect
+from guardd.store.shared import plan, to_ms
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+class EventReads:
+    """Reads of events, rollups, checkpoints and quarantine over ``db`` in ``dialect`` (set by the subclass)."""
+
+    db: Db
+    d: Dialect
+
+    def _checkpoint_filter(self) -> tuple[str, Sequence[Any]]:
+        """A ``WHERE`` clause (and its parameters) that keeps this instance's checkpoints: every one in SQLite."""
+        return "", ()
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> Sequence[Any]:
+        return await self.db.fetchall(self.d.sql(sql), params)
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        """Return this instance's file checkpoints (in a shared store, other instances' are theirs)."""
+        where, params = self._checkpoint_filter()
+        rows = await self._all(
+            f"SELECT ledger, path, dev, ino, fingerprint, {self.d.offset_column}, size, tail, events, quarantined,"
+            f" last_event_ms FROM files{where} ORDER BY id",
+            params,
+        )
+        return [Checkpoint(*row) for row in rows]
+
+    async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
+        """Return the spend of ``series`` (None: all) in ``[start, end)``."""
+        totals = await self.grouped_sums(series, start, end)
+        return sum(totals.values(), Sum())
+
+    async def grouped_sums(self, series: Sequence[int] | None, start: datetime, end: datetime) -> dict[int, Sum]:
+        """Return the spend per series in ``[start, end)``; ``series`` None means every series."""
+        if series is not None and not series:
+            return {}
+        where = _series_filter(series)
+        out: dict[int, Sum] = defaultdict(Sum)
+        for kind, a, b in plan(to_ms(start), to_ms(end)):
+            if kind == "raw":
+                sql = (
+                    "SELECT series, sum(cost), count(*), sum(CASE WHEN cost IS NULL THEN 1 ELSE 0 END) FROM events"
+                    f" WHERE ts >= ? AND ts < ?{where} GROUP BY series"
+                )
+            else:
+                level = 0 if kind == "hour" else 1
+                sql = (
+                    "SELECT series, sum(cost), sum(events), sum(unpriced) FROM rollups"
+                    f" WHERE level = {level} AND bucket >= ? AND bucket < ?{where} GROUP BY series"
+                )
+            for sid, cost, events, unpriced in await self._all(sql, (a, b)):
+                out[int(sid)] += Sum(self.d.pico(cost) or 0, int(events or 0), int(unpriced or 0))
+        return dict(out)
+
+    async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
+        """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
+        ``series`` (None: all), from the hour rollups (a chart's resolution: edge hours count whole)."""
+        if series is not None and not series:
+            return []
+        h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
+        where = _series_filter(series)
+        rows = await self._all(
+            f"SELECT bucket, sum(cost) FROM rollups WHERE level = 0 AND bucket >= ? AND bucket < ?{where}"
+            " GROUP BY bucket ORDER BY bucket",
+            (h0, h1),
+        )
+        return [(int(bucket) * HOUR_MS, self.d.pico(cost) or 0) for bucket, cost in rows]
+
+    async def quarantine_count(self) -> int:
+        """Return how many ledger lines were set aside as unreadable or implausible."""
+        rows = await self._all("SELECT count(*) FROM quarantine")
+        return int(rows[0][0]) if rows else 0
+
+    async def set_aside(self, since: datetime | None, limit: int) -> list[SetAside]:
+        """Return up to ``limit`` lines set aside at or after ``since`` (None: ever), newest first."""
+        rows = await self._all(
+            f"SELECT path, {self.d.offset_column}, reason, excerpt, at FROM quarantine WHERE at >= ?"
+            " ORDER BY at DESC, id DESC LIMIT ?",
+            (self.d.time(since or _EPOCH), limit),
+        )
+        return [SetAside(r[0], int(r[1]), r[2], r[3], self.d.when(r[4]) or _EPOCH) for r in rows]
+
+    async def set_aside_by_file(self, since: datetime) -> dict[str, int]:
+        """Return how many lines each ledger file set aside at or after ``since``."""
+        rows = await self._all(
+            "SELECT path, count(*) FROM quarantine WHERE at >= ? GROUP BY path", (self.d.time(since),)
+        )
+        return {r[0]: int(r[1]) for r in rows}
+
+
+def _series_filter(series: Sequence[int] | None) -> str:
+    """An ``AND series IN (…)`` clause of integer literals (ids are 64-bit integers: nothing to escape)."""
+    return "" if series is None else f" AND series IN ({','.join(str(int(s)) for s in series)})"
