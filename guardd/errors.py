@@ -4,7 +4,8 @@ only the CLI turns them into exit codes.
     GuarddError
     ├── ConfigError              the configuration is invalid (every problem listed)      -> exit 78
     ├── StoreError               the state database cannot be used (every sqlite3 error, translated)
-    │   └── SchemaTooNew         the database was written by a newer guardd
+    │   ├── SchemaTooNew         the database was written by a newer guardd
+    │   └── NotLeader            this instance's term as leader is over: a leader step must not write
     ├── SwitchFileError          the kill-switch file cannot be written or read (OSError, translated)
     ├── AlreadyRunning           another guardd holds this state_dir's lock                 -> exit 1
     ├── SourceError              OpenRouter could not answer usefully
@@ -35,6 +36,10 @@ class ConfigError(GuarddError):
 
 class StoreError(GuarddError):
     """The state database cannot be opened, migrated or written."""
+
+
+class NotLeader(StoreError):
+    """This instance's term as the shared store's leader is over (or never began): a leader step must not write."""
 
 
 class SchemaTooNew(StoreError):

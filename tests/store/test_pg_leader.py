@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import pytest
 
+from guardd.errors import NotLeader
 from guardd.store.postgres.db import PgStore
-from guardd.store.postgres.lease import Leases, NotLeader
+from guardd.store.postgres.lease import Leases
 
 SHORT = timedelta(milliseconds=300)
 

@@ -30,12 +30,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from guardd.errors import StoreError
+from guardd.errors import NotLeader
+
+__all__ = ["Lease", "Leases", "NotLeader"]  # NotLeader lives in guardd.errors; kept importable from here
 from guardd.store.postgres.db import Conn, PgStore
-
-
-class NotLeader(StoreError):
-    """This instance's term is over (or never began): a leader step must not write."""
 
 
 @dataclass(frozen=True, slots=True)
