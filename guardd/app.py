@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 async def open_stores(config: Config, readonly: bool = False) -> AsyncIterator[Stores]:
     """Open the store ``config`` names (closed on every way out). ``readonly``: a command that only reads, so it
     works on a SQLite state this user may not write (the shared store is read through the same connection)."""
-    url = config.settings.store.url
-    if url is None:
+    if not _shared_store(config):
         from guardd.store.sqlite.backend import open_stores as open_sqlite
 
         async with open_sqlite(config.db_path, readonly) as stores:
@@ -45,8 +44,22 @@ async def open_stores(config: Config, readonly: bool = False) -> AsyncIterator[S
     else:
         from guardd.store.postgres.backend import open_stores as open_postgresql
 
+        url = config.settings.store.url
+        assert url is not None
         async with open_postgresql(url.get_secret_value(), config.instance) as stores:
             yield stores
+
+
+def _shared_store(config: Config) -> bool:
+    """Whether ``[store] url`` names a shared store. A light configuration view (no pydantic, for read-only
+    commands) says so as ``shared_store`` without holding the URL; a full configuration holds the URL."""
+    shared = getattr(config, "shared_store", None)
+    return bool(shared) if shared is not None else config.settings.store.url is not None
+
+
+def _has_openrouter(config: Config) -> bool:
+    has = getattr(config, "has_openrouter", None)
+    return bool(has) if has is not None else config.settings.openrouter is not None
 
 
 class App:
@@ -59,7 +72,7 @@ class App:
         self.stores = stores
         self.dry_run = dry_run
         self.view: RemoteView | None = None
-        if config.settings.openrouter is not None:
+        if _has_openrouter(config):
             from guardd.services.openrouter.view import RemoteView
 
             self.view = RemoteView(config, stores.remote)
@@ -110,7 +123,7 @@ class App:
     def openrouter(self, poller: Any = None) -> tuple[Any, Any] | None:
         """The OpenRouter poller (``poller``, kept across reloads, else a new one), its checks, and the key switch
         set on :attr:`engine`; None without ``[openrouter]``. Returns ``(poller, checks)``."""
-        if self.config.settings.openrouter is None or self.view is None:
+        if self.view is None:
             return None
         from guardd.services.openrouter.checks import RemoteChecks
         from guardd.services.openrouter.keys import KeySwitch
