@@ -1,9 +1,15 @@
 """The storage interface: what guardd asks of its state, whichever database holds it (contract §9).
 
-Two backends implement it: SQLite in ``state_dir`` (:mod:`guardd.store.sqlite.events`,
-:mod:`guardd.store.sqlite.state`), the embedded default, and a shared PostgreSQL database
-(:mod:`guardd.store.postgres`). Code above the store depends on these Protocols and row types only, never on a
-backend's SQL; ``tests/store/test_contract.py`` runs one suite over both backends to prove they behave the same.
+Four Protocols — :class:`EventsAPI` (usage events, window sums, checkpoints, set-aside lines), :class:`StateAPI`
+(alerts, outbox, channels, overrides, silences, history, switch, markers, the key switch's records),
+:class:`RequestStatsAPI` (health facts, token sums) and :class:`RemoteAPI` (what guardd stored of OpenRouter) — with
+dataclass rows, bundled as :class:`Stores`. Two backends implement them: SQLite in ``state_dir``
+(:mod:`guardd.store.sqlite`), the embedded default, and a shared PostgreSQL database (:mod:`guardd.store.postgres`);
+:func:`guardd.app.open_stores` picks one from ``[store] url``. What the dialects can share is written once
+(:mod:`guardd.store.state`, :mod:`guardd.store.event_reads`, :mod:`guardd.store.stats`, :mod:`guardd.store.remote`
+over :mod:`guardd.store.dialect`); each backend's ``open_stores`` builds a typed :class:`Stores`, so mypy proves it
+satisfies every Protocol. Code above the store depends on these Protocols and rows only, never on SQL (there is
+none outside ``guardd/store``); ``tests/store/test_contract*.py`` run every operation over both backends.
 
 The rules every backend keeps:
 
