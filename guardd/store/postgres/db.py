@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from guardd.core.redact import store_url as redacted
+from guardd.core.redact import store_url
 from guardd.errors import SchemaTooNew, StoreError
 from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -24,6 +24,11 @@ MIGRATION_LOCK = 0x67756172_64640001  # pg_advisory_xact_lock keys ("guardd" + n
 EVENTS_LOCK = 0x67756172_64640002  # one writer of events and rollups at a time, across every instance
 
 Conn = psycopg.AsyncConnection[TupleRow]
+
+
+def redacted(url: str) -> str:
+    """``url`` for messages and logs, without any piece of its password (:func:`guardd.core.redact.store_url`)."""
+    return store_url(url)
 
 
 def pico(amount: Decimal | None) -> int:
