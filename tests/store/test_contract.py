@@ -70,6 +70,15 @@ async def test_a_batch_that_fails_stores_nothing_not_even_its_checkpoint(backend
         assert await events.checkpoints() == []
 
 
+async def test_batches_of_a_bulk_load_are_stored_and_summed_like_any_other(backend):
+    async with backend.events() as events:
+        async with events.bulk_load():
+            await events.write_batch(batch(("g:a", 5, USD)))
+            await events.write_batch(batch(("g:a", 5, USD), ("g:b", 6, 2 * USD)), checkpoint(10))
+        assert await events.window_sum(None, *DAY) == Sum(3 * USD, 2, 0)
+        assert [cp.offset for cp in await events.checkpoints()] == [10]
+
+
 async def test_window_sums_match_the_events_at_every_edge(backend):
     # Events every 37 minutes for three days; windows with edges inside hours, on hours and on days.
     rows = [(f"g:{i}", i * 37 * 60_000 + i, (i % 7) * USD // 3 if i % 5 else None) for i in range(120)]
