@@ -93,3 +93,30 @@ async def test_a_failed_write_is_kept_as_the_store_health_until_one_succeeds(pg_
         assert store.write_error is not None
         await events.write_batch(batch(("g:a", 5, USD)))
         assert store.write_error is None
+
+
+async def test_a_role_that_may_only_read_can_open_a_store_already_migrated(pg_url):
+    """An instance (or a monitoring user) whose role may read but not create tables opens the store: a schema at
+    this version is not migrated again, so nothing asks to create or lock anything."""
+    import uuid
+    from urllib.parse import unquote
+
+    import psycopg
+    from psycopg import sql
+
+    async with PgStore.open(pg_url, "a"):
+        pass
+    schema = unquote(pg_url).split("search_path=")[1].split("&")[0]
+    role = f"guardd_reader_{uuid.uuid4().hex[:12]}"
+    who, where = sql.Identifier(role), sql.Identifier(schema)
+    with psycopg.connect(pg_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE ROLE {} LOGIN").format(who))
+        admin.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(where, who))
+        admin.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(where, who))
+    try:
+        async with PgStore.open(pg_url.replace("postgres@", f"{role}@", 1), "a") as store:
+            assert await PgEventStore(store).checkpoints() == []
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP OWNED BY {}").format(who))
+            admin.execute(sql.SQL("DROP ROLE {}").format(who))

@@ -101,21 +101,41 @@ class PgStore:
             raise StoreError(f"cannot {doing} the shared store {redacted(self.url)}: {exc}") from exc
 
     async def _migrate(self) -> None:
+        """Bring guardd's tables to :data:`SCHEMA_VERSION`. A schema already there is only read (no lock, no DDL:
+        every command opens the store, and a role that may only read can run the reading ones); otherwise one
+        migrator at a time (an advisory lock) applies what is missing in one transaction."""
         with self._translated("migrate"):
-            async with self.pool.connection() as conn, conn.transaction():
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-                await conn.execute("CREATE TABLE IF NOT EXISTS guardd_schema (version integer NOT NULL)")
-                row = await (await conn.execute("SELECT max(version) FROM guardd_schema")).fetchone()
-                version = int(row[0]) if row and row[0] is not None else 0
-                if version > SCHEMA_VERSION:
-                    raise SchemaTooNew(
-                        f"{redacted(self.url)} has guardd schema version {version}, newer than this guardd "
-                        f"understands ({SCHEMA_VERSION}); upgrade guardd on this host"
-                    )
-                for target in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in _statements(MIGRATIONS[target]):
-                        await conn.execute(statement)
-                    await conn.execute("INSERT INTO guardd_schema(version) VALUES (%s)", (target,))
+            async with self.pool.connection() as conn:
+                if self._current(await self._version(conn)):
+                    return
+                async with conn.transaction():
+                    await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    await conn.execute("CREATE TABLE IF NOT EXISTS guardd_schema (version integer NOT NULL)")
+                    version = await self._version(conn)
+                    self._current(version)
+                    for target in range(version + 1, SCHEMA_VERSION + 1):
+                        for statement in _statements(MIGRATIONS[target]):
+                            await conn.execute(statement)
+                        await conn.execute("INSERT INTO guardd_schema(version) VALUES (%s)", (target,))
+
+    @staticmethod
+    async def _version(conn: Conn) -> int:
+        """The schema version of guardd's tables in the database (0: none yet)."""
+        cur = await conn.execute("SELECT to_regclass('guardd_schema') IS NOT NULL")
+        exists = await cur.fetchone()
+        if not exists or not exists[0]:
+            return 0
+        row = await (await conn.execute("SELECT max(version) FROM guardd_schema")).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _current(self, version: int) -> bool:
+        """Whether ``version`` is this guardd's; SchemaTooNew when a newer guardd wrote the tables."""
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{redacted(self.url)} has guardd schema version {version}, newer than this guardd "
+                f"understands ({SCHEMA_VERSION}); upgrade guardd on this host"
+            )
+        return version == SCHEMA_VERSION
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
