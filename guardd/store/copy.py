@@ -48,7 +48,7 @@ from guardd.store.copy_tables import (
     sqlite_tables,
 )
 from guardd.store.postgres.db import Conn, PgStore, pico, redacted
-from guardd.store.postgres.events import PgEventStore
+from guardd.store.postgres.events import PgEventStore, event_hash
 from guardd.store.sqlite.db import Store
 
 __all__ = [
@@ -121,9 +121,13 @@ async def copy_state(
         raise _not_empty(url, held)
     async with PgStore.open(url, instance, max_size=1) as pg:
         key = PgEventStore(pg).key
+
+        def stored_hash(k: object) -> object:  # PostgreSQL keys events by the hash of the key it stores
+            return event_hash(key(str(k)))
+
         async with state.transaction() as lite, pg.transaction() as conn:
             target = await pg_tables(conn)
-            todo = plans(await sqlite_tables(lite), target, instance, key)
+            todo = plans(await sqlite_tables(lite), target, instance, key, {("events", "h"): ("k", stored_hash)})
             await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")  # indexes are built once, at the end
             names = sql.SQL(", ").join(map(sql.Identifier, target))
             await conn.execute(sql.SQL("LOCK TABLE {} IN EXCLUSIVE MODE").format(names))

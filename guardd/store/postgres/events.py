@@ -1,12 +1,9 @@
 """Usage events in the shared store: the PostgreSQL side of :class:`guardd.store.api.EventsAPI`.
 
-Writing a batch: the rows go by ``COPY`` into a temporary table, then one ``INSERT … ON CONFLICT (k) DO NOTHING``
-moves the new ones into ``events``; keys already stored are compared with the batch's line, and where the line
-changed (a later streaming snapshot) the stored event is updated and its spend moved (the last line wins, as in
-SQLite). Rollups per hour and UTC day are corrected in the same transaction. Writers of events — every instance's
-ingest, pricing — take one transaction-scoped advisory lock, so overlapping batches from several hosts are
-serialised and totals stay exact; the lock ends with the transaction (commit, rollback or a dropped connection),
-so it cannot be stranded on a pooled connection.
+Writing a batch (:mod:`guardd.store.postgres.ingest`): ``COPY`` into a staging table, then set-based statements under
+one transaction-scoped advisory lock that every writer of events (every instance's ingest, pricing) takes, so
+overlapping batches from several hosts are serialised and totals stay exact. Events are unique by a 64-bit hash
+of their key (``h``); the key text beside it tells two keys with one hash apart.
 
 Lines without a generation id are keyed by the instance too (``h:<instance>:…``), so two hosts' identical lines in
 their own files stay two events; a generation id counts once across all instances.
@@ -14,37 +11,27 @@ their own files stay two events; a generation id counts once across all instance
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from guardd.core.batch import Parsed, add_to_hours
+from guardd.core.batch import ENTRY, Parsed, add_to_hours
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult, Checkpoint, Priced, UnpricedEvent
 from guardd.store.event_reads import EventReads
-from guardd.store.postgres.db import EVENTS_LOCK, Conn, PgStore, pico
+from guardd.store.postgres.db import EVENTS_LOCK, Conn, PgStore
 from guardd.store.postgres.dialect import PG
+from guardd.store.postgres.ingest import DOLLARS, Writer, apply_rollups, copy_text, event_hash, hash_sql, stored_key
 from guardd.store.setaside_log import log_set_aside
 from guardd.store.sqlite.events import dims_of
 
-_DOLLARS = "0.000000000001"  # pico-dollars times this is exact numeric dollars
-
-_BATCH_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS batch_rows (k text NOT NULL, ts bigint NOT NULL, series bigint NOT NULL,"
-    " cost bigint) ON COMMIT DELETE ROWS"
-)
-
-
-_ROLLUP_TABLE = (
-    "CREATE TEMP TABLE IF NOT EXISTS batch_rollups (level smallint NOT NULL, bucket bigint NOT NULL,"
-    " series bigint NOT NULL, cost numeric NOT NULL, events bigint NOT NULL, unpriced bigint NOT NULL)"
-    " ON COMMIT DELETE ROWS"
-)
+__all__ = ["PgEventStore", "event_hash"]
 
 
 class PgEventStore(EventReads):
@@ -55,13 +42,14 @@ class PgEventStore(EventReads):
         self.store = store
         self.instance = store.instance
         self.db, self.d = store, PG
+        self._known: set[int] = set()
 
     def _checkpoint_filter(self) -> tuple[str, Sequence[Any]]:
         return " WHERE instance = ?", (self.instance,)
 
     def key(self, k: str) -> str:
         """Return the stored key of a batch key: generation ids as they are, line hashes under this instance."""
-        return k if k.startswith("g:") else f"h:{self.instance}:{k[2:]}"
+        return stored_key(k, self.instance)
 
     @asynccontextmanager
     async def bulk_load(self) -> AsyncIterator[None]:
@@ -71,12 +59,15 @@ class PgEventStore(EventReads):
     # ---- series -------------------------------------------------------------------------------------------
     async def load_series(self) -> dict[int, Dimensions]:
         rows = await self.store.fetchall("SELECT id, sig FROM series")
+        self._known = {sid for sid, _ in rows}
         return {sid: dims_of(sig) for sid, sig in rows}
 
     async def _add_series(self, conn: Conn, series: dict[int, str]) -> None:
-        if not series:
+        """Store the series of a batch not known to be stored yet (in id order), checking their signatures."""
+        missing = sorted((sid, sig) for sid, sig in series.items() if sid not in self._known)
+        if not missing:
             return
-        ids, sigs = list(series), list(series.values())
+        ids, sigs = [sid for sid, _ in missing], [sig for _, sig in missing]
         columns = [_sig_columns(sig) for sig in sigs]
         await conn.execute(
             "INSERT INTO series(id, sig, model, key, provider, labels)"
@@ -86,90 +77,41 @@ class PgEventStore(EventReads):
         )
         cur = await conn.execute("SELECT id, sig FROM series WHERE id = ANY(%s)", (ids,))
         stored: dict[int, str] = {sid: sig for sid, sig in await cur.fetchall()}
-        for sid, sig in series.items():
+        for sid, sig in missing:
             if stored.get(sid) != sig:  # two signatures with one 64-bit hash: never merge their spend
                 raise StoreError(f"series id collision between {sig!r} and {stored.get(sid)!r}")
+            self._known.add(sid)
 
     # ---- writing ------------------------------------------------------------------------------------------
     async def write_batch(self, parsed: Parsed, checkpoint: Checkpoint | None = None) -> BatchResult:
-        """Store ``parsed`` and ``checkpoint`` in one transaction (see the module's docstring)."""
+        """Store ``parsed`` and ``checkpoint`` in one transaction (see :mod:`guardd.store.postgres.ingest`)."""
         result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
-        async with self.store.transaction() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
-            await self._add_series(conn, parsed.series)
-            before = (await (await conn.execute("SELECT coalesce(max(id), 0) FROM events")).fetchone() or (0,))[0]
-            await conn.execute(_BATCH_TABLE)
-            async with conn.cursor().copy("COPY batch_rows (k, ts, series, cost) FROM STDIN") as copy:
-                for k, ts, series, cost, *_ in parsed.row_iter():
-                    await copy.write_row((self.key(k), ts, series, cost))
-            cur = await conn.execute(
-                f"INSERT INTO events (k, ts, series, cost, instance) SELECT k, ts, series, cost * {_DOLLARS}, %s"
-                " FROM batch_rows ORDER BY k ON CONFLICT (k) DO NOTHING",
-                (self.instance,),
-            )
-            inserted = max(cur.rowcount, 0)
-            hours = parsed.hours
-            result.stored = inserted
-            result.unpriced = sum(entry[2] for entry in hours.values())
-            result.series = {sid for _hour, sid in hours}
-            result.max_ts = parsed.max_ts
-            if inserted < parsed.count:
-                await self._correct(conn, before, hours, result)
-            await _apply(conn, hours)
-            if parsed.tokens:
-                await conn.cursor().executemany(
-                    "INSERT INTO unpriced(k, prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (k) DO UPDATE SET prompt_tokens = excluded.prompt_tokens,"
-                    " completion_tokens = excluded.completion_tokens, reasoning_tokens = excluded.reasoning_tokens,"
-                    " cached_tokens = excluded.cached_tokens",
-                    [(self.key(k), *rest[:4]) for k, *rest in parsed.tokens.values()],
-                )
-            if parsed.bad:
-                now = datetime.now(UTC)
-                await conn.cursor().executemany(
-                    "INSERT INTO quarantine(instance, source, path, byte_offset, reason, excerpt, at)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    [(self.instance, q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in parsed.bad],
-                )
-            if checkpoint is not None:
-                last = checkpoint.last_event_ms
-                if result.max_ts is not None:
-                    last = max(result.max_ts, last or 0)
-                cp = replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
-                await self._save_checkpoint(conn, cp)
+        # The COPY text is built off the event loop (a batch is ~30,000 rows): the loop keeps serving meanwhile.
+        payload = await asyncio.to_thread(copy_text, parsed.row_iter(), self.instance)
+        try:
+            async with self.store.transaction() as conn:
+                writer = Writer(conn, self.instance)
+                await writer.stage(payload)
+                await self._add_series(conn, parsed.series)
+                await writer.events(parsed, result)
+                if parsed.bad:
+                    now = datetime.now(UTC)
+                    await conn.cursor().executemany(
+                        "INSERT INTO quarantine(instance, source, path, byte_offset, reason, excerpt, at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        [(self.instance, q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in parsed.bad],
+                    )
+                if checkpoint is not None:
+                    last = checkpoint.last_event_ms
+                    if result.max_ts is not None:
+                        last = max(result.max_ts, last or 0)
+                    cp = replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
+                    await self._save_checkpoint(conn, cp)
+        except BaseException:
+            self._known.clear()  # series added by the rolled-back transaction are not stored after all
+            raise
         log_set_aside(parsed.bad)  # committed: now each line set aside is said once
         return result
-
-    async def _correct(
-        self, conn: Conn, before: int, hours: dict[tuple[int, int], list[int]], result: BatchResult
-    ) -> None:
-        """The rows whose key was already stored (ids up to ``before``): count them as duplicates, take them out
-        of ``hours``, and where the line changed, update the event and move its spend (the last line wins)."""
-        cur = await conn.execute(
-            "SELECT b.k, b.ts, b.series, b.cost, e.id, e.ts, e.series, e.cost FROM batch_rows b"
-            " JOIN events e ON e.k = b.k WHERE e.id <= %s",
-            (before,),
-        )
-        updates: list[tuple[int, int, int | None, int]] = []
-        priced: list[str] = []
-        for k, ts, series, cost, eid, old_ts, old_series, old_dollars in await cur.fetchall():
-            old_cost = None if old_dollars is None else pico(old_dollars)
-            result.duplicates += 1
-            result.unpriced -= cost is None
-            if (old_ts, old_series, old_cost) == (ts, series, cost):
-                add_to_hours(hours, ts, series, cost, -1)  # already counted when it was stored
-                continue
-            add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
-            updates.append((ts, series, cost, eid))
-            if cost is not None and old_cost is None:
-                priced.append(k)
-            result.series.add(old_series)
-        if updates:
-            await conn.cursor().executemany(
-                f"UPDATE events SET ts = %s, series = %s, cost = %s::bigint * {_DOLLARS} WHERE id = %s", updates
-            )
-        if priced:
-            await conn.execute("DELETE FROM unpriced WHERE k = ANY(%s)", (priced,))
 
     async def _save_checkpoint(self, conn: Conn, cp: Checkpoint) -> None:
         await conn.execute(
@@ -196,72 +138,41 @@ class PgEventStore(EventReads):
         )
 
     async def set_cost(self, priced: Sequence[Priced]) -> int:
-        """Price still-unpriced events; rollups follow. Return how many were priced."""
+        """Price still-unpriced events (``Priced.id`` is the event's key hash); rollups follow. Return how many
+        were priced."""
         if not priced:
             return 0
         costs = {p.id: p.cost for p in priced}
-        hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
+        hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
         async with self.store.transaction() as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
             cur = await conn.execute(
-                "SELECT id, ts, series FROM events WHERE cost IS NULL AND id = ANY(%s)", (list(costs),)
+                "SELECT h, ts, series FROM events WHERE cost IS NULL AND h = ANY(%s) ORDER BY h", (sorted(costs),)
             )
             found = await cur.fetchall()
-            for eid, ts, series in found:
+            for h, ts, series in found:
                 add_to_hours(hours, ts, series, None, -1)
-                add_to_hours(hours, ts, series, costs[eid], +1)
+                add_to_hours(hours, ts, series, costs[h], +1)
             if found:
-                ids = [eid for eid, _, _ in found]
+                ids = [h for h, _, _ in found]
                 await conn.execute(
-                    f"UPDATE events e SET cost = p.cost * {_DOLLARS} FROM unnest(%s::bigint[], %s::bigint[])"
-                    " AS p(id, cost) WHERE e.id = p.id AND e.cost IS NULL",
-                    (ids, [costs[eid] for eid in ids]),
+                    f"UPDATE events e SET cost = p.cost * {DOLLARS} FROM unnest(%s::bigint[], %s::bigint[])"
+                    " AS p(h, cost) WHERE e.h = p.h AND e.cost IS NULL",
+                    (ids, [costs[h] for h in ids]),
                 )
-                await conn.execute("DELETE FROM unpriced WHERE k IN (SELECT k FROM events WHERE id = ANY(%s))", (ids,))
-            await _apply(conn, hours)
+                await conn.execute("DELETE FROM unpriced WHERE k IN (SELECT k FROM events WHERE h = ANY(%s))", (ids,))
+            await apply_rollups(conn, hours)
         return len(found)
 
-    # ---- reading ------------------------------------------------------------------------------------------
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         rows = await self.store.fetchall(
-            "SELECT e.id, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
-            " CASE WHEN e.k LIKE 'g:%%' THEN substr(e.k, 3) END FROM unpriced u JOIN events e ON e.k = u.k"
-            " JOIN series s ON s.id = e.series WHERE e.cost IS NULL ORDER BY e.id LIMIT %s",
+            "SELECT e.h, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
+            " CASE WHEN e.k LIKE 'g:%%' THEN substr(e.k, 3) END FROM unpriced u"
+            f" JOIN events e ON e.h IN ({hash_sql('u.k')}, {hash_sql('u.k', 1)}) AND e.k = u.k"
+            " JOIN series s ON s.id = e.series WHERE e.cost IS NULL ORDER BY e.h LIMIT %s",
             (limit,),
         )
         return [UnpricedEvent(*r) for r in rows]
-
-
-async def _apply(conn: Conn, hours: dict[tuple[int, int], list[int]]) -> None:
-    """Add per-(hour, series) deltas ``[cost, events, unpriced]`` to the hour and UTC-day rollups: COPY into a
-    temporary table, then one upsert in key order (the same order in every writer)."""
-    await conn.execute(_ROLLUP_TABLE)
-    async with conn.cursor().copy(
-        "COPY batch_rollups (level, bucket, series, cost, events, unpriced) FROM STDIN"
-    ) as copy:
-        for row in _rollup_rows(hours):
-            await copy.write_row(row)
-    await conn.execute(
-        f"INSERT INTO rollups(level, bucket, series, cost, events, unpriced) SELECT level, bucket, series,"
-        f" cost * {_DOLLARS}, events, unpriced FROM batch_rollups ORDER BY level, bucket, series"
-        " ON CONFLICT (level, bucket, series) DO UPDATE SET cost = rollups.cost + excluded.cost,"
-        " events = rollups.events + excluded.events, unpriced = rollups.unpriced + excluded.unpriced"
-    )
-
-
-def _rollup_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, int, int, int, int, int]]:
-    days: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (hour, series), entry in hours.items():
-        cost, events, unpriced = entry[0], entry[1], entry[2]
-        day = days[(hour // 24, series)]
-        day[0] += cost
-        day[1] += events
-        day[2] += unpriced
-        if cost or events or unpriced:
-            yield (0, hour, series, cost, events, unpriced)
-    for (day_bucket, series), (cost, events, unpriced) in days.items():
-        if cost or events or unpriced:
-            yield (1, day_bucket, series, cost, events, unpriced)
 
 
 def _sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:

@@ -9,7 +9,7 @@ the health facts (SQLite schema 3), so that ``guardd store copy`` loses neither;
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -130,5 +130,19 @@ ALTER TABLE rollups ADD COLUMN prompt_tokens bigint NOT NULL DEFAULT 0,
 CREATE TABLE health (k text PRIMARY KEY, ts bigint NOT NULL, series bigint NOT NULL, ok boolean NOT NULL,
   status integer, latency_ms double precision, error text);
 CREATE INDEX health_ts ON health (ts)
+""",
+    5: """
+-- Events unique by a 64-bit hash of their key (guardd.store.postgres.ingest.event_hash: md5's first 8 bytes), not
+-- by an identity column and a unique index on the key text: a bigint index is half the size and needs no
+-- collation (ingest speed). A key whose hash another key holds is stored under md5('1:' || key).
+ALTER TABLE events ADD COLUMN h bigint;
+UPDATE events SET h = ('x' || left(md5(k), 16))::bit(64)::bigint;
+UPDATE events e SET h = ('x' || left(md5('1:' || e.k), 16))::bit(64)::bigint
+    FROM (SELECT id, row_number() OVER (PARTITION BY h ORDER BY id) AS n FROM events) d WHERE d.id = e.id AND d.n > 1;
+ALTER TABLE events DROP COLUMN id;
+ALTER TABLE events DROP CONSTRAINT events_k_key;
+ALTER TABLE events ALTER COLUMN h SET NOT NULL;
+ALTER TABLE events ADD PRIMARY KEY (h);
+CREATE INDEX events_unpriced ON events (h) WHERE cost IS NULL
 """,
 }

@@ -1,0 +1,293 @@
+"""Issue 12's numbers: several guardd instances on this machine sharing one PostgreSQL database.
+
+    python bench/cluster.py ingest [--instances 3] [--lines 1000000] [--shape steady] [--runs 5]
+    python bench/cluster.py status [--events 10000000] [--series 200] [--runs 5]
+
+Every run gets a fresh database on the server of ``--url`` (default ``$GUARDD_TEST_PG_URL`` or
+``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards. Each subcommand prints its runs, their median,
+the machine's load average, and where the CPU went, because on a shared 2-core machine wall-clock rates say more
+about the other tenants than about guardd: CPU per line does not.
+
+``ingest``: writes ``--instances`` seeded ledgers (``bench/genledger.py``, ``--lines`` in all, distinct ids), then
+starts one process per instance that reads its ledger with guardd's parser (``read_batch``, the batch size of
+``guardd ingest``) and stores every batch with its checkpoint through ``PgEventStore.write_batch`` — at once.
+Prints aggregate lines per second over the wall time of all of them, checks that the stored total equals the
+ledgers' exact Decimal total, and splits the CPU: the instances' parsing, their writing (building the COPY text,
+the driver), and the instances' PostgreSQL backends (not the WAL writer nor the checkpointer), in µs per line,
+with the rate those would allow on two otherwise idle cores.
+
+``status``: builds ``--events`` events over the last 90 days across ``--series`` series in SQL, with the hour and
+day rollups guardd keeps; then times what ``guardd status`` asks of the store — the daily, weekly and monthly
+windows in Europe/Berlin and a 10-minute rolling window, each summed per series once — on a freshly opened store.
+(The whole ``guardd status`` command on PostgreSQL: once the backend is selectable in the configuration.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+DEFAULT_URL = os.environ.get("GUARDD_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+TICK = os.sysconf("SC_CLK_TCK")
+KEY = "'g:' || i"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", default=DEFAULT_URL)
+    sub = ap.add_subparsers(dest="what", required=True)
+    ingest = sub.add_parser("ingest")
+    ingest.add_argument("--instances", type=int, default=3)
+    ingest.add_argument("--lines", type=int, default=1_000_000)
+    ingest.add_argument("--shape", default="steady")
+    ingest.add_argument("--runs", type=int, default=5)
+    status = sub.add_parser("status")
+    status.add_argument("--events", type=int, default=10_000_000)
+    status.add_argument("--series", type=int, default=200)
+    status.add_argument("--runs", type=int, default=5)
+    worker = sub.add_parser("worker")  # one instance of `ingest` (internal)
+    worker.add_argument("db")
+    worker.add_argument("instance")
+    worker.add_argument("ledger")
+    args = ap.parse_args()
+    if args.what == "worker":
+        asyncio.run(ingest_worker(args.db, args.instance, args.ledger))
+    elif args.what == "ingest":
+        run_ingest(args)
+    else:
+        run_status(args)
+
+
+# ---- shared ---------------------------------------------------------------------------------------------------
+@contextmanager
+def fresh_database(server: str) -> Iterator[str]:
+    """Yield the URL of a new database on ``server``'s host; drop it afterwards."""
+    name = f"guardd_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.split("?", 1)[0].rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def backend_cpu(pids: list[int]) -> float:
+    """CPU seconds used so far by the PostgreSQL backends ``pids`` (on this machine)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" on {os.cpu_count()} CPUs"
+
+
+# ---- ingest ---------------------------------------------------------------------------------------------------
+def run_ingest(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        ledgers, total = [], Decimal(0)
+        for i in range(args.instances):
+            path = Path(tmp) / f"host-{i}.jsonl"
+            per = args.lines // args.instances
+            cmd = [sys.executable, str(HERE / "genledger.py"), str(path), "--lines", str(per), "--seed", str(100 + i)]
+            gen = subprocess.run([*cmd, "--shape", args.shape], capture_output=True, text=True, check=True)
+            total += Decimal(gen.stderr.strip().rsplit("total=", 1)[1].split()[0])
+            ledgers.append(path)
+        lines = (args.lines // args.instances) * args.instances
+        rates = []
+        for run in range(1, args.runs + 1):
+            rates.append(ingest_once(args.url, ledgers, total, lines, run))
+    print(
+        f"aggregate ingest: median {statistics.median(rates):,.0f} lines/s over {args.runs} run(s) "
+        f"({args.instances} instances, {lines:,} lines, shape {args.shape}); runs "
+        + ", ".join(f"{r / 1000:.1f}k" for r in rates)
+    )
+
+
+def ingest_once(server: str, ledgers: list[Path], total: Decimal, lines: int, run: int) -> float:
+    with fresh_database(server) as url:
+        asyncio.run(prepare(url))
+        before_load = load()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    __file__,
+                    "--url",
+                    server,
+                    "worker",
+                    f"{url}?application_name=bench-{i}",
+                    f"host-{i}",
+                    str(path),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            for i, path in enumerate(ledgers)
+        ]
+        reports = [json.loads(p.communicate()[0]) for p in procs]
+        seconds = time.perf_counter() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        server_s = sum(r["server_cpu"] for r in reports)
+        if any(p.returncode for p in procs):
+            raise SystemExit(f"a worker failed: {[p.returncode for p in procs]}")
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT coalesce(sum(cost), 0), count(*) FROM events").fetchone()
+            assert row is not None
+            stored, count = row
+    exact = "exact" if stored == total else f"WRONG: stored {stored}, ledgers {total}"
+    client_s = (children.ru_utime + children.ru_stime) - (children_before.ru_utime + children_before.ru_stime)
+    parse_s = sum(r["parse_cpu"] for r in reports)
+    startup_s = sum(r["startup"] for r in reports)
+    write_s = client_s - parse_s - startup_s
+    us = {name: s / lines * 1e6 for name, s in (("parse", parse_s), ("write", write_s), ("server", server_s))}
+    all_us = sum(us.values())
+    rate = lines / seconds
+    print(
+        f"run {run}: {lines:,} lines by {len(ledgers)} instances in {seconds:.2f} s: {rate:,.0f} lines/s; "
+        f"{count:,} events, total {exact}; {before_load} before, {load()} after\n"
+        f"  CPU per line: parse {us['parse']:.1f} µs, client write {us['write']:.1f} µs, PostgreSQL server "
+        f"{us['server']:.1f} µs = {all_us:.1f} µs → {2e6 / all_us:,.0f} lines/s on 2 idle cores (start-up "
+        f"{startup_s:.1f} s CPU not counted); "
+        f"instances waited for the writers' lock/commit {sum(r['write_wall'] for r in reports):.1f} s in all",
+        flush=True,
+    )
+    return rate
+
+
+async def prepare(url: str) -> None:
+    from guardd.store.postgres.db import PgStore
+
+    async with PgStore.open(url, "bench"):
+        pass  # creates the schema once, before the instances race
+
+
+async def ingest_worker(url: str, instance: str, ledger: str) -> None:
+    """One instance: parse its ledger batch by batch and store each batch with its checkpoint; print a JSON line
+    with the CPU seconds spent parsing and the wall seconds spent in ``write_batch``."""
+    from guardd.ledger.lines import fingerprint
+    from guardd.ledger.parse import LineParser, read_batch
+    from guardd.store.api import Checkpoint
+    from guardd.store.postgres.db import PgStore
+    from guardd.store.postgres.events import PgEventStore
+
+    fd = os.open(ledger, os.O_RDONLY)
+    fp = fingerprint(fd) or ""
+    st = os.fstat(fd)
+    parser = LineParser("auto", {}, 1000 * 10**12)
+    parse_cpu = write_wall = 0.0
+    startup = time.process_time()  # interpreter start and imports: not ingest
+    async with PgStore.open(url, instance) as store:
+        events = PgEventStore(store)
+        offset, stored = 0, 0
+        while True:
+            cpu = time.process_time()
+            parsed = read_batch(fd, fp, ledger, parser, offset)
+            parse_cpu += time.process_time() - cpu
+            if parsed.end == offset:
+                break
+            cp = Checkpoint("bench", ledger, st.st_dev, st.st_ino, fp, parsed.end, st.st_size, "", stored, 0, None)
+            wall = time.perf_counter()
+            result = await events.write_batch(parsed, cp)
+            write_wall += time.perf_counter() - wall
+            stored += result.stored
+            offset = parsed.end
+        app = url.rsplit("application_name=", 1)[1]
+        rows = await store.fetchall("SELECT pid FROM pg_stat_activity WHERE application_name = %s", (app,))
+        server = backend_cpu([r[0] for r in rows])
+    os.close(fd)
+    print(json.dumps({"parse_cpu": parse_cpu, "write_wall": write_wall, "server_cpu": server, "startup": startup}))
+
+
+# ---- status ---------------------------------------------------------------------------------------------------
+def run_status(args: argparse.Namespace) -> None:
+    with fresh_database(args.url) as url:
+        started = time.perf_counter()
+        now = datetime.now(UTC)
+        build_events(url, args.events, args.series, now)
+        print(f"built {args.events:,} events in {time.perf_counter() - started:.0f} s")
+        times = []
+        for run in range(1, args.runs + 1):
+            seconds = asyncio.run(status_sums(url, now))
+            print(f"run {run}: {seconds * 1000:.0f} ms; {load()}")
+            times.append(seconds)
+    print(
+        f"status window sums over {args.events:,} events: median {statistics.median(times) * 1000:.0f} ms, "
+        f"max {max(times) * 1000:.0f} ms ({args.runs} runs)"
+    )
+
+
+def build_events(url: str, events: int, series: int, now: datetime) -> None:
+    from guardd.core.batch import DAY_MS, HOUR_MS, series_sig
+    from guardd.store.postgres.ingest import hash_sql
+
+    asyncio.run(prepare(url))
+    now_ms = int(now.timestamp() * 1000)
+    span = 90 * DAY_MS
+    with psycopg.connect(url, autocommit=True) as conn:
+        sigs = [series_sig(f"model-{i % 20}", f"key-{i % 8}", "P", {"svc": f"s{i}"}) for i in range(1, series + 1)]
+        conn.cursor().executemany(
+            "INSERT INTO series(id, sig, model, key, provider, labels) VALUES (%s, %s, %s, %s, 'P', '{}')",
+            [(i, sig, f"model-{i % 20}", f"key-{i % 8}") for i, sig in enumerate(sigs, 1)],
+        )
+        conn.execute(
+            f"INSERT INTO events(h, k, ts, series, cost, instance) SELECT {hash_sql(KEY)}, {KEY},"
+            " %s + i * %s, 1 + i %% %s, (1000000 + (i %% 997) * 1000) * 0.000000000001, 'bench'"
+            " FROM generate_series(1::bigint, %s) i",
+            (now_ms - span, span // events, series, events),
+        )
+        for level, size in ((0, HOUR_MS), (1, DAY_MS)):
+            conn.execute(
+                "INSERT INTO rollups (level, bucket, series, cost, events, unpriced)"
+                f" SELECT {level}, ts / {size}, series, sum(cost), count(*), 0 FROM events GROUP BY 2, 3"
+            )
+        conn.execute("VACUUM ANALYZE")
+
+
+async def status_sums(url: str, now: datetime) -> float:
+    from guardd.core.periods import window_at
+    from guardd.store.postgres.db import PgStore
+    from guardd.store.postgres.events import PgEventStore
+
+    zone = ZoneInfo("Europe/Berlin")
+    windows = [window_at(kind, zone, now, 0) for kind in ("daily", "weekly", "monthly")]
+    spans = [(w.start, w.end) for w in windows] + [(now - timedelta(minutes=10), now)]
+    async with PgStore.open(url, "bench") as store:
+        events = PgEventStore(store)
+        started = time.perf_counter()
+        await events.load_series()
+        for start, end in spans:
+            await events.grouped_sums(None, start, end)
+        return time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Writing a parsed batch into the shared store, fast (for :class:`~guardd.store.postgres.events.PgEventStore`).
+
+One transaction per batch (:class:`Writer`), in this order:
+
+1. The rows go by one text ``COPY`` into a temporary staging table (no WAL, private to the session), as one
+   buffer built beforehand (:func:`copy_text`), with each event's 64-bit key hash (:func:`event_hash`).
+2. Then the writers' advisory lock is taken (transaction-scoped: it ends with the commit, the rollback or a
+   dropped connection, so it cannot be stranded on a pooled connection), so that overlapping batches from several
+   hosts are serialised and totals stay exact. Only the set-based part below runs under it.
+3. ``INSERT … SELECT … ORDER BY h ON CONFLICT (h) DO NOTHING`` moves the new events into ``events`` (key-hash
+   order: the unique index is walked once, not all over). When fewer rows went in than the batch holds, the rows
+   that met a stored event are read back (a stored row not written by this transaction, or one with another key
+   under the same hash) and corrected as SQLite does: a duplicate counts once; a changed line (a later streaming
+   snapshot) replaces the stored event and its spend moves (the last line wins); a key whose hash another key
+   holds is stored under its second hash (``md5('1:' || key)``), a third is refused, never merged.
+4. The hour and UTC-day rollups (spend, events, unpriced, and the token counts of schema 3), the health facts of
+   the rows that carry any, the token counts of unpriced events, quarantined lines and the file checkpoint — each
+   one set-based statement (arrays, ``unnest``), in key order, so that concurrent writers never deadlock.
+
+Why the key hash: a ``bigint`` unique index is about half the size of one on the key text and compares without a
+collation; the key text stays in the row to tell two keys with one hash apart. The hash is md5's first 8 bytes,
+so that SQL can compute it too (``('x' || left(md5(k), 16))::bit(64)::bigint``, used by the migration).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from guardd.core.batch import HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours
+from guardd.errors import StoreError
+from guardd.store.api import BatchResult
+from guardd.store.postgres.db import EVENTS_LOCK, Conn, pico
+
+DOLLARS = "0.000000000001"  # pico-dollars times this is exact numeric dollars
+
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_events (h bigint NOT NULL, k text NOT NULL, ts bigint NOT NULL,"
+    " series bigint NOT NULL, cost bigint) ON COMMIT DELETE ROWS"
+)
+_TOKENS = "prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens"
+_STAGE_ROLLUPS = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_rollups (bucket bigint NOT NULL, series bigint NOT NULL,"
+    " cost numeric NOT NULL, events bigint NOT NULL, unpriced bigint NOT NULL, prompt_tokens bigint NOT NULL,"
+    " completion_tokens bigint NOT NULL, reasoning_tokens bigint NOT NULL, cached_tokens bigint NOT NULL)"
+    " ON COMMIT DELETE ROWS"
+)
+_SUMS = f"sum(cost), sum(events), sum(unpriced), {', '.join(f'sum({t})' for t in _TOKENS.split(', '))}"
+_ROLLUPS = (
+    f"INSERT INTO rollups (level, bucket, series, cost, events, unpriced, {_TOKENS})"
+    f" SELECT level, bucket, series, cost * {DOLLARS}, events, unpriced, {_TOKENS} FROM ("
+    f" SELECT 0 AS level, bucket, series, cost, events, unpriced, {_TOKENS} FROM stage_rollups UNION ALL"
+    f" SELECT 1, floor(bucket / 24.0)::bigint, series, {_SUMS} FROM stage_rollups GROUP BY 2, 3"
+    f" HAVING sum(events) <> 0 OR sum(cost) <> 0 OR sum(unpriced) <> 0 OR sum(prompt_tokens) <> 0"
+    f" OR sum(completion_tokens) <> 0 OR sum(reasoning_tokens) <> 0 OR sum(cached_tokens) <> 0"
+    ") AS deltas ORDER BY level, bucket, series"
+    " ON CONFLICT (level, bucket, series) DO UPDATE SET cost = rollups.cost + excluded.cost,"
+    " events = rollups.events + excluded.events, unpriced = rollups.unpriced + excluded.unpriced,"
+    " prompt_tokens = rollups.prompt_tokens + excluded.prompt_tokens,"
+    " completion_tokens = rollups.completion_tokens + excluded.completion_tokens,"
+    " reasoning_tokens = rollups.reasoning_tokens + excluded.reasoning_tokens,"
+    " cached_tokens = rollups.cached_tokens + excluded.cached_tokens"
+)
+_STAGE_HEALTH = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_health (k text NOT NULL, ts bigint NOT NULL, series bigint NOT NULL,"
+    " ok integer NOT NULL, status integer, latency_ms float8, error text) ON COMMIT DELETE ROWS"
+)
+_HEALTH = (
+    "INSERT INTO health (k, ts, series, ok, status, latency_ms, error)"
+    " SELECT k, ts, series, ok <> 0, status, latency_ms, error FROM stage_health ORDER BY k"
+    " ON CONFLICT (k) DO UPDATE SET ts = excluded.ts, series = excluded.series, ok = excluded.ok,"
+    " status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error"
+)
+_STAGE_UNPRICED = (
+    "CREATE TEMP TABLE IF NOT EXISTS stage_unpriced (k text NOT NULL, prompt_tokens bigint NOT NULL,"
+    " completion_tokens bigint NOT NULL, reasoning_tokens bigint NOT NULL, cached_tokens bigint NOT NULL)"
+    " ON COMMIT DELETE ROWS"
+)
+_UNPRICED = (
+    f"INSERT INTO unpriced (k, {_TOKENS}) SELECT k, {_TOKENS} FROM stage_unpriced ORDER BY k"
+    " ON CONFLICT (k) DO UPDATE SET prompt_tokens = excluded.prompt_tokens,"
+    " completion_tokens = excluded.completion_tokens, reasoning_tokens = excluded.reasoning_tokens,"
+    " cached_tokens = excluded.cached_tokens"
+)
+
+
+def event_hash(k: str, attempt: int = 0) -> int:
+    """Return the signed 64-bit key hash of the stored event key ``k`` (``attempt`` 1: its second hash, taken
+    when another key holds the first). SQL: ``('x' || left(md5(k), 16))::bit(64)::bigint``."""
+    data = (f"{attempt}:{k}" if attempt else k).encode()
+    return int.from_bytes(hashlib.md5(data, usedforsecurity=False).digest()[:8], "big", signed=True)
+
+
+def hash_sql(column: str, attempt: int = 0) -> str:
+    """The SQL expression of :func:`event_hash` over ``column``."""
+    text = f"'{attempt}:' || {column}" if attempt else column
+    return f"('x' || left(md5({text}), 16))::bit(64)::bigint"
+
+
+def stored_key(k: str, instance: str) -> str:
+    """Return the stored key of a batch key: generation ids (``g:``) as they are, line hashes under
+    ``instance`` (``h:<instance>:…``), so that two hosts' identical lines in their own files stay two events."""
+    return k if k.startswith("g:") else f"h:{instance}:{k[2:]}"
+
+
+def copy_text(rows: Iterable[Row], instance: str) -> bytes:
+    """Return the ``COPY … FROM STDIN`` text of ``rows`` as ``h, k, ts, series, cost`` lines (``cost`` in
+    pico-dollars, ``\\N`` when unpriced), keys as stored (:func:`stored_key`). Only the key is free text: it is
+    escaped as COPY's text format requires when it holds a backslash, tab, newline or carriage return."""
+    md5 = hashlib.md5
+    null = "\\N"
+    prefix = f"h:{instance}:"
+    lines = []
+    for k, ts, series, cost, *_ in rows:
+        sk = k if k.startswith("g:") else prefix + k[2:]
+        data = sk.encode()
+        h = int.from_bytes(md5(data, usedforsecurity=False).digest()[:8], "big", signed=True)
+        if "\\" in sk or "\t" in sk or "\n" in sk or "\r" in sk:
+            sk = sk.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        lines.append(f"{h}\t{sk}\t{ts}\t{series}\t{null if cost is None else cost}\n")
+    return "".join(lines).encode()
+
+
+@dataclass(slots=True)
+class Writer:
+    """Writes one batch on ``conn`` (inside its transaction) for ``instance``."""
+
+    conn: Conn
+    instance: str
+
+    def key(self, k: str) -> str:
+        return stored_key(k, self.instance)
+
+    async def stage(self, payload: bytes) -> None:
+        """Put the COPY text of :func:`copy_text` into the session's staging table (before the lock)."""
+        await self.conn.execute(_STAGE)
+        async with self.conn.cursor().copy("COPY stage_events (h, k, ts, series, cost) FROM STDIN") as copy:
+            await copy.write(payload)
+
+    async def events(self, parsed: Parsed, result: BatchResult) -> None:
+        """Move the staged rows into ``events`` under the writers' lock; correct the rows that met stored events;
+        add the rollups, health facts and token counts. Fills ``result``."""
+        conn = self.conn
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
+        cur = await conn.execute(
+            f"INSERT INTO events (h, k, ts, series, cost, instance) SELECT h, k, ts, series, cost * {DOLLARS}, %s"
+            " FROM stage_events ORDER BY h ON CONFLICT (h) DO NOTHING",
+            (self.instance,),
+        )
+        inserted = max(cur.rowcount, 0)
+        hours = parsed.hours
+        result.stored = inserted
+        result.unpriced = sum(entry[2] for entry in hours.values())
+        result.series = {sid for _hour, sid in hours}
+        result.max_ts = parsed.max_ts
+        if inserted < parsed.count:
+            await self._correct(parsed, hours, result)
+        await apply_rollups(conn, hours)
+        if parsed.health:
+            facts = ((self.key(k), *rest) for k, *rest in parsed.health.values())
+            await copy_rows(conn, _STAGE_HEALTH, "stage_health", facts, _HEALTH)
+        if parsed.tokens:
+            tokens = ((self.key(k), *rest[:4]) for k, *rest in parsed.tokens.values())
+            await copy_rows(conn, _STAGE_UNPRICED, "stage_unpriced", tokens, _UNPRICED)
+
+    async def _correct(self, parsed: Parsed, hours: dict[tuple[int, int], list[int]], result: BatchResult) -> None:
+        """Handle the staged rows the insert skipped (see the module's step 3); ``hours`` counted every row as new.
+
+        Token counts are not kept per stored event, so a changed line keeps the tokens of the line stored first
+        (as in SQLite); its health facts are those of the new line (or none)."""
+        conn = self.conn
+        rows = {self.key(k): row for k, row in parsed.row_dict().items()}
+        cur = await conn.execute(
+            "SELECT b.k, e.h, e.k, e.ts, e.series, e.cost FROM stage_events b JOIN events e ON e.h = b.h"
+            " WHERE e.xmin <> pg_current_xact_id()::xid OR e.k <> b.k"
+        )
+        found: list[tuple[str, int, int, int, int | None]] = []
+        for k, h, stored_k, ts, series, dollars in await cur.fetchall():
+            cost = None if dollars is None else pico(dollars)
+            if stored_k == k:
+                found.append((k, h, ts, series, cost))
+            else:
+                second = await self._second_hash(k, rows[k], result)
+                if second is not None:
+                    found.append(second)
+        seen: list[str] = []
+        updates: list[tuple[int, int, int, int | None]] = []
+        priced: list[str] = []
+        for k, h, old_ts, old_series, old_cost in sorted(found, key=lambda f: f[1]):
+            row = rows[k]
+            _, ts, series, cost = row[:4]
+            result.duplicates += 1
+            result.unpriced -= cost is None
+            seen.append(k)
+            if (old_ts, old_series, old_cost) == (ts, series, cost):
+                add_row_to_hours(hours, row, -1)  # already counted when it was stored
+                continue
+            add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
+            entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
+            for i, count in enumerate(row[4:], 3):
+                entry[i] -= count
+            updates.append((h, ts, series, cost))
+            if cost is not None and old_cost is None:
+                priced.append(k)
+            result.series.add(old_series)
+        if updates:
+            await conn.execute(
+                f"UPDATE events e SET ts = u.ts, series = u.series, cost = u.cost * {DOLLARS} FROM unnest(%s::bigint[],"
+                " %s::bigint[], %s::bigint[], %s::bigint[]) AS u(h, ts, series, cost) WHERE e.h = u.h",
+                [list(column) for column in zip(*updates, strict=True)],
+            )
+        if seen:
+            await conn.execute("DELETE FROM health WHERE k = ANY(%s)", (sorted(seen),))  # the batch's facts follow
+        if priced:
+            await conn.execute("DELETE FROM unpriced WHERE k = ANY(%s)", (sorted(priced),))
+
+    async def _second_hash(self, k: str, row: Row, result: BatchResult) -> tuple[str, int, int, int, int | None] | None:
+        """``k`` lost its hash to another key: store it under its second hash (None: stored now, counted in
+        ``result.stored``), or return the event already stored there as found. A third key is refused."""
+        second = event_hash(k, 1)
+        cur = await self.conn.execute("SELECT k, ts, series, cost FROM events WHERE h = %s", (second,))
+        stored = await cur.fetchone()
+        _, ts, series, cost = row[:4]
+        if stored is None:
+            await self.conn.execute(
+                f"INSERT INTO events (h, k, ts, series, cost, instance) VALUES (%s, %s, %s, %s, %s::bigint * {DOLLARS},"
+                " %s)",
+                (second, k, ts, series, cost, self.instance),
+            )
+            result.stored += 1
+            return None
+        if stored[0] == k:
+            return (k, second, stored[1], stored[2], None if stored[3] is None else pico(stored[3]))
+        raise StoreError(f"event key hash collision between {k!r} and {stored[0]!r}")  # never merge two events
+
+
+async def copy_rows(conn: Conn, create: str, table: str, rows: Iterable[tuple[object, ...]], upsert: str) -> None:
+    """COPY ``rows`` (psycopg formats and escapes them) into the staging ``table`` (made by ``create``), then run
+    ``upsert`` from it."""
+    await conn.execute(create)
+    async with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+        for row in rows:
+            await copy.write_row(row)
+    await conn.execute(upsert)
+
+
+async def apply_rollups(conn: Conn, hours: dict[tuple[int, int], list[int]]) -> None:
+    """Add per-(hour, series) deltas (:data:`~guardd.core.batch.ENTRY`) to the hour and UTC-day rollups: COPY
+    the hour deltas into a staging table, then one upsert of them and of their sums per UTC day, in key order
+    (the same order in every writer, so that concurrent writers never deadlock)."""
+    text = rollup_text(hours)
+    if text:
+        await conn.execute(_STAGE_ROLLUPS)
+        async with conn.cursor().copy("COPY stage_rollups FROM STDIN") as copy:
+            await copy.write(text)
+        await conn.execute(_ROLLUPS)
+
+
+def rollup_text(hours: dict[tuple[int, int], list[int]]) -> bytes:
+    """Return the COPY text of the hour deltas as ``(hour, series, *entry)`` rows, all-zero ones left out (the
+    UTC-day deltas are summed from them by the database, in :data:`_ROLLUPS`)."""
+    return "".join(
+        [
+            f"{hour}\t{series}\t{e[0]}\t{e[1]}\t{e[2]}\t{e[3]}\t{e[4]}\t{e[5]}\t{e[6]}\n"
+            for (hour, series), e in hours.items()
+            if e[1] or any(e)
+        ]
+    ).encode()

@@ -1,0 +1,218 @@
+"""The PostgreSQL write path stores what the SQLite one stores: the same batches (new keys, duplicates, changed
+lines, unpriced lines, health facts, key-hash collisions) leave the same rollups — spend, events, unpriced and the
+token sums of schema 3 — and the same health facts in both backends, and the same exact totals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import guardd.store.postgres.events as pg_events
+from guardd.core.batch import HOUR_MS, Parsed, Row, series_id
+from guardd.errors import StoreError
+from guardd.store.api import Sum
+from guardd.store.postgres import ingest
+from guardd.store.postgres.db import PgStore, pico
+from guardd.store.postgres.events import PgEventStore
+from guardd.store.postgres.ingest import copy_text, event_hash
+from guardd.store.sqlite.db import Store
+from guardd.store.sqlite.events import EventStore
+from tests.store.backends import T0, T0_MS, USD, sig
+
+DAY = T0, T0.replace(day=T0.day + 1)
+Event = tuple[str, int, str, int | None, tuple[int, int, int, int], tuple[int, int | None, float | None, str | None]]
+
+
+def parsed(*events: Event) -> Parsed:
+    """A batch of ``(key, ms after T0, model, cost, (prompt, completion, reasoning, cached), (ok, status,
+    latency, error))`` events; a health tuple of ``(1, None, None, None)`` says nothing (none stored)."""
+    out = Parsed(0, 0, lines=len(events))
+    for k, at, model, cost, tokens, health in events:
+        sid = series_id(sig(model))
+        out.series[sid] = sig(model)
+        ts = T0_MS + at
+        facts = None if health == (1, None, None, None) else (k, ts, sid, *health)
+        out.add((k, ts, sid, cost, *tokens), (k, *tokens), facts)
+    out.close()
+    return out
+
+
+QUIET = (1, None, None, None)
+BATCHES = [
+    [
+        ("g:a", 5, "m", USD, (100, 20, 0, 0), QUIET),
+        ("g:b", 9, "m", None, (7, 3, 1, 0), (0, 500, 812.5, "upstream timeout")),
+        ("h:line1", 2 * HOUR_MS + 1, "n", 3 * USD // 7, (40, 2, 0, 5), (1, 200, 120.0, None)),
+        ("g:c", 26 * HOUR_MS, "n", 123, (1, 1, 0, 0), (0, 429, None, "rate limited")),
+    ],
+    [
+        ("g:a", 5, "m", USD, (100, 20, 0, 0), QUIET),  # the same line again: a duplicate
+        ("g:b", 3 * HOUR_MS, "n", 2 * USD, (9, 9, 0, 0), QUIET),  # a later snapshot: priced, moved, facts gone
+        ("g:c", 26 * HOUR_MS, "n", 123, (1, 1, 0, 0), (1, 200, 99.0, None)),  # same spend, new facts
+        ("h:line2", 30 * HOUR_MS, "m", None, (5, 5, 5, 5), (1, 201, 3.25, None)),
+    ],
+    [
+        ("g:d", 47 * HOUR_MS + 59_000, "m", 17, (2, 2, 2, 2), QUIET),
+        ("g:b", 3 * HOUR_MS, "n", 2 * USD, (9, 9, 0, 0), QUIET),
+    ],
+]
+
+
+def sqlite_tables(db: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rollups = conn.execute(
+            "SELECT level, bucket, series, cost, events, unpriced, prompt_tokens, completion_tokens,"
+            " reasoning_tokens, cached_tokens FROM rollups ORDER BY 1, 2, 3"
+        ).fetchall()
+        health = conn.execute("SELECT k, ts, series, ok, status, latency_ms, error FROM health ORDER BY 1").fetchall()
+    return rollups, health
+
+
+def pg_tables(url: str, instance: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with psycopg.connect(url) as conn:
+        rollups = [
+            (level, bucket, series, pico(cost), *rest)
+            for level, bucket, series, cost, *rest in conn.execute(
+                "SELECT level, bucket, series, cost, events, unpriced, prompt_tokens, completion_tokens,"
+                " reasoning_tokens, cached_tokens FROM rollups ORDER BY 1, 2, 3"
+            ).fetchall()
+        ]
+        health = [
+            (k.replace(f"h:{instance}:", "h:"), ts, series, int(ok), status, latency, error)
+            for k, ts, series, ok, status, latency, error in conn.execute(
+                "SELECT k, ts, series, ok, status, latency_ms, error FROM health ORDER BY 1"
+            ).fetchall()
+        ]
+    return sorted(r for r in rollups if any(r[3:])), sorted(health)
+
+
+async def test_both_backends_store_the_same_rollups_tokens_and_health_facts(pg_url, tmp_path):
+    db = tmp_path / "guardd.db"
+    results = []
+    async with Store.open(db) as store:
+        lite = EventStore(store)
+        for events in BATCHES:
+            r = await lite.write_batch(parsed(*events))
+            results.append((r.stored, r.duplicates, r.unpriced, sorted(r.series), r.max_ts))
+        lite_total = await lite.window_sum(None, T0, T0.replace(day=T0.day + 3))
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events_pg = PgEventStore(pg)
+        for i, events in enumerate(BATCHES):
+            r = await events_pg.write_batch(parsed(*events))
+            assert (r.stored, r.duplicates, r.unpriced, sorted(r.series), r.max_ts) == results[i], i
+        assert await events_pg.window_sum(None, T0, T0.replace(day=T0.day + 3)) == lite_total
+    lite_rollups, lite_health = sqlite_tables(db)
+    assert pg_tables(pg_url, "host-a") == (sorted(r for r in lite_rollups if any(r[3:])), sorted(lite_health))
+    assert lite_total == Sum(USD + 2 * USD + 3 * USD // 7 + 123 + 17, 6, 1)
+
+
+def test_the_key_hash_is_the_one_sql_computes(pg_url):
+    keys = ["g:gen-1", "h:web-1:abc", "g:naïve ☃", "g:tab\there"]
+    with psycopg.connect(pg_url) as conn:
+        for k in keys:
+            for attempt in (0, 1):
+                (h,) = conn.execute(f"SELECT {ingest.hash_sql('%s::text', attempt)}", (k,)).fetchone()
+                assert h == event_hash(k, attempt), (k, attempt)
+
+
+async def test_keys_holding_copy_escapes_are_stored_as_they_are(pg_url):
+    odd = ["g:a\\b", "g:tab\there", "g:new\nline", "g:cr\rhere", "g:\\N"]
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+        r = await events.write_batch(parsed(*((k, i, "m", USD, (1, 1, 0, 0), QUIET) for i, k in enumerate(odd))))
+        again = await events.write_batch(parsed(*((k, i, "m", USD, (1, 1, 0, 0), QUIET) for i, k in enumerate(odd))))
+    assert (r.stored, again.stored, again.duplicates) == (5, 0, 5)
+    with psycopg.connect(pg_url) as conn:
+        stored = {k: h for k, h in conn.execute("SELECT k, h FROM events").fetchall()}
+    assert stored == {k: event_hash(k) for k in odd}
+
+
+async def test_two_keys_with_one_hash_stay_two_events_and_a_third_is_refused(pg_url, monkeypatch):
+    # "g:x", "g:y" and "g:z" share their first hash in the COPY text, as a 64-bit collision would.
+    shared = event_hash("g:x")
+
+    def colliding(rows: Iterable[Row], instance: str) -> bytes:
+        out = []
+        for line in copy_text(rows, instance).decode().splitlines():
+            h, k, rest = line.split("\t", 2)
+            out.append(f"{shared if k in ('g:x', 'g:y', 'g:z') else h}\t{k}\t{rest}\n")
+        return "".join(out).encode()
+
+    monkeypatch.setattr(pg_events, "copy_text", colliding)
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+        first = await events.write_batch(parsed(("g:x", 1, "m", USD, (1, 1, 0, 0), QUIET)))
+        second = await events.write_batch(
+            parsed(("g:y", 2, "m", 2 * USD, (1, 1, 0, 0), QUIET), ("g:x", 1, "m", USD, (1, 1, 0, 0), QUIET))
+        )
+        third = await events.write_batch(parsed(("g:y", 2, "m", 2 * USD, (1, 1, 0, 0), QUIET)))
+        assert [(r.stored, r.duplicates) for r in (first, second, third)] == [(1, 0), (1, 1), (0, 1)]
+        assert await events.window_sum(None, *DAY) == Sum(3 * USD, 2, 0)
+        # A third key whose second hash is taken too is refused, never merged.
+        real = ingest.event_hash
+        monkeypatch.setattr(ingest, "event_hash", lambda k, attempt=0: real("g:y" if k == "g:z" else k, attempt))
+        with pytest.raises(StoreError, match="hash collision"):
+            await events.write_batch(parsed(("g:z", 3, "m", USD, (1, 1, 0, 0), QUIET)))
+        assert await events.window_sum(None, *DAY) == Sum(3 * USD, 2, 0)
+    with psycopg.connect(pg_url) as conn:
+        rows = dict(conn.execute("SELECT k, h FROM events").fetchall())
+    assert rows == {"g:x": shared, "g:y": event_hash("g:y", 1)}
+
+
+async def test_two_keys_with_one_hash_in_one_batch_stay_two_events(pg_url, monkeypatch):
+    shared = event_hash("g:p")
+
+    def colliding(rows: Iterable[Row], instance: str) -> bytes:
+        lines = copy_text(rows, instance).decode().splitlines()
+        return "".join(f"{shared}\t{line.split(chr(9), 1)[1]}\n" for line in lines).encode()
+
+    monkeypatch.setattr(pg_events, "copy_text", colliding)
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+        r = await events.write_batch(
+            parsed(("g:p", 1, "m", USD, (1, 1, 0, 0), QUIET), ("g:q", 2, "m", 2 * USD, (1, 1, 0, 0), QUIET))
+        )
+        assert (r.stored, r.duplicates) == (2, 0)
+        assert await events.window_sum(None, *DAY) == Sum(3 * USD, 2, 0)
+
+
+async def test_money_stays_exact_through_rollups_at_a_pico_dollar(pg_url):
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+        await events.write_batch(parsed(*((f"g:{i}", i, "m", 1, (0, 0, 0, 0), QUIET) for i in range(1000))))
+    with psycopg.connect(pg_url) as conn:
+        hour, day = (r[0] for r in conn.execute("SELECT cost FROM rollups ORDER BY level").fetchall())
+    assert hour == day == Decimal("0.000000001000")
+
+
+async def test_a_schema_3_store_is_migrated_keeping_its_events_and_their_keys(pg_url):
+    from guardd.store.postgres.db import _statements
+    from guardd.store.postgres.schema import MIGRATIONS
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE guardd_schema (version integer NOT NULL)")
+        for version in (1, 2, 3):
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute("INSERT INTO guardd_schema VALUES (%s)", (version,))
+        conn.execute(
+            "INSERT INTO events (k, ts, series, cost, instance) VALUES ('g:old', %s, 1, 1.5, 'a'), ('g:free', %s, 1,"
+            " NULL, 'a')",
+            (T0_MS, T0_MS + 1),
+        )
+        conn.execute("INSERT INTO rollups VALUES (0, %s, 1, 1.5, 2, 1), (1, %s, 1, 1.5, 2, 1)", (T0_MS // HOUR_MS, 0))
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+        again = await events.write_batch(parsed(("g:old", 0, "m", 3 * USD // 2, (0, 0, 0, 0), QUIET)))
+        assert (again.stored, again.duplicates) == (0, 1)
+    with psycopg.connect(pg_url) as conn:
+        rows = dict(conn.execute("SELECT k, h FROM events").fetchall())
+        tokens = conn.execute("SELECT sum(prompt_tokens) FROM rollups").fetchone()
+    assert rows == {"g:old": event_hash("g:old"), "g:free": event_hash("g:free")}
+    assert tokens == (0,)
