@@ -124,7 +124,8 @@ def copy_text(rows: Iterable[Row], instance: str) -> bytes:
 
 @dataclass(slots=True)
 class Writer:
-    """Writes one batch on ``conn`` (inside its transaction) for ``instance``."""
+    """Writes one batch on ``conn`` for ``instance``, inside a top-level transaction — never a savepoint: the rows
+    this transaction inserted are told from those stored before by their ``xmin``, which a subtransaction changes."""
 
     conn: Conn
     instance: str
