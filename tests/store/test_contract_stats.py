@@ -22,14 +22,6 @@ def backend(request, tmp_path) -> Backend:
     return make_backend(request.param, tmp_path, pg_url)
 
 
-def needs_health_writes(backend: Backend, request: pytest.FixtureRequest) -> None:
-    """PostgreSQL's write_batch stores health facts and token sums with pgspeed's write path (issue 12); until it
-    lands these are expected to fail there (strict: they turn into a failure the day they pass)."""
-    if backend.kind == "postgresql":
-        reason = "PostgreSQL write_batch does not store health facts and token sums yet (pgspeed's write path)"
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 def batch(*events: tuple[str, int, int | None, int, int, Health | None], model: str = "m") -> Parsed:
     """``(key, ms after T0, cost, prompt tokens, completion tokens, health facts or None)`` events of one series."""
     parsed = Parsed(0, 0, lines=len(events))
@@ -44,8 +36,7 @@ def batch(*events: tuple[str, int, int | None, int, int, Health | None], model: 
     return parsed
 
 
-async def test_health_facts_are_counted_per_window_and_every_event_is_a_request(backend, request):
-    needs_health_writes(backend, request)
+async def test_health_facts_are_counted_per_window_and_every_event_is_a_request(backend):
     async with backend.stores() as stores:
         await stores.events.write_batch(
             batch(
@@ -64,8 +55,7 @@ async def test_health_facts_are_counted_per_window_and_every_event_is_a_request(
         assert (none.requests, none.errors) == (0, 0)
 
 
-async def test_a_later_line_of_a_key_replaces_its_health_facts_or_removes_them(backend, request):
-    needs_health_writes(backend, request)
+async def test_a_later_line_of_a_key_replaces_its_health_facts_or_removes_them(backend):
     async with backend.stores() as stores:
         await stores.events.write_batch(
             batch(("g:a", 1, USD, 0, 0, (0, 500, None, "boom")), ("g:b", 2, USD, 0, 0, None))
@@ -76,8 +66,7 @@ async def test_a_later_line_of_a_key_replaces_its_health_facts_or_removes_them(b
         assert await stores.stats.request_stats(*DAY) == {SID: RequestCounts(1, 1)}
 
 
-async def test_token_sums_cover_the_whole_hours_a_range_touches(backend, request):
-    needs_health_writes(backend, request)
+async def test_token_sums_cover_the_whole_hours_a_range_touches(backend):
     async with backend.stores() as stores:
         await stores.events.write_batch(
             batch(
