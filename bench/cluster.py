@@ -293,7 +293,8 @@ def whole_command(url: str, runs: int) -> None:
                 print(f"guardd status --json on the shared store: exit {done.returncode}: {done.stderr.strip()[:300]}")
                 return
             print(
-                f"whole command run {run}: {seconds * 1000:.0f} ms, CPU {cpu * 1000:.0f} ms (exit {done.returncode}); {load()}"
+                f"whole command run {run}: {seconds * 1000:.0f} ms, CPU {cpu * 1000:.0f} ms"
+                f" (exit {done.returncode}); {load()}"
             )
             times.append(seconds)
             cpus.append(cpu)
