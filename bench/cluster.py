@@ -2,6 +2,7 @@
 
     python bench/cluster.py ingest [--instances 3] [--lines 1000000] [--shape steady] [--runs 5]
     python bench/cluster.py status [--events 10000000] [--series 200] [--runs 5]
+    python bench/cluster.py trip [--instances 3] [--trials 30] [--failovers 3]
 
 Every run gets a fresh database on the server of ``--url`` (default ``$GUARDD_TEST_PG_URL`` or
 ``postgresql://postgres@127.0.0.1:5432/test``), dropped afterwards. Each subcommand prints its runs, their median,
@@ -36,10 +37,11 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -66,6 +68,10 @@ def main() -> None:
     status.add_argument("--series", type=int, default=200)
     status.add_argument("--runs", type=int, default=5)
     status.add_argument("--keep", metavar="DB", help="build into database DB (once) and keep it for later runs")
+    trip = sub.add_parser("trip")
+    trip.add_argument("--instances", type=int, default=3)
+    trip.add_argument("--trials", type=int, default=30)
+    trip.add_argument("--failovers", type=int, default=3)
     worker = sub.add_parser("worker")  # one instance of `ingest` (internal)
     worker.add_argument("db")
     worker.add_argument("instance")
@@ -75,6 +81,8 @@ def main() -> None:
         asyncio.run(ingest_worker(args.db, args.instance, args.ledger))
     elif args.what == "ingest":
         run_ingest(args)
+    elif args.what == "trip":
+        run_trip(args)
     else:
         run_status(args)
 
@@ -227,6 +235,117 @@ async def ingest_worker(url: str, instance: str, ledger: str) -> None:
         server = backend_cpu([r[0] for r in rows])
     os.close(fd)
     print(json.dumps({"parse_cpu": parse_cpu, "write_wall": write_wall, "server_cpu": server, "startup": startup}))
+
+
+# ---- trip propagation and failover ---------------------------------------------------------------------------
+def run_trip(args: argparse.Namespace) -> None:
+    """Start ``--instances`` real ``guardd run`` daemons on one fresh database (own folders, ledgers, state and
+    switch files). Trip propagation: append a line crossing a $1/day budget of its own (``trial = "N"``) to one
+    host's ledger, and time until every OTHER host's switch file shows that budget's scope tripped. Failover:
+    ``kill -9`` the leader (the lease row's holder), time until another instance holds a new term, restart it."""
+    with fresh_database(args.url) as url, tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(prepare(url))
+        budgets = "".join(
+            f'[[budgets]]\nname = "t{i}"\nmatch = {{ trial = "{i}" }}\ndaily = 1\nforecast = false\n'
+            for i in range(args.trials)
+        )
+        hosts = []
+        for n in range(args.instances):
+            home = Path(tmp) / f"web-{n}"
+            home.mkdir()
+            (home / "ledger.jsonl").touch()
+            (home / "guardd.toml").write_text(
+                f'[guardd]\ninstance = "web-{n}"\nstate_dir = "state"\n[store]\nurl = "{url}"\n'
+                f'[[ledgers]]\npath = "ledger.jsonl"\n{budgets}'
+            )
+            hosts.append(home)
+        procs = {home: start_daemon(home) for home in hosts}
+        try:
+            wait_for(lambda: all((h / "state" / "killswitch.json").exists() for h in hosts), 120, "switch files")
+            latencies = []
+            for trial in range(args.trials):
+                source = hosts[trial % len(hosts)]
+                started = time.perf_counter()
+                line = {
+                    "ts": datetime.now(UTC).isoformat(),
+                    "id": f"gen-trip-{trial}",
+                    "model": "m",
+                    "cost": 2,
+                    "labels": {"trial": str(trial)},
+                }
+                with open(source / "ledger.jsonl", "a") as f:
+                    f.write(json.dumps(line) + "\n")
+                waiting = {h for h in hosts if h != source}
+                while waiting:
+                    for h in list(waiting):
+                        if scope_tripped(h, f"t{trial}"):
+                            latencies.append(time.perf_counter() - started)
+                            waiting.discard(h)
+                    if time.perf_counter() - started > 30:
+                        raise SystemExit(f"trial {trial}: not tripped on {sorted(map(str, waiting))} after 30 s")
+                    time.sleep(0.005)
+            latencies.sort()
+            p50 = latencies[len(latencies) // 2]
+            p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+            print(
+                f"trip propagation to the other hosts' switch files: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms,"
+                f" max {latencies[-1] * 1000:.0f} ms ({len(latencies)} host-trials); {load()}",
+                flush=True,
+            )
+            for _ in range(args.failovers):
+                holder, epoch = lease(url)
+                victim = next(h for h in hosts if h.name == holder)
+                started = time.perf_counter()
+                procs[victim].kill()
+                procs[victim].wait()
+                wait_for(partial(new_term, url, holder, epoch), 60, "a new leader")
+                print(
+                    f"failover after kill -9 of {holder}: {time.perf_counter() - started:.1f} s; {load()}", flush=True
+                )
+                procs[victim] = start_daemon(victim)
+                time.sleep(2)
+        finally:
+            for proc in procs.values():
+                proc.kill()
+                proc.wait()
+
+
+def start_daemon(home: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "guardd", "run", "-c", str(home / "guardd.toml")],
+        cwd=HERE.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=open(home / "guardd.log", "ab"),
+    )
+
+
+def scope_tripped(home: Path, budget: str) -> bool:
+    try:
+        doc = json.loads((home / "state" / "killswitch.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return any(
+        budget == name.rsplit(":", 1)[-1] and scope.get("tripped") for name, scope in doc.get("scopes", {}).items()
+    )
+
+
+def lease(url: str) -> tuple[str, int]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT holder, epoch FROM leader WHERE expires_at > now()").fetchone()
+    return (str(row[0]), int(row[1])) if row else ("", -1)
+
+
+def new_term(url: str, holder: str, epoch: int) -> bool:
+    now_holder, now_epoch = lease(url)
+    return now_epoch > epoch and now_holder not in ("", holder)
+
+
+def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"no {what} after {seconds:.0f} s")
+        time.sleep(0.05)
 
 
 # ---- status ---------------------------------------------------------------------------------------------------
