@@ -282,7 +282,12 @@ def run_trip(args: argparse.Namespace) -> None:
                             latencies.append(time.perf_counter() - started)
                             waiting.discard(h)
                     if time.perf_counter() - started > 30:
-                        raise SystemExit(f"trial {trial}: not tripped on {sorted(map(str, waiting))} after 30 s")
+                        logs = {h.name: (h / "guardd.log").read_text()[-600:] for h in hosts}
+                        switch = (source / "state" / "killswitch.json").read_text()[:600]
+                        raise SystemExit(
+                            f"trial {trial}: not tripped on {sorted(h.name for h in waiting)} after 30 s;"
+                            f" {source.name}'s switch file: {switch}; logs: {logs}"
+                        )
                     time.sleep(0.005)
             latencies.sort()
             p50 = latencies[len(latencies) // 2]
