@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from guardd.config import Config
+    from guardd.config import Config, ConfigView
     from guardd.ledger.tailer import Tailer
     from guardd.services.evaluation import Evaluator
     from guardd.services.jobs import Engine
@@ -33,10 +33,13 @@ if TYPE_CHECKING:
 
 
 @asynccontextmanager
-async def open_stores(config: Config, readonly: bool = False) -> AsyncIterator[Stores]:
+async def open_stores(config: ConfigView, readonly: bool = False) -> AsyncIterator[Stores]:
     """Open the store ``config`` names (closed on every way out). ``readonly``: a command that only reads, so it
-    works on a SQLite state this user may not write (the shared store is read through the same connection)."""
-    if not _shared_store(config):
+    works on a SQLite state this user may not write (the shared store is read through the same connection).
+
+    ``config`` may be a read-only command's view (:func:`guardd.config.load_view`): a view never holds the store's
+    URL (a secret), but ``load_view`` returns the whole :class:`Config` whenever ``[store] url`` is set."""
+    if not config.shared_store:
         from guardd.store.sqlite.backend import open_stores as open_sqlite
 
         async with open_sqlite(config.db_path, readonly) as stores:
@@ -44,35 +47,32 @@ async def open_stores(config: Config, readonly: bool = False) -> AsyncIterator[S
     else:
         from guardd.store.postgres.backend import open_stores as open_postgresql
 
-        url = config.settings.store.url
+        url = _full(config).settings.store.url
         assert url is not None
         async with open_postgresql(url.get_secret_value(), config.instance) as stores:
             yield stores
 
 
-def _shared_store(config: Config) -> bool:
-    """Whether ``[store] url`` names a shared store. A light configuration view (no pydantic, for read-only
-    commands) says so as ``shared_store`` without holding the URL; a full configuration holds the URL."""
-    shared = getattr(config, "shared_store", None)
-    return bool(shared) if shared is not None else config.settings.store.url is not None
+def _full(config: ConfigView) -> Config:
+    """``config`` as the whole configuration; TypeError for a bare view (a read-only command's)."""
+    from guardd.config import Config
 
-
-def _has_openrouter(config: Config) -> bool:
-    has = getattr(config, "has_openrouter", None)
-    return bool(has) if has is not None else config.settings.openrouter is not None
+    if not isinstance(config, Config):
+        raise TypeError("this part of guardd needs the whole configuration, not a read-only command's view")
+    return config
 
 
 class App:
     """guardd's parts for one configuration over one open store. Built by :func:`build`; cheap to build again."""
 
-    def __init__(self, config: Config, stores: Stores, dry_run: bool = False) -> None:
+    def __init__(self, config: ConfigView, stores: Stores, dry_run: bool = False) -> None:
         from guardd.services.evaluation import Evaluator
 
         self.config = config
         self.stores = stores
         self.dry_run = dry_run
         self.view: RemoteView | None = None
-        if _has_openrouter(config):
+        if config.has_openrouter:
             from guardd.services.openrouter.view import RemoteView
 
             self.view = RemoteView(config, stores.remote)
@@ -85,6 +85,12 @@ class App:
             view.staleness if view else None,
             view.known_keys if view else None,
         )
+
+    @property
+    def full(self) -> Config:
+        """The whole configuration, for the parts that change or send something (the engine, the tailer,
+        OpenRouter's poller); a read-only command builds over a view and never reaches them."""
+        return _full(self.config)
 
     # The store's interfaces, for brevity.
     @property
@@ -108,7 +114,7 @@ class App:
         """The engine that evaluates, announces, writes the switch and delivers (one per App)."""
         from guardd.services.jobs import Engine
 
-        return Engine(self.config, self.stores.state, self.evaluator, dry_run=self.dry_run)
+        return Engine(self.full, self.stores.state, self.evaluator, dry_run=self.dry_run)
 
     def tailer(self) -> Tailer:
         """A tailer of the configuration's ledgers into this store (the daemon's one reader of the ledgers)."""
@@ -116,9 +122,9 @@ class App:
 
         specs = [
             LedgerSpec(path, lg.format, dict(lg.labels))
-            for path, lg in zip(self.config.ledger_paths, self.config.settings.ledgers, strict=True)
+            for path, lg in zip(self.config.ledger_paths, self.full.settings.ledgers, strict=True)
         ]
-        return Tailer(specs, self.stores.events, self.config.settings.guardd.max_event_cost)
+        return Tailer(specs, self.stores.events, self.config.max_event_cost)
 
     def openrouter(self, poller: Any = None) -> tuple[Any, Any] | None:
         """The OpenRouter poller (``poller``, kept across reloads, else a new one), its checks, and the key switch
@@ -131,19 +137,19 @@ class App:
 
         stores = self.stores
         if poller is None:
-            poller = RemotePoller(self.config, stores.remote, stores.events, dry_run=self.dry_run)
-        checks = RemoteChecks(self.config, stores.remote, stores.events, self.engine, self.view)
-        self.engine.key_switch = KeySwitch(self.config, stores.state, stores.remote, poller.client)
+            poller = RemotePoller(self.full, stores.remote, stores.events, dry_run=self.dry_run)
+        checks = RemoteChecks(self.full, stores.remote, stores.events, self.engine, self.view)
+        self.engine.key_switch = KeySwitch(self.full, stores.state, stores.remote, poller.client)
         return poller, checks
 
 
-def build(config: Config, stores: Stores, dry_run: bool = False) -> App:
+def build(config: ConfigView, stores: Stores, dry_run: bool = False) -> App:
     """Wire guardd's parts for ``config`` over the open ``stores`` (no I/O)."""
     return App(config, stores, dry_run)
 
 
 @asynccontextmanager
-async def open_app(config: Config, dry_run: bool = False, readonly: bool = False) -> AsyncIterator[App]:
+async def open_app(config: ConfigView, dry_run: bool = False, readonly: bool = False) -> AsyncIterator[App]:
     """Open the configured store and build guardd over it; the series are loaded and budgets matched."""
     async with open_stores(config, readonly) as stores:
         app = build(config, stores, dry_run)

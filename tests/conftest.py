@@ -3,11 +3,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The read-only commands keep validated configuration views in $XDG_CACHE_HOME/guardd (guardd.config.cache):
+# the tests' own, not the home folder of whoever runs them.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="guardd-tests-cache-")
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "guardd.core": {"guardd.core"},
     "guardd.errors": set(),
     "guardd.logs": {"guardd.core"},
-    "guardd.config": {"guardd.core", "guardd.errors"},
+    "guardd.config": {"guardd.config", "guardd.core", "guardd.errors"},
     "guardd.client_switch": {"guardd.core"},
     "guardd.client": {"guardd.client_switch", "guardd.core"},
     "guardd.demo": set(),

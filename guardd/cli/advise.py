@@ -77,7 +77,7 @@ async def cmd_advise(args: Namespace) -> int:
     from guardd.services import report
     from guardd.services.advice import budget_advice
 
-    async with opened(args) as ctx:
+    async with opened(args, readonly=True) as ctx:
         tz, now = ctx.config.zone, datetime.now(UTC)
         budgets = [b for b in _budgets(ctx, args.budget) if b.suggest or args.budget]
         if args.budget and not budgets[0].suggest:
@@ -89,7 +89,7 @@ async def cmd_advise(args: Namespace) -> int:
             raise UsageError(f"several budgets have suggest models ({names}); name one with --budget for --json")
         since = report.parse_when(args.since, tz, now) if args.since else None
         until = report.parse_when(args.until, tz, now) if args.until else None
-        start = since or window_at("monthly", tz, now, ctx.config.settings.guardd.weekday).start
+        start = since or window_at("monthly", tz, now, ctx.config.weekday).start
         end = until or now
         if end <= start:
             raise UsageError("--until must be later than --since")

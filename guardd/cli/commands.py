@@ -11,28 +11,43 @@ from argparse import Namespace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from guardd.adapters import killswitch
 from guardd.cli import paint, render
-from guardd.config import Config, load_config
+from guardd.config import ConfigView, load_view
 from guardd.core.switch import GLOBAL_SCOPE
 
 if TYPE_CHECKING:
     from guardd.app import App
+    from guardd.config import Config
 from guardd.errors import GuarddError, UsageError
 
 _said_defaults = False
+_C = TypeVar("_C", bound=ConfigView)
 SET_ASIDE_WARNS_FOR = timedelta(hours=24)  # check is WARNING while a ledger set lines aside this recently
 
 
 def load(args: Namespace) -> Config:
+    """The whole configuration (pydantic-validated settings, secrets included): for commands that change or
+    send something."""
+    from guardd.config import load_config
+
+    return _loaded(args, load_config(args.config))
+
+
+def config_view(args: Namespace) -> ConfigView:
+    """The configuration's view, for commands that only read: no pydantic import while the file and its
+    environment are unchanged since it was last validated (:mod:`guardd.config.cache`)."""
+    return _loaded(args, load_view(args.config))
+
+
+def _loaded(args: Namespace, config: _C) -> _C:
     global _said_defaults
-    config = load_config(args.config)
-    if config.settings.guardd.log_format != "text":
+    if config.log_format != "text":
         from guardd import logs
 
-        logs.setup(args.verbose, config.settings.guardd.log_format)
+        logs.setup(args.verbose, config.log_format)
     if config.path is None and not _said_defaults:
         print(
             f"guardd: no configuration file found; running on built-in defaults (state in {config.state_dir})",
@@ -45,10 +60,11 @@ def load(args: Namespace) -> Config:
 @asynccontextmanager
 async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[App]:
     """The configuration and guardd built over the store it names (:func:`guardd.app.open_app`); ``readonly``
-    for commands that only read (they then work on a SQLite state this user may not write)."""
+    for commands that only read (they then work on a SQLite state this user may not write, and take the
+    configuration's view: :func:`config_view`); else the whole configuration (:func:`load`)."""
     from guardd.app import open_app
 
-    config = load(args)
+    config = config_view(args) if readonly else load(args)
     async with open_app(config, readonly=readonly) as app:
         yield app
 
@@ -176,7 +192,7 @@ async def cmd_ingest(args: Namespace) -> int:
                 args.paths,
                 args.format,
                 labels,
-                ctx.config.settings.guardd.max_event_cost,
+                ctx.config.max_event_cost,
                 progress,
                 workers=args.workers,
             )
@@ -202,9 +218,7 @@ async def cmd_report(args: Namespace) -> int:
         tz, now = ctx.config.zone, datetime.now(UTC)
         since = report.parse_when(args.since, tz, now) if args.since else None
         until = report.parse_when(args.until, tz, now) if args.until else None
-        doc = await report.build(
-            ctx.events, ctx.stats, args.by, since, until, tz, now, ctx.config.settings.guardd.weekday
-        )
+        doc = await report.build(ctx.events, ctx.stats, args.by, since, until, tz, now, ctx.config.weekday)
     if args.json:
         print(json.dumps(doc, indent=2))
     elif args.csv:
@@ -219,7 +233,7 @@ async def cmd_report(args: Namespace) -> int:
 
 
 async def cmd_killswitch(args: Namespace) -> int:
-    async with opened(args) as ctx:
+    async with opened(args, readonly=args.action == "show") as ctx:
         now = datetime.now(UTC).replace(microsecond=0)  # an override's times are read by people, to the second
         if args.action != "show":
             scope = args.budget or GLOBAL_SCOPE
@@ -233,7 +247,7 @@ async def cmd_killswitch(args: Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2) if doc else "null")
     elif args.action == "show":
-        lines = render.switch_lines(doc, ctx.config.settings.guardd.timezone) if doc else []
+        lines = render.switch_lines(doc, ctx.config.timezone) if doc else []
         paint.emit("\n".join(lines) or "no kill-switch file yet (the daemon has not run)")
     return 0
 
@@ -370,13 +384,29 @@ async def cmd_history(args: Namespace) -> int:
         print(json.dumps(entries, indent=2))
     else:
         for e in entries:
-            at = render.when(e["at"], ctx.config.settings.guardd.timezone)
+            at = render.when(e["at"], ctx.config.timezone)
             print(f"{at}  {e['kind']:9} {e['budget'] or '-':16} {e['detail']}")
         if not entries:
             print("no history yet")
     return 0
 
 
-from guardd.cli.advise import cmd_advise  # noqa: E402, F401 - commands in their own modules, dispatched from here
-from guardd.cli.quarantine import cmd_quarantine  # noqa: E402, F401
-from guardd.cli.store import cmd_store  # noqa: E402, F401
+async def cmd_advise(args: Namespace) -> int:
+    """``guardd advise`` (:mod:`guardd.cli.advise`, imported only for this command)."""
+    from guardd.cli.advise import cmd_advise as run
+
+    return await run(args)
+
+
+async def cmd_quarantine(args: Namespace) -> int:
+    """``guardd quarantine`` (:mod:`guardd.cli.quarantine`, imported only for this command)."""
+    from guardd.cli.quarantine import cmd_quarantine as run
+
+    return await run(args)
+
+
+async def cmd_store(args: Namespace) -> int:
+    """``guardd store`` (:mod:`guardd.cli.store`, imported only for this command)."""
+    from guardd.cli.store import cmd_store as run
+
+    return await run(args)

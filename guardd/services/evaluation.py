@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
-from guardd.config import Config
+from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget, Dimensions, Matcher
 from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
 from guardd.core.forecast import lookback_start, project
@@ -37,7 +37,7 @@ class Evaluator:
 
     def __init__(
         self,
-        config: Config,
+        config: ConfigView,
         events: EventsAPI,
         stats: RequestStatsAPI,
         remote_spend: RemoteSpend | None = None,
@@ -82,9 +82,8 @@ class Evaluator:
         """Evaluate ``budget`` at ``now``; ``sums`` (when given) caches range sums across one pass's budgets."""
         spends: list[WindowSpend] = []
         series = self.series_of(budget)
-        settings = self.config.settings.guardd
         for kind, limit in budget.calendar_limits():
-            window = window_at(kind, settings.zone, now, settings.weekday)
+            window = window_at(kind, self.config.zone, now, self.config.weekday)
             spends.append(await self._spend(budget, series, window, limit, now, budget.forecast, sums))
         for rolling in budget.rolling:
             window = rolling_window(rolling.window, now)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from guardd.adapters import killswitch
 from guardd.adapters.instance_lock import read_record
-from guardd.config import Config
+from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
 from guardd.core.health import HealthEvaluation
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from guardd.services.evaluation import Evaluator
 
 
-def read_switch(config: Config, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
+def read_switch(config: ConfigView, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
     """Return the switch document (None when missing or unreadable), the guard's liveness and the read error."""
     path: Path = config.killswitch_path
     try:
@@ -33,7 +33,7 @@ def read_switch(config: Config, now: datetime) -> tuple[dict[str, Any] | None, L
     if raw is None:
         return None, liveness(None, now, missing=f"there is no kill-switch file at {path}"), None
     view = read_document(raw)
-    return raw, liveness(view, now, max_age=config.settings.guardd.stale_after), None
+    return raw, liveness(view, now, max_age=config.stale_after), None
 
 
 def dead_line(guard: Liveness, tz: Any) -> str:
@@ -106,7 +106,7 @@ def health_json(ev: HealthEvaluation) -> dict[str, Any]:
 
 
 async def build(
-    config: Config,
+    config: ConfigView,
     evaluations: list[BudgetEvaluation],
     state: StateAPI,
     now: datetime,
@@ -120,7 +120,7 @@ async def build(
     switch: dict[str, Any] | None = {"error": error} if error is not None else raw
     channels = await state.channel_health()
     notifiers = []
-    for n in config.settings.notifiers:
+    for n in config.notifiers:
         channel = channels.get(n.display_url, ChannelHealth(True, None, None))
         notifiers.append(
             {
@@ -128,14 +128,14 @@ async def build(
                 "ok": channel.ok,
                 "last_error": channel.last_error,
                 "failing_since": _utc(channel.failing_since),
-                "tags": n.tags,
+                "tags": list(n.tags),
                 "min_severity": n.min_severity,
             }
         )
     return {
         "schema": 1,
         "generated_at": now.astimezone(tz).isoformat(),
-        "timezone": config.settings.guardd.timezone,
+        "timezone": config.timezone,
         "guard": _guard_json(guard, tz),
         "store": store_health(config),
         "budgets": [budget_json(ev, tz) for ev in evaluations],
@@ -162,7 +162,7 @@ def _utc(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
-def store_health(config: Config) -> dict[str, Any]:
+def store_health(config: ConfigView) -> dict[str, Any]:
     """Whether the running daemon can write the state database (contract §7), from the record it keeps in its
     lock file: ``{"ok": true|false, "error", "since"}``. With no daemon running nothing is writing, so nothing is
     known: ``ok`` is null and ``reason`` says why."""
@@ -182,7 +182,7 @@ def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
 
 
 async def document(
-    config: Config,
+    config: ConfigView,
     stores: Stores,
     evaluator: Evaluator,
     now: datetime,
@@ -195,7 +195,7 @@ async def document(
     evaluations = await evaluator.evaluate_all(now, budgets)
     ledgers = await ledger_status(stores.events, now)
     remote = None
-    if config.settings.openrouter is not None:
+    if config.has_openrouter:
         from guardd.services.openrouter.view import RemoteView
 
         remote = await RemoteView(config, stores.remote).status(now)
@@ -204,7 +204,7 @@ async def document(
 
 
 async def health_evaluations(
-    config: Config, stats: RequestStatsAPI, evaluator: Evaluator, now: datetime
+    config: ConfigView, stats: RequestStatsAPI, evaluator: Evaluator, now: datetime
 ) -> list[HealthEvaluation]:
     """Every ``[[health]]`` rule's verdict at ``now`` (contract §11)."""
     from guardd.services.health_rules import evaluate_rules

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from guardd.config import Config
+from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import Staleness
 from guardd.core.keys import KnownKey, matching, merge, ref_of
@@ -29,7 +29,7 @@ def _ms(moment: datetime) -> int:
 
 
 class RemoteView:
-    def __init__(self, config: Config, remote: RemoteAPI) -> None:
+    def __init__(self, config: ConfigView, remote: RemoteAPI) -> None:
         self.config, self.remote = config, remote
 
     async def known_keys(self) -> list[KnownKey]:
@@ -79,7 +79,7 @@ class RemoteView:
         at = datetime.fromtimestamp(latest.at / 1000, _UTC)
         exact: int | None = None
         bound = 0
-        weekday = self.config.settings.guardd.weekday
+        weekday = self.config.weekday
         for kind, figure in zip(
             ("daily", "weekly", "monthly"), (latest.usage_daily, latest.usage_weekly, latest.usage_monthly), strict=True
         ):
@@ -106,7 +106,7 @@ class RemoteView:
 
     async def _source_staleness(self, now: datetime) -> Staleness:
         source = await self.remote.source("openrouter")
-        limit = self.config.settings.guardd.stale_after
+        limit = self.config.stale_after
         if source is None:
             return Staleness(True, None, "OpenRouter has not been polled yet")
         ok_at, failing_since, error = source.ok_at, source.failing_since, source.error
