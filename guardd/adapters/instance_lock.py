@@ -9,7 +9,10 @@ The same file carries a small JSON record — pid, start time, and whether the s
 when the database cannot be written: the file is sized to :data:`RECORD_BYTES` once at start, and every update
 rewrites those bytes in place, which needs no new disk blocks (it works on a full disk). A reader that catches a
 half-written record reads again. The record is trusted only while the lock is held: a record left by a daemon
-that is gone says nothing about now.
+that is gone says nothing about now — except that it is gone. The record says whether its holder was a daemon
+(``guardd run``) or one cycle (``run --once``): a daemon's record in a lock nobody holds means the guard stopped
+(``kill -9``, a crash, SIGTERM), which ``status`` and ``check`` say at once instead of waiting for the switch
+file's ``expires_at``.
 """
 
 from __future__ import annotations
@@ -41,21 +44,26 @@ class DaemonRecord:
     store_ok: bool | None
     store_error: str | None
     store_since: str | None
+    daemon_gone: bool = False
+    """True when the lock file is readable, nobody holds it, and its last holder was a daemon (not ``run --once``):
+    the guard that wrote the switch file has stopped."""
 
 
 class InstanceLock:
     """The held lock of one running daemon. :meth:`acquire` it, :meth:`record` store health, :meth:`release`."""
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, once: bool = False) -> None:
         self.path = path
         self._fd = fd
+        self.once = once
         self._started_at = datetime.now(UTC).isoformat()
         self._last: tuple[bool, str | None] | None = None
 
     @classmethod
-    def acquire(cls, state_dir: Path) -> InstanceLock:
-        """Take the lock of ``state_dir``; raise :class:`AlreadyRunning` naming the holder's pid when it is held,
-        and :class:`StoreError` (one line naming the folder and the user) when the lock file cannot be opened."""
+    def acquire(cls, state_dir: Path, once: bool = False) -> InstanceLock:
+        """Take the lock of ``state_dir`` (``once``: for ``run --once``, which is not a guard); raise
+        :class:`AlreadyRunning` naming the holder's pid when it is held, and :class:`StoreError` (one line naming
+        the folder and the user) when the lock file cannot be opened."""
         path = state_dir / LOCK_NAME
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +85,7 @@ class InstanceLock:
                     pid = record.get("pid", "unknown") if record else "unknown"
                     raise AlreadyRunning(f"another guardd (pid {pid}) is running on {state_dir}") from None
                 time.sleep(0.05)
-        lock = cls(path, fd)
+        lock = cls(path, fd, once)
         try:
             os.posix_fallocate(fd, 0, RECORD_BYTES)
         except OSError:
@@ -94,6 +102,7 @@ class InstanceLock:
         doc: dict[str, Any] = {
             "pid": os.getpid(),
             "started_at": self._started_at,
+            "once": self.once,
             "store": {"ok": store_error is None, "error": store_error, "since": since},
         }
         data = json.dumps(doc).encode()[: RECORD_BYTES - 1]
@@ -134,6 +143,7 @@ def read_record(state_dir: Path) -> DaemonRecord:
         store.get("ok") if running else None,
         store.get("error") if running else None,
         store.get("since") if running else None,
+        daemon_gone=not running and (record or {}).get("once") is False,
     )
 
 

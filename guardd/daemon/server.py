@@ -394,7 +394,7 @@ async def run(config: Config, once: bool = False, dry_run: bool = False, config_
     """Run the daemon (or one cycle with ``once``); return the exit code."""
     for warning in config.hygiene_warnings():
         log.warning("%s", warning)
-    lock = InstanceLock.acquire(config.state_dir)
+    lock = InstanceLock.acquire(config.state_dir, once=once)
     try:
         return await _run_locked(lock, config, once, dry_run, config_arg)
     finally:

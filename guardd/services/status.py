@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 
 def read_switch(config: ConfigView, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
-    """Return the switch document (None when missing or unreadable), the guard's liveness and the read error."""
+    """Return the switch document (None when missing or unreadable), the guard's liveness and the read error.
+
+    Alive means a valid document before its ``expires_at`` and, when this state's lock file is readable, not a
+    daemon that has stopped (its record in a lock nobody holds). ``run --once`` is not a daemon: its file lives
+    until ``expires_at``, as documented."""
     path: Path = config.killswitch_path
     try:
         raw = killswitch.read(path)
@@ -33,7 +37,15 @@ def read_switch(config: ConfigView, now: datetime) -> tuple[dict[str, Any] | Non
     if raw is None:
         return None, liveness(None, now, missing=f"there is no kill-switch file at {path}"), None
     view = read_document(raw)
-    return raw, liveness(view, now, max_age=config.stale_after), None
+    guard = liveness(view, now, max_age=config.stale_after)
+    if guard.alive:
+        # The file's expires_at is minutes away after a kill -9; the lock file knows the daemon is gone now.
+        record = read_record(config.state_dir)
+        if record.daemon_gone:
+            pid = "" if record.pid is None else f" (pid {record.pid})"
+            why = f"the daemon{pid} that wrote {path} has stopped: no process holds {config.state_dir}/guardd.lock"
+            guard = Liveness(False, guard.heartbeat_at, guard.expires_at, why)
+    return raw, guard, None
 
 
 def dead_line(guard: Liveness, tz: Any) -> str:

@@ -34,3 +34,13 @@ def test_a_lock_file_that_cannot_be_created_is_a_store_error(tmp_path: Path):
     (tmp_path / "a-file").write_text("")
     with pytest.raises(StoreError, match="lock file"):
         InstanceLock.acquire(tmp_path / "a-file")
+
+
+def test_a_released_daemon_lock_says_the_daemon_is_gone_a_released_run_once_does_not(tmp_path: Path):
+    daemon = InstanceLock.acquire(tmp_path)
+    assert read_record(tmp_path).daemon_gone is False  # held: running
+    daemon.release()
+    assert read_record(tmp_path).daemon_gone is True
+    InstanceLock.acquire(tmp_path, once=True).release()
+    assert read_record(tmp_path).daemon_gone is False
+    assert read_record(tmp_path / "nowhere").daemon_gone is False  # no lock file: nothing is known

@@ -140,3 +140,48 @@ def test_a_manual_trip_before_any_daemon_ran_writes_no_heartbeat(run_guardd, tmp
     assert doc["tripped"] is True and doc["heartbeat_at"] is None and doc["expires_at"] is None
     check = run_guardd("check", "-c", str(path))
     assert check.returncode == 3, check.stdout + check.stderr
+
+
+def test_a_daemon_killed_with_kill_9_is_not_running_at_once_not_only_past_stale_after(
+    run_guardd, tmp_path, daemon_factory
+):
+    # An operator's `kill -9` (or an OOM kill) leaves a switch file whose expires_at is still minutes away. The
+    # lock file says no daemon holds the state any more: status and check must say so now, not 5 minutes later.
+    path = cfg(tmp_path, stale_after="5m")
+    daemon = daemon_factory(path)
+    daemon.start()
+    assert run_guardd("check", "-c", str(path)).returncode == 0
+    daemon.kill()
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stdout.startswith("GUARDD UNKNOWN - guardd is not running (last heartbeat ")
+    assert "stopped" in result.stdout
+    doc = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)
+    assert doc["guard"]["alive"] is False and "stopped" in doc["guard"]["reason"]
+    assert run_guardd("status", "-c", str(path)).stdout.startswith("GUARD DOWN")
+
+
+def test_a_daemon_stopped_with_sigterm_is_not_running_either(run_guardd, tmp_path, daemon_factory):
+    path = cfg(tmp_path, stale_after="5m")
+    daemon = daemon_factory(path)
+    daemon.start()
+    assert daemon.stop() == 0
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 3 and "guardd is not running" in result.stdout, result.stdout
+
+
+def test_run_once_keeps_its_documented_expiry_a_restarted_daemon_is_alive_again(run_guardd, tmp_path, daemon_factory):
+    # `run --once` is documented as "not a guard: its file expires stale_after later"; that stays. A daemon that
+    # was killed and started again is alive again.
+    path = cfg(tmp_path, stale_after="5m")
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    assert run_guardd("check", "-c", str(path)).returncode == 0
+    daemon = daemon_factory(path)
+    daemon.start()
+    daemon.kill()
+    assert run_guardd("check", "-c", str(path)).returncode == 3
+    again = daemon_factory(path)
+    again.start()
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert again.stop() == 0
