@@ -23,7 +23,8 @@ import fcntl
 import json
 import os
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ class DaemonRecord:
     store_ok: bool | None
     store_error: str | None
     store_since: str | None
+    ledger_errors: dict[str, str] = field(default_factory=dict)
+    """The ledger files the running daemon cannot read (path -> why); empty when no daemon runs."""
     daemon_gone: bool = False
     """True when the lock file is readable, nobody holds it, and its last holder was a daemon (not ``run --once``):
     the guard that wrote the switch file has stopped."""
@@ -56,8 +59,9 @@ class InstanceLock:
         self.path = path
         self._fd = fd
         self.once = once
+        self._since: str | None = None
         self._started_at = datetime.now(UTC).isoformat()
-        self._last: tuple[bool, str | None] | None = None
+        self._last: tuple[str | None, dict[str, str]] | None = None
 
     @classmethod
     def acquire(cls, state_dir: Path, once: bool = False) -> InstanceLock:
@@ -93,18 +97,35 @@ class InstanceLock:
         lock.record(None, force=True)
         return lock
 
-    def record(self, store_error: str | None, force: bool = False) -> None:
-        """Record whether the store can be written (``store_error`` None) — a no-op when nothing changed."""
-        state = (store_error is None, store_error)
+    def record(
+        self, store_error: str | None, force: bool = False, ledger_errors: Mapping[str, str] | None = None
+    ) -> None:
+        """Record whether the store can be written (``store_error`` None) and which ledger files cannot be read
+        (``ledger_errors``: path -> why; None keeps the last ones) — a no-op when nothing changed.
+
+        The record always fits :data:`RECORD_BYTES`: ledger errors that would not fit are left out and counted
+        under the key ``"…"`` (a truncated record would not parse, and would hide the store's health too)."""
+        ledgers = dict(ledger_errors) if ledger_errors is not None else (self._last or (None, {}))[1]
+        state = (store_error, ledgers)
         if state == self._last and not force:
             return
-        since = datetime.now(UTC).isoformat()
+        if self._last is not None and self._last[0] == store_error and self._since is not None:
+            since = self._since  # only the ledgers changed: the store's "since" stays
+        else:
+            since = self._since = datetime.now(UTC).isoformat()
         doc: dict[str, Any] = {
             "pid": os.getpid(),
             "started_at": self._started_at,
             "once": self.once,
             "store": {"ok": store_error is None, "error": store_error, "since": since},
         }
+        items = sorted(ledgers.items())
+        for kept in range(len(items), -1, -1):
+            doc["ledgers"] = dict(items[:kept])
+            if kept < len(items):
+                doc["ledgers"]["…"] = f"{len(items) - kept} more ledger file(s) cannot be read"
+            if len(json.dumps(doc).encode()) <= RECORD_BYTES - 1:
+                break
         data = json.dumps(doc).encode()[: RECORD_BYTES - 1]
         with contextlib.suppress(OSError):  # nothing better to do than keep the previous record
             os.pwrite(self._fd, data.ljust(RECORD_BYTES - 1) + b"\n", 0)
@@ -143,6 +164,7 @@ def read_record(state_dir: Path) -> DaemonRecord:
         store.get("ok") if running else None,
         store.get("error") if running else None,
         store.get("since") if running else None,
+        ledger_errors=_errors((record or {}).get("ledgers")) if running else {},
         daemon_gone=not running and (record or {}).get("once") is False,
     )
 
@@ -153,3 +175,7 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _errors(raw: object) -> dict[str, str]:
+    return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}

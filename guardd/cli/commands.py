@@ -150,7 +150,7 @@ async def cmd_check(args: Namespace) -> int:
         isinstance(s, dict) and s.get("tripped") for s in scopes.values()
     )
     tripped = tripped or unexplained
-    code, line = status.check_result(evaluations, tripped, health, set_aside)
+    code, line = status.check_result(evaluations, tripped, health, set_aside, status.ledger_errors(ctx.config))
     print(line)
     return code
 

@@ -66,6 +66,9 @@ def status_text(doc: dict[str, Any]) -> str:
     store = doc.get("store") or {}
     if store.get("ok") is False:
         lines += [f"STORE FAILING since {local(store.get('since'))}: {store.get('error')} (guardd keeps running)", ""]
+    if doc.get("ledger_errors"):
+        count = len(doc["ledger_errors"])
+        lines += [f"LEDGERS UNREADABLE: {count} ledger file(s) cannot be read; their spend is not counted", ""]
     lines += [f"guardd status at {local(doc['generated_at'])} ({zone})", ""]
     if not doc["budgets"]:
         lines.append("no budgets configured")
@@ -111,9 +114,11 @@ def status_text(doc: dict[str, Any]) -> str:
         lines += switch_lines(switch, zone)
     for s in doc.get("silences", []):
         lines.append(f"silence {s['id']}: {s['budget']} until {local(s['until'])} ({s['reason'] or 'no reason'})")
-    if doc.get("ledgers"):
+    if doc.get("ledgers") or doc.get("ledger_errors"):
         lines += ["", "ledgers:"]
-        for lg in doc["ledgers"]:
+        for bad in doc.get("ledger_errors") or []:
+            lines.append(f"  {bad['path']}: CANNOT BE READ ({bad['error']}): its spend is not counted")
+        for lg in doc.get("ledgers") or []:
             recent = lg.get("quarantined_24h") or 0
             aside = f"{lg['quarantined']} set aside" + (
                 f" ({recent} in the last 24 h: guardd quarantine)" if recent else ""

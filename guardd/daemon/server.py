@@ -153,7 +153,8 @@ class Daemon:
         if self.lock is not None:
             # A switch file that cannot be written is a failed write too (contract §8): status and check say so.
             error = self.stores.health.write_error
-            self.lock.record(str(error) if error is not None else self.engine.switch_error)
+            store_error = str(error) if error is not None else self.engine.switch_error
+            self.lock.record(store_error, ledger_errors=self.tailer.unreadable)
 
     async def run_exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work()`` in the worker, serialised with every other step, and return its result.

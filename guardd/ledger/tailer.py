@@ -106,6 +106,9 @@ class Tailer:
         self.batch_bytes = BATCH_BYTES
         self.behind = False
         """True when the last :meth:`poll` stopped before reading everything (asked to stop between batches)."""
+        self.unreadable: dict[str, str] = {}
+        """Ledger files the last :meth:`poll` found but could not open (path -> why): their spend is not counted.
+        The daemon records them where ``status`` and ``check`` read them (contract §7: never OK in silence)."""
 
     def folders(self) -> list[str]:
         """Return the folders the watched patterns live in (for inotify)."""
@@ -141,9 +144,13 @@ class Tailer:
             await self.start()
             await asyncio.to_thread(self._find_rotated_while_down, found)
         results: list[BatchResult] = []
+        unreadable: dict[str, str] = {}
         for spec, paths in found:
             for path in paths:
-                self._discover(spec, path)
+                error = self._discover(spec, path)
+                if error is not None:
+                    unreadable[path] = error
+        self.unreadable = unreadable
         for key in list(self.tracked):
             if not go():
                 self.behind = True
@@ -191,26 +198,36 @@ class Tailer:
                 extra={"ctx": {"pattern": spec.pattern}},
             )
 
-    def _discover(self, spec: LedgerSpec, path: str) -> None:
+    def _discover(self, spec: LedgerSpec, path: str) -> str | None:
+        """Start following ``path`` if it is a new regular file; return why it cannot be opened (None: fine)."""
         try:
             st = os.stat(path)
-        except OSError:
-            return
+        except FileNotFoundError:
+            return None  # gone since the search (or a dangling link): nothing to read
+        except OSError as exc:
+            return self._cannot_open(path, exc)
         if not stat.S_ISREG(st.st_mode):
-            return
+            return None
         key = (st.st_dev, st.st_ino)
         if key in self.tracked:
             tracked = self.tracked[key]
             tracked.path, tracked.rotated_at = path, None
-            return
+            return None
         try:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
-            log.warning("cannot open ledger file: %s", exc.strerror, extra={"ctx": {"ledger": path}})
-            return
+            return self._cannot_open(path, exc)
         tracked = _Tracked(spec, path, fd, st.st_dev, st.st_ino, fingerprint(fd))
         self._resume(tracked, st.st_size)
         self.tracked[key] = tracked
+        return None
+
+    def _cannot_open(self, path: str, exc: OSError) -> str:
+        """Log a ledger file that cannot be opened (once, until it could be) and return why."""
+        error = exc.strerror or str(exc)
+        if path not in self.unreadable:
+            log.warning("cannot open ledger file: %s; its spend is not counted", error, extra={"ctx": {"ledger": path}})
+        return error
 
     def _resume(self, tracked: _Tracked, size: int) -> None:
         if tracked.fp is None:

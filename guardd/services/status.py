@@ -155,6 +155,7 @@ async def build(
         "killswitch": switch,
         "openrouter": openrouter,
         "ledgers": ledgers,
+        "ledger_errors": ledger_errors(config),
         "notifiers": notifiers,
         "silences": [
             {
@@ -182,6 +183,12 @@ def store_health(config: ConfigView) -> dict[str, Any]:
     if not record.running:
         return {"ok": None, "error": None, "since": None, "reason": "no guardd daemon is running on this state"}
     return {"ok": record.store_ok, "error": record.store_error, "since": record.store_since}
+
+
+def ledger_errors(config: Config) -> list[dict[str, str]]:
+    """The ledger files the running daemon cannot read (``[{"path", "error"}]``): their spend is not counted."""
+    record = read_record(config.state_dir)
+    return [{"path": path, "error": error} for path, error in sorted(record.ledger_errors.items())]
 
 
 def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
@@ -254,12 +261,14 @@ def check_result(
     switch_tripped: bool,
     health: list[HealthEvaluation] | None = None,
     set_aside: dict[str, int] | None = None,
+    unreadable: list[dict[str, str]] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
     Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``). A firing
     health rule is a WARNING (contract §11), never more; so is a ledger file that set lines aside recently
-    (``set_aside``: lines per file, contract §7).
+    (``set_aside``: lines per file, contract §7). A ledger file the daemon cannot read (``unreadable``, from
+    :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure.
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -281,6 +290,9 @@ def check_result(
     for path, count in sorted((set_aside or {}).items()):
         codes.add(1)
         problems.append(f"{count} line{'s' if count != 1 else ''} set aside from {path} in the last 24 h")
+    for entry in unreadable or []:
+        codes.add(3)
+        problems.append(f"ledger file {entry['path']} cannot be read ({entry['error']}): its spend is not counted")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")

@@ -44,3 +44,25 @@ def test_a_released_daemon_lock_says_the_daemon_is_gone_a_released_run_once_does
     InstanceLock.acquire(tmp_path, once=True).release()
     assert read_record(tmp_path).daemon_gone is False
     assert read_record(tmp_path / "nowhere").daemon_gone is False  # no lock file: nothing is known
+
+
+def test_ledger_errors_are_recorded_and_never_make_the_record_unreadable(tmp_path: Path):
+    lock = InstanceLock.acquire(tmp_path)
+    try:
+        lock.record(None, ledger_errors={"/var/log/llm/a.jsonl": "Permission denied"})
+        record = read_record(tmp_path)
+        assert record.ledger_errors == {"/var/log/llm/a.jsonl": "Permission denied"} and record.store_ok is True
+        many = {f"/var/log/llm/{'x' * 80}-{i}.jsonl": "Permission denied" for i in range(200)}
+        lock.record("cannot write the state database: disk full", ledger_errors=many)
+        record = read_record(tmp_path)
+        assert record.store_ok is False and "disk full" in (record.store_error or "")  # still parses
+        shown = {k: v for k, v in record.ledger_errors.items() if k != "…"}
+        assert shown and len(shown) < 200
+        assert record.ledger_errors["…"] == f"{200 - len(shown)} more ledger file(s) cannot be read"
+        lock.record(None)  # None keeps the last ledger errors (more fit beside a shorter store record)
+        assert "…" in read_record(tmp_path).ledger_errors
+        lock.record(None, ledger_errors={})
+        assert read_record(tmp_path).ledger_errors == {}
+    finally:
+        lock.release()
+    assert read_record(tmp_path).ledger_errors == {}  # nobody holds it: nothing is known

@@ -125,6 +125,8 @@ class DaemonProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.log = cwd / "daemon.log"
         self._log_handle = None
+        self.prefix: list[str] = []
+        """Put before the command (e.g. ``setpriv`` dropping capabilities so that root obeys file modes)."""
 
     def start(self, timeout: float = 30.0) -> None:
         sock_path = str(self.cwd / f"notify-{time.monotonic_ns()}.sock")
@@ -137,7 +139,7 @@ class DaemonProcess:
             self._log_handle.close()
         log = self._log_handle = self.log.open("a")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "guardd", "run", "-c", str(self.config)],
+            [*self.prefix, sys.executable, "-m", "guardd", "run", "-c", str(self.config)],
             cwd=self.cwd,
             env=env,
             stdout=log,
