@@ -112,3 +112,32 @@ async def test_a_caller_that_gives_up_while_its_work_runs_does_not_stop_the_work
     stop.set()
     worker.request(Step.INGEST)
     await asyncio.wait_for(runner, 5)
+
+
+async def test_the_stat_backstop_reads_ledgers_even_while_other_requests_keep_waking_the_worker():
+    # File notifications can be lost or unavailable (inotify watches exhausted, NFS): the 2 s backstop is then the
+    # only reader of the ledgers. Other wake-ups (evaluate_every = "1s", pushed events, polls) must not starve it.
+    ingested = asyncio.Event()
+
+    async def ingest() -> None:
+        ingested.set()
+
+    async def evaluate() -> None:
+        pass
+
+    stop = asyncio.Event()
+    worker = Worker({Step.INGEST: ingest, Step.EVALUATE: evaluate}, stop, backstop=0.2)
+    runner = asyncio.create_task(worker.run())
+
+    async def keep_waking() -> None:
+        while not stop.is_set():
+            worker.request(Step.EVALUATE)
+            await asyncio.sleep(0.05)
+
+    waker = asyncio.create_task(keep_waking())
+    try:
+        await asyncio.wait_for(ingested.wait(), 10)  # before: never, however long it ran
+    finally:
+        stop.set()
+        worker.request(Step.EVALUATE)
+        await asyncio.wait_for(asyncio.gather(runner, waker), 5)

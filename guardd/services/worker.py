@@ -21,6 +21,7 @@ them (the OpenRouter checks, evaluation) run in the worker's ``openrouter poll``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
@@ -106,6 +107,8 @@ class Worker:
         self._wake = asyncio.Event()
         self._jobs: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any]]] = deque()
         self._retries: dict[Step, asyncio.TimerHandle] = {}
+        self._ingested_at = time.monotonic()
+        """When the ingest step last started (the backstop counts from it)."""
         self.turned = asyncio.Event()
         """Set once the first turn has run (start-up: READY=1 follows it)."""
 
@@ -169,17 +172,22 @@ class Worker:
         self.turned.set()
 
     async def _wait(self) -> None:
+        # The stat backstop: file notifications can be lost (or be unavailable), so the ledgers are read at least
+        # every ``backstop`` seconds — counted from the last ingest, so other wake-ups cannot starve it.
         if not self._wake.is_set():
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.backstop)
-            except TimeoutError:
-                self._due.add(Step.INGEST)  # the stat backstop: file notifications can be lost
+            left = self.backstop - (time.monotonic() - self._ingested_at)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(left, 0.0))
+        if time.monotonic() - self._ingested_at >= self.backstop:
+            self._due.add(Step.INGEST)
         await asyncio.sleep(DEBOUNCE)
 
     async def _run(self, step: Step) -> None:
         run = self.steps.get(step)
         if run is None:
             return
+        if step is Step.INGEST:
+            self._ingested_at = time.monotonic()
         try:
             await run()
         except asyncio.CancelledError:
