@@ -267,7 +267,8 @@ def check_result(
 
     Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``). A firing
     health rule is a WARNING (contract §11), never more; so is a ledger file that set lines aside recently
-    (``set_aside``: lines per file, contract §7). A ledger file the daemon cannot read (``unreadable``, from
+    (``set_aside``: lines per file, contract §7), and a window holding events that could not be priced (its
+    figure is a lower bound, contract §2). A ledger file the daemon cannot read (``unreadable``, from
     :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure.
     """
     perf: list[str] = []
@@ -279,6 +280,10 @@ def check_result(
         if code:
             problems.append(f"{ev.name} {ev.state}")
         for w in ev.windows:
+            if w.unpriced_events and code < 2:  # its figure is a lower bound: said, never a silent OK
+                codes.add(1)
+                n = w.unpriced_events
+                problems.append(f"{ev.name} {w.window.name}: {n} unpriced event{'s' if n != 1 else ''} not counted")
             warn_pct = min(ev.budget.warn_at, default=None)
             warn = format_perf(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
             label = f"{ev.name}_{w.window.name}".replace("'", "")
