@@ -250,16 +250,20 @@ class Tailer:
         thread, before the first read: it only opens files and adds them to ``tracked``."""
         if not self._known:
             return
-        seen = set(self.tracked)
+        seen: dict[tuple[int, int], str] = {key: t.path for key, t in self.tracked.items()}
         for _spec, paths in found:
             for path in paths:
                 try:
                     st = os.stat(path)
                 except OSError:
                     continue
-                seen.add((st.st_dev, st.st_ino))
+                seen[(st.st_dev, st.st_ino)] = path
         wanted = {(cp.dev, cp.ino): cp for cp in self._known.values() if (cp.dev, cp.ino) not in seen}
-        if not wanted:
+        # Copy-and-truncate while guardd was down: the watched file is the same inode, but no longer holds what
+        # its checkpoint covered; the lines past the checkpoint are only in the copy, found by its first line.
+        latest = {(cp.dev, cp.ino): cp for cp in self._known.values()}  # in id order: the newest content last
+        copied = {cp.fingerprint: cp for key, cp in latest.items() if key in seen and _truncated_since(seen[key], cp)}
+        if not wanted and not copied:
             return
         for spec in self.specs:
             folder = static_prefix(spec.pattern)
@@ -272,18 +276,26 @@ class Tailer:
                     st = entry.stat(follow_symlinks=False)
                 except OSError:
                     continue
-                cp = wanted.get((st.st_dev, st.st_ino))
-                if cp is None or not stat.S_ISREG(st.st_mode) or st.st_size <= cp.offset:
+                key = (st.st_dev, st.st_ino)
+                if key in self.tracked or key in seen or not stat.S_ISREG(st.st_mode):
+                    continue
+                cp = wanted.get(key)
+                if cp is None and not copied:
                     continue
                 try:
                     fd = os.open(entry.path, os.O_RDONLY)
                 except OSError:
                     continue
-                if fingerprint(fd) != cp.fingerprint:
+                fp = fingerprint(fd)
+                if cp is None and fp is not None:
+                    cp = copied.pop(fp, None)  # the copy of a truncated file: resume where its original stopped
+                if cp is None or fp != cp.fingerprint or st.st_size <= cp.offset:
                     os.close(fd)
                     continue
                 tracked = _Tracked(spec, entry.path, fd, st.st_dev, st.st_ino, cp.fingerprint)
-                self._resume(tracked, st.st_size)
+                if (cp.dev, cp.ino) != key and tail_hash(fd, cp.offset) == cp.tail:
+                    tracked.offset, tracked.tail, tracked.last_event_ms = cp.offset, cp.tail, cp.last_event_ms
+                self._resume(tracked, st.st_size)  # the copy's own checkpoint, when an earlier run drained some
                 tracked.rotated_at = time.monotonic()
                 self.tracked[(st.st_dev, st.st_ino)] = tracked
                 log.info("draining a ledger file rotated while guardd was down", extra={"ctx": {"ledger": entry.path}})
@@ -367,6 +379,19 @@ def _log_ingested(path: str, batches: list[BatchResult]) -> None:
         "set_aside": sum(b.quarantined for b in batches),
     }
     log.debug("ingested ledger file", extra={"ctx": ctx})
+
+
+def _truncated_since(path: str, cp: Checkpoint) -> bool:
+    """True when the file at ``path`` (the inode of ``cp``) no longer holds the bytes ``cp`` covered."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        return fingerprint(fd) != cp.fingerprint or size < cp.offset or tail_hash(fd, cp.offset) != cp.tail
+    finally:
+        os.close(fd)
 
 
 def _same_file(path: str, st: os.stat_result) -> bool:

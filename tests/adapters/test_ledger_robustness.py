@@ -115,6 +115,73 @@ async def test_the_real_logrotate_loses_and_doubles_nothing(tmp_path, mode):
     assert (row[1], row[0]) == (n, parse_money("0.001") * n)
 
 
+@pytest.mark.parametrize("ids", [True, False])
+@pytest.mark.parametrize("mode", ["create", "copytruncate"])
+async def test_a_rotation_while_guardd_is_down_loses_and_doubles_nothing(tmp_path, mode, ids):
+    # guardd stops (kill -9, an upgrade) with lines still unread; logrotate runs; the writer goes on; guardd starts.
+    # The lines between the last read and the rotation are only in the rotated file: they must be counted, once.
+    tool = logrotate()
+    ledger = tmp_path / "app.jsonl"
+    conf = tmp_path / "rotate.conf"
+    conf.write_text(f"{ledger} {{\n  rotate 5\n  {mode}\n  missingok\n}}\n")
+    writer = LedgerWriter(ledger)
+    n = 0
+
+    def write(count: int) -> None:
+        nonlocal n
+        for _ in range(count):
+            line = {"ts": "2026-11-02T10:00:00Z", "model": "m", "cost": "0.001", "n": n}
+            writer.write({**line, "id": f"gen-{n}"} if ids else line)
+            n += 1
+
+    async with Store.open(tmp_path / "db.sqlite") as store:
+        before = Tailer([LedgerSpec(str(ledger))], EventStore(store), parse_money(1000))
+        write(300)
+        await before.poll()
+        before.close()  # guardd is down from here
+        write(200)  # never read before the rotation
+        result = subprocess.run(  # noqa: ASYNC221 - the test wants logrotate to finish first
+            [tool, "-f", "-s", str(tmp_path / "state"), str(conf)], capture_output=True, text=True
+        )
+        assert result.returncode == 0, result.stderr
+        write(100)  # after the rotation, in the new (or emptied) file
+        after = Tailer([LedgerSpec(str(ledger))], EventStore(store), parse_money(1000))
+        await after.poll()
+        await after.poll()
+        after.close()
+        row = await store.fetchone("SELECT sum(cost), count(*) FROM events")
+    assert (row[1], row[0]) == (n, parse_money("0.001") * n)
+
+
+async def test_after_a_copytruncate_while_down_the_last_line_still_wins_across_restarts(tmp_path):
+    tool = logrotate()
+    ledger = tmp_path / "app.jsonl"
+    conf = tmp_path / "rotate.conf"
+    conf.write_text(f"{ledger} {{\n  rotate 5\n  copytruncate\n  missingok\n}}\n")
+    writer = LedgerWriter(ledger)
+    line = {"ts": "2026-11-02T10:00:00Z", "model": "m"}
+    spec = LedgerSpec(str(ledger))
+    async with Store.open(tmp_path / "db.sqlite") as store:
+
+        async def run_once() -> None:
+            tailer = Tailer([spec], EventStore(store), parse_money(1000))
+            await tailer.poll()
+            tailer.close()
+
+        writer.write({**line, "id": "first", "cost": "1"})
+        await run_once()
+        writer.write({**line, "id": "stream", "cost": "0.01"})  # a first snapshot, unread when guardd stops
+        rotated = subprocess.run(  # noqa: ASYNC221 - the test wants logrotate to finish first
+            [tool, "-f", "-s", str(tmp_path / "state"), str(conf)], capture_output=True, text=True
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        writer.write({**line, "id": "stream", "cost": "0.05"})  # the final one, after the rotation
+        for _ in range(3):  # restarts: the copy's tail is read once, before the new file, and never again
+            await run_once()
+            row = await store.fetchone("SELECT sum(cost), count(*) FROM events")
+            assert (row[1], row[0]) == (2, parse_money("1.05"))
+
+
 VALID = '{{"ts": "2026-11-02T10:00:00Z", "id": "v{i}", "model": "m", "cost": "0.0{i:02d}"}}'
 garbage = st.one_of(
     st.binary(min_size=1, max_size=300).filter(lambda b: b"\n" not in b and not b.strip().startswith(b"{")),
