@@ -10,9 +10,9 @@ when the database cannot be written: the file is sized to :data:`RECORD_BYTES` o
 rewrites those bytes in place, which needs no new disk blocks (it works on a full disk). A reader that catches a
 half-written record reads again. The record is trusted only while the lock is held: a record left by a daemon
 that is gone says nothing about now — except that it is gone. The record says whether its holder was a daemon
-(``guardd run``) or one cycle (``run --once``): a daemon's record in a lock nobody holds means the guard stopped
-(``kill -9``, a crash, SIGTERM), which ``status`` and ``check`` say at once instead of waiting for the switch
-file's ``expires_at``.
+(``guardd run``) or not (``run --once``, ``store copy``): a daemon's record in a lock nobody holds means the guard
+stopped (``kill -9``, a crash, SIGTERM), which ``status`` and ``check`` say at once instead of waiting for the
+switch file's ``expires_at``.
 """
 
 from __future__ import annotations
@@ -48,24 +48,24 @@ class DaemonRecord:
     ledger_errors: dict[str, str] = field(default_factory=dict)
     """The ledger files the running daemon cannot read (path -> why); empty when no daemon runs."""
     daemon_gone: bool = False
-    """True when the lock file is readable, nobody holds it, and its last holder was a daemon (not ``run --once``):
+    """True when the lock file is readable, nobody holds it, and its last holder was a daemon (``guardd run``):
     the guard that wrote the switch file has stopped."""
 
 
 class InstanceLock:
     """The held lock of one running daemon. :meth:`acquire` it, :meth:`record` store health, :meth:`release`."""
 
-    def __init__(self, path: Path, fd: int, once: bool = False) -> None:
+    def __init__(self, path: Path, fd: int, daemon: bool = False) -> None:
         self.path = path
         self._fd = fd
-        self.once = once
+        self.daemon = daemon
         self._since: str | None = None
         self._started_at = datetime.now(UTC).isoformat()
         self._last: tuple[str | None, dict[str, str]] | None = None
 
     @classmethod
-    def acquire(cls, state_dir: Path, once: bool = False) -> InstanceLock:
-        """Take the lock of ``state_dir`` (``once``: for ``run --once``, which is not a guard); raise
+    def acquire(cls, state_dir: Path, daemon: bool = False) -> InstanceLock:
+        """Take the lock of ``state_dir`` (``daemon``: for ``guardd run``, the guard itself); raise
         :class:`AlreadyRunning` naming the holder's pid when it is held, and :class:`StoreError` (one line naming
         the folder and the user) when the lock file cannot be opened."""
         path = state_dir / LOCK_NAME
@@ -89,7 +89,7 @@ class InstanceLock:
                     pid = record.get("pid", "unknown") if record else "unknown"
                     raise AlreadyRunning(f"another guardd (pid {pid}) is running on {state_dir}") from None
                 time.sleep(0.05)
-        lock = cls(path, fd, once)
+        lock = cls(path, fd, daemon)
         try:
             os.posix_fallocate(fd, 0, RECORD_BYTES)
         except OSError:
@@ -116,7 +116,7 @@ class InstanceLock:
         doc: dict[str, Any] = {
             "pid": os.getpid(),
             "started_at": self._started_at,
-            "once": self.once,
+            "daemon": self.daemon,
             "store": {"ok": store_error is None, "error": store_error, "since": since},
         }
         items = sorted(ledgers.items())
@@ -165,7 +165,7 @@ def read_record(state_dir: Path) -> DaemonRecord:
         store.get("error") if running else None,
         store.get("since") if running else None,
         ledger_errors=_errors((record or {}).get("ledgers")) if running else {},
-        daemon_gone=not running and (record or {}).get("once") is False,
+        daemon_gone=not running and (record or {}).get("daemon") is True,
     )
 
 

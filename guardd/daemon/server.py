@@ -395,7 +395,7 @@ async def run(config: Config, once: bool = False, dry_run: bool = False, config_
     """Run the daemon (or one cycle with ``once``); return the exit code."""
     for warning in config.hygiene_warnings():
         log.warning("%s", warning)
-    lock = InstanceLock.acquire(config.state_dir, once=once)
+    lock = InstanceLock.acquire(config.state_dir, daemon=not once)
     try:
         return await _run_locked(lock, config, once, dry_run, config_arg)
     finally:

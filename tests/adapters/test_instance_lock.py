@@ -36,12 +36,12 @@ def test_a_lock_file_that_cannot_be_created_is_a_store_error(tmp_path: Path):
         InstanceLock.acquire(tmp_path / "a-file")
 
 
-def test_a_released_daemon_lock_says_the_daemon_is_gone_a_released_run_once_does_not(tmp_path: Path):
-    daemon = InstanceLock.acquire(tmp_path)
+def test_a_released_daemon_lock_says_the_daemon_is_gone_another_holder_does_not(tmp_path: Path):
+    daemon = InstanceLock.acquire(tmp_path, daemon=True)
     assert read_record(tmp_path).daemon_gone is False  # held: running
     daemon.release()
     assert read_record(tmp_path).daemon_gone is True
-    InstanceLock.acquire(tmp_path, once=True).release()
+    InstanceLock.acquire(tmp_path).release()  # run --once, store copy: not a guard
     assert read_record(tmp_path).daemon_gone is False
     assert read_record(tmp_path / "nowhere").daemon_gone is False  # no lock file: nothing is known
 
