@@ -185,7 +185,7 @@ def store_health(config: ConfigView) -> dict[str, Any]:
     return {"ok": record.store_ok, "error": record.store_error, "since": record.store_since}
 
 
-def ledger_errors(config: Config) -> list[dict[str, str]]:
+def ledger_errors(config: ConfigView) -> list[dict[str, str]]:
     """The ledger files the running daemon cannot read (``[{"path", "error"}]``): their spend is not counted."""
     record = read_record(config.state_dir)
     return [{"path": path, "error": error} for path, error in sorted(record.ledger_errors.items())]
