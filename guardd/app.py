@@ -124,7 +124,7 @@ class App:
             LedgerSpec(path, lg.format, dict(lg.labels))
             for path, lg in zip(self.config.ledger_paths, self.full.settings.ledgers, strict=True)
         ]
-        return Tailer(specs, self.stores.events, self.config.max_event_cost)
+        return Tailer(specs, self.stores.events, self.config.max_event_cost, self.full.settings.guardd.ingest_workers)
 
     def openrouter(self, poller: Any = None) -> tuple[Any, Any] | None:
         """The OpenRouter poller (``poller``, kept across reloads, else a new one), its checks, and the key switch

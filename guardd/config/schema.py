@@ -41,6 +41,9 @@ class GuarddSection(_Section):
     max_event_cost: PositiveMoney = 1000 * 10**12
     instance: str | None = None  # this host's name in a shared store (§9); None: the host name
     log_format: Literal["text", "json"] = "text"  # json: one JSON object a line, for journald and log shippers
+    # Parsing processes for a ledger backlog (the daemon's catch-up): None = one per core, for a backlog of 32 MiB
+    # or more; a number given is used for any backlog longer than one 4 MiB range; 0 = parse in the daemon itself.
+    ingest_workers: Annotated[int, Field(ge=0, le=64)] | None = None
 
     @field_validator("timezone")
     @classmethod

@@ -8,6 +8,10 @@ any moment loses nothing and counts nothing twice. On resume the checkpoint is t
 has that fingerprint, is at least that long, and the bytes before the offset still hash the same; otherwise the
 file is re-read from the start, which is always safe because event keys are content-based.
 
+A backlog (a large file found at start, or one that grew while guardd was down) is parsed by the worker processes
+``guardd ingest`` uses (:mod:`guardd.ledger.catchup`), handed back in file order and each range written with its
+checkpoint as above. Only the tailer writes: the workers only read the file.
+
 Copy-and-truncate: when a file shrinks, the lines written between the last read and the truncation are in the
 copy; the tailer looks for a file in the same folder with the old fingerprint and reads the missing range from
 it. A file whose checkpoint matches no watched path on start-up (rotated while guardd was down) is found the
@@ -26,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from guardd.core.money import Money
+from guardd.ledger.catchup import CatchUp
 from guardd.ledger.discovery import MAX_DEPTH, Found, find, static_prefix
 from guardd.ledger.lines import fingerprint, tail_hash
 from guardd.ledger.parse import BATCH_BYTES, LineParser, read_batch
+from guardd.ledger.pool import Source
 from guardd.store.api import BatchResult, Checkpoint, EventsAPI
 
 log = logging.getLogger("guardd.ledger")
@@ -95,9 +101,14 @@ class Tailer:
     stores a batch commits, so a batch whose write fails is simply read again from there on the next poll.
     """
 
-    def __init__(self, specs: list[LedgerSpec], events: EventsAPI, max_event_cost: Money) -> None:
+    def __init__(
+        self, specs: list[LedgerSpec], events: EventsAPI, max_event_cost: Money, workers: int | None = None
+    ) -> None:
         self.specs = specs
         self.events = events
+        self.cost = max_event_cost
+        self.catchup = CatchUp(workers, events)
+        """The backlog's parsing processes (``workers`` as for ``guardd ingest --workers``)."""
         self.parsers = {s.pattern: LineParser(s.fmt, s.labels, max_event_cost) for s in specs}
         self.tracked: dict[tuple[int, int], _Tracked] = {}
         self._known: dict[tuple[int, int, str], Checkpoint] = {}
@@ -125,6 +136,8 @@ class Tailer:
         self._started = True
 
     def close(self) -> None:
+        """Close every file and end the parsing workers at once (never waiting for a range being parsed)."""
+        self.catchup.close()
         for tracked in self.tracked.values():
             os.close(tracked.fd)
         self.tracked.clear()
@@ -162,8 +175,10 @@ class Tailer:
                 _log_ingested(tracked.path, batches)
             if tracked.rotated_at is not None and time.monotonic() - tracked.last_growth > DRAIN_QUIET:
                 log.info("finished draining rotated ledger file", extra={"ctx": {"ledger": tracked.path}})
+                self.catchup.drop(key)
                 os.close(tracked.fd)
                 del self.tracked[key]
+        await self.catchup.idle()
         return results
 
     # ---- discovery --------------------------------------------------------------------------------------
@@ -320,20 +335,23 @@ class Tailer:
         )
         if size < tracked.offset or rewritten:
             # Shrunk, or truncated and regrown past our offset between two looks: the bytes before it changed.
+            self.catchup.drop((tracked.dev, tracked.ino))
             results.extend(await self._truncated(tracked, size))
         if size <= tracked.offset:
             return results
         tracked.last_growth = time.monotonic()
         fp = tracked.fp
         assert fp is not None
-        parser = self.parsers[tracked.spec.pattern]
         while True:
             if not go():
                 self.behind = True
                 break
-            parsed = await asyncio.to_thread(
-                read_batch, tracked.fd, fp, tracked.path, parser, tracked.offset, None, self.batch_bytes
-            )
+            spec = tracked.spec
+            source = Source(tracked.path, tracked.fd, tracked.dev, tracked.ino, fp, spec.fmt, spec.labels, self.cost)
+            parsed = await self.catchup.read(source, tracked.offset, go, self.parsers[spec.pattern], self.batch_bytes)
+            if parsed is None:  # asked to stop while a worker parsed the next range
+                self.behind = True
+                break
             if parsed.end == tracked.offset:
                 break
             # The checkpoint goes into the batch's own transaction: both land, or neither does; the position in

@@ -113,7 +113,8 @@ def test_the_worker_process_path_agrees_with_the_tailer_path(tmp_path_factory, l
     path = tmp_path_factory.mktemp("w") / "ledger.jsonl"
     data = b"\n".join(lines) + b"\n"
     path.write_bytes(data)
-    packed = parse_range(str(path), FP, "auto", {}, MAX, 0, len(data))
+    st = path.stat()  # in this process there is no writer's descriptor: the worker opens the path, same inode
+    packed = parse_range(str(path), -1, st.st_dev, st.st_ino, FP, "auto", {}, MAX, 0, len(data))
     fd = os.open(path, os.O_RDONLY)
     try:
         direct = read_batch(fd, FP, str(path), LineParser("auto", {}, MAX), 0)

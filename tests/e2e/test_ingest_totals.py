@@ -20,6 +20,7 @@ from guardd.core.money import parse_money
 from guardd.services.backfill import ingest_files
 from guardd.store.sqlite.db import Store
 from guardd.store.sqlite.events import EventStore
+from tests.support.processes import descendants
 
 from .conftest import wait_for
 
@@ -120,3 +121,80 @@ def test_every_shape_gives_its_exact_total_after_a_kill_mid_way_a_restart_and_a_
     second = guardd(config, "ingest", str(ledger), "--json", "--workers", "0")
     assert (second["read"], second["stored"], second["duplicates"]) == (LINES, 0, LINES)
     assert total(db) == expected
+
+
+DAEMON_LINES = 100_000  # about six ranges of 4 MiB: the kill lands while workers parse the backlog
+DAEMON_CONFIG = """
+[guardd]
+state_dir = "state"
+ingest_workers = 2
+[[ledgers]]
+path = "ledgers/*.jsonl"
+[[budgets]]
+name = "all"
+monthly = 1000000000
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def committed_offset(db: Path) -> int:
+    if not db.exists():
+        return 0
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+        try:
+            return int(conn.execute("SELECT coalesce(max(offset), 0) FROM files").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def run_daemon(folder: Path, config: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GUARDD_", "OPENROUTER_"))}
+    with (folder / "daemon.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "guardd", "run", "-c", str(config)], cwd=folder, env=env, stdout=log, stderr=log
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_daemon_catching_up_on_every_shape_gives_its_exact_total_after_a_kill_mid_way(tmp_path, shape):
+    (tmp_path / "ledgers").mkdir()
+    ledger = tmp_path / "ledgers" / "app.jsonl"
+    expected = generate(ledger, shape, DAEMON_LINES)
+    size = ledger.stat().st_size
+    config = tmp_path / "guardd.toml"
+    config.write_text(DAEMON_CONFIG)
+    db = tmp_path / "state" / "guardd.db"
+    proc = run_daemon(tmp_path, config)
+    try:
+        wait_for(lambda: committed_offset(db) > 0, timeout=120, interval=0.02)
+        helpers = [pid for generation in descendants(proc.pid) for pid in generation]
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert helpers, "the daemon parsed its backlog in its own process, not with guardd ingest's workers"
+    stored_before = count(db)
+    assert 0 < stored_before < DAEMON_LINES, "the catch-up ended before the kill: make the ledger longer"
+    wait_for(lambda: not any(alive(pid) for pid in helpers), timeout=30)  # the workers end with the daemon
+    proc = run_daemon(tmp_path, config)
+    try:
+        wait_for(lambda: committed_offset(db) >= size, timeout=240, interval=0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert total(db, DAEMON_LINES) == expected
+    again = guardd(config, "ingest", str(ledger), "--json", "--workers", "2")
+    assert (again["read"], again["stored"], again["duplicates"]) == (DAEMON_LINES, 0, DAEMON_LINES)
+    assert total(db, DAEMON_LINES) == expected
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()
