@@ -267,7 +267,7 @@ class Daemon:
         _done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
         if pending:
             log.warning("shutdown timed out; %d task(s) abandoned", len(pending))
-        self.tailer.close()
+        await self.tailer.aclose()
         if self.worker_error is not None:
             raise GuarddError(f"the worker stopped unexpectedly: {self.worker_error}") from self.worker_error
 
@@ -372,7 +372,7 @@ class Daemon:
             http = config.settings.http
             if http is None or http.listen != self.config.settings.http.listen:  # type: ignore[union-attr]
                 log.warning("[http] listen changed or was removed: that takes a restart (the token applies now)")
-        self.tailer.close()
+        await self.tailer.aclose()
         await self.openrouter.aclose()  # keys, base_url or timeout may have changed
         self._build(config)
         self._schedule()
@@ -415,6 +415,6 @@ async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: b
             else:
                 await daemon.serve()
         finally:
-            daemon.tailer.close()
+            await daemon.tailer.aclose()
             await daemon.openrouter.aclose()
     return 130 if daemon.stopped_by == signal.SIGINT else 0

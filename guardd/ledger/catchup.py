@@ -7,7 +7,7 @@ Nothing here writes or moves a position. A file's ranges parsed ahead outlive a 
 them (the daemon reads a backlog in slices), and are dropped when the committed position is not where they start
 (a failed write) or the file was truncated. While a catch-up runs, the store is tuned for a bulk load
 (``EventsAPI.bulk_load``) and the cyclic garbage collector is off, as in ``guardd ingest``; both are restored when
-it ends (a reload or a stop in the middle only closes the pool).
+it ends, or when the tailer is closed in the middle (:meth:`CatchUp.aclose`).
 """
 
 from __future__ import annotations
@@ -115,13 +115,24 @@ class CatchUp:
             await self._bulk(False)
 
     def close(self) -> None:
-        """Drop every pipeline and end the workers at once (never waiting for a range being parsed)."""
+        """Drop every pipeline and end the workers at once (never waiting for a range being parsed). In async code
+        use :meth:`aclose`, which also gives the store its tuning back."""
         for key in list(self._pipelines):
             self.drop(key)
         self.pool.close(kill=True)
         if self._bulk_on and self._collecting:
             gc.enable()
         self._bulk_on = False
+
+    async def aclose(self) -> None:
+        """:meth:`close`, and end the store's bulk-load tuning (the daemon's stop, a reload)."""
+        bulk = self._bulk_on
+        self.close()
+        if bulk:
+            try:
+                await self._bulk_load.aclose()
+            except Exception as exc:  # a failing store must not stop the stop
+                log.warning("could not end the bulk-load tuning of the store: %s", exc)
 
     async def _bulk(self, on: bool) -> None:
         if on == self._bulk_on:

@@ -135,6 +135,11 @@ class Tailer:
             self._known[(cp.dev, cp.ino, cp.fingerprint)] = cp
         self._started = True
 
+    async def aclose(self) -> None:
+        """:meth:`close`, ending a catch-up's tuning of the store too (in async code, use this one)."""
+        await self.catchup.aclose()
+        self.close()
+
     def close(self) -> None:
         """Close every file and end the parsing workers at once (never waiting for a range being parsed)."""
         self.catchup.close()

@@ -156,3 +156,17 @@ async def test_a_parsing_worker_killed_during_catch_up_only_slows_it_down(tmp_pa
                 break
         t.close()
         assert await stored(store) == (parse_money(expected), 8000)
+
+
+async def test_a_tailer_closed_in_the_middle_of_a_catch_up_gives_the_store_its_tuning_back(tmp_path):
+    ledger = tmp_path / "app.jsonl"
+    plain_ledger(ledger, 8000, "a")
+    async with Store.open(tmp_path / "db.sqlite") as store:
+        t = tailer(EventStore(store), ledger, 2)
+        await t.poll(ranges(t, 1))
+        assert t.behind
+        tuned = await store.fetchone("PRAGMA wal_autocheckpoint")
+        await t.aclose()  # the daemon's stop, or a reload
+        after = await store.fetchone("PRAGMA wal_autocheckpoint")
+    assert tuned is not None and after is not None
+    assert (tuned[0], after[0]) == (16384, 1000)

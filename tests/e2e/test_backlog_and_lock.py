@@ -100,6 +100,7 @@ def test_sigterm_during_a_large_backlog_stops_between_batches_and_a_restart_fini
     took = time.monotonic() - asked
     assert stored_events(db) < lines, "the backlog was done before SIGTERM; nothing was shown"
     assert took < 10, f"SIGTERM took {took:.1f}s during the backlog"
+    assert "Traceback" not in (tmp_path / "daemon.log").read_text()  # the catch-up was ended, not abandoned
     proc = start(tmp_path, cfg)
     try:
         wait_for(lambda: stored_events(db) >= lines, timeout=240, interval=0.2)
