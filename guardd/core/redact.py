@@ -7,6 +7,7 @@ messages that echo a request, apprise URLs (tokens and passwords), and the effec
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 # sk-or-v1-…, sk-or-…, sk-ant-…, sk-proj-… and plain sk-… keys with at least 16 characters after the prefix,
 # wherever they stand in a text: the unambiguous prefixes even glued to a word (``tokensk-or-v1-…``), plain
@@ -92,3 +93,36 @@ def store_url(url: str) -> str:
     user, colon, _password = userinfo.partition(":")
     user = f"{user}{':…' if colon else ''}@" if at else ""
     return f"{scheme}://{user}{location}"
+
+
+_KV_SECRET = re.compile(r"(?i)(?:^|\s)(?:ssl)?password\s*=\s*(.*?)(?=\s+[A-Za-z_]+\s*=|$)")
+
+
+def store_secrets(url: str) -> list[str]:
+    """Every piece of a secret the store ``url`` holds, longest first: the userinfo's password, ``password=`` and
+    ``sslpassword=`` (in a URL's query or a ``key=value`` string), each as written, decoded, and word by word (libpq
+    quotes the word it could not parse)."""
+    _scheme, sep, rest = url.partition("://")
+    found: list[str] = []
+    if sep:
+        base, _, query = rest.partition("?")
+        userinfo = base.rpartition("@")[0]
+        if ":" in userinfo:
+            found.append(userinfo.partition(":")[2])
+        for part in query.split("&"):
+            name, eq, value = part.partition("=")
+            if eq and name.strip().lower() in ("password", "sslpassword"):
+                found.append(value)
+    else:
+        found += [m.group(1).strip().strip("'") for m in _KV_SECRET.finditer(url)]
+    found += [unquote(s) for s in found]
+    found += [word for s in found for word in s.split()]
+    return sorted({s for s in found if s}, key=len, reverse=True)
+
+
+def store_error(text: str, url: str) -> str:
+    """Return ``text`` (a driver's error about the store at ``url``) with every piece of the URL's secrets replaced
+    by ``…``: an error about a malformed URL quotes the token it could not parse, which may be the password."""
+    for secret in store_secrets(url):
+        text = text.replace(secret, "…")
+    return text

@@ -31,11 +31,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
 
 import psycopg
 from psycopg import sql
 
+from guardd.core.redact import store_error as scrub
 from guardd.errors import StoreError
 from guardd.store.copy_tables import (
     Progress,
@@ -139,23 +139,6 @@ async def copy_state(
     return CopyResult(redacted(url), instance, results, time.monotonic() - started)
 
 
-def scrub(text: str, url: str) -> str:
-    """Return ``text`` without the password ``url`` holds (in its userinfo or as ``password=``), as written or as
-    decoded, in case an error quotes the URL or a part of it."""
-    secrets: list[str] = []
-    userinfo = url.partition("://")[2].split("?", 1)[0].rpartition("@")[0]
-    if ":" in userinfo:
-        secrets.append(userinfo.partition(":")[2])
-    for part in url.replace("?", "&").replace(" ", "&").split("&"):
-        name, eq, value = part.partition("=")
-        if eq and name.strip().lower() == "password":
-            secrets.append(value)
-    secrets += [unquote(s) for s in secrets]
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "…")
-    return text
-
-
 async def _verify(conn: Conn, todo: Iterable[TablePlan], results: dict[str, TableResult]) -> None:
     """Compare what the target now holds with what was read: rows per table, money per column, exactly."""
     problems: list[str] = []
@@ -199,7 +182,8 @@ async def _guardd_rows(url: str) -> dict[str, int]:
                 return {}
             return await _holding(conn, await pg_tables(conn))
     except psycopg.Error as exc:
-        raise StoreError(f"cannot connect to the shared store {redacted(url)}: {str(exc).strip()}") from None
+        said = scrub(str(exc).strip(), url)
+        raise StoreError(f"cannot connect to the shared store {redacted(url)}: {said}") from None
 
 
 def _not_empty(url: str, held: dict[str, int]) -> TargetNotEmpty:

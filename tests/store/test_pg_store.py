@@ -84,6 +84,24 @@ async def test_an_unreachable_store_is_a_store_error_without_the_password():
     assert "guardd:…@127.0.0.1:9" in str(raised.value) and "refused" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url, secret",
+    [
+        ("postgresql://guardd:s%zzhunter2-secret@127.0.0.1:9/guardd", "hunter2-secret"),  # a bad %-escape
+        ("postgresql://guardd:hunter2 secret@127.0.0.1:9/guardd", "hunter2"),  # an unescaped space
+        ("postgresql://guardd@127.0.0.1:9/guardd?password=hunter2-secret&port=x", "hunter2-secret"),
+        ("postgresql://guardd@127.0.0.1:9/guardd?sslpassword=hunter2-secret&sslmode=hunter2-secret", "hunter2-secret"),
+        ("host=127.0.0.1 port=9 password=hunter2 secret-part dbname=guardd", "secret-part"),
+    ],
+)
+async def test_a_malformed_store_url_is_a_store_error_without_any_piece_of_its_password(url, secret):
+    """libpq quotes the token it could not parse, and that token can be (part of) the password."""
+    with pytest.raises(StoreError) as raised:
+        async with PgStore.open(url, "a", timeout=1):
+            pass
+    assert secret not in str(raised.value)
+
+
 async def test_a_failed_write_is_kept_as_the_store_health_until_one_succeeds(pg_url):
     async with PgStore.open(pg_url, "a") as store:
         events = PgEventStore(store)

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from guardd.core.redact import store_url
+from guardd.core.redact import store_error, store_url
 from guardd.errors import SchemaTooNew, StoreError
 from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -77,7 +77,7 @@ class PgStore:
             probe = await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, int(timeout)))
             await probe.close()
         except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to the shared store {redacted(url)}: {str(exc).strip()}") from None
+            raise StoreError(f"cannot connect to the shared store {redacted(url)}: {_said(exc, url)}") from None
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}, timeout=30
         )
@@ -85,7 +85,7 @@ class PgStore:
             await pool.open(wait=True, timeout=timeout)
         except (PoolTimeout, psycopg.Error) as exc:
             await pool.close()
-            raise StoreError(f"cannot connect to the shared store {redacted(url)}: {exc}") from None
+            raise StoreError(f"cannot connect to the shared store {redacted(url)}: {_said(exc, url)}") from None
         try:
             store = cls(pool, url, instance)
             await store._migrate()
@@ -98,7 +98,7 @@ class PgStore:
         try:
             yield
         except (psycopg.Error, PoolTimeout) as exc:
-            raise StoreError(f"cannot {doing} the shared store {redacted(self.url)}: {exc}") from exc
+            raise StoreError(f"cannot {doing} the shared store {redacted(self.url)}: {_said(exc, self.url)}") from exc
 
     async def _migrate(self) -> None:
         """Bring guardd's tables to :data:`SCHEMA_VERSION`. A schema already there is only read (no lock, no DDL:
@@ -148,7 +148,7 @@ class PgStore:
             async with self.pool.connection() as conn, conn.transaction():
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
-            self.write_error = StoreError(f"cannot write the shared store {redacted(self.url)}: {exc}")
+            self.write_error = StoreError(f"cannot write the shared store {redacted(self.url)}: {_said(exc, self.url)}")
             raise self.write_error from exc
         self.write_error = None
 
@@ -161,6 +161,11 @@ class PgStore:
     async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> TupleRow | None:
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
+
+
+def _said(exc: BaseException, url: str) -> str:
+    """What the driver said, without any piece of the URL's secrets (:func:`guardd.core.redact.store_error`)."""
+    return store_error(str(exc).strip(), url)
 
 
 def _statements(script: str) -> list[str]:
