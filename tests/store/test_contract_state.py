@@ -227,3 +227,46 @@ async def test_messages_queued_with_a_history_line_commit_together(backend):
         await state.enqueue([message()], NOW, ("b", "b passed 80%"))
         assert await state.pending_count() == 1
         assert await state.history(None) == [HistoryLine(NOW, "alert", "b", "b passed 80%")]
+
+
+def test_two_first_switch_decisions_at_once_are_taken_in_turns(backend):
+    """Two processes (the daemon and ``guardd killswitch trip``, or two instances) decide the FIRST switch document
+    of a store at the same moment: the second must decide from the first's result, or the first's trip is lost
+    (overwritten) though it was recorded and reported. Each decides in its own thread and event loop; a step waits
+    (bounded) until the other has read too, so that both read before either writes when the backend lets them."""
+    import threading
+
+    read = {"a": threading.Event(), "b": threading.Event()}
+
+    def decide(me: str, other: str) -> None:
+        def step(previous: SwitchDoc | None) -> SwitchDecision:
+            read[me].set()
+            read[other].wait(3)  # a backend that takes turns keeps the other waiting: no deadlock, only this bound
+            scopes = dict(previous.scopes) if previous else {}
+            scopes[me] = Scope(True, "manual", NOW, None, None, None, None, 0, None)
+            return SwitchDecision(SwitchDoc(NOW, NOW, scopes), [(me, "tripped")], True)
+
+        async def run() -> None:
+            async with backend.state(f"host-{me}") as state:
+                await state.update_switch(step, NOW)
+
+        asyncio.run(run())
+
+    async def create() -> None:
+        async with backend.state() as state:  # the schema exists before the race; no switch document yet
+            assert await state.switch_doc() is None
+
+    asyncio.run(create())
+    threads = [threading.Thread(target=decide, args=pair) for pair in (("a", "b"), ("b", "a"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    async def check() -> tuple[SwitchDoc | None, list[str]]:
+        async with backend.state() as state:
+            return await state.switch_doc(), [str(h.budget) for h in await state.history(None) if h.kind == "switch"]
+
+    doc, history = asyncio.run(check())
+    assert doc is not None and sorted(doc.scopes) == ["a", "b"]
+    assert sorted(history) == ["a", "b"]
