@@ -41,6 +41,10 @@ class Dialect:
     exclusive already (``BEGIN IMMEDIATE``)."""
     skip_locked = ""
     """Appended to the ``SELECT`` of rows to claim: SQLite's write transactions are exclusive already."""
+    switch_turns = ""
+    """A statement run first in a transaction that decides the switch document, so that deciders take turns even
+    before its row exists (``FOR UPDATE`` locks no row that is not there yet): none in SQLite, whose write
+    transactions are exclusive already."""
 
     def sql(self, text: str) -> str:
         """The statement ``text`` (written with ``?`` placeholders) in this dialect."""

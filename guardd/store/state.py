@@ -317,11 +317,14 @@ class StateStore:
         ``step(previous)`` may write the switch file. Saved together: the document, its history, and the scope
         changes the key switch still has to apply (see :meth:`pending_key_changes`) — before any other side
         effect. Processes that decide at once (the daemon and a ``killswitch`` command, or two instances) take
-        turns here (the row is locked until the commit), so each decides from the other's result and a change is
-        recorded once.
+        turns here (the row is locked until the commit; on PostgreSQL an advisory lock first, so that the very
+        first decision, before the row exists, takes turns too), so each decides from the other's result and a
+        change is recorded once.
         """
         d = self.d
         async with self.db.transaction() as conn:
+            if d.switch_turns:  # the first decision too: FOR UPDATE below locks no row that does not exist yet
+                await d.execute(conn, d.switch_turns)
             cur = await d.execute(conn, f"SELECT doc FROM switch_state WHERE id = 1{d.for_update}")
             row = await cur.fetchone()
             decision = step(None if row is None else doc_from_json(d.unjson(row[0])))

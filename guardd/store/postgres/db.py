@@ -22,6 +22,7 @@ from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 PICO = 10**12
 MIGRATION_LOCK = 0x67756172_64640001  # pg_advisory_xact_lock keys ("guardd" + n): one migrator at a time
 EVENTS_LOCK = 0x67756172_64640002  # one writer of events and rollups at a time, across every instance
+SWITCH_LOCK = 0x67756172_64640003  # one decider of the switch document at a time, even before its row exists
 
 Conn = psycopg.AsyncConnection[TupleRow]
 

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from guardd.store.dialect import Dialect
-from guardd.store.postgres.db import pico
+from guardd.store.postgres.db import SWITCH_LOCK, pico
 
 
 class PgDialect(Dialect):
@@ -20,6 +20,7 @@ class PgDialect(Dialect):
     window_column = "win"
     for_update = " FOR UPDATE"
     skip_locked = " FOR UPDATE SKIP LOCKED"
+    switch_turns = f"SELECT pg_advisory_xact_lock({SWITCH_LOCK})"
 
     def sql(self, text: str) -> str:
         return text.replace("%", "%%").replace("?", "%s")
