@@ -65,12 +65,17 @@ def _full(config: ConfigView) -> Config:
 class App:
     """guardd's parts for one configuration over one open store. Built by :func:`build`; cheap to build again."""
 
-    def __init__(self, config: ConfigView, stores: Stores, dry_run: bool = False) -> None:
+    def __init__(
+        self, config: ConfigView, stores: Stores, dry_run: bool = False, leader_state: StateAPI | None = None
+    ) -> None:
         from guardd.services.evaluation import Evaluator
 
         self.config = config
         self.stores = stores
         self.dry_run = dry_run
+        self.leader_state = leader_state
+        """On a shared store, the daemon's fenced state (:meth:`guardd.daemon.cluster.Cluster.state`): what the
+        engine and the key switch write through, so that only the leader's term writes decisions."""
         self.view: RemoteView | None = None
         if config.has_openrouter:
             from guardd.services.openrouter.view import RemoteView
@@ -114,7 +119,7 @@ class App:
         """The engine that evaluates, announces, writes the switch and delivers (one per App)."""
         from guardd.services.jobs import Engine
 
-        return Engine(self.full, self.stores.state, self.evaluator, dry_run=self.dry_run)
+        return Engine(self.full, self.leader_state or self.stores.state, self.evaluator, dry_run=self.dry_run)
 
     def tailer(self) -> Tailer:
         """A tailer of the configuration's ledgers into this store (the daemon's one reader of the ledgers)."""
@@ -139,13 +144,13 @@ class App:
         if poller is None:
             poller = RemotePoller(self.full, stores.remote, stores.events, dry_run=self.dry_run)
         checks = RemoteChecks(self.full, stores.remote, stores.events, self.engine, self.view)
-        self.engine.key_switch = KeySwitch(self.full, stores.state, stores.remote, poller.client)
+        self.engine.key_switch = KeySwitch(self.full, self.engine.state, stores.remote, poller.client)
         return poller, checks
 
 
-def build(config: ConfigView, stores: Stores, dry_run: bool = False) -> App:
-    """Wire guardd's parts for ``config`` over the open ``stores`` (no I/O)."""
-    return App(config, stores, dry_run)
+def build(config: ConfigView, stores: Stores, dry_run: bool = False, leader_state: StateAPI | None = None) -> App:
+    """Wire guardd's parts for ``config`` over the open ``stores`` (no I/O); ``leader_state``: see :class:`App`."""
+    return App(config, stores, dry_run, leader_state)
 
 
 @asynccontextmanager

@@ -8,6 +8,7 @@ only the CLI turns them into exit codes.
     │   └── NotLeader            this instance's term as leader is over: a leader step must not write
     ├── SwitchFileError          the kill-switch file cannot be written or read (OSError, translated)
     ├── AlreadyRunning           another guardd holds this state_dir's lock                 -> exit 1
+    │   └── InstanceTaken        another live guardd has this instance name in the shared store -> exit 1
     ├── SourceError              OpenRouter could not answer usefully
     │   ├── SourceUnavailable    timeouts, connection errors, 5xx, 429: retry with backoff
     │   ├── SourceRejected       401/402/403: retrying will not help until someone acts
@@ -52,6 +53,10 @@ class SwitchFileError(GuarddError):
 
 class AlreadyRunning(GuarddError):
     """Another ``guardd run`` holds the lock of this state (contract §7: one daemon per state)."""
+
+
+class InstanceTaken(AlreadyRunning):
+    """Another live guardd already runs under this instance name on the shared store (contract §7, §9)."""
 
 
 class SourceError(GuarddError):

@@ -6,7 +6,7 @@ import sys
 
 STYLES = {
     r"\[OK\]|\bok\b|\bopen\b": "green",
-    r"\[WARNING\]|\bwarning( \(forecast\))?": "yellow",
+    r"\[WARNING\]|\bwarning( \(forecast\))?|CLUSTER WARNING": "yellow",
     r"\[CRITICAL\]|\[TRIPPED\]|\bTRIPPED\b|\bcritical\b|\btripped\b"
     r"|GUARD DOWN|STORE FAILING|FAILING|UNREADABLE": "bold red",
     r"\[STALE\]|\bstale\b|STALE|\(partial\)": "magenta",

@@ -69,6 +69,11 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("ledger_errors"):
         count = len(doc["ledger_errors"])
         lines += [f"LEDGERS UNREADABLE: {count} ledger file(s) cannot be read; their spend is not counted", ""]
+    cluster = doc.get("cluster")
+    if cluster:
+        lines += [f"CLUSTER WARNING: {warning}" for warning in cluster.get("warnings", [])]
+        names = ", ".join(i["name"] for i in cluster.get("instances", []) if i.get("running", True))
+        lines += [f"shared store: leader {cluster.get('leader') or 'none'}; instances {names or 'none'}", ""]
     lines += [f"guardd status at {local(doc['generated_at'])} ({zone})", ""]
     if not doc["budgets"]:
         lines.append("no budgets configured")

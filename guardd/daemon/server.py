@@ -38,6 +38,7 @@ from guardd.adapters.systemd import Notifier
 from guardd.app import App, build, open_stores
 from guardd.config import Config, load_config
 from guardd.core.batch import Parsed
+from guardd.daemon.cluster import Cluster
 from guardd.daemon.schedule import Timetable
 from guardd.errors import ConfigError, GuarddError
 from guardd.services.openrouter.steps import OpenRouterSteps
@@ -49,14 +50,19 @@ log = logging.getLogger("guardd.daemon.server")
 SHUTDOWN_TIMEOUT = 10.0
 POLL_BACKSTOP = 2.0
 INGEST_SLICE = 1.0  # seconds of backlog per turn before the other due steps get theirs
+STUCK_AFTER = 60.0  # seconds one step may run before a leader on a shared store makes way for another
 STOP_GRACE = 1.5  # seconds the running step gets to finish after SIGTERM before it is cancelled
 
 T = TypeVar("T")
 
 
 class Daemon:
-    def __init__(self, config: Config, stores: Stores, dry_run: bool, config_arg: str | None) -> None:
+    def __init__(
+        self, config: Config, stores: Stores, dry_run: bool, config_arg: str | None, cluster: Cluster | None = None
+    ) -> None:
         self.config = config
+        self.cluster = cluster  # on a shared store: this instance's membership (leader steps only while it leads)
+        self._new_term = False
         self.stores = stores
         self.dry_run = dry_run
         self.config_arg = config_arg
@@ -76,10 +82,10 @@ class Daemon:
         self.worker = Worker(
             {
                 Step.INGEST: self._ingest_step,
-                Step.OPENROUTER: lambda: self.openrouter.step(),
-                Step.EVALUATE: self._evaluate_step,
-                Step.DELIVER: self._deliver,
-                Step.DIGEST: self._digest,
+                Step.OPENROUTER: self._leader_step(lambda: self.openrouter.step()),
+                Step.EVALUATE: self._leader_step(self._evaluate_step),
+                Step.DELIVER: self._leader_step(self._deliver),
+                Step.DIGEST: self._leader_step(self._digest),
                 Step.ROLLOVER: self._rollover,
             },
             self.stop,
@@ -92,11 +98,41 @@ class Daemon:
     def _build(self, config: Config) -> None:
         """Wire the parts for ``config`` through the composition root (:mod:`guardd.app`), on the open store."""
         self.config = config
-        self.app: App = build(config, self.stores, self.dry_run)
+        cluster = self.cluster
+        self.app: App = build(config, self.stores, self.dry_run, cluster.state() if cluster else None)
         self.evaluator = self.app.evaluator
         self.engine = self.app.engine
         self.engine.on_switch = self._publish_switch
         self.tailer = self.app.tailer()
+        if cluster is not None:
+            cluster.attach(self.engine)
+            cluster.reconfigure(config)
+            cluster.on_elected = self._elected
+            cluster.healthy = self._not_stuck
+            if cluster.epoch is not None:  # it took the lease when it joined, before this daemon was built
+                self._elected(cluster.epoch)
+
+    # ---- a shared store: only the leader evaluates, polls OpenRouter and delivers (guardd.daemon.cluster) -------
+    def leads(self) -> bool:
+        return self.cluster is None or self.cluster.leading
+
+    def _leader_step(self, step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        async def run() -> None:
+            if self.leads():
+                await step()
+
+        return run
+
+    def _not_stuck(self) -> bool:
+        """False while one step has run for longer than :data:`STUCK_AFTER` (then another instance should lead)."""
+        since = self.worker.busy_since
+        return since is None or time.monotonic() - since < STUCK_AFTER
+
+    def _elected(self, epoch: int) -> None:
+        """A new term: everything is read from the store again, evaluated, polled and delivered."""
+        self._new_term = True
+        self.request_evaluation()
+        self.worker.request(Step.OPENROUTER)
 
     # ---- one cycle --------------------------------------------------------------------------------------
     async def ingest(self, keep_going: Callable[[], bool] | None = None) -> set[int]:
@@ -135,6 +171,9 @@ class Daemon:
             self.worker.request(Step.INGEST)  # the rest of a backlog, after this turn's other steps
 
     async def _evaluate_step(self) -> None:
+        if self._new_term:
+            self._new_term = False
+            self.engine.new_term()
         full, series = self._eval_full or not self._eval_series, self._eval_series
         self._eval_full, self._eval_series = False, set()
         try:
@@ -169,7 +208,7 @@ class Daemon:
 
         async def work() -> BatchResult:
             result = await self.events.write_batch(parsed)
-            if result.series:
+            if result.series and self.leads():
                 if not result.series.issubset(self.evaluator.series):
                     await self.evaluator.refresh_series()
                 await self.evaluate(result.series)
@@ -199,6 +238,9 @@ class Daemon:
     async def once(self) -> None:
         await self.evaluator.refresh_series()
         await self.ingest()
+        if not self.leads():
+            log.info("another instance leads the shared store: this run only ingested")
+            return
         await self.poll_openrouter()
         await self.evaluate()
         await self.engine.deliver(datetime.now(UTC))
@@ -233,6 +275,8 @@ class Daemon:
         interval = self.sd.watchdog_interval()
         if interval:
             tasks.append(asyncio.create_task(self._watchdog(interval), name="watchdog"))
+        if self.cluster is not None:
+            tasks.append(asyncio.create_task(self._name_kept(self.cluster), name="instance name"))
         # The start-up backlog is read by the worker like any other change: one reader of the ledgers.
         self.worker.request(Step.INGEST)
         self.request_evaluation()
@@ -270,6 +314,12 @@ class Daemon:
         await self.tailer.aclose()
         if self.worker_error is not None:
             raise GuarddError(f"the worker stopped unexpectedly: {self.worker_error}") from self.worker_error
+
+    async def _name_kept(self, cluster: Cluster) -> None:
+        """Stop (exit 1) when another guardd took this instance's name on the shared store."""
+        await cluster.name_lost.wait()
+        self.worker_error = GuarddError(f"another guardd took the instance name {cluster.me.name!r}")
+        self.stop.set()
 
     def _worker_ended(self, task: asyncio.Task[None]) -> None:
         """The worker ends only when asked to. If it ends otherwise (a bug), nothing would be ingested, evaluated
@@ -404,7 +454,11 @@ async def run(config: Config, once: bool = False, dry_run: bool = False, config_
 
 async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: bool, config_arg: str | None) -> int:
     async with open_stores(config) as stores:
-        daemon = Daemon(config, stores, dry_run, config_arg)
+        cluster = None
+        if stores.cluster is not None:
+            cluster = Cluster(stores.cluster, config, lead=not dry_run, write_file=not dry_run)
+            await cluster.join()  # InstanceTaken (exit 1) when a live guardd has this instance name
+        daemon = Daemon(config, stores, dry_run, config_arg, cluster)
         daemon.lock = lock
         if dry_run:
             log.info("dry run: deciding everything, writing no switch file, sending nothing")
@@ -417,4 +471,6 @@ async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: b
         finally:
             await daemon.tailer.aclose()
             await daemon.openrouter.aclose()
+            if cluster is not None:
+                await cluster.leave()
     return 130 if daemon.stopped_by == signal.SIGINT else 0

@@ -94,10 +94,21 @@ class Engine:
         """The last switch document written to the file (what clients read); its heartbeat is the last one."""
         self.switch_error: str | None = None
         """Why the latest write of the switch file failed; None once a write succeeds. A failed write (contract §8)."""
+        self.writes_file = True
+        """False on a shared store: there every instance's switch mirror (:mod:`guardd.daemon.cluster`) writes its
+        own file from the committed decision; the engine decides and saves only."""
+        self.fence: Callable[[], None] = lambda: None
+        """Called before each send; raises (NotLeader) when this engine's term as leader is over, so a deposed
+        leader starts no send after its successor started (:mod:`guardd.daemon.cluster`)."""
         self.keeps_heartbeat = False
         """True for a command that writes the switch but is not the daemon (``killswitch trip|release``): the file
         then keeps the previous document's ``heartbeat_at``/``expires_at`` (none when it had none), because only
         the daemon's evaluations are heartbeats (contract §3) — a dead guard stays dead."""
+
+    def new_term(self) -> None:
+        """Forget what this process remembered of an earlier term as leader (a shared store): another leader may
+        have decided, announced and advanced the evaluated time since; everything is read from the store again."""
+        self.last, self.doc, self._high_water, self._clock_behind = {}, None, None, False
 
     @property
     def policy(self) -> Policy:
@@ -216,7 +227,8 @@ class Engine:
             doc, changes = decided(previous)
             made[:] = changes
             # written while the decision's transaction holds the store: two deciders write in the order they save
-            self._write_file(doc)
+            if self.writes_file:
+                self._write_file(doc)
             save = bool(changes) or previous is None or previous.updated_at != doc.updated_at
             history = [(c.scope, c.detail) for c in changes]
             return SwitchDecision(doc, history, save, changes if keys_follow else ())
@@ -226,8 +238,8 @@ class Engine:
             # command, the daemon) may have changed it since, and its change must not be recorded twice.
             doc = await self.state.update_switch(step, now)
         except StoreError:
-            if not made:  # the state could not be read or written: keep the guard's word current all the same
-                doc, _ = decided(self.doc)
+            if not made and self.writes_file:  # the state could not be read or written: keep the guard's word
+                doc, _ = decided(self.doc)  # current all the same
                 self._write_file(doc)
                 self.doc = doc
             raise
@@ -366,6 +378,7 @@ class Engine:
                 await self.state.failed(row, now, "the notifier is no longer configured", None)
                 continue
             try:
+                self.fence()  # NotLeader (no DeliveryError) ends a deposed leader's delivery; the row stays claimed
                 await notifier.send(channel, row.title, row.body, row.severity)
             except DeliveryError as exc:
                 await self._failed(row, channel, exc, now)

@@ -219,7 +219,10 @@ async def document(
 
         remote = await RemoteView(config, stores.remote).status(now)
     health = await health_evaluations(config, stores.stats, evaluator, now)
-    return await build(config, evaluations, stores.state, now, ledgers, remote, health)
+    doc = await build(config, evaluations, stores.state, now, ledgers, remote, health)
+    if stores.cluster is not None:  # a shared store (contract §9): the leader, the instances, warnings
+        doc["cluster"] = await stores.cluster.status()
+    return doc
 
 
 async def health_evaluations(

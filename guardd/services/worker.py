@@ -111,6 +111,8 @@ class Worker:
         """When the ingest step last started (the backstop counts from it)."""
         self.turned = asyncio.Event()
         """Set once the first turn has run (start-up: READY=1 follows it)."""
+        self.busy_since: float | None = None
+        """When (monotonic) the step running now began; None between steps. A step running for minutes is stuck."""
 
     def request(self, *steps: Step) -> None:
         """Ask for ``steps`` to run in the next turn (or the current one, if their place in it is still ahead)."""
@@ -188,6 +190,7 @@ class Worker:
             return
         if step is Step.INGEST:
             self._ingested_at = time.monotonic()
+        self.busy_since = time.monotonic()
         try:
             await run()
         except asyncio.CancelledError:
@@ -199,6 +202,7 @@ class Worker:
         else:
             self.failures.succeeded(step.value)
         finally:
+            self.busy_since = None
             self.after_step()
 
     def _retry(self, step: Step) -> None:

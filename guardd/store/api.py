@@ -27,7 +27,7 @@ The rules every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -558,3 +558,67 @@ class Stores:
     """``sqlite`` or ``postgresql``."""
     where: str
     """The database file, or the shared store's URL without its password (for messages)."""
+    cluster: ClusterAPI | None = None
+    """The shared store's side of many instances (leader lease, membership, switch wake-ups); None on SQLite."""
+
+
+# ---- many instances on a shared store (contract §9) -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A term this instance holds as leader: its epoch (the fencing token) and how long the lease still ran when
+    the store answered, by the store's clock (a host turns it into a deadline of its own monotonic clock)."""
+
+    epoch: int
+    remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """What an instance says about itself in the shared store."""
+
+    name: str
+    host: str
+    pid: int
+    token: str
+    """Random per process: who holds the name now."""
+    ledgers: Sequence[str]
+    version: str
+    config_digest: str
+
+
+class ClusterAPI(Protocol):
+    """The shared store's side of many instances: membership, the leader lease, fenced state and the switch's
+    wake-ups (:mod:`guardd.store.postgres.cluster`). Each call is bounded in time and raises StoreError when the
+    store cannot be reached; the control calls share one connection of their own (never the pool's)."""
+
+    async def register(self, me: InstanceInfo, alive_within: timedelta) -> None:
+        """Enter ``me``; raise InstanceTaken when a live guardd (seen within ``alive_within``) has its name."""
+        ...
+
+    async def beat(self, me: InstanceInfo, ttl: timedelta, lead: bool) -> tuple[bool, Term | None]:
+        """Refresh ``me``'s row and (with ``lead``) take or renew the lease for ``ttl``, in one transaction.
+        Return (``me`` still owns its name, the term it holds or None)."""
+        ...
+
+    async def retire(self, me: InstanceInfo, epoch: int | None) -> None:
+        """Mark ``me`` stopped and end its term ``epoch`` now (a clean stop)."""
+        ...
+
+    async def switch_doc(self) -> SwitchDoc | None:
+        """The switch document the leader last committed, None when none was."""
+        ...
+
+    def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[None]]:
+        """Listen for committed switch changes: an iterator yielding once per change; StoreError when lost."""
+        ...
+
+    def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:
+        """The state for leader steps: every write transaction first re-checks the term ``term()`` names
+        (NotLeader, writing nothing, when it is None or over); claims last until the term ends plus a send."""
+        ...
+
+    async def status(self) -> dict[str, object]:
+        """The ``cluster`` section of ``status --json``."""
+        ...
+
+    async def close(self) -> None: ...

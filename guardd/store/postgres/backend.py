@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from guardd.core.redact import store_url as redacted
 from guardd.store.api import Stores
+from guardd.store.postgres.cluster import PgCluster
 from guardd.store.postgres.db import PgStore
 from guardd.store.postgres.dialect import PG
 from guardd.store.postgres.events import PgEventStore
@@ -24,5 +25,5 @@ async def open_stores(url: str, instance: str) -> AsyncIterator[Stores]:
         events = PgEventStore(pg)
         yield Stores(
             events, PgStateStore(pg), RequestStats(events, pg, PG), RemoteStore(pg, PG), pg, "postgresql",
-            redacted(url),
+            redacted(url), PgCluster(pg),
         )  # fmt: skip

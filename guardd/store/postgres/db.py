@@ -170,5 +170,20 @@ def _said(exc: BaseException, url: str) -> str:
 
 
 def _statements(script: str) -> list[str]:
+    """Split a migration into statements at ``;``, except inside a ``$$ … $$`` body (a function's)."""
     lines = [line.split("--", 1)[0] for line in script.splitlines()]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    parts = "\n".join(lines).split("$$")
+    statements, current = [], ""
+    for index, part in enumerate(parts):
+        if index % 2:  # inside $$ … $$: kept whole
+            current += f"$${part}$$"
+            continue
+        first, *rest = part.split(";")
+        if rest:
+            statements.append(current + first)
+            *done, current = rest
+            statements += done
+        else:
+            current += first
+    statements.append(current)
+    return [s.strip() for s in statements if s.strip()]

@@ -20,7 +20,8 @@ Failure modes, and why they are handled:
   a notification channel before the partition is the documented at-least-once window.
 - *Clock skew*: only the database's clock is compared.
 
-Not wired to the daemon yet (see the README's "Outgrowing one host").
+The daemon's side (terms, fenced state, the send fence) is :mod:`guardd.store.postgres.cluster` and
+:mod:`guardd.daemon.cluster`.
 """
 
 from __future__ import annotations
@@ -32,8 +33,31 @@ from datetime import datetime, timedelta
 
 from guardd.errors import NotLeader
 
-__all__ = ["Lease", "Leases", "NotLeader"]  # NotLeader lives in guardd.errors; kept importable from here
+__all__ = ["CHECK", "TAKE", "Lease", "Leases", "NotLeader", "check_term"]
 from guardd.store.postgres.db import Conn, PgStore
+
+TAKE = (
+    "INSERT INTO leader(id, holder, epoch, expires_at) VALUES (1, %(me)s, 1, clock_timestamp() + %(ttl)s)"
+    " ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,"
+    " epoch = CASE WHEN leader.holder = excluded.holder AND leader.expires_at > clock_timestamp()"
+    " THEN leader.epoch ELSE leader.epoch + 1 END"
+    " WHERE leader.holder = excluded.holder OR leader.expires_at <= clock_timestamp()"
+    " RETURNING epoch, extract(epoch FROM expires_at - clock_timestamp())"
+)
+"""Take or renew the lease (parameters ``me``, ``ttl``): one row back for the holder, none while another holds it."""
+
+CHECK = "SELECT 1 FROM leader WHERE id = 1 AND holder = %s AND epoch = %s AND expires_at > clock_timestamp() FOR SHARE"
+"""Re-check a term inside a leader step's transaction (parameters: holder, epoch), share-locking the row."""
+
+
+async def check_term(conn: Conn, me: str, epoch: int) -> None:
+    """Raise NotLeader unless ``me`` still holds the lease in term ``epoch``; keep the row share-locked until the
+    transaction ends, so a takeover waits for this step. A step whose client vanished mid-transaction (a
+    partition) would hold that lock until the server notices: ``idle_in_transaction_session_timeout`` ends it."""
+    await conn.execute("SET LOCAL idle_in_transaction_session_timeout = '5s'")
+    cur = await conn.execute(CHECK, (me, epoch))
+    if await cur.fetchone() is None:
+        raise NotLeader(f"{me} no longer leads (term {epoch} is over)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +78,7 @@ class Leases:
     async def acquire(self) -> int | None:
         """Take or renew the lease; return this instance's epoch, or None while another instance holds it."""
         async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "INSERT INTO leader(id, holder, epoch, expires_at) VALUES (1, %(me)s, 1, clock_timestamp() + %(ttl)s)"
-                " ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at,"
-                " epoch = CASE WHEN leader.holder = excluded.holder AND leader.expires_at > clock_timestamp()"
-                " THEN leader.epoch ELSE leader.epoch + 1 END"
-                " WHERE leader.holder = excluded.holder OR leader.expires_at <= clock_timestamp()"
-                " RETURNING epoch",
-                {"me": self.me, "ttl": self.ttl},
-            )
+            cur = await conn.execute(TAKE, {"me": self.me, "ttl": self.ttl})
             row = await cur.fetchone()
         return None if row is None else int(row[0])
 
@@ -84,11 +100,5 @@ class Leases:
         """A transaction for one leader step of term ``epoch``: raise NotLeader (writing nothing) unless this
         instance still holds the lease in that term; keep the lease row share-locked until commit."""
         async with self.store.transaction() as conn:
-            cur = await conn.execute(
-                "SELECT 1 FROM leader WHERE id = 1 AND holder = %s AND epoch = %s AND expires_at > clock_timestamp()"
-                " FOR SHARE",
-                (self.me, epoch),
-            )
-            if await cur.fetchone() is None:
-                raise NotLeader(f"{self.me} no longer leads (term {epoch} is over)")
+            await check_term(conn, self.me, epoch)
             yield conn

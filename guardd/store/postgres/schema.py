@@ -9,7 +9,7 @@ the health facts (SQLite schema 3), so that ``guardd store copy`` loses neither;
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, str] = {
     1: """
@@ -144,5 +144,27 @@ ALTER TABLE events DROP CONSTRAINT events_k_key;
 ALTER TABLE events ALTER COLUMN h SET NOT NULL;
 ALTER TABLE events ADD PRIMARY KEY (h);
 CREATE INDEX events_unpriced ON events (h) WHERE cost IS NULL
+""",
+    6: """
+CREATE TABLE instances (                 -- every guardd sharing this store (contract §9; guardd.store.postgres.cluster)
+    name text PRIMARY KEY,               -- [guardd] instance, else the host name
+    host text NOT NULL, pid integer NOT NULL,
+    token text NOT NULL,                 -- random per process: who holds the name now
+    started_at timestamptz NOT NULL,
+    last_seen timestamptz NOT NULL,      -- by the database's clock: the last time it reached the store
+    stopped_at timestamptz,              -- a clean stop
+    ledgers jsonb NOT NULL,              -- its [[ledgers]] paths
+    version text NOT NULL,
+    config_digest text NOT NULL          -- hash of the sections every instance must share
+);
+-- Every committed change of the switch document wakes each instance's mirror (payload: the schema, since one
+-- database may hold several guardd stores, one per schema).
+CREATE FUNCTION guardd_switch_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('guardd_switch', current_schema());
+    RETURN NULL;
+END $$;
+CREATE TRIGGER switch_state_notify AFTER INSERT OR UPDATE ON switch_state
+    FOR EACH STATEMENT EXECUTE FUNCTION guardd_switch_notify()
 """,
 }

@@ -1,0 +1,388 @@
+"""The shared store's side of many instances (contract §9): who is there, who leads, what a leader may write, and
+the wake-up of every instance's switch mirror. The daemon's side is :mod:`guardd.daemon.cluster`.
+
+- :class:`ControlLink` is a dedicated connection (never pooled) for the control plane: taking or renewing the
+  lease, the instance's heartbeat and reading the switch document. Each call is bounded (``timeout``); a call
+  that fails or times out drops the connection and the next call connects again, so a terminated backend, a
+  restarted server or a network partition costs one failed call, never a hung loop. Its session has a
+  ``lock_timeout``, so a takeover never waits long behind a lock.
+- :class:`FencedStateStore` is :class:`PgStateStore` for the leader: every write transaction first re-checks the
+  lease (:func:`guardd.store.postgres.lease.check_term`) in that same transaction, so a deposed leader writes no
+  decision, alert, outbox row or claim once its term is over. Recording the outcome of a send already made
+  (delivered, failed, channel health) is not fenced: it is a fact, and refusing it would only cause a resend.
+  An outbox claim lasts until the claiming term's end plus :data:`SEND_BOUND` (by the database's clock): a send
+  starts only within the term (:meth:`guardd.daemon.cluster.Cluster.fence`), so a successor re-claims a row only once
+  any send of it by the old leader has finished or given up.
+- :func:`switch_wakeups` LISTENs on its own connection: the ``switch_state`` trigger (schema 4) notifies at
+  every committed change of the switch document, with the schema as payload (one database may hold several
+  guardd stores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import psycopg
+
+from guardd.core.redact import store_url as redacted
+from guardd.core.switch import SwitchDoc
+from guardd.errors import InstanceTaken, NotLeader, StoreError
+from guardd.store.api import InstanceInfo, OutboxRow, StateAPI, Term
+from guardd.store.postgres.db import Conn, PgStore
+from guardd.store.postgres.lease import TAKE, check_term
+from guardd.store.postgres.state import PgStateStore
+from guardd.store.shared import doc_from_json
+
+log = logging.getLogger("guardd.cluster")
+
+T = TypeVar("T")
+
+SEND_BOUND = timedelta(seconds=20)
+"""The longest one send may take (apprise's connect and read timeouts, with room): an outbox row claimed by a
+leader stays claimed this long after its term ends."""
+
+CHANNEL = "guardd_switch"
+ALIVE_WITHIN = timedelta(seconds=15)
+"""An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    name: str
+    host: str
+    pid: int
+    last_seen: datetime
+    stopped_at: datetime | None
+    ledgers: list[str]
+    version: str
+    config_digest: str
+    age: float
+    """Seconds since ``last_seen``, by the database's clock."""
+
+
+class ControlLink:
+    """One dedicated connection for the control plane of one instance (see the module's docstring)."""
+
+    def __init__(self, url: str, timeout: float = 3.0) -> None:
+        self.url = url
+        self.timeout = timeout
+        self._conn: Conn | None = None
+
+    async def _connect(self) -> Conn:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(
+                self.url, autocommit=True, connect_timeout=max(1, int(self.timeout))
+            )
+            ms = int(self.timeout * 1000)
+            await self._conn.execute(f"SET lock_timeout = {ms // 2}; SET statement_timeout = {ms}")
+        return self._conn
+
+    async def call(self, doing: str, work: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run ``work`` on the link within ``timeout`` seconds; raise StoreError (dropping the connection, so
+        the next call reconnects) when it fails."""
+
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await work(await self._connect())
+        except (psycopg.Error, TimeoutError, OSError) as exc:
+            await self.close()
+            reason = f"no answer within {self.timeout:g}s" if isinstance(exc, TimeoutError) else str(exc).strip()
+            raise StoreError(f"cannot {doing} on the shared store {redacted(self.url)}: {reason}") from None
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            try:
+                await asyncio.wait_for(conn.close(), 1.0)
+            except (psycopg.Error, TimeoutError, OSError):
+                pass
+
+    # ---- instances -----------------------------------------------------------------------------------------
+    async def register(self, me: InstanceInfo, stale_after: timedelta) -> None:
+        """Enter ``me`` in the instances table; raise InstanceTaken when a live guardd holds the name (seen
+        within ``stale_after``, not stopped, and — on this same host — its process still runs)."""
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "SELECT host, pid, token, stopped_at IS NULL AND last_seen > clock_timestamp() - %s"
+                    " FROM instances WHERE name = %s FOR UPDATE",
+                    (stale_after, me.name),
+                )
+                row = await cur.fetchone()
+                if row is not None and row[2] != me.token and row[3] and not _dead_here(row[0], int(row[1])):
+                    raise InstanceTaken(
+                        f"another guardd (pid {row[1]}) is running on instance {me.name!r} (host {row[0]}) of "
+                        f"{redacted(self.url)}; give this one another [guardd] instance name"
+                    )
+                await conn.execute(
+                    "INSERT INTO instances(name, host, pid, token, started_at, last_seen, stopped_at, ledgers,"
+                    " version, config_digest) VALUES (%(name)s, %(host)s, %(pid)s, %(token)s, clock_timestamp(),"
+                    " clock_timestamp(), NULL, %(ledgers)s, %(version)s, %(digest)s) ON CONFLICT (name) DO UPDATE"
+                    " SET host = excluded.host, pid = excluded.pid, token = excluded.token,"
+                    " started_at = excluded.started_at, last_seen = excluded.last_seen, stopped_at = NULL,"
+                    " ledgers = excluded.ledgers, version = excluded.version, config_digest = excluded.config_digest",
+                    {
+                        "name": me.name,
+                        "host": me.host,
+                        "pid": me.pid,
+                        "token": me.token,
+                        "ledgers": json.dumps(list(me.ledgers)),
+                        "version": me.version,
+                        "digest": me.config_digest,
+                    },
+                )
+
+        await self.call("register this instance", work)
+
+    async def beat(self, me: InstanceInfo, ttl: timedelta, lead: bool) -> tuple[bool, Term | None]:
+        """One round of the control loop, in one transaction: refresh ``me``'s ``last_seen`` and digest, and
+        (with ``lead``) take or renew the lease for ``ttl``. Return (still owns its name, the term it holds)."""
+
+        async def work(conn: Conn) -> tuple[bool, Term | None]:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    "UPDATE instances SET last_seen = clock_timestamp(), config_digest = %s, ledgers = %s"
+                    " WHERE name = %s AND token = %s",
+                    (me.config_digest, json.dumps(list(me.ledgers)), me.name, me.token),
+                )
+                if cur.rowcount != 1:
+                    return False, None
+                if not lead:
+                    return True, None
+                cur = await conn.execute(TAKE, {"me": me.name, "ttl": ttl})
+                row = await cur.fetchone()
+            return True, None if row is None else Term(int(row[0]), float(row[1]))
+
+        return await self.call("renew this instance and the lease", work)
+
+    async def retire(self, me: InstanceInfo, epoch: int | None) -> None:
+        """A clean stop: mark ``me`` stopped and end its term now, so a successor need not wait out the lease."""
+
+        async def work(conn: Conn) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "UPDATE instances SET stopped_at = clock_timestamp(), last_seen = clock_timestamp()"
+                    " WHERE name = %s AND token = %s",
+                    (me.name, me.token),
+                )
+                if epoch is not None:
+                    await conn.execute(
+                        "UPDATE leader SET expires_at = clock_timestamp() WHERE id = 1 AND holder = %s AND epoch = %s",
+                        (me.name, epoch),
+                    )
+
+        await self.call("retire this instance", work)
+
+    async def switch_doc(self) -> dict[str, Any] | None:
+        """The switch document as the leader last committed it (its JSON form), or None when none was."""
+
+        async def work(conn: Conn) -> dict[str, Any] | None:
+            row = await (await conn.execute("SELECT doc FROM switch_state WHERE id = 1")).fetchone()
+            return None if row is None else dict(row[0])
+
+        return await self.call("read the switch", work)
+
+
+def _dead_here(host: str, pid: int) -> bool:
+    """True when ``host`` is this host and no process ``pid`` runs here (a guardd killed, then restarted)."""
+    if host != os.uname().nodename:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def instances(store: PgStore, keep: timedelta = timedelta(days=1)) -> list[InstanceRow]:
+    """Every instance that is running or was seen within ``keep``, by name."""
+    rows = await store.fetchall(
+        "SELECT name, host, pid, last_seen, stopped_at, ledgers, version, config_digest,"
+        " extract(epoch FROM clock_timestamp() - last_seen) FROM instances"
+        " WHERE stopped_at IS NULL OR last_seen > clock_timestamp() - %s ORDER BY name",
+        (keep,),
+    )
+    return [InstanceRow(r[0], r[1], int(r[2]), r[3], r[4], list(r[5]), r[6], r[7], max(0.0, float(r[8]))) for r in rows]
+
+
+async def leader(store: PgStore) -> str | None:
+    """The instance whose lease runs now (by the database's clock), or None."""
+    row = await store.fetchone("SELECT holder FROM leader WHERE id = 1 AND expires_at > clock_timestamp()")
+    return None if row is None else str(row[0])
+
+
+@asynccontextmanager
+async def switch_wakeups(url: str, timeout: float = 3.0) -> AsyncIterator[AsyncIterator[None]]:
+    """LISTEN for committed switch changes of this store on a connection of its own; yield an iterator that
+    yields once per change. It ends (StoreError) when the connection is lost: notifications sent meanwhile are
+    lost too, which the mirror's poll makes up for."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot listen on the shared store {redacted(url)}: {str(exc).strip()}") from None
+
+    async def changes() -> AsyncIterator[None]:
+        try:
+            row = await (await conn.execute("SELECT current_schema()")).fetchone()
+            schema = str(row[0]) if row else "public"
+            await conn.execute(f"LISTEN {CHANNEL}")
+            async for note in conn.notifies():
+                if note.payload == schema:
+                    yield None
+        except psycopg.Error as exc:
+            raise StoreError(f"lost the listening connection to {redacted(url)}: {str(exc).strip()}") from None
+
+    try:
+        yield changes()
+    finally:
+        try:
+            await asyncio.wait_for(conn.close(), 1.0)
+        except (psycopg.Error, TimeoutError, OSError):
+            pass
+
+
+class FencedPgStore(PgStore):
+    """A view of ``store`` (same pool) whose every transaction first re-checks this instance's term."""
+
+    def __init__(self, store: PgStore, term: Callable[[], int | None]) -> None:
+        self.base = store
+        self.term = term
+        error = store.write_error
+        super().__init__(store.pool, store.url, store.instance)
+        store.write_error = error  # (the base class's constructor cleared it through the property)
+
+    @property
+    def write_error(self) -> StoreError | None:
+        return self.base.write_error
+
+    @write_error.setter
+    def write_error(self, error: StoreError | None) -> None:
+        self.base.write_error = error
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Conn]:
+        """A transaction of a leader step: raise NotLeader, writing nothing, unless the term still runs."""
+        epoch = self.term()
+        if epoch is None:
+            raise NotLeader(f"{self.instance} does not lead now")
+        async with super().transaction() as conn:
+            await check_term(conn, self.instance, epoch)
+            yield conn
+
+
+class FencedStateStore(PgStateStore):
+    """The leader's state store: decisions, alerts, outbox rows, claims and markers only within its term."""
+
+    def __init__(self, store: PgStore, term: Callable[[], int | None]) -> None:
+        super().__init__(FencedPgStore(store, term))
+        self.plain = PgStateStore(store)
+
+    async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
+        """Claim due rows until this term's end plus :data:`SEND_BOUND`, by the database's clock (the leader's
+        clock may differ from its predecessor's). ``lease`` is unused: the term bounds the claim."""
+        async with self.store.transaction() as conn:
+            cur = await conn.execute(
+                "UPDATE outbox SET lease_until = (SELECT expires_at FROM leader WHERE id = 1) + %(bound)s,"
+                " lease_owner = %(owner)s WHERE id IN ("
+                " SELECT id FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at <= %(now)s"
+                " AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY id LIMIT %(limit)s"
+                " FOR UPDATE SKIP LOCKED)"
+                " RETURNING id, budget, severity, title, body, notifier, notifier_url, attempts, created_at",
+                {"bound": SEND_BOUND, "owner": owner, "now": now, "limit": limit},
+            )
+            rows = await cur.fetchall()
+        return [OutboxRow(*r[1:7], id=r[0], attempts=r[7], created_at=r[8]) for r in sorted(rows)]
+
+    async def delivered(self, row: OutboxRow, now: datetime) -> None:
+        await self.plain.delivered(row, now)
+
+    async def failed(self, row: OutboxRow, now: datetime, error: str, retry_at: datetime | None) -> None:
+        await self.plain.failed(row, now, error, retry_at)
+
+    async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool:
+        return await self.plain.channel_result(url, ok, error, now)
+
+    async def release_dead_leases(self, host: str) -> int:
+        return await self.plain.release_dead_leases(host)
+
+
+async def cluster_status(store: PgStore) -> dict[str, Any]:
+    """The ``cluster`` section of ``status --json`` (contract §9): the leader, the instances, and warnings —
+    among them every running instance whose configuration digest differs from the others'."""
+    rows = await instances(store)
+    holder = await leader(store)
+    running = [r for r in rows if r.stopped_at is None and r.age <= ALIVE_WITHIN.total_seconds()]
+    warnings: list[str] = []
+    digests: dict[str, list[str]] = {}
+    for row in running:
+        digests.setdefault(row.config_digest, []).append(row.name)
+    if len(digests) > 1:
+        groups = "; ".join(f"{', '.join(names)} ({digest})" for digest, names in sorted(digests.items()))
+        warnings.append(
+            f"instances run different configurations (budgets, health, notifiers, alerts, killswitch): {groups}"
+        )
+    if holder is None:
+        warnings.append("no instance leads now: nothing is evaluated or sent until one takes over")
+    for row in rows:
+        if row.stopped_at is None and row.age > ALIVE_WITHIN.total_seconds():
+            warnings.append(f"instance {row.name} has not reached the store for {int(row.age)} s")
+    return {
+        "leader": holder,
+        "instances": [
+            {
+                "name": r.name,
+                "last_seen": r.last_seen.isoformat(),
+                "ledgers": r.ledgers,
+                "version": r.version,
+                "config_digest": r.config_digest,
+                "running": r in running,
+            }
+            for r in rows
+        ],
+        "warnings": warnings,
+    }
+
+
+class PgCluster:
+    """:class:`guardd.store.api.ClusterAPI` over one open :class:`PgStore`: the control calls on a
+    :class:`ControlLink` of their own, fenced state over the store's pool, status from pooled reads."""
+
+    def __init__(self, store: PgStore, timeout: float = 3.0) -> None:
+        self.store = store
+        self.link = ControlLink(store.url, timeout)
+
+    async def register(self, me: InstanceInfo, alive_within: timedelta) -> None:
+        await self.link.register(me, alive_within)
+
+    async def beat(self, me: InstanceInfo, ttl: timedelta, lead: bool) -> tuple[bool, Term | None]:
+        return await self.link.beat(me, ttl, lead)
+
+    async def retire(self, me: InstanceInfo, epoch: int | None) -> None:
+        await self.link.retire(me, epoch)
+
+    async def switch_doc(self) -> SwitchDoc | None:
+        raw = await self.link.switch_doc()
+        return None if raw is None else doc_from_json(raw)
+
+    def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[None]]:
+        return switch_wakeups(self.store.url, self.link.timeout)
+
+    def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:
+        return FencedStateStore(self.store, term)
+
+    async def status(self) -> dict[str, object]:
+        return await cluster_status(self.store)
+
+    async def close(self) -> None:
+        await self.link.close()
