@@ -138,6 +138,8 @@ class Cluster:
         worker is stuck makes way for another within the lease's time)."""
         self.on_elected: Callable[[int], None] = lambda epoch: None
         self.on_deposed: Callable[[], None] = lambda: None
+        self.on_events: Callable[[], None] = lambda: None
+        """Called, while this instance leads, when any instance committed a batch of events: evaluate again."""
         self.on_file: Callable[[SwitchDoc | None, str | None], None] = lambda doc, error: None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -328,14 +330,17 @@ class Cluster:
             log.exception("publishing the switch document failed")
 
     async def _listen(self) -> None:
-        """Wake the control loop at every committed switch change; reconnect (and poll once) when the listening
-        connection is lost."""
+        """Wake the control loop at every committed switch change, and the leader's evaluation at every batch of
+        events stored by any instance; reconnect (and poll once) when the listening connection is lost."""
         while True:
             try:
                 async with self.backend.wakeups() as changes:
                     self._wake.set()  # whatever changed while not listening
-                    async for _ in changes:
-                        self._wake.set()
+                    async for change in changes:
+                        if change == "switch":
+                            self._wake.set()
+                        elif self.leading:
+                            self.on_events()
             except StoreError as exc:
                 log.debug("switch notifications interrupted (%s); the 1 s poll covers the gap", exc)
             await asyncio.sleep(self.tick)

@@ -109,6 +109,7 @@ class Daemon:
             cluster.reconfigure(config)
             cluster.on_elected = self._elected
             cluster.healthy = self._not_stuck
+            cluster.on_events = self.request_evaluation  # a batch stored by any instance: evaluate everything
             if cluster.epoch is not None:  # it took the lease when it joined, before this daemon was built
                 self._elected(cluster.epoch)
 
@@ -175,6 +176,8 @@ class Daemon:
             self._new_term = False
             self.engine.new_term()
         full, series = self._eval_full or not self._eval_series, self._eval_series
+        if full and self.cluster is not None:  # series first stored by other instances count for the budgets too
+            await self.evaluator.refresh_series()
         self._eval_full, self._eval_series = False, set()
         try:
             await self.evaluate(None if full else series)

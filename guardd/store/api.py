@@ -608,8 +608,9 @@ class ClusterAPI(Protocol):
         """The switch document the leader last committed, None when none was."""
         ...
 
-    def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[None]]:
-        """Listen for committed switch changes: an iterator yielding once per change; StoreError when lost."""
+    def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
+        """Listen for committed changes: an iterator yielding ``"switch"`` (the switch document) or ``"events"``
+        (a batch of events, stored by any instance) per change; StoreError when the listening is lost."""
         ...
 
     def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:

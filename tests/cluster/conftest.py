@@ -41,14 +41,16 @@ class Host:
     def switch(self) -> Path:
         return self.folder / "state" / "killswitch.json"
 
-    def append(self, *events: tuple[str, str]) -> None:
-        """Append ``(id, cost)`` events stamped now (the daily window's)."""
+    def append(self, *events: tuple[str, str], team: str | None = None) -> None:
+        """Append ``(id, cost)`` events stamped now (the daily window's), labelled ``team`` when given."""
         from datetime import UTC, datetime
 
         now = datetime.now(UTC).isoformat()
+        labels = {"team": team} if team else {}
         with self.ledger.open("a") as handle:
             for key, cost in events:
-                handle.write(json.dumps({"ts": now, "id": key, "model": "m/x", "cost": cost}) + "\n")
+                line = {"ts": now, "id": key, "model": "m/x", "cost": cost, "labels": labels}
+                handle.write(json.dumps(line) + "\n")
 
     def switch_doc(self) -> dict[str, Any] | None:
         try:
@@ -84,7 +86,7 @@ class Host:
         self.daemon.close_log()
 
 
-def write_config(folder: Path, name: str, url: str, hook: str, daily: str) -> Path:
+def write_config(folder: Path, name: str, url: str, hook: str, daily: str, every: str = "2s") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ledger.jsonl").touch()
     path = folder / "guardd.toml"
@@ -92,7 +94,7 @@ def write_config(folder: Path, name: str, url: str, hook: str, daily: str) -> Pa
         f"""[guardd]
 instance = "{name}"
 state_dir = "state"
-evaluate_every = "2s"
+evaluate_every = "{every}"
 stale_after = "5m"
 
 [store]
@@ -104,6 +106,12 @@ path = "ledger.jsonl"
 [[budgets]]
 name = "all"
 daily = {daily}
+warn_at = []
+
+[[budgets]]
+name = "search"
+match = {{ team = "search" }}
+daily = 1
 warn_at = []
 
 [[notifiers]]
@@ -124,12 +132,12 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[Any]:
     hook = Webhook()
     hosts: list[Host] = []
 
-    def start(count: int = 3, daily: str | list[str] = "10") -> tuple[list[Host], Webhook]:
+    def start(count: int = 3, daily: str | list[str] = "10", every: str = "2s") -> tuple[list[Host], Webhook]:
         for index in range(1, count + 1):
             name = f"web-{index}"
             folder = tmp_path / name
             limit = daily if isinstance(daily, str) else daily[index - 1]
-            config = write_config(folder, name, pg_url, hook.url, limit)
+            config = write_config(folder, name, pg_url, hook.url, limit, every)
             host = Host(name, folder, config, DaemonProcess(config, folder))
             hosts.append(host)
         with ThreadPoolExecutor(count) as pool:  # started side by side: each waits for its READY=1

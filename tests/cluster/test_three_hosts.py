@@ -117,3 +117,21 @@ def test_instances_with_different_budgets_are_named_at_the_top_of_status(cluster
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0]
     assert first.startswith("CLUSTER WARNING: instances run different configurations"), done.stdout
+
+
+def test_a_budget_matching_a_series_first_stored_by_a_follower_trips_at_once_everywhere(cluster):
+    hosts, _hook = cluster(3, every="10m")  # no periodic evaluation during the test
+    for host in hosts:
+        wait_for(lambda h=host: h.switch_doc() is not None, timeout=30)
+    follower = next(h for h in hosts if h is not leader_of(hosts))
+    started = time.monotonic()
+    follower.append(("gen-search", "1.50"), team="search")  # a series no instance has seen before
+
+    def search_tripped(host: Host) -> bool:
+        doc = host.switch_doc() or {}
+        return bool(doc.get("scopes", {}).get("search", {}).get("tripped"))
+
+    for host in hosts:
+        wait_for(lambda h=host: search_tripped(h), timeout=20)
+    assert time.monotonic() - started < 20  # woken by the follower's commit: no periodic evaluation ran
+    assert not any((h.switch_doc() or {})["scopes"]["all"]["tripped"] for h in hosts)

@@ -49,7 +49,8 @@ SEND_BOUND = timedelta(seconds=20)
 """The longest one send may take (apprise's connect and read timeouts, with room): an outbox row claimed by a
 leader stays claimed this long after its term ends."""
 
-CHANNEL = "guardd_switch"
+CHANNELS = {"guardd_switch": "switch", "guardd_events": "events"}
+"""What the triggers of schema 5 notify: a committed switch change, a committed batch of events (any instance)."""
 ALIVE_WITHIN = timedelta(seconds=15)
 """An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
 
@@ -223,23 +224,25 @@ async def leader(store: PgStore) -> str | None:
 
 
 @asynccontextmanager
-async def switch_wakeups(url: str, timeout: float = 3.0) -> AsyncIterator[AsyncIterator[None]]:
-    """LISTEN for committed switch changes of this store on a connection of its own; yield an iterator that
-    yields once per change. It ends (StoreError) when the connection is lost: notifications sent meanwhile are
-    lost too, which the mirror's poll makes up for."""
+async def switch_wakeups(url: str, timeout: float = 3.0) -> AsyncIterator[AsyncIterator[str]]:
+    """LISTEN for this store's committed changes on a connection of its own; yield an iterator that yields
+    ``"switch"`` (the switch document changed) or ``"events"`` (a batch of events was stored, by any instance)
+    per change. It ends (StoreError) when the connection is lost: notifications sent meanwhile are lost too,
+    which the mirror's poll and the periodic evaluation make up for."""
     try:
         conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
     except psycopg.Error as exc:
         raise StoreError(f"cannot listen on the shared store {redacted(url)}: {str(exc).strip()}") from None
 
-    async def changes() -> AsyncIterator[None]:
+    async def changes() -> AsyncIterator[str]:
         try:
             row = await (await conn.execute("SELECT current_schema()")).fetchone()
             schema = str(row[0]) if row else "public"
-            await conn.execute(f"LISTEN {CHANNEL}")
+            for channel in CHANNELS:
+                await conn.execute(f"LISTEN {channel}")
             async for note in conn.notifies():
-                if note.payload == schema:
-                    yield None
+                if note.payload == schema and note.channel in CHANNELS:
+                    yield CHANNELS[note.channel]
         except psycopg.Error as exc:
             raise StoreError(f"lost the listening connection to {redacted(url)}: {str(exc).strip()}") from None
 
@@ -375,7 +378,7 @@ class PgCluster:
         raw = await self.link.switch_doc()
         return None if raw is None else doc_from_json(raw)
 
-    def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[None]]:
+    def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
         return switch_wakeups(self.store.url, self.link.timeout)
 
     def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:

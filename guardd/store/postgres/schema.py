@@ -165,6 +165,14 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE TRIGGER switch_state_notify AFTER INSERT OR UPDATE ON switch_state
-    FOR EACH STATEMENT EXECUTE FUNCTION guardd_switch_notify()
+    FOR EACH STATEMENT EXECUTE FUNCTION guardd_switch_notify();
+-- Every committed batch of events (its rollups change), from any instance, wakes the leader to evaluate.
+CREATE FUNCTION guardd_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('guardd_events', current_schema());
+    RETURN NULL;
+END $$;
+CREATE TRIGGER rollups_notify AFTER INSERT OR UPDATE ON rollups
+    FOR EACH STATEMENT EXECUTE FUNCTION guardd_events_notify()
 """,
 }
