@@ -13,7 +13,7 @@ the wake-up of every instance's switch mirror. The daemon's side is :mod:`guardd
   An outbox claim lasts until the claiming term's end plus :data:`SEND_BOUND` (by the database's clock): a send
   starts only within the term (:meth:`guardd.daemon.cluster.Cluster.fence`), so a successor re-claims a row only once
   any send of it by the old leader has finished or given up.
-- :func:`switch_wakeups` LISTENs on its own connection: the ``switch_state`` trigger (schema 4) notifies at
+- :func:`switch_wakeups` LISTENs on its own connection: the ``switch_state`` trigger (schema 6) notifies at
   every committed change of the switch document, with the schema as payload (one database may hold several
   guardd stores).
 """
@@ -50,7 +50,7 @@ SEND_BOUND = timedelta(seconds=20)
 leader stays claimed this long after its term ends."""
 
 CHANNELS = {"guardd_switch": "switch", "guardd_events": "events"}
-"""What the triggers of schema 5 notify: a committed switch change, a committed batch of events (any instance)."""
+"""What the triggers of schema 6 notify: a committed switch change, a committed batch of events (any instance)."""
 ALIVE_WITHIN = timedelta(seconds=15)
 """An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
 
