@@ -132,6 +132,7 @@ async def cmd_check(args: Namespace) -> int:
             health = await _health(ctx, now) if args.budget is None else []
             doc, guard, _error = status.read_switch(ctx.config, now)
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
+            failing = await status.failing_notifiers(ctx.config, ctx.state)
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
         return 3
@@ -150,7 +151,7 @@ async def cmd_check(args: Namespace) -> int:
         isinstance(s, dict) and s.get("tripped") for s in scopes.values()
     )
     tripped = tripped or unexplained
-    code, line = status.check_result(evaluations, tripped, health, set_aside, status.ledger_errors(ctx.config))
+    code, line = status.check_result(evaluations, tripped, health, set_aside, status.ledger_errors(ctx.config), failing)
     print(line)
     return code
 

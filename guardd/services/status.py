@@ -117,6 +117,16 @@ def health_json(ev: HealthEvaluation) -> dict[str, Any]:
     }
 
 
+async def failing_notifiers(config: ConfigView, state: StateAPI) -> dict[str, str | None]:
+    """Return the configured notifiers whose last delivery failed: display URL -> its last error."""
+    channels = await state.channel_health()
+    return {
+        n.display_url: channels[n.display_url].last_error
+        for n in config.notifiers
+        if n.display_url in channels and not channels[n.display_url].ok
+    }
+
+
 async def build(
     config: ConfigView,
     evaluations: list[BudgetEvaluation],
@@ -265,6 +275,7 @@ def check_result(
     health: list[HealthEvaluation] | None = None,
     set_aside: dict[str, int] | None = None,
     unreadable: list[dict[str, str]] | None = None,
+    failing_notifiers: dict[str, str | None] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
@@ -272,7 +283,9 @@ def check_result(
     health rule is a WARNING (contract §11), never more; so is a ledger file that set lines aside recently
     (``set_aside``: lines per file, contract §7), and a window holding events that could not be priced (its
     figure is a lower bound, contract §2). A ledger file the daemon cannot read (``unreadable``, from
-    :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure.
+    :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure. A notifier whose last delivery failed
+    (``failing_notifiers``: display URL -> last error, from :func:`failing_notifiers`) is a WARNING: alerts for
+    it are waiting, and with one notifier nobody hears of anything.
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -301,6 +314,9 @@ def check_result(
     for entry in unreadable or []:
         codes.add(3)
         problems.append(f"ledger file {entry['path']} cannot be read ({entry['error']}): its spend is not counted")
+    for url, error in sorted((failing_notifiers or {}).items()):
+        codes.add(1)
+        problems.append(f"notifier {url} failing ({error or 'no detail'}): its alerts are not delivered")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")

@@ -5,12 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-import pytest
 
-
-@pytest.mark.xfail(
-    strict=True, reason="FOR fastcli/wiring (check): see /work/notes/tryout.md — check ignores notifiers"
-)
 def test_check_is_not_ok_while_the_only_notifier_fails_with_messages_waiting(run_guardd, tmp_path):
     now = datetime.now(UTC).isoformat()
     (tmp_path / "u.jsonl").write_text(json.dumps({"ts": now, "id": "a", "model": "m/a", "cost": "1.00"}) + "\n")
@@ -26,5 +21,5 @@ def test_check_is_not_ok_while_the_only_notifier_fails_with_messages_waiting(run
     doc = json.loads(run_guardd("status", "--json", "-c", str(cfg)).stdout)
     assert doc["notifiers"][0]["ok"] is False and doc["outbox_pending"] > 0
     result = run_guardd("check", "-c", str(cfg))
-    assert result.returncode != 0, result.stdout  # today: "GUARDD OK - 1 budget(s) within limits"
+    assert result.returncode == 1, result.stdout  # was: "GUARDD OK - 1 budget(s) within limits"
     assert "json://127.0.0.1:1/" in result.stdout
