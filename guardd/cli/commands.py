@@ -133,6 +133,7 @@ async def cmd_check(args: Namespace) -> int:
             doc, guard, _error = status.read_switch(ctx.config, now)
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
+            unmatched = status.unmatched_ledgers(ctx.config, {cp.ledger for cp in await ctx.events.checkpoints()})
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
         return 3
@@ -151,7 +152,8 @@ async def cmd_check(args: Namespace) -> int:
         isinstance(s, dict) and s.get("tripped") for s in scopes.values()
     )
     tripped = tripped or unexplained
-    code, line = status.check_result(evaluations, tripped, health, set_aside, status.ledger_errors(ctx.config), failing)
+    unreadable = status.ledger_errors(ctx.config)
+    code, line = status.check_result(evaluations, tripped, health, set_aside, unreadable, failing, unmatched)
     print(line)
     return code
 

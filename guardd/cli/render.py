@@ -119,8 +119,10 @@ def status_text(doc: dict[str, Any]) -> str:
         lines += switch_lines(switch, zone)
     for s in doc.get("silences", []):
         lines.append(f"silence {s['id']}: {s['budget']} until {local(s['until'])} ({s['reason'] or 'no reason'})")
-    if doc.get("ledgers") or doc.get("ledger_errors"):
+    if doc.get("ledgers") or doc.get("ledger_errors") or doc.get("unmatched_ledgers"):
         lines += ["", "ledgers:"]
+        for pattern in doc.get("unmatched_ledgers") or []:
+            lines.append(f"  {pattern}: MATCHES NO FILE (a typo in the path, or nothing written yet)")
         for bad in doc.get("ledger_errors") or []:
             lines.append(f"  {bad['path']}: CANNOT BE READ ({bad['error']}): its spend is not counted")
         for lg in doc.get("ledgers") or []:

@@ -17,6 +17,7 @@ from guardd.core.periods import format_duration
 from guardd.core.spike import SpikeEvaluation
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
+from guardd.ledger.discovery import find
 from guardd.store.api import ChannelHealth, EventsAPI, RequestStatsAPI, StateAPI, Stores
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ async def build(
         "openrouter": openrouter,
         "ledgers": ledgers,
         "ledger_errors": ledger_errors(config),
+        "unmatched_ledgers": unmatched_ledgers(config, {lg["ledger"] for lg in ledgers}),
         "notifiers": notifiers,
         "silences": [
             {
@@ -199,6 +201,13 @@ def ledger_errors(config: ConfigView) -> list[dict[str, str]]:
     """The ledger files the running daemon cannot read (``[{"path", "error"}]``): their spend is not counted."""
     record = read_record(config.state_dir)
     return [{"path": path, "error": error} for path, error in sorted(record.ledger_errors.items())]
+
+
+def unmatched_ledgers(config: ConfigView, read: set[str]) -> list[str]:
+    """Return the configured ledger patterns that match no file now and never matched one (no file of theirs was
+    ever read): a typo in a path would otherwise be spend never counted, with nothing said. ``read`` holds the
+    patterns of the checkpoints in the store."""
+    return [pattern for pattern in config.ledger_paths if pattern not in read and not find(pattern).paths]
 
 
 def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
@@ -276,6 +285,7 @@ def check_result(
     set_aside: dict[str, int] | None = None,
     unreadable: list[dict[str, str]] | None = None,
     failing_notifiers: dict[str, str | None] | None = None,
+    unmatched: list[str] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
@@ -285,7 +295,8 @@ def check_result(
     figure is a lower bound, contract §2). A ledger file the daemon cannot read (``unreadable``, from
     :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure. A notifier whose last delivery failed
     (``failing_notifiers``: display URL -> last error, from :func:`failing_notifiers`) is a WARNING: alerts for
-    it are waiting, and with one notifier nobody hears of anything.
+    it are waiting, and with one notifier nobody hears of anything. So is a ledger pattern that matches no file
+    and never did (``unmatched``, from :func:`unmatched_ledgers`): a typo, or no client has written yet.
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -317,6 +328,9 @@ def check_result(
     for url, error in sorted((failing_notifiers or {}).items()):
         codes.add(1)
         problems.append(f"notifier {url} failing ({error or 'no detail'}): its alerts are not delivered")
+    for pattern in unmatched or []:
+        codes.add(1)
+        problems.append(f"ledger {pattern} matches no file (a typo in the path, or nothing written yet)")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")
