@@ -11,6 +11,7 @@ from tests.e2e.conftest import wait_for
 
 def cfg(tmp_path: Path, stale_after: str = "5m", every: str = "1s") -> Path:
     (tmp_path / "ledgers").mkdir(exist_ok=True)
+    (tmp_path / "ledgers" / "app.jsonl").touch()  # a pattern that matches no file is a warning of its own
     path = tmp_path / "guardd.toml"
     path.write_text(
         f'[guardd]\nstate_dir = "state"\nevaluate_every = "{every}"\nstale_after = "{stale_after}"\n'
