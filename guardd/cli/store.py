@@ -10,10 +10,13 @@ from __future__ import annotations
 import sys
 from argparse import Namespace
 
+from guardd.cli.render import plural
+from guardd.core.money import format_human
+
 
 async def cmd_store(args: Namespace) -> int:
     from guardd.cli.commands import load
-    from guardd.services.store_copy import copy_state_dir, dollars, redacted
+    from guardd.services.store_copy import copy_state_dir, redacted
 
     config = load(args)
     progress = _Progress() if sys.stderr.isatty() else None
@@ -25,13 +28,13 @@ async def cmd_store(args: Namespace) -> int:
     checkpoints = result.tables["files"].rows if "files" in result.tables else 0
     print(
         f"copied {config.db_path} into {redacted(args.to)} in {result.seconds:.1f}s: {result.rows} rows; "
-        f"instance {result.instance!r} owns its {checkpoints} checkpoint{'s' if checkpoints != 1 else ''}"
+        f"instance {result.instance!r} owns its {plural(checkpoints, 'checkpoint')}"
     )
     width = max((len(name) for name in result.tables), default=0)
     for name, table in result.tables.items():
         if not table.rows:
             continue
-        money = "".join(f"  {column} ${_trim(dollars(total))}" for column, total in table.money.items())
+        money = "".join(f"  {column} {format_human(total)}" for column, total in table.money.items())
         print(f"  {name:<{width}} {table.rows:>12}{money}")
     print("checked: every table holds as many rows and exactly as much money in the shared store as here.")
     print(
@@ -39,11 +42,6 @@ async def cmd_store(args: Namespace) -> int:
         "host, and start guardd; it reads its ledgers on from where this state stopped."
     )
     return 0
-
-
-def _trim(amount: str | None) -> str:
-    text = (amount or "0").rstrip("0")
-    return text + "00" if text.endswith(".") else text
 
 
 class _Progress:
