@@ -5,6 +5,7 @@ URL's password is never printed."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +32,7 @@ KEY = "sk-or-v1-" + "c4" * 32
 MGMT = "mgmt-" + "5d" * 20
 PASSWORD = "pw-Copy-Secret-4711"
 NOW = datetime.now(UTC)
+AT = NOW - (NOW - NOW.replace(hour=0, minute=0, second=0, microsecond=0)) / 2  # today, before now, on any clock
 
 
 def with_password(url: str) -> str:
@@ -54,7 +56,7 @@ def state(tmp_path: Path, run_guardd, webhook) -> Path:
             f'[[notifiers]]\nurl = "{webhook.url}"\n'
         )
         writer = LedgerWriter(tmp_path / "ledgers" / "a.jsonl")
-        at = (NOW - timedelta(minutes=30)).isoformat()
+        at = AT.isoformat()
         writer.write({"ts": at, "id": "gen-1", "model": "openai/gpt-4o", "cost": "4.123456789", "latency_ms": 900})
         writer.write({"ts": at, "model": "openai/gpt-4o", "cost": "0.25", "labels": {"team": "search"}})  # no id
         writer.write({"ts": at, "model": "openai/gpt-4o", "cost": "0.25", "labels": {"team": "search"}})  # again
@@ -99,7 +101,7 @@ def windows() -> list[tuple[datetime, datetime]]:
         (day - timedelta(days=day.weekday()), day + timedelta(days=7 - day.weekday())),
         (day.replace(day=1), day.replace(day=1) + timedelta(days=32)),
         (NOW - timedelta(hours=1), NOW),
-        (NOW - timedelta(minutes=31, seconds=17), NOW - timedelta(minutes=29)),
+        (AT - timedelta(seconds=77), AT + timedelta(seconds=59)),
         (datetime(2000, 1, 1, tzinfo=UTC), NOW + timedelta(days=1)),
     ]
 
@@ -253,3 +255,19 @@ def test_sqlite_s_own_key_hash_never_fills_a_target_column_of_that_name():
         ("instance", None),
     ]
     assert plan.columns[0].convert is str.upper and plan.columns[4].convert is len and plan.identity is None
+
+
+def test_a_copied_store_answers_status_as_the_state_did(state, run_guardd, pg_url):
+    """The same configuration, pointed at the copy with ``[store] url``, shows the same budgets, windows, ledgers,
+    OpenRouter figures and notifiers (what only a shared store has, and the moment of asking, aside)."""
+    before = run_guardd("status", "--json", "-c", str(state))
+    assert before.returncode == 0, before.stderr
+    assert run_guardd("store", "copy", "--to", pg_url, "-c", str(state)).returncode == 0
+    shared = state.with_name("shared.toml")
+    shared.write_text(state.read_text() + f'[store]\nurl = "{pg_url}"\n')
+    after = run_guardd("status", "--json", "-c", str(shared))
+    assert after.returncode == 0, after.stderr
+    old, new = json.loads(before.stdout), json.loads(after.stdout)
+    for key in ("budgets", "ledgers", "openrouter", "notifiers"):
+        assert new[key] == old[key], key
+    assert [w["spent"] for w in new["budgets"][0]["windows"]] == ["4.633456789", "4.633456789"]
