@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import marshal
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -112,38 +113,61 @@ class Parsed:
         if self.packed_rows is None:
             yield from self.rows.values()
         else:
-            for keyed in marshal.loads(self.packed_rows):
-                yield keyed[1:]
+            yield from zip(*marshal.loads(self.packed_rows)[1:], strict=True)
 
     def keyed_rows(self) -> Iterator[KeyedRow]:
         """The rows as ``(key hash, *row)`` (:func:`key_hash`), sorted by the hash, unpacked lazily: what the
         SQLite store's unique index on the hash takes in one ordered sweep."""
-        if self.packed_rows is None:
-            yield from sorted((key_hash(row[0]), *row) for row in self.rows.values())
-        else:
-            yield from marshal.loads(self.packed_rows)
+        yield from zip(*self._columns(), strict=True)
+
+    def insert_rows(self) -> Iterator[tuple[int, str, int, int, int | None]]:
+        """``(key hash, key, ts, series, cost)`` of every row, sorted by the hash, unpacked lazily (in the
+        thread that iterates them): exactly the columns the SQLite event table stores."""
+        yield from zip(*self._columns()[:5], strict=True)
+
+    def _columns(self) -> Columns:
+        if self.packed_rows is not None:
+            columns: Columns = marshal.loads(self.packed_rows)
+            return columns
+        return _columns(self.rows)
 
     def row_dict(self) -> dict[str, Row]:
         if self.packed_rows is not None:
-            self.rows = {keyed[1]: keyed[1:] for keyed in marshal.loads(self.packed_rows)}
+            self.rows = {row[0]: row for row in self.row_iter()}
             self.packed_rows = None
         return self.rows
 
     def pack(self) -> bytes:
-        """Serialise for another process: marshal, about three times faster than pickle for these plain types
-        (both ends are the same interpreter, which is all marshal requires). The rows go with their key hash
-        and sorted by it (:meth:`keyed_rows`), so the store's unique index takes them in one ordered sweep instead
-        of all over, and the hashing is done here, in the parsing process, not by the writer."""
+        """Serialise for another process: :mod:`marshal` (both ends are the same interpreter, which is all it
+        requires) at version 2, which keeps no table of shared references — three times faster than version 4
+        for a batch's hundred thousand distinct strings and ints. The rows go as columns (a list per field,
+        cheaper to pack and to unpack than a tuple per row) with their key hash, sorted by it, so the store's
+        unique index takes them in one ordered sweep, and the hashing is done here, in the parsing process, not
+        by the writer."""
         bad = [(q.source, q.path, q.offset, q.reason, q.excerpt) for q in self.bad]
-        rows = marshal.dumps(sorted((key_hash(row[0]), *row) for row in self.rows.values()))
+        rows = marshal.dumps(_columns(self.rows), PACK_VERSION)
         fields = (self.start, self.end, self.lines, self.duplicates, rows, self.tokens, self.series, bad)
-        return marshal.dumps((*fields, self.hours, self.count, self.max_ts, self.health))
+        return marshal.dumps((*fields, self.hours, self.count, self.max_ts, self.health), PACK_VERSION)
 
     @classmethod
     def unpack(cls, data: bytes) -> Parsed:
         start, end, lines, dups, rows, tokens, series, bad, hours, count, max_ts, health = marshal.loads(data)
         bad = [QuarantinedLine(*q) for q in bad]
         return cls(start, end, lines, dups, {}, tokens, series, bad, hours, rows, count, max_ts, health)
+
+
+Columns = tuple[list[Any], ...]
+"""A batch's rows as nine lists, one per field of :data:`KeyedRow`, sorted by the key hash."""
+PACK_VERSION = 2
+
+
+def _columns(rows: dict[str, Row]) -> Columns:
+    if not rows:
+        return tuple([] for _ in range(9))
+    hashes = key_hashes(rows)
+    order = sorted(range(len(hashes)), key=hashes.__getitem__)
+    values = list(rows.values())
+    return ([hashes[i] for i in order], *map(list, zip(*[values[i] for i in order], strict=True)))
 
 
 def series_sig(model: str, key: str | None, provider: str | None, labels: dict[str, str]) -> str:
@@ -161,6 +185,12 @@ def key_hash(k: str, attempt: int = 0) -> int:
     ``attempt=1`` hash (see :class:`~guardd.store.sqlite.events.EventStore`)."""
     digest = hashlib.blake2b(k.encode(), digest_size=8, salt=b"%d" % attempt if attempt else b"").digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def key_hashes(keys: Iterable[str]) -> list[int]:
+    """``[key_hash(k) for k in keys]``, a third faster (a batch hashes every key it carries)."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [from_bytes(blake2b(k.encode(), digest_size=8).digest(), "big", signed=True) for k in keys]
 
 
 def add_to_hours(

@@ -28,7 +28,7 @@ from guardd.core.money import Money
 from guardd.ledger.worker import FileMoved, init, parse_range
 
 PARALLEL_BYTES = 32 << 20  # a smaller stretch is parsed in the writer: starting workers costs more than it saves
-RANGE_BYTES = 4 << 20
+RANGE_BYTES = 2 << 20  # per worker task: 2 MiB keeps a worker at ~20 MB PSS (4 MiB: ~26 MB)
 IN_FLIGHT = 4
 
 

@@ -54,6 +54,7 @@ def small_hash(k: str, attempt: int = 0) -> int:
 
 async def test_keys_that_share_a_hash_stay_separate_events_and_each_still_counts_once(tmp_path, monkeypatch):
     monkeypatch.setattr(batch_module, "key_hash", small_hash)
+    monkeypatch.setattr(batch_module, "key_hashes", lambda keys: [small_hash(k) for k in keys])
     monkeypatch.setattr(events_module, "key_hash", small_hash)
     keys = [f"g:gen-{i}" for i in range(12)]  # 12 keys over 4 first hashes: in the store and within one batch
     async with Store.open(tmp_path / "guardd.db") as store:
@@ -74,6 +75,7 @@ async def test_a_key_whose_both_hashes_are_taken_by_other_keys_is_refused_not_me
         return attempt
 
     monkeypatch.setattr(batch_module, "key_hash", tiny)
+    monkeypatch.setattr(batch_module, "key_hashes", lambda keys: [tiny(k) for k in keys])
     monkeypatch.setattr(events_module, "key_hash", tiny)
     async with Store.open(tmp_path / "guardd.db") as store:
         events = EventStore(store)

@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from guardd.core.batch import Parsed, key_hash
+from guardd.core.batch import Parsed, key_hash, key_hashes
 from guardd.core.money import parse_money
 from guardd.ledger.lines import MAX_LINE, Block, iter_blocks
 from guardd.ledger.parse import LineParser
@@ -146,6 +146,9 @@ def test_a_packed_batch_unpacks_to_the_same_rows():
     assert (copy.hours, copy.tokens, copy.series, copy.bad) == (parsed.hours, parsed.tokens, parsed.series, parsed.bad)
     assert copy.health == parsed.health
     assert (copy.count, copy.max_ts, copy.lines) == (50, parsed.max_ts, 51)
+    assert list(copy.insert_rows()) == [row[:5] for row in keyed]
+    assert list(parsed.insert_rows()) == [row[:5] for row in keyed]  # the same, unpacked in this process
+    assert key_hashes(list(parsed.rows)) == [key_hash(k) for k in parsed.rows]
 
 
 def test_a_full_secret_key_never_reaches_a_series_signature():

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
+from operator import add
 from typing import TypeVar
 
 from guardd.core.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours, key_hash
@@ -104,11 +105,8 @@ class EventStore(EventReads):
                 before = (await cur.fetchone() or (0,))[0]
             # Fast path: insert everything; the unique index on the key hash ignores what is already there.
             changes = conn.total_changes
-            # A row also carries its token counts (for the rollups); ?9 names the last of them so that the row
-            # binds as it is, without a per-row slice, and the event table keeps only the first five.
             await conn.executemany(
-                "INSERT OR IGNORE INTO events(h, k, ts, series, cost) SELECT ?1, ?2, ?3, ?4, ?5 WHERE ?9 IS NULL OR 1",
-                parsed.keyed_rows(),
+                "INSERT OR IGNORE INTO events(h, k, ts, series, cost) VALUES (?, ?, ?, ?, ?)", parsed.insert_rows()
             )
             inserted = conn.total_changes - changes
             hours = parsed.hours
@@ -322,12 +320,9 @@ def _hour_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, .
 def _day_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ...]]:
     days: dict[tuple[int, int], list[int]] = {}
     for (hour, series), entry in hours.items():
-        day = days.get((hour // 24, series))
-        if day is None:
-            days[(hour // 24, series)] = list(entry)
-        else:
-            for i, value in enumerate(entry):
-                day[i] += value
+        key = (hour // 24, series)
+        day = days.get(key)
+        days[key] = list(entry) if day is None else list(map(add, day, entry))
     for (day_bucket, series), entry in days.items():
         if any(entry):
             yield (1, day_bucket, series, *entry)
