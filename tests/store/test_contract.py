@@ -156,11 +156,9 @@ async def test_hourly_costs_come_from_the_hours_holding_spend(backend):
 
 
 @pytest.mark.parametrize("key", ["g:gen-1", "s:0123456789abcdef0123456789abcdef"])
-async def test_an_id_counts_once_across_instances(backend, request, key):
+async def test_an_id_counts_once_across_instances(backend, key):
     """Contract §9: "An id counts once across all instances" — a generation id, and one holding a secret (stored
     as ``s:`` + its hash: still a global id), written by two hosts whose ledgers both hold the line."""
-    if backend.kind == "postgresql" and key.startswith("s:"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="FOR pgspeed: stored_key scopes s: by instance"))
     for instance in ("host-a", "host-b"):
         async with backend.events(instance) as events:
             await events.write_batch(batch((key, 5, USD)))

@@ -98,10 +98,15 @@ def hash_sql(column: str, attempt: int = 0) -> str:
     return f"('x' || left(md5({text}), 16))::bit(64)::bigint"
 
 
+GLOBAL_KINDS = ("g:", "s:")
+"""Keys that name a request wherever it is read (contract §9: an id counts once across all instances): a generation
+id (``g:``) and a generation id that looked like a secret, stored as its hash (``s:``)."""
+
+
 def stored_key(k: str, instance: str) -> str:
-    """Return the stored key of a batch key: generation ids (``g:``) as they are, line hashes under
+    """Return the stored key of a batch key: ids (:data:`GLOBAL_KINDS`) as they are, line hashes under
     ``instance`` (``h:<instance>:…``), so that two hosts' identical lines in their own files stay two events."""
-    return k if k.startswith("g:") else f"h:{instance}:{k[2:]}"
+    return k if k.startswith(GLOBAL_KINDS) else f"h:{instance}:{k[2:]}"
 
 
 def copy_text(rows: Iterable[Row], instance: str) -> bytes:
@@ -113,7 +118,7 @@ def copy_text(rows: Iterable[Row], instance: str) -> bytes:
     prefix = f"h:{instance}:"
     lines = []
     for k, ts, series, cost, *_ in rows:
-        sk = k if k.startswith("g:") else prefix + k[2:]
+        sk = k if k.startswith(GLOBAL_KINDS) else prefix + k[2:]
         data = sk.encode()
         h = int.from_bytes(md5(data, usedforsecurity=False).digest()[:8], "big", signed=True)
         if "\\" in sk or "\t" in sk or "\n" in sk or "\r" in sk:
