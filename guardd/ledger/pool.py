@@ -109,12 +109,21 @@ class Pool:
         if executor is None:
             return
         processes = list((executor._processes or {}).values()) if kill else []
+        results = executor._result_queue if kill else None
         executor.shutdown(wait=wait and not kill, cancel_futures=True)
         for process in processes:
             try:
                 process.kill()
             except (OSError, ValueError):
                 pass  # it has exited already
+        for process in processes:
+            process.join(5)
+        if results is not None:
+            # A worker killed while sending its result leaves half a message in the result pipe, and the pool's
+            # thread blocks reading the rest for ever: the interpreter then hangs at exit joining it. This process
+            # holds the pipe's last writing end (the workers' went with them): closing it turns the wait into an
+            # end of file, which the pool's thread handles as a broken pool and ends.
+            results._writer.close()  # type: ignore[attr-defined]
 
 
 class Pipeline:
