@@ -18,11 +18,14 @@ from tests.e2e.conftest import wait_for
 from tests.support.stress import stored_events
 
 
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, workers: str = "") -> Path:
+    """``workers`` set (e.g. ``"ingest_workers = 2"``) parses any backlog longer than one range in worker processes,
+    as a backlog of over 32 MiB is by default."""
     path = tmp_path / "guardd.toml"
-    path.write_text("""
+    path.write_text(f"""
 [guardd]
 state_dir = "state"
+{workers}
 [[ledgers]]
 path = "ledgers/*.jsonl"
 [[budgets]]
@@ -88,8 +91,8 @@ def test_a_daemon_killed_with_sigkill_does_not_block_the_next_one(tmp_path, daem
 
 @pytest.mark.slow
 def test_sigterm_during_a_large_backlog_stops_between_batches_and_a_restart_finishes_exactly(tmp_path, run_guardd):
-    cfg = config(tmp_path)
-    lines = 400_000
+    cfg = config(tmp_path, "ingest_workers = 2")
+    lines = 150_000  # ~12 MB: six ranges of 2 MiB parsed by the workers
     expected = backlog(tmp_path, lines)
     db = tmp_path / "state" / "guardd.db"
     proc = start(tmp_path, cfg)

@@ -26,7 +26,7 @@ from .conftest import wait_for
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 SHAPES = ["steady", "mixed", "sequential"]
-LINES = 40_000  # three ranges of 4 MiB for the parsing processes: a kill lands after the first commit
+LINES = 20_000  # ~5.4 MB: three ranges of 2 MiB (guardd.ledger.pool.RANGE_BYTES): a kill lands after the first commit
 
 
 def generate(path: Path, shape: str, lines: int, seed: int = 7) -> Decimal:
@@ -123,7 +123,7 @@ def test_every_shape_gives_its_exact_total_after_a_kill_mid_way_a_restart_and_a_
     assert total(db) == expected
 
 
-DAEMON_LINES = 100_000  # about six ranges of 4 MiB: the kill lands while workers parse the backlog
+DAEMON_LINES = 30_000  # ~8 MB, four ranges of 2 MiB: the kill lands while workers parse the backlog
 DAEMON_CONFIG = """
 [guardd]
 state_dir = "state"
