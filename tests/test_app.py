@@ -3,6 +3,7 @@ imported, and everything guardd builds sits on the one store it opened."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,12 @@ async def test_everything_built_sits_on_the_one_open_store(tmp_path):
         assert app.view is None and app.openrouter() is None  # no [openrouter]
         again = build(config, app.stores)
         assert again.engine is not app.engine and again.stores is app.stores
+
+
+async def test_outbox_claims_are_made_in_the_name_of_this_instance_not_of_the_host(tmp_path):
+    config = load_config(str(config_file(tmp_path, extra='instance = "web_1"')))
+    async with open_app(config) as app:
+        assert app.engine.owner == f"web_1:{os.getpid()}"
 
 
 def test_a_command_on_sqlite_never_imports_the_postgresql_driver(tmp_path):

@@ -253,7 +253,7 @@ class Daemon:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         await self.evaluator.refresh_series()
-        freed = await self.state.release_dead_leases(self.engine.owner.rsplit(":", 1)[0])
+        freed = await self.state.release_dead_leases(self.config.instance)
         if freed:
             log.info("took over %d notification(s) left mid-delivery by a previous run", freed)
         loop = asyncio.get_running_loop()

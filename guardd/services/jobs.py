@@ -79,7 +79,9 @@ class Engine:
         self.evaluator = evaluator
         self.dry_run = dry_run
         self.channels = channels_of(config)
-        self.owner = f"{os.uname().nodename}:{os.getpid()}"
+        self.owner = f"{config.instance}:{os.getpid()}"
+        """Who claims outbox rows: ``instance:pid``. The instance name, not the host name: two containers may share
+        a host name (and pids), never an instance name on one store (contract §9)."""
         self.last: dict[str, BudgetEvaluation] = {}
         self.doc: SwitchDoc | None = None
         self.key_switch: Any = None  # guardd.services.openrouter.keys.KeySwitch when keys are to follow the switch

@@ -144,20 +144,25 @@ class StateStore:
             for r in sorted(rows, key=lambda r: int(r[0]))
         ]
 
-    async def release_dead_leases(self, host: str) -> int:
-        """Free leases held by processes of this host that no longer run (a guardd killed mid-delivery).
+    async def release_dead_leases(self, instance: str) -> int:
+        """Free leases held by processes of this instance that no longer run (a guardd killed mid-delivery).
 
-        Without this a killed daemon's rows wait out their lease before anyone may send them.
+        A claim's owner is ``instance:pid`` (:attr:`guardd.services.jobs.Engine.owner`); only claims whose instance
+        is exactly ``instance`` are looked at (a pid means something only on the host that runs it: another
+        instance's claim is never freed here, whatever its host name). Without this a killed daemon's rows wait out
+        their lease before anyone may send them.
         """
         rows = await self._all(
             "SELECT id, lease_owner FROM outbox WHERE lease_until IS NOT NULL AND delivered_at IS NULL"
-            " AND failed_at IS NULL AND lease_owner LIKE ?",
-            (f"{host}:%",),
+            " AND failed_at IS NULL AND lease_owner IS NOT NULL"
         )
         dead = []
         for row_id, owner in rows:
+            name, _, pid = str(owner).rpartition(":")
+            if name != instance or not pid.isdigit():
+                continue
             try:
-                os.kill(int(owner.rsplit(":", 1)[1]), 0)
+                os.kill(int(pid), 0)
             except ProcessLookupError:
                 dead.append((row_id,))
             except PermissionError:

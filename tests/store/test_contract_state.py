@@ -179,6 +179,26 @@ async def test_a_lease_held_by_a_process_that_no_longer_runs_is_freed(backend):
         assert len(await state.claim("host-x:1", NOW, LEASE)) == 1
 
 
+async def test_a_lease_of_another_instance_is_kept_though_a_process_of_that_number_is_gone_here(backend):
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        await state.claim(f"web-2:{gone.pid}", NOW, LEASE)  # its pid lives in web-2's container, not here
+        assert await state.release_dead_leases("web-1") == 0
+        assert await state.claim("web-1:1", NOW, LEASE) == []
+
+
+async def test_an_underscore_in_an_instance_name_matches_only_an_underscore(backend):
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        await state.claim(f"webx1:{gone.pid}", NOW, LEASE)
+        assert await state.release_dead_leases("web_1") == 0
+        assert await state.release_dead_leases("web%") == 0
+
+
 async def test_a_message_is_stored_with_the_secrets_in_its_text_redacted(backend):
     key = "sk-or-v1-" + "ab" * 32
     async with backend.state() as state:

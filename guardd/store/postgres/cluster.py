@@ -316,8 +316,8 @@ class FencedStateStore(PgStateStore):
     async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool:
         return await self.plain.channel_result(url, ok, error, now)
 
-    async def release_dead_leases(self, host: str) -> int:
-        return await self.plain.release_dead_leases(host)
+    async def release_dead_leases(self, instance: str) -> int:
+        return await self.plain.release_dead_leases(instance)
 
 
 async def cluster_status(store: PgStore) -> dict[str, Any]:
