@@ -5,7 +5,8 @@ only the CLI turns them into exit codes.
     ├── ConfigError              the configuration is invalid (every problem listed)      -> exit 78
     ├── StoreError               the state database cannot be used (every sqlite3 error, translated)
     │   ├── SchemaTooNew         the database was written by a newer guardd
-    │   └── NotLeader            this instance's term as leader is over: a leader step must not write
+    │   ├── NotLeader            this instance's term as leader is over: a leader step must not write
+    │   └── NotApplied           a change recorded in the shared store that no leader applied in time
     ├── SwitchFileError          the kill-switch file cannot be written or read (OSError, translated)
     ├── AlreadyRunning           another guardd holds this state_dir's lock                 -> exit 1
     │   └── InstanceTaken        another live guardd has this instance name in the shared store -> exit 1
@@ -41,6 +42,11 @@ class StoreError(GuarddError):
 
 class NotLeader(StoreError):
     """This instance's term as the shared store's leader is over (or never began): a leader step must not write."""
+
+
+class NotApplied(StoreError):
+    """A change recorded in the shared store (a manual trip/release on an instance that does not lead) that no
+    leader applied in time: it takes effect once one does, and asking again is safe."""
 
 
 class SchemaTooNew(StoreError):

@@ -74,6 +74,7 @@ TICK = 1.0  # seconds between control rounds: renewal, heartbeat, takeover attem
 MARGIN = 0.5  # seconds before the local deadline at which this instance stops leading
 HEARTBEAT_EVERY = 5.0  # seconds between rewrites of an unchanged switch file
 ALIVE_WITHIN = timedelta(seconds=15)  # an instance not seen for longer is not running (its name may be taken)
+APPLY_WITHIN = 15.0  # seconds a follower waits for the leader to apply an override it recorded (a takeover: 11 s)
 SHARED_SECTIONS = ("budgets", "health", "notifiers", "alerts", "killswitch")
 
 
@@ -139,11 +140,15 @@ class Cluster:
         self.on_elected: Callable[[int], None] = lambda epoch: None
         self.on_deposed: Callable[[], None] = lambda: None
         self.on_events: Callable[[], None] = lambda: None
-        """Called, while this instance leads, when any instance committed a batch of events: evaluate again."""
+        """Called, while this instance leads, when any instance committed a batch of events or recorded an override
+        (:meth:`until_applied`): evaluate again."""
         self.on_file: Callable[[SwitchDoc | None, str | None], None] = lambda doc, error: None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._shared: SwitchDoc | None = None
+        self.committed: SwitchDoc | None = None
+        """The switch document the leader committed, as this instance last read it (every round)."""
+        self._read = asyncio.Event()
         self._last_write = 0.0
         self._last_error: str | None = None
 
@@ -270,7 +275,30 @@ class Cluster:
         if self.reachable is False:
             log.warning("the shared store answers again")
         self.reachable, self._last_error = True, None
+        self.committed = doc
+        self._read.set()
         self._mirror(doc)
+
+    async def until_applied(
+        self, applied: Callable[[SwitchDoc | None], bool], timeout: float = APPLY_WITHIN
+    ) -> SwitchDoc | None:
+        """Wake the leader (this instance recorded an override but does not decide the switch) and wait until the
+        document it commits satisfies ``applied``: return that document, or None when ``timeout`` seconds pass
+        first (no leader now, or one that cannot evaluate). StoreError when the leader cannot be woken."""
+        await self.backend.wake_leader()
+        deadline = time.monotonic() + timeout
+        while True:
+            self._read.clear()
+            if applied(self.committed):
+                return self.committed
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:  # the next round reads it: at once when the leader commits (LISTEN), else within a tick
+                async with asyncio.timeout(left):
+                    await self._read.wait()
+            except TimeoutError:
+                pass
 
     def _term(self, term: Term | None, started: float) -> None:
         if term is None:

@@ -4,6 +4,8 @@ over a running :class:`guardd.daemon.server.Daemon`, and :func:`start` brings th
 Writes go through the daemon's one worker (its execution model, :mod:`guardd.services.worker`), never a second writer: a
 pushed batch through :meth:`Daemon.ingest_pushed` (stored, then the budgets it touches evaluated, serialised with
 every other step); a manual trip/release through :meth:`Daemon.run_exclusive`, so the switch file has one writer.
+On a shared store, an instance that does not lead records a manual trip/release and leaves the decision to the
+leader (the one writer of the switch), answering once the leader committed it (:meth:`DaemonBackend.manual`).
 A response is sent only once the batch is committed and evaluated. Delivery of the resulting notifications
 follows in the worker's same turn.
 """
@@ -18,9 +20,11 @@ from guardd.config import Config
 from guardd.core.batch import Parsed
 from guardd.core.periods import local_midnight, window_at
 from guardd.core.switch import SwitchDoc
+from guardd.daemon.cluster import APPLY_WITHIN, Cluster
+from guardd.errors import NotApplied, NotLeader
 from guardd.http.backend import Charts, KeyUsage, LedgerCount, MetricsSnapshot, NotificationCount
 from guardd.services import status
-from guardd.services.overrides import apply_manual
+from guardd.services.overrides import ManualRequest, apply_manual, request_manual
 from guardd.services.worker import Step
 from guardd.store.api import BatchResult
 
@@ -54,14 +58,54 @@ class DaemonBackend:
     async def manual(
         self, action: Literal["trip", "release"], scope: str, until: datetime | None, reason: str, by: str
     ) -> dict[str, Any]:
-        engine = self.daemon.engine
-        result = await self.daemon.run_exclusive(
-            lambda: apply_manual(engine, action, scope, until, reason, by, datetime.now(UTC))
-        )
+        d = self.daemon
+        if d.cluster is not None and not d.leads():
+            return await self._requested(d.cluster, action, scope, until, reason, by)
+        engine = d.engine
+        try:
+            result = await d.run_exclusive(
+                lambda: apply_manual(engine, action, scope, until, reason, by, datetime.now(UTC))
+            )
+        except NotLeader:
+            if d.cluster is None:
+                raise
+            return await self._requested(d.cluster, action, scope, until, reason, by)  # its term ended meanwhile
         for note in result.notes:
             log.info("%s", note, extra={"ctx": {"budget": scope}})
-        self.daemon.worker.request(Step.DELIVER)
+        d.worker.request(Step.DELIVER)
         return result.doc.to_json()
+
+    async def _requested(
+        self,
+        cluster: Cluster,
+        action: Literal["trip", "release"],
+        scope: str,
+        until: datetime | None,
+        reason: str,
+        by: str,
+    ) -> dict[str, Any]:
+        """On an instance that does not lead a shared store: record the overrides and the message through the
+        plain state (any instance may), then wait for the leader to apply them; its committed switch answers.
+        NotApplied (503) when no leader does in time — the overrides stay recorded and apply once one leads."""
+        from guardd.services.jobs import Engine
+
+        d = self.daemon
+        engine = Engine(d.config, d.stores.state, d.evaluator, d.dry_run)
+
+        async def record() -> ManualRequest:
+            await d.evaluator.refresh_series()  # series other instances stored count for a release's hold
+            return await request_manual(engine, action, scope, until, reason, by, datetime.now(UTC))
+
+        request = await d.run_exclusive(record)
+        for note in request.notes:
+            log.info("%s", note, extra={"ctx": {"budget": scope}})
+        doc = await cluster.until_applied(request.applied)
+        if doc is None:
+            raise NotApplied(
+                f"the {action} of {scope} is recorded in the shared store, but no leader applied it within"
+                f" {APPLY_WITHIN:g}s; every instance's switch file shows it once one does (asking again is safe)"
+            )
+        return doc.to_json()
 
     def store_error(self) -> str | None:
         error = self.daemon.stores.health.write_error

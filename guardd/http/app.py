@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from guardd.core.periods import parse_duration
 from guardd.core.switch import GLOBAL_SCOPE
+from guardd.errors import NotApplied
 from guardd.http import broadcast, metrics, page, push
 from guardd.http.backend import Backend
 from guardd.http.feed import Snapshot, SwitchFeed
@@ -120,7 +121,10 @@ def create_app(backend: Backend, feed: SwitchFeed) -> Starlette:
                 raise Refused(400, 'for must be a duration longer than 0s, such as "30m" or "4h"')
             until = now + delta
         scope = budget or GLOBAL_SCOPE
-        doc = await backend.manual(action, scope, until, reason, f"http:{_peer(request)}")
+        try:
+            doc = await backend.manual(action, scope, until, reason, f"http:{_peer(request)}")
+        except NotApplied as exc:  # a shared store's follower recorded it; no leader applied it yet
+            raise Refused(503, str(exc)) from None
         return JSONResponse(doc)
 
     async def events(request: Request) -> Response:

@@ -82,7 +82,8 @@ class Backend(Protocol):
     async def manual(
         self, action: Literal["trip", "release"], scope: str, until: datetime | None, reason: str, by: str
     ) -> dict[str, Any]:
-        """A manual trip/release exactly as the command does it; return the new switch document."""
+        """A manual trip/release exactly as the command does it; return the new switch document. On a shared
+        store any instance accepts it; NotApplied when no leader applied it in time (it stays recorded)."""
 
     async def metrics(self, now: datetime) -> MetricsSnapshot: ...
 

@@ -184,7 +184,7 @@ def document() -> dict[str, Any]:
                     "summary": "Trip a budget's scope, or the global scope `*` with budget null",
                     "security": [{"bearer": []}],
                     "requestBody": MANUAL_BODY,
-                    "responses": {"200": _json(switch, "the new document"), **_errors(*POST_ERRORS)},
+                    "responses": {"200": _json(switch, "the new document"), **_errors(*POST_ERRORS, 503)},
                 }
             },
             "/v1/killswitch/release": {
@@ -192,7 +192,7 @@ def document() -> dict[str, Any]:
                     "summary": "Release a budget's scope, or every tripped scope with budget null",
                     "security": [{"bearer": []}],
                     "requestBody": MANUAL_BODY,
-                    "responses": {"200": _json(switch, "the new document"), **_errors(*POST_ERRORS)},
+                    "responses": {"200": _json(switch, "the new document"), **_errors(*POST_ERRORS, 503)},
                 }
             },
             "/v1/events": {

@@ -5,7 +5,8 @@ One policy for both: a trip records a ``tripped`` override; a release removes a 
 would trip it all the same — so one release always releases; without a budget, a trip acts on the
 global scope ``*`` and a release on every tripped scope. The switch is then recomputed at once through the
 caller's :class:`~guardd.services.jobs.Engine` (the daemon passes its own, so there is one writer of the switch), and a
-message goes to the notifiers.
+message goes to the notifiers. On a shared store, an instance that does not lead only records the overrides and the
+message (:func:`request_manual`): the leader decides the switch, and every instance's mirror writes it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,49 @@ class ManualResult:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class Recorded:
+    """What a manual action wrote to the store, and what remains to do: the scopes acted on, why each is
+    released (for the switch's history), the notes for the person, and the messages to queue."""
+
+    scopes: list[str]
+    causes: dict[str, str]
+    notes: list[str]
+    messages: list[Message]
+
+
+@dataclass(slots=True)
+class ManualRequest:
+    """A manual action recorded by an instance that does not lead a shared store: the leader applies it at its
+    next evaluation. ``expected`` is, per scope acted on, the override the switch shows once it is applied
+    (None: none)."""
+
+    expected: dict[str, Override | None]
+    notes: list[str] = field(default_factory=list)
+
+    def applied(self, doc: SwitchDoc | None) -> bool:
+        """True when ``doc`` (a committed switch document) shows every override of this request."""
+        if doc is None:
+            return False
+        for name, want in self.expected.items():
+            scope = doc.scopes.get(name)
+            have = scope.override if scope is not None else None
+            if (want is None) != (have is None):
+                return False
+            if (
+                want is not None
+                and have is not None
+                and (have.state, have.by, have.reason)
+                != (
+                    want.state,
+                    want.by,
+                    want.reason,
+                )
+            ):
+                return False
+        return True
+
+
 async def apply_manual(
     engine: Engine, action: Action, scope: str, until: datetime | None, reason: str, by: str, now: datetime
 ) -> ManualResult:
@@ -39,22 +83,48 @@ async def apply_manual(
 
     The caller has checked that ``scope`` names a budget or is ``*``. Return the new switch document.
     """
+    done = await record_manual(engine, action, scope, until, reason, by, now)
+    doc = await engine.cycle(now, causes=done.causes)
+    if not engine.dry_run:
+        await engine.state.enqueue(done.messages, now)
+    return ManualResult(doc, done.notes)
+
+
+async def request_manual(
+    engine: Engine, action: Action, scope: str, until: datetime | None, reason: str, by: str, now: datetime
+) -> ManualRequest:
+    """Record a manual trip/release and enqueue its notification, without deciding the switch: on a shared store,
+    an instance that does not lead leaves the decision to the leader (the one writer of the switch), which
+    applies the overrides at its next evaluation; ``engine`` writes through the plain (unfenced) state.
+
+    Return what the committed switch shows once the leader applied it (:meth:`ManualRequest.applied`).
+    """
+    done = await record_manual(engine, action, scope, until, reason, by, now)
+    if not engine.dry_run:
+        await engine.state.enqueue(done.messages, now)
+    active = {o.scope: o for o in await engine.state.overrides() if o.active(now)}
+    return ManualRequest({name: active.get(name) for name in done.scopes}, done.notes)
+
+
+async def record_manual(
+    engine: Engine, action: Action, scope: str, until: datetime | None, reason: str, by: str, now: datetime
+) -> Recorded:
+    """Record the overrides of a manual trip/release of ``scope`` by ``by`` and build its messages (not queued)."""
     from guardd.services.jobs import routes
 
     state = engine.state
     notes: list[str] = []
     causes: dict[str, str] = {}
+    names = [scope]
     if action == "trip":
         await state.set_override(Override(scope, "tripped", by, reason, until), now)
     else:
-        names = [scope]
         if scope == GLOBAL_SCOPE:
             previous = await state.switch_doc()
             names = [name for name, s in (previous.scopes.items() if previous else []) if s.tripped] or names
         for name in names:
             await _release(engine, name, by, reason, until, now, notes)
             causes[name] = f"released by {by}: {reason or 'no reason given'}"
-    doc = await engine.cycle(now, causes=causes)
     verb = "tripped" if action == "trip" else "released"
     title = f"guardd: kill-switch {verb} by hand ({'all budgets' if scope == GLOBAL_SCOPE else scope})"
     body = f"By {by}" + (f" until {until.isoformat()}" if until else "") + f". Reason: {reason or 'none given'}."
@@ -65,9 +135,7 @@ async def apply_manual(
         for c in engine.channels
         if routes(c, "critical" if action == "trip" else "warning", budget)
     ]
-    if not engine.dry_run:
-        await state.enqueue(messages, now)
-    return ManualResult(doc, notes)
+    return Recorded(names, causes, notes, messages)
 
 
 async def _release(

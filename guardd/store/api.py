@@ -612,8 +612,14 @@ class ClusterAPI(Protocol):
         ...
 
     def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
-        """Listen for committed changes: an iterator yielding ``"switch"`` (the switch document) or ``"events"``
-        (a batch of events, stored by any instance) per change; StoreError when the listening is lost."""
+        """Listen for committed changes: an iterator yielding ``"switch"`` (the switch document), ``"events"``
+        (a batch of events, stored by any instance) or ``"overrides"`` (:meth:`wake_leader`) per change;
+        StoreError when the listening is lost."""
+        ...
+
+    async def wake_leader(self) -> None:
+        """Ask the leader to evaluate everything now (an instance that does not lead recorded an override): a
+        notification to every instance listening (:meth:`wakeups` yields ``"overrides"``)."""
         ...
 
     def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:

@@ -14,13 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import DaemonProcess, Webhook, wait_for
+from tests.e2e.conftest import DaemonProcess, Webhook, free_port, wait_for
 
 __all__ = ["Host", "Webhook", "wait_for"]
 
 DAY = "2026-01-01T00:00:00Z"
+HTTP_TOKEN = "cluster-token-0123456789abcdef"
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Host:
     config: Path
     daemon: DaemonProcess
     lines: int = field(default=0)
+    http: int | None = None
+    """The port of its HTTP service on 127.0.0.1 (None: it has none)."""
 
     @property
     def ledger(self) -> Path:
@@ -78,6 +82,12 @@ class Host:
         assert done.returncode == 0, done.stderr
         return dict(json.loads(done.stdout))
 
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        """POST ``body`` (JSON) to this host's HTTP service with its token."""
+        assert self.http is not None
+        headers = {"Authorization": f"Bearer {HTTP_TOKEN}"}
+        return httpx.post(f"http://127.0.0.1:{self.http}{path}", json=body, headers=headers, timeout=30)
+
     def kill9(self) -> None:
         proc = self.daemon.proc
         assert proc is not None
@@ -86,7 +96,10 @@ class Host:
         self.daemon.close_log()
 
 
-def write_config(folder: Path, name: str, url: str, hook: str, daily: str, every: str = "2s") -> Path:
+def write_config(
+    folder: Path, name: str, url: str, hook: str, daily: str, every: str = "2s", http: int | None = None
+) -> Path:
+    """The configuration of host ``name``; with ``http``, its HTTP service on that port of 127.0.0.1."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "ledger.jsonl").touch()
     path = folder / "guardd.toml"
@@ -122,7 +135,9 @@ min_severity = "info"
 send_resolved = false
 repeat_every = "0"
 """
+        + (f'\n[http]\nlisten = "127.0.0.1:{http}"\ntoken = "{HTTP_TOKEN}"\n' if http else "")
     )
+    path.chmod(0o600)
     return path
 
 
@@ -132,13 +147,16 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[Any]:
     hook = Webhook()
     hosts: list[Host] = []
 
-    def start(count: int = 3, daily: str | list[str] = "10", every: str = "2s") -> tuple[list[Host], Webhook]:
+    def start(
+        count: int = 3, daily: str | list[str] = "10", every: str = "2s", http: bool = False
+    ) -> tuple[list[Host], Webhook]:
         for index in range(1, count + 1):
             name = f"web-{index}"
             folder = tmp_path / name
             limit = daily if isinstance(daily, str) else daily[index - 1]
-            config = write_config(folder, name, pg_url, hook.url, limit, every)
-            host = Host(name, folder, config, DaemonProcess(config, folder))
+            port = free_port() if http else None
+            config = write_config(folder, name, pg_url, hook.url, limit, every, port)
+            host = Host(name, folder, config, DaemonProcess(config, folder), http=port)
             hosts.append(host)
         with ThreadPoolExecutor(count) as pool:  # started side by side: each waits for its READY=1
             list(pool.map(lambda h: h.daemon.start(), hosts))

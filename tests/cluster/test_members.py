@@ -234,3 +234,43 @@ async def test_a_leader_whose_work_is_stuck_stops_renewing_and_another_takes_ove
         await until(lambda: not one.leading)
         await until(lambda: two.leading)
         assert two.epoch == 2 and one.epoch is None
+
+
+async def test_a_member_that_does_not_lead_wakes_the_leader_to_apply_an_override(pg_url, tmp_path):
+    async with members(pg_url, tmp_path, "web-1", "web-2") as (one, two):
+        await one.join()
+        await until(lambda: one.leading)
+        await two.join()
+        woken = asyncio.Event()
+        one.on_events = woken.set
+        deadline = time.monotonic() + 10
+        while not woken.is_set():  # (the leader's LISTEN may not be in place yet: ask again)
+            assert time.monotonic() < deadline, "the leader was never woken"
+            await two.backend.wake_leader()
+            await asyncio.sleep(0.2)
+
+
+async def test_a_member_answers_once_the_leader_committed_what_it_waits_for(pg_url, tmp_path):
+    async with members(pg_url, tmp_path, "web-1", "web-2") as (one, two):
+        await one.join()
+        await until(lambda: one.leading)
+        await two.join()
+        doc = tripped_doc(datetime.now(UTC).replace(microsecond=0))
+
+        async def commit_later() -> None:
+            await asyncio.sleep(0.3)
+            await one.state().update_switch(lambda previous: SwitchDecision(doc, [("all", "tripped")], True), T0)
+
+        later = asyncio.create_task(commit_later())
+        seen = await two.until_applied(lambda d: d is not None and d.scopes["all"].tripped, timeout=5)
+        await later
+        assert seen is not None and seen.scopes["all"].tripped
+
+
+async def test_a_member_stops_waiting_for_an_override_to_apply_when_no_leader_does(pg_url, tmp_path):
+    async with members(pg_url, tmp_path, "web-1") as (one,):
+        one.lead = False  # nobody leads this store
+        await one.join()
+        started = time.monotonic()
+        assert await one.until_applied(lambda doc: doc is not None, timeout=0.5) is None
+        assert 0.5 <= time.monotonic() - started < 3

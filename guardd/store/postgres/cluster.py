@@ -49,8 +49,9 @@ SEND_BOUND = timedelta(seconds=20)
 """The longest one send may take (apprise's connect and read timeouts, with room): an outbox row claimed by a
 leader stays claimed this long after its term ends."""
 
-CHANNELS = {"guardd_switch": "switch", "guardd_events": "events"}
-"""What the triggers of schema 6 notify: a committed switch change, a committed batch of events (any instance)."""
+CHANNELS = {"guardd_switch": "switch", "guardd_events": "events", "guardd_overrides": "overrides"}
+"""What the triggers of schema 6 notify: a committed switch change, a committed batch of events (any instance);
+and what :meth:`PgCluster.wake_leader` notifies: an override recorded by an instance that does not lead."""
 ALIVE_WITHIN = timedelta(seconds=15)
 """An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
 
@@ -226,9 +227,10 @@ async def leader(store: PgStore) -> str | None:
 @asynccontextmanager
 async def switch_wakeups(url: str, timeout: float = 3.0) -> AsyncIterator[AsyncIterator[str]]:
     """LISTEN for this store's committed changes on a connection of its own; yield an iterator that yields
-    ``"switch"`` (the switch document changed) or ``"events"`` (a batch of events was stored, by any instance)
-    per change. It ends (StoreError) when the connection is lost: notifications sent meanwhile are lost too,
-    which the mirror's poll and the periodic evaluation make up for."""
+    ``"switch"`` (the switch document changed), ``"events"`` (a batch of events was stored, by any instance) or
+    ``"overrides"`` (an instance that does not lead recorded an override) per change. It ends (StoreError) when
+    the connection is lost: notifications sent meanwhile are lost too, which the mirror's poll and the periodic
+    evaluation make up for."""
     try:
         conn = await psycopg.AsyncConnection.connect(url, autocommit=True, connect_timeout=max(1, int(timeout)))
     except psycopg.Error as exc:
@@ -380,6 +382,10 @@ class PgCluster:
 
     def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
         return switch_wakeups(self.store.url, self.link.timeout)
+
+    async def wake_leader(self) -> None:
+        async with self.store.transaction() as conn:
+            await conn.execute("SELECT pg_notify('guardd_overrides', current_schema())")
 
     def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:
         return FencedStateStore(self.store, term)
