@@ -142,11 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     store = command("store", "copy this state (SQLite) into a shared store (PostgreSQL), losing nothing")
     store.add_argument("action", choices=["copy"])
-    store.add_argument(
+    store.epilog = (
+        "The target (a shared store that holds no guardd data yet) is named by exactly one of --to, --to-env and "
+        "--to-file. A password in --to is visible to every user of this host (ps, /proc) and stays in the shell's "
+        "history: give such a URL through --to-env or --to-file instead."
+    )
+    target = store.add_mutually_exclusive_group(required=True)
+    target.add_argument(
         "--to",
         metavar="URL",
-        required=True,
-        help="the shared store, postgresql://USER@HOST/DATABASE; it must hold no guardd data yet",
+        help="the shared store's URL, postgresql://USER@HOST/DATABASE (a password here shows in ps)",
+    )
+    target.add_argument(
+        "--to-env", metavar="VAR", help="read the URL from the environment variable VAR (e.g. GUARDD_STORE__URL)"
+    )
+    target.add_argument(
+        "--to-file", metavar="PATH", help="read the URL from the file PATH (one line; - reads standard input)"
     )
     return parser
 

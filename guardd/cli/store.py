@@ -1,5 +1,8 @@
 """``guardd store copy --to URL``: move this host's SQLite state into a shared PostgreSQL store (contract §9).
 
+The URL comes from ``--to URL``, or — keeping a password off the command line, where every user of the host can
+read it — from ``--to-env VAR`` (an environment variable) or ``--to-file PATH`` (``-``: standard input).
+
 Exit 0 when everything was copied and checked, 1 when it was refused or failed (nothing changed in the target):
 the target already holds guardd data, a daemon runs on this state, there is no state, or either database failed.
 The URL is shown redacted (no piece of its password) in every line this command prints.
@@ -7,11 +10,15 @@ The URL is shown redacted (no piece of its password) in every line this command 
 
 from __future__ import annotations
 
+import os
 import sys
 from argparse import Namespace
+from pathlib import Path
 
 from guardd.cli.render import plural
 from guardd.core.money import format_human
+from guardd.core.redact import store_secrets
+from guardd.errors import UsageError
 
 
 async def cmd_store(args: Namespace) -> int:
@@ -19,15 +26,22 @@ async def cmd_store(args: Namespace) -> int:
     from guardd.services.store_copy import copy_state_dir, redacted
 
     config = load(args)
+    url = target_url(args)
+    if args.to is not None and store_secrets(url):
+        print(
+            "guardd: warning: the password in --to is visible to every user of this host (ps) and kept in your "
+            "shell's history; use --to-env VAR or --to-file PATH next time",
+            file=sys.stderr,
+        )
     progress = _Progress() if sys.stderr.isatty() else None
     try:
-        result = await copy_state_dir(config.state_dir, config.db_path, args.to, config.instance, progress)
+        result = await copy_state_dir(config.state_dir, config.db_path, url, config.instance, progress)
     finally:
         if progress is not None:
             progress.done()
     checkpoints = result.tables["files"].rows if "files" in result.tables else 0
     print(
-        f"copied {config.db_path} into {redacted(args.to)} in {result.seconds:.1f}s: {result.rows} rows; "
+        f"copied {config.db_path} into {redacted(url)} in {result.seconds:.1f}s: {result.rows} rows; "
         f"instance {result.instance!r} owns its {plural(checkpoints, 'checkpoint')}"
     )
     width = max((len(name) for name in result.tables), default=0)
@@ -42,6 +56,27 @@ async def cmd_store(args: Namespace) -> int:
         "host, and start guardd; it reads its ledgers on from where this state stopped."
     )
     return 0
+
+
+def target_url(args: Namespace) -> str:
+    """The target's URL from ``--to``, ``--to-env`` or ``--to-file`` (one of them is given); UsageError when the
+    variable or file holds none."""
+    if args.to is not None:
+        return str(args.to)
+    if args.to_env is not None:
+        value = os.environ.get(args.to_env, "").strip()
+        if not value:
+            raise UsageError(f"--to-env {args.to_env}: that environment variable is not set or empty")
+        return value
+    where = "standard input" if args.to_file == "-" else args.to_file
+    try:
+        text = sys.stdin.read() if args.to_file == "-" else Path(args.to_file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--to-file: cannot read {where}: {getattr(exc, 'strerror', None) or exc}") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise UsageError(f"--to-file: {where} must hold the URL on one line (it holds {len(lines)} non-empty lines)")
+    return lines[0]
 
 
 class _Progress:
