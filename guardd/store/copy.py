@@ -134,9 +134,38 @@ async def copy_state(
             held = await _holding(conn, target)
             if held:
                 raise _not_empty(url, held)
-            results = {plan.name: await copy_table(lite, conn, plan, batch_rows, progress) for plan in todo}
+            results = {
+                plan.name: await copy_table(
+                    lite, conn, plan, batch_rows, progress, _second_hashes if plan.name == "events" else None
+                )
+                for plan in todo
+            }
             await _verify(conn, todo, results)
     return CopyResult(redacted(url), instance, results, time.monotonic() - started)
+
+
+async def _second_hashes(conn: Conn) -> None:
+    """Store every event whose key hash another key holds under its second hash, as live ingest does
+    (:class:`~guardd.store.postgres.ingest.Writer`). Which key keeps the hash does not matter to readers or later
+    writers (a key is looked for under its first hash, then its second); the first in code-point order does, so a
+    copy is reproducible. Raise StoreError when a second hash is held too — two events are never merged (live
+    ingest refuses it the same)."""
+    cur = await conn.execute(
+        "SELECT ctid::text, h, k FROM (SELECT ctid, h, k,"
+        ' row_number() OVER (PARTITION BY h ORDER BY k COLLATE "C") AS n'
+        " FROM events WHERE h IN (SELECT h FROM events GROUP BY h HAVING count(*) > 1)) AS shared WHERE n > 1"
+    )
+    moved = sorted((str(k), event_hash(str(k), 1), row) for row, _h, k in await cur.fetchall())
+    for _k, second, row in moved:
+        await conn.execute("UPDATE events SET h = %s WHERE ctid = %s::tid", (second, row))
+    for k, second, _row in moved:
+        cur = await conn.execute("SELECT k FROM events WHERE h = %s AND k <> %s ORDER BY k LIMIT 1", (second, k))
+        other = await cur.fetchone()
+        if other is not None:
+            raise StoreError(
+                f"event key hash collision between {k!r} and {other[0]!r} (both first and second hash are held);"
+                " two events are never merged, so nothing was copied"
+            )
 
 
 async def _verify(conn: Conn, todo: Iterable[TablePlan], results: dict[str, TableResult]) -> None:

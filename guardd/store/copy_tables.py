@@ -10,7 +10,9 @@ by column (same names, except where PostgreSQL reserves the SQLite name: ``windo
 - an ``instance`` column that SQLite lacks (events, checkpoints, quarantine) holds the copying instance;
 - an event key (``k``, wherever a table refers to an event by it) becomes the key the shared store gives it
   (:meth:`PgEventStore.key <guardd.store.postgres.events.PgEventStore.key>`);
-- SQLite's ``events.h`` (the hash its own unique index uses) has no place: PostgreSQL indexes the key itself.
+- SQLite's ``events.h`` (the hash its own unique index uses) is not copied: the target computes its own hash of
+  the key it stores (``computed`` in :func:`plans`); two keys with one hash are resolved when its unique index is
+  built (``resolve`` in :func:`copy_table`).
 
 A table or column of the state that has no place in the target, or a target column that must be filled and has no
 source, is a :class:`StoreError`: nothing is left behind silently.
@@ -18,11 +20,12 @@ source, is a :class:`StoreError`: nothing is left behind silently.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
+import psycopg
 from psycopg import sql
 
 from guardd.errors import StoreError
@@ -46,6 +49,8 @@ SCHEMA_TABLE = "guardd_schema"
 
 Convert = Callable[[Any], Any]
 Progress = Callable[[str, int], None]
+Resolve = Callable[[Conn], Awaitable[None]]
+"""Rewrites a filled table whose unique index found two rows with one value (see :func:`copy_table`)."""
 
 
 def dollars(value: int | None) -> str | None:
@@ -175,10 +180,19 @@ def _no_place(what: str) -> StoreError:
 
 
 async def copy_table(
-    lite: aiosqlite.Connection, conn: Conn, plan: TablePlan, batch_rows: int, progress: Progress | None
+    lite: aiosqlite.Connection,
+    conn: Conn,
+    plan: TablePlan,
+    batch_rows: int,
+    progress: Progress | None,
+    resolve: Resolve | None = None,
 ) -> TableResult:
     """Stream one table from SQLite into PostgreSQL through ``COPY``, ``batch_rows`` at a time, its indexes built
-    after it is filled; count its rows and sum its money (exactly, from the rows as read)."""
+    after it is filled; count its rows and sum its money (exactly, from the rows as read).
+
+    When a unique index cannot be built (two rows with one value: for events, two keys with one hash),
+    ``resolve(conn)`` rewrites the rows and the indexes are built once more; without ``resolve``, or when they
+    still cannot be, StoreError (the copy's transaction then rolls back whole)."""
     result = TableResult(money={c.target: 0 for c in plan.columns if c.money})
     sources = list(dict.fromkeys(c.source for c in plan.columns if c.source is not None))
     columns = ", ".join(f'"{name}"' for name in sources)
@@ -200,8 +214,7 @@ async def copy_table(
             result.rows += len(rows)
             if progress is not None:
                 progress(plan.name, result.rows)
-    for again in rebuild:
-        await conn.execute(again)
+    await _rebuild(conn, plan.name, rebuild, resolve)
     if plan.identity is not None and result.rows:
         await conn.execute(
             sql.SQL("SELECT setval(pg_get_serial_sequence({}, {}), (SELECT max({}) FROM {}))").format(
@@ -234,6 +247,22 @@ def _row_maker(plan: TablePlan, sources: list[str]) -> Callable[[Any], tuple[Any
         parts.append(value)
     function: Callable[[Any], tuple[Any, ...]] = eval(f"lambda row: ({', '.join(parts)},)", namespace)
     return function
+
+
+async def _rebuild(conn: Conn, table: str, statements: list[sql.Composed], resolve: Resolve | None) -> None:
+    """Run the index ``statements`` of ``table`` in a savepoint (a failed build leaves the copy's transaction
+    usable); on a duplicate value, ``resolve`` and build again (see :func:`copy_table`)."""
+    for attempt in (0, 1):
+        try:
+            async with conn.transaction():
+                for statement in statements:
+                    await conn.execute(statement)
+            return
+        except psycopg.errors.UniqueViolation as exc:
+            if resolve is None or attempt:
+                detail = exc.diag.message_detail or str(exc).strip()
+                raise StoreError(f"the shared store's {table} cannot hold the copied rows: {detail}") from None
+        await resolve(conn)
 
 
 async def _drop_indexes(conn: Conn, table: str) -> list[sql.Composed]:
