@@ -179,3 +179,16 @@ def _parse(data: bytes) -> dict[str, Any] | None:
 
 def _errors(raw: object) -> dict[str, str]:
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
+
+def pid_space() -> str:
+    """Where this process's pid numbers mean something: this boot of this machine (``boot_id``) and this pid
+    namespace (its inode) — two containers may share a host name and pid numbers, never both. A process can tell
+    whether a pid of the same space runs (``kill(pid, 0)``); a pid of another space says nothing here. When
+    ``/proc`` cannot tell, a random value: then no other process is ever taken to be in this space."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return os.urandom(8).hex()
+    return f"{boot}:{namespace}"

@@ -61,6 +61,7 @@ from pydantic import SecretStr
 
 from guardd import __version__
 from guardd.adapters import killswitch
+from guardd.adapters.instance_lock import pid_space
 from guardd.config import Config
 from guardd.core.switch import SwitchDoc
 from guardd.errors import NotLeader, StoreError, SwitchFileError
@@ -123,7 +124,7 @@ class Cluster:
             config.instance,
             os.uname().nodename,
             os.getpid(),
-            secrets.token_hex(8),
+            f"{pid_space()}/{secrets.token_hex(8)}",  # where its pid means something, then who holds the name
             list(config.ledger_paths),
             __version__,
             config_digest(config),

@@ -164,6 +164,24 @@ async def test_the_name_of_a_killed_guardd_on_this_host_is_taken_at_once(pg_url,
         assert [r["name"] for r in rows] == ["web-1"]
 
 
+async def test_a_live_guardd_with_the_same_host_name_but_other_pids_keeps_its_name(pg_url, tmp_path):
+    """Two containers may share a host name: a pid of another pid namespace (or machine) says nothing here, so the
+    name waits until its holder is not seen for ``ALIVE_WITHIN`` rather than being taken from a live guardd."""
+    async with members(pg_url, tmp_path, "web-1", "web-1") as (other, new):
+        await other.join()
+        for task in other._tasks:
+            task.cancel()
+        await other.backend.link.close()
+        gone = await asyncio.create_subprocess_exec("true")
+        await gone.wait()
+        async with PgStore.open(pg_url, "admin") as admin, admin.transaction() as conn:
+            await conn.execute(
+                "UPDATE instances SET pid = %s, token = %s", (gone.pid, "another-boot:4026532999/0123456789abcdef")
+            )
+        with pytest.raises(InstanceTaken, match="instance 'web-1'"):
+            await new.join()
+
+
 async def test_status_names_instances_whose_configurations_differ(pg_url, tmp_path):
     async with members(pg_url, tmp_path, "web-1", "web-2") as (one, two):
         await one.join()

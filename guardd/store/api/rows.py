@@ -289,7 +289,8 @@ class InstanceInfo:
     host: str
     pid: int
     token: str
-    """Random per process: who holds the name now."""
+    """Who holds the name now: ``SPACE/RANDOM``, random per process after the process's pid space (where its pid
+    means something: :func:`guardd.adapters.instance_lock.pid_space`)."""
     ledgers: Sequence[str]
     version: str
     config_digest: str

@@ -110,7 +110,7 @@ class ControlLink:
     # ---- instances -----------------------------------------------------------------------------------------
     async def register(self, me: InstanceInfo, stale_after: timedelta) -> None:
         """Enter ``me`` in the instances table; raise InstanceTaken when a live guardd holds the name (seen
-        within ``stale_after``, not stopped, and — on this same host — its process still runs)."""
+        within ``stale_after``, not stopped, and — when its pid means something here — its process still runs)."""
 
         async def work(conn: Conn) -> None:
             async with conn.transaction():
@@ -120,7 +120,7 @@ class ControlLink:
                     (stale_after, me.name),
                 )
                 row = await cur.fetchone()
-                if row is not None and row[2] != me.token and row[3] and not _dead_here(row[0], int(row[1])):
+                if row is not None and row[2] != me.token and row[3] and not _dead_here(row[2], int(row[1]), me):
                     raise InstanceTaken(
                         f"another guardd (pid {row[1]}) is running on instance {me.name!r} (host {row[0]}) of "
                         f"{redacted(self.url)}; give this one another [guardd] instance name"
@@ -194,9 +194,12 @@ class ControlLink:
         return await self.call("read the switch", work)
 
 
-def _dead_here(host: str, pid: int) -> bool:
-    """True when ``host`` is this host and no process ``pid`` runs here (a guardd killed, then restarted)."""
-    if host != os.uname().nodename:
+def _dead_here(token: str, pid: int, me: InstanceInfo) -> bool:
+    """True when the holder of ``token`` ran in this process's pid space (the token's prefix: this boot, this pid
+    namespace; see :class:`~guardd.store.api.InstanceInfo`) and no process ``pid`` runs here (a guardd killed,
+    then restarted). A host name says nothing: two containers may share one, and their pid numbers."""
+    space, slash, _ = token.partition("/")
+    if not slash or space != me.token.partition("/")[0]:
         return False
     try:
         os.kill(pid, 0)
