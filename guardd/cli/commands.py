@@ -128,7 +128,7 @@ async def cmd_check(args: Namespace) -> int:
         async with opened(args, readonly=True) as ctx:
             now = datetime.now(UTC)
             budgets = _budgets(ctx, args.budget)
-            evaluations = await ctx.evaluator.evaluate_all(now, budgets)
+            evaluations = await status.with_overrides(await ctx.evaluator.evaluate_all(now, budgets), ctx.state)
             health = await _health(ctx, now) if args.budget is None else []
             doc, guard, _error = status.read_switch(ctx.config, now)
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)

@@ -51,6 +51,15 @@ def _money(text: str | None) -> str:
     return "-" if text is None else format_human(parse_money(text))
 
 
+def _by_hand(budget: dict[str, Any], zone: str) -> str:
+    """`` — released by hand by alice until …: reason``: the override that holds a budget's switch scope."""
+    ov = budget.get("override")
+    if not ov:
+        return ""
+    until = when(ov["until"], zone) if ov.get("until") else "changed by hand"
+    return f" — {ov['state']} by hand by {ov['by']} until {until}: {ov.get('reason') or 'no reason'}"
+
+
 def status_text(doc: dict[str, Any]) -> str:
     zone = doc["timezone"]
 
@@ -79,7 +88,7 @@ def status_text(doc: dict[str, Any]) -> str:
         lines.append("no budgets configured")
     for b in doc["budgets"]:
         stale = f" — stale: {b['stale_reason']}" if b.get("stale") else ""
-        lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}")
+        lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}{_by_hand(b, zone)}")
         for w in b["windows"]:
             reset = datetime.fromisoformat(w["end"]).strftime("%a %d %b %H:%M")
             forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""

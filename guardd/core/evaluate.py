@@ -3,20 +3,25 @@ budget as a whole.
 
 States, most severe last: ``ok`` < ``warning`` (a ``warn_at`` threshold crossed, or the forecast passes the
 limit) < ``critical`` (the limit itself reached while the switch does not trip: ``trip_at = false`` or above
-100) < ``tripped`` (``trip_at`` reached). ``stale`` is the budget's state when its source is stale and nothing is
+100, or the trip threshold reached while a hand release holds the switch open) < ``tripped`` (``trip_at``
+reached). ``stale`` is the budget's state when its source is stale and nothing is
 tripped: the numbers cannot be trusted either way.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from guardd.core.budgets import Budget
 from guardd.core.forecast import Forecast
 from guardd.core.money import Money, at_percent, percent
 from guardd.core.periods import Window
 from guardd.core.spike import SpikeEvaluation
+
+if TYPE_CHECKING:
+    from guardd.core.switch import Override
 
 SEVERITY = {"ok": 0, "warning": 1, "stale": 2, "critical": 3, "tripped": 4}
 
@@ -76,14 +81,22 @@ class BudgetEvaluation:
     windows: tuple[WindowEvaluation, ...]
     staleness: Staleness = field(default_factory=Staleness)
     spike: SpikeEvaluation | None = None
+    override: Override | None = None  # the hand decision on this budget's scope, active at `now` (overridden)
 
     @property
     def name(self) -> str:
         return self.budget.name
 
     @property
+    def tripped_by_hand(self) -> bool:
+        return self.override is not None and self.override.state == "tripped"
+
+    @property
     def state(self) -> str:
-        """The most severe window state; a spiking budget is at least ``warning``; stale unless tripped."""
+        """The most severe window state; a spiking budget is at least ``warning``; stale unless tripped;
+        ``tripped`` when tripped by hand."""
+        if self.tripped_by_hand:
+            return "tripped"
         worst = max((w.state for w in self.windows), key=SEVERITY.__getitem__, default="ok")
         if self.spike is not None and self.spike.spiking and worst == "ok":
             worst = "warning"
@@ -93,7 +106,7 @@ class BudgetEvaluation:
 
     @property
     def tripped(self) -> bool:
-        return any(w.tripped for w in self.windows)
+        return self.tripped_by_hand or any(w.tripped for w in self.windows)
 
     @property
     def headroom(self) -> Money:
@@ -149,3 +162,19 @@ def evaluate(
         staleness=staleness or Staleness(),
         spike=spike,
     )
+
+
+def overridden(ev: BudgetEvaluation, override: Override | None) -> BudgetEvaluation:
+    """Return ``ev`` as its switch scope stands under ``override`` (a hand decision on the budget, or None).
+
+    An override not active at ``ev.now`` changes nothing. ``released`` holds the switch open: each window past
+    its trip threshold becomes ``critical`` (never ``tripped`` while nothing trips). ``tripped`` trips the budget
+    whatever its windows say. Either way the override is kept, so what is shown can say who decided and why.
+    For what is shown (``status``, ``check``), never for the switch decision, which applies overrides itself.
+    """
+    if override is None or not override.active(ev.now):
+        return ev
+    windows = ev.windows
+    if override.state == "released":
+        windows = tuple(replace(w, state="critical") if w.tripped else w for w in ev.windows)
+    return replace(ev, windows=windows, override=override)

@@ -114,7 +114,8 @@ class DaemonBackend:
     async def metrics(self, now: datetime) -> MetricsSnapshot:
         d = self.daemon
         engine = d.engine
-        evaluations = [engine.last[b.name] for b in d.config.budgets if b.name in engine.last]
+        last = [engine.last[b.name] for b in d.config.budgets if b.name in engine.last]
+        evaluations = await status.with_overrides(last, d.state)  # a budget released by hand is not tripped
         doc = engine.written  # what the file says: its heartbeat and trips, not a decision that failed to reach it
         configured = {path: lg.path for path, lg in zip(d.config.ledger_paths, d.config.settings.ledgers, strict=True)}
         counts = {path: [0, 0] for path in configured.values()}

@@ -10,7 +10,7 @@ from guardd.adapters import killswitch
 from guardd.adapters.instance_lock import read_record
 from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
-from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation
+from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation, overridden
 from guardd.core.health import HealthEvaluation
 from guardd.core.money import format_json, format_perf
 from guardd.core.periods import format_duration
@@ -88,8 +88,22 @@ def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
         "stale": ev.staleness.stale,
         "stale_reason": ev.staleness.reason,
         "windows": [window_json(w, tz) for w in ev.windows],
+        "override": None if ev.override is None else _override_json(ev, tz),
         **({} if ev.spike is None else {"spike": spike_json(ev.spike)}),
     }
+
+
+def _override_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
+    """The hand decision that holds this budget's switch scope (contract §3's ``override``, times in ``tz``)."""
+    assert ev.override is not None
+    return {**ev.override.to_json(), "until": _iso(ev.override.until, tz)}
+
+
+async def with_overrides(evaluations: list[BudgetEvaluation], state: StateAPI) -> list[BudgetEvaluation]:
+    """Return ``evaluations`` as the switch holds them: each budget under its active hand decision, if any
+    (:func:`guardd.core.evaluate.overridden`) — a budget released by hand is never shown ``tripped``."""
+    active = {o.scope: o for o in await state.overrides()}
+    return [overridden(ev, active.get(ev.name)) for ev in evaluations]
 
 
 def spike_json(spike: SpikeEvaluation) -> dict[str, Any]:
@@ -230,7 +244,7 @@ async def document(
 
     The one implementation behind ``guardd status`` and ``GET /v1/status``.
     """
-    evaluations = await evaluator.evaluate_all(now, budgets)
+    evaluations = await with_overrides(await evaluator.evaluate_all(now, budgets), stores.state)
     ledgers = await ledger_status(stores.events, now)
     remote = None
     if config.has_openrouter:
@@ -278,6 +292,13 @@ async def ledger_status(events: EventsAPI, now: datetime | None = None) -> list[
     return out
 
 
+def _by_hand(ev: BudgetEvaluation) -> str:
+    """`` (released by hand by alice)``: why a budget's state is not what its windows alone would make it."""
+    if ev.override is None:
+        return ""
+    return f" ({ev.override.state} by hand by {ev.override.by})"
+
+
 def check_result(
     evaluations: list[BudgetEvaluation],
     switch_tripped: bool,
@@ -305,7 +326,7 @@ def check_result(
         code = {"ok": 0, "warning": 1, "critical": 2, "tripped": 2, "stale": 3}[ev.state]
         codes.add(code)
         if code:
-            problems.append(f"{ev.name} {ev.state}")
+            problems.append(f"{ev.name} {ev.state}" + _by_hand(ev))
         for w in ev.windows:
             if w.unpriced_events and code < 2:  # its figure is a lower bound: said, never a silent OK
                 codes.add(1)

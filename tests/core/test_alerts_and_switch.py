@@ -3,7 +3,7 @@ from zoneinfo import ZoneInfo
 
 from guardd.core.alerts import Policy, step
 from guardd.core.budgets import Budget
-from guardd.core.evaluate import WindowSpend, evaluate
+from guardd.core.evaluate import WindowSpend, evaluate, overridden
 from guardd.core.money import parse_money
 from guardd.core.periods import window_at
 from guardd.core.switch import Override, decide
@@ -92,3 +92,19 @@ def test_manual_release_latches_the_switch_after_the_window_resets():
 def test_headroom_is_what_is_left_before_the_trip_threshold():
     doc, _ = decide([ev(7.5)], [], "auto", None, NOON)
     assert doc.to_json()["scopes"]["team"]["headroom"] == "2.50"
+
+
+def test_a_budget_released_by_hand_is_shown_critical_not_tripped():
+    release = Override("team", "released", "alice", "fixed", NOON + timedelta(hours=12))
+    shown = overridden(ev(12), release)
+    assert (shown.state, shown.tripped, [w.state for w in shown.windows]) == ("critical", False, ["critical"])
+
+
+def test_a_budget_tripped_by_hand_is_shown_tripped_under_its_limit():
+    shown = overridden(ev(1), Override("team", "tripped", "alice", "deploy"))
+    assert (shown.state, shown.tripped) == ("tripped", True)
+
+
+def test_an_expired_override_changes_nothing_shown():
+    expired = Override("team", "released", "alice", "fixed", NOON - timedelta(minutes=1))
+    assert overridden(ev(12), expired) == ev(12)

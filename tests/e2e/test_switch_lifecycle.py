@@ -102,3 +102,44 @@ def test_with_the_daemon_running_each_switch_change_is_recorded_once_with_who_di
     except BudgetExceeded:
         pass
     assert daemon.stop() == 0
+
+
+def released_over_its_limit(run_guardd, tmp_path: Path) -> Path:
+    path = cfg(tmp_path)
+    spend(tmp_path, "1.50")
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    released = run_guardd("killswitch", "release", "--budget", "team-search", "--reason", "ok'd", "-c", str(path))
+    assert released.returncode == 0, released.stderr
+    return path
+
+
+def test_after_a_hand_release_status_json_says_the_budget_is_not_tripped_and_why(run_guardd, tmp_path):
+    path = released_over_its_limit(run_guardd, tmp_path)
+    (budget,) = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)["budgets"]
+    assert budget["tripped"] is False
+    assert budget["state"] == "critical"  # over its limit while the switch does not trip it
+    assert [w["state"] for w in budget["windows"]] == ["critical"]
+    assert budget["override"]["state"] == "released" and budget["override"]["reason"] == "ok'd"
+
+
+def test_after_a_hand_release_status_shows_no_tripped_budget(run_guardd, tmp_path):
+    path = released_over_its_limit(run_guardd, tmp_path)
+    text = run_guardd("status", "-c", str(path)).stdout
+    assert "TRIPPED" not in text and " tripped " not in text
+    assert "team-search  [CRITICAL]" in text and "released by hand" in text
+
+
+def test_after_a_hand_release_check_says_released_not_tripped(run_guardd, tmp_path):
+    path = released_over_its_limit(run_guardd, tmp_path)
+    checked = run_guardd("check", "-c", str(path))
+    assert "tripped" not in checked.stdout.split("|")[0]
+    assert "released by hand" in checked.stdout
+    assert checked.returncode == 2  # still over its limit: critical, truly
+
+
+def test_a_budget_tripped_by_hand_under_its_limit_shows_tripped_in_status(run_guardd, tmp_path):
+    path = cfg(tmp_path)
+    assert run_guardd("killswitch", "trip", "--budget", "team-search", "-c", str(path)).returncode == 0
+    (budget,) = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)["budgets"]
+    assert budget["tripped"] is True and budget["state"] == "tripped"
+    assert budget["override"]["state"] == "tripped"

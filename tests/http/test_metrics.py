@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
+from datetime import UTC, datetime
 
 import pytest
 
+from tests.e2e.conftest import wait_for
 from tests.http.conftest import Served
 
 LABELS = {
@@ -58,3 +61,13 @@ def test_the_state_gauge_is_one_for_exactly_one_state_per_budget(shared: Served)
     text = shared.client.get("/metrics").text
     ones = re.findall(r'guardd_budget_state\{budget="(\w+)",state="\w+"\} 1\.0', text)
     assert sorted(ones) == ["claude", "team"]
+
+
+def test_a_budget_released_by_hand_over_its_limit_is_critical_in_the_state_gauge(served: Served):
+    now = datetime.now(UTC).isoformat()
+    served.ledger(json.dumps({"ts": now, "id": "g1", "model": "m", "cost": 2}))
+    wait_for(lambda: 'guardd_budget_state{budget="team",state="tripped"} 1.0' in served.client.get("/metrics").text)
+    assert served.post("/v1/killswitch/release", json={"budget": "team", "reason": "ok"}).status_code == 200
+    text = served.client.get("/metrics").text
+    assert 'guardd_budget_state{budget="team",state="critical"} 1.0' in text
+    assert 'guardd_budget_state{budget="team",state="tripped"} 0.0' in text
