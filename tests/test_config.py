@@ -76,8 +76,19 @@ def test_money_in_the_file_is_exact(tmp_path):
         ('[alerts]\ndigest_at = "9am"\n', "alerts.digest_at: must be a local time HH:MM"),
         ('[[notifiers]]\nurl = "not a url"\n', "notifiers[0].url: not an apprise URL"),
         ("[guardd\n", "not valid TOML"),
+        ('[[budgets]]\nname = "b"\ndaily = 1\nnotify = []\n', "budgets[0].notify: an empty list sends"),
+        ('[[health]]\nname = "h"\nerror_rate = 5\nnotify = []\n', "health[0].notify: an empty list sends"),
     ],
-    ids=["no-limit", "bad-money", "needs-openrouter", "digest-time", "bad-url", "toml-syntax"],
+    ids=[
+        "no-limit",
+        "bad-money",
+        "needs-openrouter",
+        "digest-time",
+        "bad-url",
+        "toml-syntax",
+        "budget-notifies-nobody",
+        "health-notifies-nobody",
+    ],
 )
 def test_bad_values_get_a_message_with_their_path(tmp_path, toml, message):
     with pytest.raises(ConfigError) as raised:

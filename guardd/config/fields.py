@@ -62,3 +62,17 @@ def _name(value: str) -> str:
 
 Name = Annotated[str, AfterValidator(_name)]
 """A budget's or a health rule's name: it becomes a scope, a metric label and a CLI argument."""
+
+
+def _some_tags(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError(
+            "an empty list sends these alerts to no notifier: leave `notify` out to notify every notifier,"
+            " or name the tags of the notifiers that should hear"
+        )
+    return value
+
+
+NotifyTags = Annotated[list[str], AfterValidator(_some_tags)]
+"""A budget's or a health rule's ``notify``: absent means every notifier (contract §1); an empty list would mean
+none, so its alerts would go nowhere in silence — a reference that leads nowhere, hence a configuration error."""

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from guardd.config.fields import AnyMoney, Duration, Name, Percent, PositiveDuration, PositiveMoney
+from guardd.config.fields import AnyMoney, Duration, Name, NotifyTags, Percent, PositiveDuration, PositiveMoney
 from guardd.config.problems import openrouter_missing
 from guardd.config.sources import ENV_REF
 from guardd.config.view import parse_listen
@@ -163,7 +163,7 @@ class BudgetSection(_Section):
     warn_at: list[Percent] = Field(default_factory=lambda: [80.0])
     trip_at: Percent | Literal[False] = 100.0
     forecast: bool = True
-    notify: list[str] | None = None
+    notify: NotifyTags | None = None
     on_stale: Literal["open", "closed"] = "open"
     spike: SpikeSection | None = None
     suggest: list[str] = Field(default_factory=list)
@@ -215,7 +215,7 @@ class HealthSection(_Section):
     error_rate: Annotated[float, Field(ge=0, le=100)] | None = None
     latency_p95: PositiveDuration | None = None
     rate_limited: Annotated[int, Field(ge=0)] | None = None
-    notify: list[str] | None = None
+    notify: NotifyTags | None = None
 
     @field_validator("error_rate", mode="before")
     @classmethod
