@@ -164,7 +164,7 @@ async def build(
                 "url": n.display_url,
                 "ok": channel.ok,
                 "last_error": channel.last_error,
-                "failing_since": _utc(channel.failing_since),
+                "failing_since": _iso(channel.failing_since, tz),
                 "tags": list(n.tags),
                 "min_severity": n.min_severity,
             }
@@ -174,7 +174,7 @@ async def build(
         "generated_at": now.astimezone(tz).isoformat(),
         "timezone": config.timezone,
         "guard": _guard_json(guard, tz),
-        "store": store_health(config),
+        "store": store_health(config),  # `since` in the configured zone, as every time here
         "budgets": [budget_json(ev, tz) for ev in evaluations],
         "health": [health_json(ev) for ev in health or []],
         "killswitch": switch,
@@ -197,10 +197,6 @@ async def build(
     }
 
 
-def _utc(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
 def store_health(config: ConfigView) -> dict[str, Any]:
     """Whether the running daemon can write the state database (contract §7), from the record it keeps in its
     lock file: ``{"ok": true|false, "error", "since"}``. With no daemon running nothing is writing, so nothing is
@@ -208,7 +204,15 @@ def store_health(config: ConfigView) -> dict[str, Any]:
     record = read_record(config.state_dir)
     if not record.running:
         return {"ok": None, "error": None, "since": None, "reason": "no guardd daemon is running on this state"}
-    return {"ok": record.store_ok, "error": record.store_error, "since": record.store_since}
+    return {"ok": record.store_ok, "error": record.store_error, "since": _local(record.store_since, config.zone)}
+
+
+def _local(text: str | None, tz: Any) -> str | None:
+    """An RFC 3339 time from a record, in ``tz`` (as it came when it does not parse: shown, never dropped)."""
+    try:
+        return None if text is None else datetime.fromisoformat(text).astimezone(tz).isoformat()
+    except ValueError:
+        return text
 
 
 def ledger_errors(config: ConfigView) -> list[dict[str, str]]:
@@ -245,7 +249,7 @@ async def document(
     The one implementation behind ``guardd status`` and ``GET /v1/status``.
     """
     evaluations = await with_overrides(await evaluator.evaluate_all(now, budgets), stores.state)
-    ledgers = await ledger_status(stores.events, now)
+    ledgers = await ledger_status(stores.events, now, config.zone)
     remote = None
     if config.has_openrouter:
         from guardd.services.openrouter.view import RemoteView
@@ -267,16 +271,16 @@ async def health_evaluations(
     return await evaluate_rules(config.health, stats, evaluator.series, now)
 
 
-async def ledger_status(events: EventsAPI, now: datetime | None = None) -> list[dict[str, Any]]:
+async def ledger_status(events: EventsAPI, now: datetime | None = None, tz: Any = UTC) -> list[dict[str, Any]]:
     """One entry per ledger file guardd has read: where reading stands and what it found; with ``now``, also
-    ``quarantined_24h``, the lines it set aside in the 24 hours before."""
+    ``quarantined_24h``, the lines it set aside in the 24 hours before. Times in ``tz``."""
     out: list[dict[str, Any]] = []
     recent = await events.set_aside_by_file(now - timedelta(hours=24)) if now is not None else {}
     latest: dict[str, Any] = {}
     for cp in await events.checkpoints():
         latest[cp.path] = cp
     for path, cp in latest.items():
-        last = datetime.fromtimestamp(cp.last_event_ms / 1000, UTC).isoformat() if cp.last_event_ms else None
+        last = datetime.fromtimestamp(cp.last_event_ms / 1000, tz).isoformat() if cp.last_event_ms else None
         out.append(
             {
                 "path": path,

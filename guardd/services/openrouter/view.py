@@ -135,7 +135,8 @@ class RemoteView:
             for u in await self.remote.latest_usage()
         ]
         source = await self.remote.source("openrouter")
-        fetched_at = source.ok_at.astimezone(_UTC).isoformat() if source is not None and source.ok_at else None
+        ok_at = source.ok_at if source is not None else None
+        fetched_at = ok_at.astimezone(self.config.zone).isoformat() if ok_at else None  # as every time in status
         return {
             "balance": _fmt(credits.balance) if credits else None,
             "total_credits": _fmt(credits.total_credits) if credits else None,
