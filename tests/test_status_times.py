@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from guardd.adapters.instance_lock import InstanceLock
 from guardd.app import open_app
+from guardd.cli import render
 from guardd.config import load_config
 from guardd.services import status
 
@@ -74,3 +75,31 @@ async def test_openrouter_says_when_it_was_fetched_in_the_configured_zone(tmp_pa
         await app.stores.remote.save_poll([], None, None, False, NOW)
         remote = (await status.document(config, app.stores, app.evaluator, NOW))["openrouter"]
     assert remote["fetched_at"] == "2026-11-21T11:00:00+01:00"
+
+
+def rolling(tmp_path: Path) -> Path:
+    path = tmp_path / "guardd.toml"
+    path.write_text(
+        '[guardd]\nstate_dir = "state"\ntimezone = "Europe/Berlin"\n'
+        '[[budgets]]\nname = "burn"\ndaily = 5\nrolling = [{ window = "10m", limit = 1 }]\n'
+    )
+    return path
+
+
+async def rolling_status(tmp_path: Path) -> dict:
+    config = load_config(str(rolling(tmp_path)))
+    async with open_app(config) as app:
+        return await status.document(config, app.stores, app.evaluator, NOW)
+
+
+async def test_a_rolling_window_never_resets_and_a_calendar_one_says_when(tmp_path):
+    (budget,) = (await rolling_status(tmp_path))["budgets"]
+    daily, burn = budget["windows"]
+    assert (daily["window"], daily["resets"]) == ("daily", "2026-11-22T00:00:00+01:00")
+    assert (burn["window"], burn["resets"]) == ("rolling:10m", None)
+
+
+async def test_status_for_people_gives_no_reset_time_to_a_rolling_window(tmp_path):
+    text = render.status_text(await rolling_status(tmp_path))
+    (line,) = [ln for ln in text.splitlines() if "rolling:10m" in ln]
+    assert "resets" not in line and "sliding" in line

@@ -51,6 +51,13 @@ def _money(text: str | None) -> str:
     return "-" if text is None else format_human(parse_money(text))
 
 
+def _resets(window: dict[str, Any]) -> str:
+    """``resets Wed 02 Dec 00:00`` (local), or for a rolling window, which never resets, ``sliding``."""
+    if str(window.get("window", "")).startswith("rolling:"):
+        return "sliding (no reset: each spend counts for the window's length)"
+    return "resets " + datetime.fromisoformat(window.get("resets") or window["end"]).strftime("%a %d %b %H:%M")
+
+
 def _by_hand(budget: dict[str, Any], zone: str) -> str:
     """`` — released by hand by alice until …: reason``: the override that holds a budget's switch scope."""
     ov = budget.get("override")
@@ -90,7 +97,7 @@ def status_text(doc: dict[str, Any]) -> str:
         stale = f" — stale: {b['stale_reason']}" if b.get("stale") else ""
         lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}{_by_hand(b, zone)}")
         for w in b["windows"]:
-            reset = datetime.fromisoformat(w["end"]).strftime("%a %d %b %H:%M")
+            reset = _resets(w)
             forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""
             unpriced = f"  {plural(w['unpriced_events'], 'unpriced event')}" if w["unpriced_events"] else ""
             partial = "  (partial)" if w.get("partial") else ""
@@ -99,7 +106,7 @@ def status_text(doc: dict[str, Any]) -> str:
                 state = "warning (forecast)"  # no threshold crossed yet: the projection to the window's end did it
             lines.append(
                 f"  {w['window']:<12} {_bar(w['percent'])} {w['percent']:6.1f}%  {_money(w['spent']):>10} of "
-                f"{_money(w['limit']):<9} {state:<8} resets {reset}{forecast}{unpriced}{partial}"
+                f"{_money(w['limit']):<9} {state:<8} {reset}{forecast}{unpriced}{partial}"
             )
         spike = b.get("spike")
         if spike:

@@ -78,6 +78,12 @@ class Window:
     def length(self) -> timedelta:
         return self.end - self.start
 
+    @property
+    def resets(self) -> datetime | None:
+        """When the window's spend starts again from zero: its end for a calendar window; None for a rolling
+        one, which never resets (it slides: each spend leaves it ``length`` after it happened)."""
+        return None if self.name.startswith("rolling:") else self.end
+
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
     """Return the first instant of the local calendar ``day`` in ``tz`` (after a gap, if midnight is skipped)."""

@@ -116,7 +116,7 @@ def _card(budget: dict[str, Any], scope: Any, points: list[tuple[int, int]], now
         out.append(
             f"<div class=win><b>{escape(w['window'])}</b> ${escape(w['spent'])} of ${escape(w['limit'])} "
             f"({pct:.1f}%){forecast}<div class=bar><div class=fill style='width:{min(pct, 100):.1f}%;"
-            f"background:{fill}'></div></div><span class=muted>resets {escape(_local(w.get('end'), tz))}</span></div>"
+            f"background:{fill}'></div></div><span class=muted>{escape(_resets(w, tz))}</span></div>"
         )
     windows = budget.get("windows") or []
     if windows:
@@ -222,6 +222,13 @@ def _sources(status: dict[str, Any], tz: ZoneInfo) -> str:
         )
     body = "".join(rows) or "<tr><td>no ledger file read yet</td></tr>"
     return f'<div class="card" style="margin-top:12px" id=sources><h2>Sources</h2><table>{body}</table></div>'
+
+
+def _resets(window: dict[str, Any], tz: ZoneInfo) -> str:
+    """``resets Wed 02 Dec 00:00`` (local), or ``sliding, no reset`` for a rolling window (it never resets)."""
+    if str(window.get("window", "")).startswith("rolling:"):
+        return "sliding, no reset"
+    return f"resets {_local(window.get('resets') or window.get('end'), tz)}"
 
 
 def _local(text: object, tz: ZoneInfo) -> str:

@@ -69,11 +69,12 @@ def render(
     if evaluation is not None:
         lines.append("")
         for w in evaluation.windows:
-            reset = w.window.end.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+            resets = w.window.resets
+            reset = f"resets {resets.astimezone(tz).strftime('%Y-%m-%d %H:%M %Z')}" if resets else "sliding, no reset"
             forecast = f", forecast {format_human(w.forecast.projected)}" if w.forecast else ""
             lines.append(
                 f"- {w.window.name}: {format_human(w.spent)} / {format_human(w.limit)} ({w.percent:g}%),"
-                f" state {w.state}{forecast}; resets {reset}"
+                f" state {w.state}{forecast}; {reset}"
             )
     if scope is not None and scope.tripped:
         until = scope.until.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if scope.until else "manual release"

@@ -65,6 +65,7 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
         "window": w.window.name,
         "start": _iso(w.window.start, tz),
         "end": _iso(w.window.end, tz),
+        "resets": _iso(w.window.resets, tz),  # null for a rolling window: it slides, it never resets
         "spent": format_json(w.spent),
         "limit": format_json(w.limit),
         "percent": w.percent,

@@ -29,3 +29,11 @@ def test_text_from_the_state_is_escaped():
     scopes = {"*": {"tripped": True, "reason": "<script>alert(1)</script>", "until": None}}
     html = render(status(killswitch={"tripped": True, "scopes": scopes}), EMPTY, NOW)
     assert "<script>" not in html and "&lt;script&gt;" in html
+
+
+def test_a_rolling_window_is_not_said_to_reset():
+    window = {"window": "rolling:10m", "start": "2026-12-01T11:50:00+00:00", "end": NOW.isoformat()}
+    window |= {"resets": None, "spent": "0.5", "limit": "1", "percent": 50.0, "state": "ok", "forecast": None}
+    budget = {"name": "burn", "state": "ok", "source": "ledger", "windows": [window]}
+    html = render(status(budgets=[budget], killswitch={}), EMPTY, NOW)
+    assert "resets" not in html and "sliding" in html
