@@ -14,6 +14,7 @@ from guardd.app import open_app
 from guardd.config import load_config
 from guardd.core.batch import Parsed
 from guardd.core.money import parse_money
+from tests.e2e.conftest import free_port
 from tests.support.fake_openrouter import FakeOpenRouter
 
 KEY = "sk-or-v1-" + "1a" * 31 + "c96f"
@@ -100,6 +101,27 @@ async def test_a_budget_whose_key_pattern_matches_no_key_is_stale_not_zero_and_o
     fake.add_key(KEY, name="prod-api", usage_daily="1.20")
     (ev,) = await evaluate_at(tmp_path, config_text(fake, budget("staging")), NEW_YORK_EVENING)
     assert ev.state == "stale" and ev.staleness.reason.startswith("matches no OpenRouter key")
+
+
+def unreachable(text: str, fake: FakeOpenRouter) -> str:
+    return text.replace(fake.base_url, f"http://127.0.0.1:{free_port()}/api/v1")
+
+
+async def test_a_budget_whose_keys_were_never_fetched_is_not_said_to_match_no_key(tmp_path, fake):
+    text = unreachable(config_text(fake, budget("staging")), fake)
+    (ev,) = await evaluate_at(tmp_path, text, NEW_YORK_EVENING)
+    assert ev.state == "stale" and "matches no OpenRouter key" not in ev.staleness.reason
+    assert ev.staleness.reason.startswith("which OpenRouter keys exist is unknown"), ev.staleness.reason
+
+
+def test_check_is_unknown_for_a_key_budget_when_openrouter_was_never_reached(run_guardd, tmp_path, fake):
+    path = tmp_path / "guardd.toml"
+    path.write_text(unreachable(config_text(fake, budget("staging")), fake))
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    result = run_guardd("check", "-c", str(path))
+    assert result.returncode == 3 and "remote stale" in result.stdout, result.stdout
+    status = run_guardd("status", "-c", str(path)).stdout
+    assert "matches no OpenRouter key" not in status and "unknown" in status, status
 
 
 async def test_in_new_york_a_utc_day_that_began_inside_the_local_day_is_a_lower_bound(tmp_path, fake):

@@ -94,11 +94,20 @@ class RemoteView:
 
     async def staleness(self, now: datetime, budget: Budget | None = None) -> Staleness:
         """Whether OpenRouter's figures are stale at ``now``; for ``budget``, also whether its key pattern matches
-        any key at all (a budget that matches none knows nothing: stale, never $0 and OK)."""
+        any key at all (a budget that matches none knows nothing: stale, never $0 and OK).
+
+        "Matches no key" is said only of keys guardd has fetched: before OpenRouter answered a poll (never
+        reached, or every poll failed) nobody knows which keys exist, and the budget is stale for that reason.
+        """
         source = await self._source_staleness(now)
         if source.stale or budget is None:
             return source
         if not await self._keys(budget):
+            polled = await self.remote.source("openrouter")
+            if polled is None or polled.ok_at is None or not await self.known_keys():
+                why = f"OpenRouter has not answered a poll yet: {polled.error}" if polled and polled.error else None
+                why = why or "no key has been fetched from OpenRouter yet"
+                return Staleness(True, None, f"which OpenRouter keys exist is unknown ({why})")
             pattern = budget.match.get("key")
             what = f"key {pattern!r}" if pattern else "budget"
             return Staleness(True, None, f"matches no OpenRouter key (the {what} names none of the keys guardd knows)")
