@@ -128,7 +128,11 @@ class DaemonBackend:
         for count in await d.state.notification_counts():
             notifications.append(NotificationCount(count.url, "delivered", count.delivered))
             notifications.append(NotificationCount(count.url, "failed", count.failed))
-        ledger_stale = any(ev.state == "stale" and ev.budget.source == "ledger" for ev in evaluations)
+        # A ledger file the daemon cannot read (status's ledger_errors) leaves its spend uncounted: the source is
+        # as untrustworthy as a silent one, so it is stale here too.
+        ledger_stale = bool(d.tailer.unreadable) or any(
+            ev.state == "stale" and ev.budget.source == "ledger" for ev in evaluations
+        )
         snap = MetricsSnapshot(
             heartbeat_at=doc.heartbeat_at if doc else None,
             evaluations=evaluations,

@@ -8,9 +8,11 @@ import os
 import shutil
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import wait_for
+from guardd.adapters.instance_lock import read_record
+from tests.e2e.conftest import free_port, wait_for
 
 # root reads any file whatever its mode: the daemon runs without the capabilities that let it (as a real
 # unprivileged user would be refused). Not root: a 000 file is refused anyway.
@@ -56,4 +58,35 @@ def test_an_unreadable_ledger_file_is_named_by_status_and_makes_check_unknown(ru
     tripped = wait_for(lambda: (r := run_guardd("check", "-c", str(config))).returncode == 2 and r, timeout=30)
     assert "cannot be read" not in tripped.stdout
     assert json.loads(run_guardd("status", "--json", "-c", str(config)).stdout)["ledger_errors"] == []
+    assert daemon.stop() == 0
+
+
+def test_an_unreadable_ledger_file_makes_the_ledger_source_stale_on_metrics(tmp_path, daemon_factory):
+    ledgers = tmp_path / "ledgers"
+    ledgers.mkdir()
+    secret = ledgers / "b.jsonl"
+    secret.write_text(line(2, "0.50"))
+    secret.chmod(0)
+    port = free_port()
+    config = tmp_path / "guardd.toml"
+    config.write_text(
+        '[guardd]\nstate_dir = "state"\nevaluate_every = "1s"\n[[ledgers]]\npath = "ledgers/*.jsonl"\n'
+        f'[[budgets]]\nname = "team"\nmonthly = 10\nforecast = false\n[http]\nlisten = "127.0.0.1:{port}"\n'
+    )
+    daemon = daemon_factory(config)
+    daemon.prefix = PREFIX
+    daemon.start()
+    stale = 'guardd_source_stale{source="ledger"} 1.0'
+    fresh = 'guardd_source_stale{source="ledger"} 0.0'
+
+    def metrics() -> str:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            return ""
+
+    wait_for(lambda: read_record(tmp_path / "state").ledger_errors, timeout=30)
+    assert stale in metrics()
+    secret.chmod(0o644)  # readable again: the source is fresh once the daemon has read it
+    wait_for(lambda: fresh in metrics(), timeout=30)
     assert daemon.stop() == 0
