@@ -125,7 +125,7 @@ async def copy_state(
         def stored_hash(k: object) -> object:  # PostgreSQL keys events by the hash of the key it stores
             return event_hash(key(str(k)))
 
-        async with state.transaction() as lite, pg.transaction() as conn:
+        async with state.transaction("copy") as lite, pg.transaction("copy") as conn:
             target = await pg_tables(conn)
             todo = plans(await sqlite_tables(lite), target, instance, key, {("events", "h"): ("k", stored_hash)})
             await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")  # indexes are built once, at the end

@@ -24,7 +24,10 @@ class Db(Protocol):
 
     async def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
-    def transaction(self) -> AbstractAsyncContextManager[Any]: ...
+    def transaction(self, kind: str = "state") -> AbstractAsyncContextManager[Any]:
+        """A write transaction; ``kind`` names what it writes, for the store's health (a kind that fails is
+        failing until a write of that kind commits: :class:`~guardd.store.health.WriteHealth`)."""
+        ...
 
 
 class Dialect:

@@ -37,7 +37,7 @@ class RemoteStore:
         self, usage: Sequence[KeyUsage], credits: Credits | None, error: str | None, permanent: bool, now: datetime
     ) -> None:
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("openrouter") as conn:
             await d.executemany(
                 conn,
                 f"INSERT INTO or_usage({_USAGE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (key, at) DO UPDATE"
@@ -143,7 +143,7 @@ class RemoteStore:
     # ---- the /keys list -------------------------------------------------------------------------------------
     async def save_keys(self, keys: Sequence[ListedKey], now: datetime) -> None:
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("openrouter") as conn:
             await d.executemany(
                 conn,
                 "INSERT INTO or_keys(hash, name, label, disabled, usage_daily, lim, limit_remaining, updated_at)"
@@ -182,7 +182,7 @@ class RemoteStore:
     # ---- the catalog ----------------------------------------------------------------------------------------
     async def save_prices(self, pricing: dict[str, dict[str, object]], now: datetime) -> None:
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("openrouter") as conn:
             await d.executemany(
                 conn,
                 "INSERT INTO prices(model, pricing, fetched_at) VALUES (?,?,?) ON CONFLICT (model) DO UPDATE"

@@ -87,7 +87,7 @@ class StateStore:
     ) -> None:
         """Persist the new alert states of ``budget`` with their outbox rows and history, in one transaction."""
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             await d.execute(conn, "DELETE FROM alert_state WHERE budget = ?", (budget,))
             await d.executemany(
                 conn,
@@ -120,7 +120,7 @@ class StateStore:
         self, messages: list[Message], now: datetime, history: tuple[str | None, str] | None = None
     ) -> None:
         """Queue ``messages`` and, with ``history = (budget, detail)``, their ``alert`` history line, together."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             await self._enqueue(conn, messages, now)
             if history is not None:
                 await self._history(conn, [(now, "alert", *history)])
@@ -129,7 +129,7 @@ class StateStore:
         """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``; a row is claimed by one owner (rows
         another deliverer is claiming at the same moment are skipped, never waited for)."""
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             cur = await d.execute(
                 conn,
                 "UPDATE outbox SET lease_until = ?, lease_owner = ? WHERE id IN (SELECT id FROM outbox"
@@ -168,14 +168,14 @@ class StateStore:
             except PermissionError:
                 continue  # alive, another user's
         if dead:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction("state") as conn:
                 await self.d.executemany(
                     conn, "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ?", dead
                 )
         return len(dead)
 
     async def delivered(self, row: OutboxRow, now: datetime) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             await self.d.execute(
                 conn,
                 "UPDATE outbox SET delivered_at = ?, attempts = attempts + 1, lease_until = NULL WHERE id = ?",
@@ -186,7 +186,7 @@ class StateStore:
     async def failed(self, row: OutboxRow, now: datetime, error: str, retry_at: datetime | None) -> None:
         """Record a failed attempt: retry at ``retry_at``, or give the row up when it is None."""
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             if retry_at is None:
                 await d.execute(
                     conn,
@@ -211,7 +211,7 @@ class StateStore:
     async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool:
         """Record a channel's latest result; return True when it just started failing (for the meta-alert)."""
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             cur = await d.execute(conn, f"SELECT ok FROM notifier_health WHERE notifier_url = ?{d.for_update}", (url,))
             row = await cur.fetchone()
             was_ok = row is None or bool(row[0])
@@ -252,7 +252,7 @@ class StateStore:
 
     async def set_override(self, override: Override, now: datetime) -> None:
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             await d.execute(
                 conn,
                 "INSERT INTO overrides(scope, state, until, by, reason, created_at) VALUES (?,?,?,?,?,?)"
@@ -266,14 +266,14 @@ class StateStore:
 
     async def remove_override(self, scope: str, now: datetime, why: str) -> None:
         """Remove ``scope``'s override and record ``why`` — once: when another process removed it first, nothing."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             cur = await self.d.execute(conn, "DELETE FROM overrides WHERE scope = ?", (scope,))
             if cur.rowcount:
                 await self._history(conn, [(now, "override", scope, why)])
 
     async def add_silence(self, budget: str, until: datetime, reason: str, by: str, now: datetime) -> int:
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             cur = await d.execute(
                 conn,
                 "INSERT INTO silences(budget, until, reason, by, created_at) VALUES (?,?,?,?,?) RETURNING id",
@@ -291,7 +291,7 @@ class StateStore:
         return [Silence(int(r[0]), r[1], self.d.when(r[2]) or now, r[3], r[4]) for r in rows]
 
     async def remove_silence(self, silence_id: int, by: str, now: datetime) -> bool:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             cur = await self.d.execute(conn, "DELETE FROM silences WHERE id = ? RETURNING budget", (silence_id,))
             row = await cur.fetchone()
             if row is None:
@@ -300,7 +300,7 @@ class StateStore:
             return True
 
     async def add_history(self, kind: str, budget: str | None, detail: str, now: datetime) -> None:
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             await self._history(conn, [(now, kind, budget, detail)])
 
     async def history(self, since: datetime | None, limit: int = 1000) -> list[HistoryLine]:
@@ -327,7 +327,7 @@ class StateStore:
         change is recorded once.
         """
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             if d.switch_turns:  # the first decision too: FOR UPDATE below locks no row that does not exist yet
                 await d.execute(conn, d.switch_turns)
             cur = await d.execute(conn, f"SELECT doc FROM switch_state WHERE id = 1{d.for_update}")
@@ -359,7 +359,7 @@ class StateStore:
 
     async def set_marker(self, name: str, value: str, now: datetime) -> bool:
         """Set ``name`` to ``value``; return False when it already had that value (the job already ran)."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             return await self._set_marker(conn, name, value, now)
 
     async def notify_once(
@@ -367,7 +367,7 @@ class StateStore:
     ) -> bool:
         """Set marker ``name`` to ``value`` and queue ``messages`` in one transaction, unless the marker already
         holds ``value`` (the alert was sent); return True when queued. A failure leaves neither."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             if not await self._set_marker(conn, name, value, now):
                 return False
             await self._enqueue(conn, messages, now)
@@ -398,7 +398,7 @@ class StateStore:
 
     async def key_change_done(self, change: ScopeChange, now: datetime) -> None:
         """Forget the oldest pending ``change``: every key it touched is switched and recorded."""
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             pending = await self._pending(conn)
             if change in pending:
                 pending.remove(change)
@@ -410,7 +410,7 @@ class StateStore:
         """Record that guardd switched OpenRouter key ``key_hash`` (off: as guardd's doing), with its notice's
         outbox rows and history, in one transaction: the record and its announcement commit together."""
         d = self.d
-        async with self.db.transaction() as conn:
+        async with self.db.transaction("state") as conn:
             await d.execute(
                 conn,
                 "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?",

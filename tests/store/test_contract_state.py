@@ -11,8 +11,17 @@ import pytest
 
 from guardd.core.alerts import AlertState
 from guardd.core.switch import Override, Scope, ScopeChange, SwitchDoc
-from guardd.store.api import ChannelCount, ChannelHealth, HistoryLine, Message, Silence, SwitchDecision
-from tests.store.backends import BACKENDS, Backend, make_backend
+from guardd.errors import StoreError
+from guardd.store.api import (
+    ChannelCount,
+    ChannelHealth,
+    Checkpoint,
+    HistoryLine,
+    Message,
+    Silence,
+    SwitchDecision,
+)
+from tests.store.backends import BACKENDS, USD, Backend, batch, make_backend
 
 NOW = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 LEASE = timedelta(minutes=1)
@@ -290,3 +299,14 @@ def test_two_first_switch_decisions_at_once_are_taken_in_turns(backend):
     doc, history = asyncio.run(check())
     assert doc is not None and sorted(doc.scopes) == ["a", "b"]
     assert sorted(history) == ["a", "b"]
+
+
+async def test_a_failing_write_stays_the_store_health_until_that_kind_of_write_commits(backend):
+    broken = Checkpoint(None, "/l", 1, 2, "fp", 9, 9, "", 0, 0, None)  # type: ignore[arg-type]
+    async with backend.stores() as stores:
+        with pytest.raises(StoreError):
+            await stores.events.write_batch(batch(("g:a", 5, USD)), broken)
+        await stores.state.set_override(Override("b", "tripped", "alice", "deploy"), NOW)  # another kind commits
+        assert stores.health.write_error is not None  # the ledger's writes still fail, as far as anyone knows
+        await stores.events.write_batch(batch(("g:a", 5, USD)))
+        assert stores.health.write_error is None

@@ -13,9 +13,11 @@ from guardd.store.api.state import StateAPI
 
 
 class StoreHealth(Protocol):
-    """Whether the last write transaction failed (None once one commits again): store health for ``status``."""
+    """Whether writing fails: the error of a kind of write whose last transaction failed, None while every
+    kind's last one committed (:class:`~guardd.store.health.WriteHealth`). Store health for ``status``."""
 
-    write_error: StoreError | None
+    @property
+    def write_error(self) -> StoreError | None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,25 +266,16 @@ class FencedPgStore(PgStore):
     def __init__(self, store: PgStore, term: Callable[[], int | None]) -> None:
         self.base = store
         self.term = term
-        error = store.write_error
         super().__init__(store.pool, store.url, store.instance)
-        store.write_error = error  # (the base class's constructor cleared it through the property)
-
-    @property
-    def write_error(self) -> StoreError | None:
-        return self.base.write_error
-
-    @write_error.setter
-    def write_error(self, error: StoreError | None) -> None:
-        self.base.write_error = error
+        self.writes = store.writes  # one store health for the store and its fenced view
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Conn]:
+    async def transaction(self, kind: str = "state") -> AsyncIterator[Conn]:
         """A transaction of a leader step: raise NotLeader, writing nothing, unless the term still runs."""
         epoch = self.term()
         if epoch is None:
             raise NotLeader(f"{self.instance} does not lead now")
-        async with super().transaction() as conn:
+        async with super().transaction(kind) as conn:
             await check_term(conn, self.instance, epoch)
             yield conn
 

@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from guardd.core.redact import store_error, store_url
 from guardd.errors import SchemaTooNew, StoreError
+from guardd.store.health import WriteHealth
 from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 PICO = 10**12
@@ -61,8 +62,14 @@ class PgStore:
         self.pool = pool
         self.url = url
         self.instance = instance
-        self.write_error: StoreError | None = None
-        """The error of the last write transaction, None once one commits again (store health for ``status``)."""
+        self.writes = WriteHealth()
+        """Which kinds of write fail (store health for ``status``): :attr:`write_error`."""
+
+    @property
+    def write_error(self) -> StoreError | None:
+        """The error of a kind of write whose last transaction failed, None while every kind's last one
+        committed (:class:`~guardd.store.health.WriteHealth`)."""
+        return self.writes.error
 
     @classmethod
     @asynccontextmanager
@@ -139,19 +146,19 @@ class PgStore:
         return version == SCHEMA_VERSION
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Conn]:
-        """Run one transaction on a pooled connection; commit at the end, roll back on any error.
+    async def transaction(self, kind: str = "state") -> AsyncIterator[Conn]:
+        """Run one transaction of ``kind`` on a pooled connection; commit at the end, roll back on any error.
 
-        psycopg errors (inside or at commit) leave as :class:`StoreError`; the outcome is kept in
-        :attr:`write_error`.
+        psycopg errors (inside or at commit) leave as :class:`StoreError`; the outcome is kept per ``kind`` in
+        :attr:`writes`.
         """
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 yield conn
         except (psycopg.Error, PoolTimeout) as exc:
-            self.write_error = StoreError(f"cannot write the shared store {redacted(self.url)}: {_said(exc, self.url)}")
-            raise self.write_error from exc
-        self.write_error = None
+            said = f"cannot write the shared store {redacted(self.url)} ({kind}): {_said(exc, self.url)}"
+            raise self.writes.failed(kind, StoreError(said)) from exc
+        self.writes.committed(kind)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[TupleRow]:
         with self._translated("read"):

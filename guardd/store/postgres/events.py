@@ -89,7 +89,7 @@ class PgEventStore(EventReads):
         # The COPY text is built off the event loop (a batch is ~30,000 rows): the loop keeps serving meanwhile.
         payload = await asyncio.to_thread(copy_text, parsed.row_iter(), self.instance)
         try:
-            async with self.store.transaction() as conn:
+            async with self.store.transaction("events") as conn:
                 writer = Writer(conn, self.instance)
                 await writer.stage(payload)
                 await self._add_series(conn, parsed.series)
@@ -144,7 +144,7 @@ class PgEventStore(EventReads):
             return 0
         costs = {p.id: p.cost for p in priced}
         hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
-        async with self.store.transaction() as conn:
+        async with self.store.transaction("events") as conn:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
             cur = await conn.execute(
                 "SELECT h, ts, series FROM events WHERE cost IS NULL AND h = ANY(%s) ORDER BY h", (sorted(costs),)

@@ -77,14 +77,14 @@ class Leases:
 
     async def acquire(self) -> int | None:
         """Take or renew the lease; return this instance's epoch, or None while another instance holds it."""
-        async with self.store.transaction() as conn:
+        async with self.store.transaction("leader lease") as conn:
             cur = await conn.execute(TAKE, {"me": self.me, "ttl": self.ttl})
             row = await cur.fetchone()
         return None if row is None else int(row[0])
 
     async def release(self, epoch: int) -> None:
         """End this instance's term now (a clean shutdown), so a successor need not wait out the lease."""
-        async with self.store.transaction() as conn:
+        async with self.store.transaction("leader lease") as conn:
             await conn.execute(
                 "UPDATE leader SET expires_at = clock_timestamp() WHERE id = 1 AND holder = %s AND epoch = %s",
                 (self.me, epoch),
@@ -99,6 +99,6 @@ class Leases:
     async def fenced(self, epoch: int) -> AsyncIterator[Conn]:
         """A transaction for one leader step of term ``epoch``: raise NotLeader (writing nothing) unless this
         instance still holds the lease in that term; keep the lease row share-locked until commit."""
-        async with self.store.transaction() as conn:
+        async with self.store.transaction("leader lease") as conn:
             await check_term(conn, self.me, epoch)
             yield conn

@@ -24,6 +24,7 @@ import aiosqlite
 
 from guardd.core.batch import key_hash, series_id
 from guardd.errors import SchemaTooNew, StoreError, not_writable
+from guardd.store.health import WriteHealth
 
 SCHEMA_VERSION = 4
 
@@ -241,8 +242,14 @@ class Store:
         self.path = path
         self._lock = asyncio.Lock()
         self._owner: asyncio.Task[Any] | None = None
-        self.write_error: StoreError | None = None
-        """The error of the last write transaction, None once one commits again (store health for ``status``)."""
+        self.writes = WriteHealth()
+        """Which kinds of write fail (store health for ``status``): :attr:`write_error`."""
+
+    @property
+    def write_error(self) -> StoreError | None:
+        """The error of a kind of write whose last transaction failed, None while every kind's last one
+        committed (:class:`~guardd.store.health.WriteHealth`)."""
+        return self.writes.error
 
     @classmethod
     @asynccontextmanager
@@ -304,12 +311,12 @@ class Store:
                 raise
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Run a write transaction (``BEGIN IMMEDIATE … COMMIT``); roll back on any error.
+    async def transaction(self, kind: str = "state") -> AsyncIterator[aiosqlite.Connection]:
+        """Run a write transaction (``BEGIN IMMEDIATE … COMMIT``) of ``kind``; roll back on any error.
 
         Transactions are serialised: a task waits for another task's transaction to end (FIFO), and one that is
         already inside a transaction gets :class:`StoreError` instead of nesting. Every sqlite3 error raised
-        inside, or by the commit, leaves as :class:`StoreError`; the outcome is kept in :attr:`write_error`.
+        inside, or by the commit, leaves as :class:`StoreError`; the outcome is kept per ``kind`` in :attr:`writes`.
         """
         if self._owner is not None and self._owner is asyncio.current_task():
             raise StoreError("a state database transaction cannot nest inside another (a bug in guardd)")
@@ -319,27 +326,25 @@ class Store:
                 try:
                     await self.conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.Error as exc:
-                    raise self._write_failed(exc) from exc
+                    raise self._write_failed(kind, exc) from exc
                 try:
                     yield self.conn
                 except BaseException as exc:
                     await self._rollback()
                     if isinstance(exc, sqlite3.Error):
-                        raise self._write_failed(exc) from exc
+                        raise self._write_failed(kind, exc) from exc
                     raise
                 try:
                     await self.conn.execute("COMMIT")
                 except sqlite3.Error as exc:
                     await self._rollback()
-                    raise self._write_failed(exc) from exc
-                self.write_error = None
+                    raise self._write_failed(kind, exc) from exc
+                self.writes.committed(kind)
             finally:
                 self._owner = None
 
-    def _write_failed(self, exc: sqlite3.Error) -> StoreError:
-        error = StoreError(f"cannot write the state database {self.path}: {exc}")
-        self.write_error = error
-        return error
+    def _write_failed(self, kind: str, exc: sqlite3.Error) -> StoreError:
+        return self.writes.failed(kind, StoreError(f"cannot write the state database {self.path} ({kind}): {exc}"))
 
     async def _rollback(self) -> None:
         # SQLite rolls some failures back by itself (a full disk, for one): then there is nothing left to undo.

@@ -99,7 +99,7 @@ class EventStore(EventReads):
         return result
 
     async def _write(self, parsed: Parsed, checkpoint: Checkpoint | None, result: BatchResult) -> None:
-        async with self.store.transaction() as conn:
+        async with self.store.transaction("events") as conn:
             await self._add_series(parsed.series)
             async with conn.execute("SELECT coalesce(max(id), 0) FROM events") as cur:
                 before = (await cur.fetchone() or (0,))[0]
@@ -264,7 +264,7 @@ class EventStore(EventReads):
             return 0
         hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
         count = 0
-        async with self.store.transaction() as conn:
+        async with self.store.transaction("events") as conn:
             for chunk in _chunks(list(priced), 500):
                 marks = ",".join("?" * len(chunk))
                 costs = {p.id: p.cost for p in chunk}
