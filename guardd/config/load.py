@@ -67,6 +67,11 @@ class Config(ConfigView):
                 f"({format_duration(g.stale_after)}): the kill-switch file expires between evaluations, and clients "
                 "and guardd check will see a dead guard; make evaluate_every shorter"
             )
+        if self.settings.http is None and os.environ.get("GUARDD_HTTP__TOKEN", "").strip():
+            warnings.append(
+                "GUARDD_HTTP__TOKEN is set but [http] is not configured: no HTTP server listens (add an [http]"
+                " section, or GUARDD_HTTP__LISTEN, to serve)"
+            )
         return warnings + self._secret_warnings()
 
     def _secret_warnings(self) -> list[str]:
@@ -108,6 +113,13 @@ class Config(ConfigView):
         return data
 
 
+def _http_asked(data: dict[str, Any]) -> bool:
+    """Whether the configuration asks for the HTTP service: an ``[http]`` section in the file, or its ``listen``
+    (or the whole section) from the environment. ``GUARDD_HTTP__TOKEN`` alone does not: a token says how to guard
+    a server, not to open one, and ``[http]`` absent means no HTTP server (contract §8)."""
+    return "http" in data or any(k.upper() in ("GUARDD_HTTP", "GUARDD_HTTP__LISTEN") for k in os.environ)
+
+
 def load_config(explicit: str | None = None, env: dict[str, str] | None = None) -> Config:
     """Return the configuration from the file found by :func:`find_config`, the environment and secrets.
 
@@ -132,6 +144,8 @@ def load_config(explicit: str | None = None, env: dict[str, str] | None = None) 
         # too, so one `config check` names every bad key at once (contract §1).
         seen += [line for line in problems.cross_checks_raw(data, label) if line not in seen]
         raise ConfigError(seen) from None
+    if settings.http is not None and not _http_asked(data):
+        settings = settings.model_copy(update={"http": None})  # a token alone opens no listener (hygiene_warnings)
     validated = {
         section: [{"notify": getattr(item, "notify", None)} for item in getattr(settings, section, None) or []]
         for section in ("budgets", "health")

@@ -59,3 +59,25 @@ def test_the_token_is_redacted_in_the_effective_configuration(tmp_path):
     shown = str(config.effective())
     assert TOKEN not in shown and "…1234" in shown
     assert TOKEN not in repr(config.settings)
+
+
+def test_a_token_in_the_environment_alone_opens_no_server_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("GUARDD_HTTP__TOKEN", "from-the-environment-99")
+    config = load_config(write(tmp_path, ""))
+    assert config.settings.http is None
+    assert any("GUARDD_HTTP__TOKEN" in w and "no HTTP server" in w for w in config.hygiene_warnings())
+
+
+def test_a_listen_address_in_the_environment_opens_the_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("GUARDD_HTTP__LISTEN", "127.0.0.1:9799")
+    monkeypatch.setenv("GUARDD_HTTP__TOKEN", "from-the-environment-99")
+    http = load_config(write(tmp_path, "")).settings.http
+    assert http is not None and http.address == ("127.0.0.1", 9799)
+    assert http.token_value() == "from-the-environment-99"
+
+
+def test_a_token_in_the_environment_with_an_http_section_in_the_file_is_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("GUARDD_HTTP__TOKEN", "from-the-environment-99")
+    config = load_config(write(tmp_path, '[http]\nlisten = "127.0.0.1:9798"\n'))
+    assert config.settings.http is not None and config.settings.http.token_value() == "from-the-environment-99"
+    assert not any("GUARDD_HTTP__TOKEN" in w for w in config.hygiene_warnings())
