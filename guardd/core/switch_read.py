@@ -15,7 +15,7 @@ Pure and standard-library only: the client (:mod:`guardd.client`) and the comman
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
 
 SCHEMA = 1
@@ -134,12 +134,13 @@ def liveness(
     now: datetime,
     max_age: timedelta | None = None,
     missing: str = "there is no kill-switch file",
+    tz: tzinfo = UTC,
 ) -> Liveness:
     """Return whether the guard that wrote ``view`` is alive at ``now``.
 
     ``view`` None means there is no document (``missing`` says why). ``max_age``, when given, also expires a
     document whose heartbeat is older than that — and stands in for ``expires_at`` in a document from a guardd
-    that wrote none.
+    that wrote none. The reason gives its times in ``tz`` (``status`` and ``check``: the configured zone).
     """
     if view is None:
         return Liveness(False, None, None, missing)
@@ -154,7 +155,7 @@ def liveness(
     if expires is None:
         return Liveness(False, heartbeat, None, "the kill-switch file carries no expires_at")
     if heartbeat > now + CLOCK_SKEW:
-        return Liveness(False, heartbeat, expires, f"the heartbeat {_iso(heartbeat)} is in the future")
+        return Liveness(False, heartbeat, expires, f"the heartbeat {_iso(heartbeat.astimezone(tz))} is in the future")
     if now >= expires:
-        return Liveness(False, heartbeat, expires, f"the kill-switch file expired at {_iso(expires)}")
+        return Liveness(False, heartbeat, expires, f"the kill-switch file expired at {_iso(expires.astimezone(tz))}")
     return Liveness(True, heartbeat, expires, None)

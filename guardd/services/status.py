@@ -38,7 +38,7 @@ def read_switch(config: ConfigView, now: datetime) -> tuple[dict[str, Any] | Non
     if raw is None:
         return None, liveness(None, now, missing=f"there is no kill-switch file at {path}"), None
     view = read_document(raw)
-    guard = liveness(view, now, max_age=config.stale_after)
+    guard = liveness(view, now, max_age=config.stale_after, tz=config.zone)
     if guard.alive:
         # The file's expires_at is minutes away after a kill -9; the lock file knows the daemon is gone now.
         record = read_record(config.state_dir)

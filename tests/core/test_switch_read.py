@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -67,3 +68,8 @@ def test_max_age_expires_a_document_earlier_and_stands_in_for_a_missing_expires_
 def test_a_missing_document_is_a_dead_guard_with_its_reason():
     guard = liveness(None, NOW, missing="no file at /x")
     assert (guard.alive, guard.heartbeat_at, guard.reason) == (False, None, "no file at /x")
+
+
+def test_why_the_guard_is_dead_gives_its_times_in_the_zone_asked_for():
+    guard = liveness(read_document(doc()), NOW + timedelta(minutes=5), tz=ZoneInfo("Europe/Berlin"))
+    assert guard.reason == "the kill-switch file expired at 2026-11-21T11:04:00+01:00"
