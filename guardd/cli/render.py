@@ -58,6 +58,15 @@ def _resets(window: dict[str, Any]) -> str:
     return "resets " + datetime.fromisoformat(window.get("resets") or window["end"]).strftime("%a %d %b %H:%M")
 
 
+def _held(budget: dict[str, Any], switch: dict[str, Any]) -> str:
+    """`` — the kill-switch trips it: <why>`` for a budget tripped though none of its windows is (stale data with
+    on_stale closed, a latched trip); the override line says it for a hand decision."""
+    if not budget.get("tripped") or budget.get("override") or any(w["state"] == "tripped" for w in budget["windows"]):
+        return ""
+    scope = (switch.get("scopes") or {}).get(budget["name"]) or {}
+    return f" — the kill-switch trips it: {scope.get('reason') or 'see the kill-switch below'}"
+
+
 def _by_hand(budget: dict[str, Any], zone: str) -> str:
     """`` — released by hand by alice until …: reason``: the override that holds a budget's switch scope."""
     ov = budget.get("override")
@@ -95,7 +104,8 @@ def status_text(doc: dict[str, Any]) -> str:
         lines.append("no budgets configured")
     for b in doc["budgets"]:
         stale = f" — stale: {b['stale_reason']}" if b.get("stale") else ""
-        lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}{_by_hand(b, zone)}")
+        held = _held(b, doc.get("killswitch") or {})
+        lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}{_by_hand(b, zone)}{held}")
         for w in b["windows"]:
             reset = _resets(w)
             forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""

@@ -82,6 +82,7 @@ class BudgetEvaluation:
     staleness: Staleness = field(default_factory=Staleness)
     spike: SpikeEvaluation | None = None
     override: Override | None = None  # the hand decision on this budget's scope, active at `now` (overridden)
+    held: bool = False  # the switch trips its scope though no window does (overridden)
 
     @property
     def name(self) -> str:
@@ -92,10 +93,16 @@ class BudgetEvaluation:
         return self.override is not None and self.override.state == "tripped"
 
     @property
+    def held_tripped(self) -> bool:
+        """Tripped by the switch itself, by hand or not (stale data with ``on_stale = "closed"``, or a trip
+        latched by ``release = "manual"``)."""
+        return self.tripped_by_hand or self.held
+
+    @property
     def state(self) -> str:
         """The most severe window state; a spiking budget is at least ``warning``; stale unless tripped;
-        ``tripped`` when tripped by hand."""
-        if self.tripped_by_hand:
+        ``tripped`` when tripped by hand, or held tripped by the switch while its data is fresh."""
+        if self.tripped_by_hand or (self.held and not self.staleness.stale):
             return "tripped"
         worst = max((w.state for w in self.windows), key=SEVERITY.__getitem__, default="ok")
         if self.spike is not None and self.spike.spiking and worst == "ok":
@@ -106,7 +113,7 @@ class BudgetEvaluation:
 
     @property
     def tripped(self) -> bool:
-        return self.tripped_by_hand or any(w.tripped for w in self.windows)
+        return self.held_tripped or any(w.tripped for w in self.windows)
 
     @property
     def headroom(self) -> Money:
@@ -164,16 +171,18 @@ def evaluate(
     )
 
 
-def overridden(ev: BudgetEvaluation, override: Override | None) -> BudgetEvaluation:
-    """Return ``ev`` as its switch scope stands under ``override`` (a hand decision on the budget, or None).
+def overridden(ev: BudgetEvaluation, override: Override | None, held: bool = False) -> BudgetEvaluation:
+    """Return ``ev`` as its switch scope stands under ``override`` (a hand decision on the budget, or None), and
+    ``held``: whether the switch's scope for it is tripped (stale data with ``on_stale = "closed"``, a trip
+    latched by ``release = "manual"``: tripped though no window trips it now).
 
-    An override not active at ``ev.now`` changes nothing. ``released`` holds the switch open: each window past
-    its trip threshold becomes ``critical`` (never ``tripped`` while nothing trips). ``tripped`` trips the budget
-    whatever its windows say. Either way the override is kept, so what is shown can say who decided and why.
-    For what is shown (``status``, ``check``), never for the switch decision, which applies overrides itself.
+    An override not active at ``ev.now`` is ignored. ``released`` holds the switch open: each window past its
+    trip threshold becomes ``critical`` (never ``tripped`` while nothing trips), and ``held`` does not count.
+    ``tripped`` trips the budget whatever its windows say. The override is kept, so what is shown can say who
+    decided and why. For what is shown (``status``, ``check``), never for the switch decision itself.
     """
     if override is None or not override.active(ev.now):
-        return ev
+        return replace(ev, held=True) if held and not ev.tripped else ev
     windows = ev.windows
     if override.state == "released":
         windows = tuple(replace(w, state="critical") if w.tripped else w for w in ev.windows)

@@ -101,10 +101,13 @@ def _override_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
 
 
 async def with_overrides(evaluations: list[BudgetEvaluation], state: StateAPI) -> list[BudgetEvaluation]:
-    """Return ``evaluations`` as the switch holds them: each budget under its active hand decision, if any
-    (:func:`guardd.core.evaluate.overridden`) — a budget released by hand is never shown ``tripped``."""
+    """Return ``evaluations`` as the switch holds them (:func:`guardd.core.evaluate.overridden`): each budget
+    under its active hand decision, if any, and tripped while the stored switch document trips its scope — a
+    budget released by hand is never shown ``tripped``, nor one the switch trips shown untripped."""
     active = {o.scope: o for o in await state.overrides()}
-    return [overridden(ev, active.get(ev.name)) for ev in evaluations]
+    doc = await state.switch_doc()
+    scopes = doc.scopes if doc is not None else {}
+    return [overridden(ev, active.get(ev.name), ev.name in scopes and scopes[ev.name].tripped) for ev in evaluations]
 
 
 def spike_json(spike: SpikeEvaluation) -> dict[str, Any]:

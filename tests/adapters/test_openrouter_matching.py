@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -180,3 +181,23 @@ async def test_reconciliation_counts_ledger_lines_that_name_the_key_by_its_name(
         await events.write_batch(Parsed.of([("g:r", ts, '["m","prod-api",null,[]]', parse_money("4.00"), 0, 0)]))
         await checks.reconcile(NEW_YORK_EVENING)
         assert [h for h in await state.history(None) if "no ledger recorded" in h.detail] == []
+
+
+def test_a_budget_the_switch_trips_for_stale_data_is_shown_tripped(run_guardd, tmp_path, fake):
+    closed = budget("staging") + 'on_stale = "closed"\n'
+    path = tmp_path / "guardd.toml"
+    path.write_text(unreachable(config_text(fake, closed), fake))
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    doc = json.loads(run_guardd("status", "--json", "-c", str(path)).stdout)
+    assert doc["killswitch"]["scopes"]["remote"]["tripped"] is True
+    (shown,) = doc["budgets"]
+    assert (shown["state"], shown["tripped"]) == ("stale", True)
+
+
+def test_status_for_people_says_the_switch_trips_a_budget_for_stale_data(run_guardd, tmp_path, fake):
+    closed = budget("staging") + 'on_stale = "closed"\n'
+    path = tmp_path / "guardd.toml"
+    path.write_text(unreachable(config_text(fake, closed), fake))
+    assert run_guardd("run", "--once", "-c", str(path)).returncode == 0
+    (line,) = [ln for ln in run_guardd("status", "-c", str(path)).stdout.splitlines() if ln.startswith("remote ")]
+    assert "[STALE]" in line and "the kill-switch trips it: data is stale" in line, line

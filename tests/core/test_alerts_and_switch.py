@@ -108,3 +108,13 @@ def test_a_budget_tripped_by_hand_is_shown_tripped_under_its_limit():
 def test_an_expired_override_changes_nothing_shown():
     expired = Override("team", "released", "alice", "fixed", NOON - timedelta(minutes=1))
     assert overridden(ev(12), expired) == ev(12)
+
+
+def test_a_budget_its_switch_scope_holds_tripped_is_shown_tripped_under_its_limit():
+    shown = overridden(ev(1), None, held=True)
+    assert (shown.state, shown.tripped) == ("tripped", True)
+
+
+def test_a_hand_release_wins_over_a_held_switch_scope():
+    release = Override("team", "released", "alice", "fixed")
+    assert overridden(ev(12), release, held=True).tripped is False
