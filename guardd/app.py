@@ -38,7 +38,7 @@ async def open_stores(config: ConfigView, readonly: bool = False) -> AsyncIterat
     works on a SQLite state this user may not write (the shared store is read through the same connection).
 
     ``config`` may be a read-only command's view (:func:`guardd.config.load_view`): a view never holds the store's
-    URL (a secret), but ``load_view`` returns the whole :class:`Config` whenever ``[store] url`` is set."""
+    URL (a secret), only where it comes from, and reads it there now (:meth:`ConfigView.store_url`)."""
     if not config.shared_store:
         from guardd.store.sqlite.backend import open_stores as open_sqlite
 
@@ -47,9 +47,7 @@ async def open_stores(config: ConfigView, readonly: bool = False) -> AsyncIterat
     else:
         from guardd.store.postgres.backend import open_stores as open_postgresql
 
-        url = _full(config).settings.store.url
-        assert url is not None
-        async with open_postgresql(url.get_secret_value(), config.instance) as stores:
+        async with open_postgresql(config.store_url(), config.instance, readonly) as stores:
             yield stores
 
 

@@ -63,3 +63,20 @@ def test_a_command_on_sqlite_never_imports_the_postgresql_driver(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60)
     assert done.stderr.strip().splitlines()[-2:] == ["[]", "[]"], done.stderr
+
+
+async def test_a_read_only_command_reads_the_shared_store_over_one_connection(tmp_path, pg_url):
+    from guardd.config import load_view
+    from guardd.store.postgres.db import OneConnection
+
+    config = load_config(str(config_file(tmp_path, f'[store]\nurl = "{pg_url}"', 'instance = "host-a"')))
+    async with open_stores(config, readonly=True) as stores:
+        assert isinstance(stores.health.pool, OneConnection)  # type: ignore[attr-defined]
+        assert await stores.events.load_series() is not None
+    async with open_stores(config) as stores:  # the daemon and the commands that write: a pool
+        assert not isinstance(stores.health.pool, OneConnection)  # type: ignore[attr-defined]
+    load_view(str(tmp_path / "guardd.toml"))
+    view = load_view(str(tmp_path / "guardd.toml"))  # the kept view: the URL read from the file now
+    assert type(view).__name__ == "ConfigView"
+    async with open_stores(view, readonly=True) as stores:
+        assert stores.kind == "postgresql" and stores.events.instance == "host-a"

@@ -199,3 +199,61 @@ def test_the_view_is_the_full_configuration_s_meaning(tmp_path: Path, cache: Pat
     kept = load_view(path)
     assert type(kept) is ConfigView
     assert kept.view().__dict__ == config.view().__dict__
+
+
+STORE_URL = "postgresql://guardd:Pa55wordNeverKept@db.internal:5432/guardd"
+
+
+def shared_store_from(source: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str = STORE_URL) -> str:
+    """A configuration whose ``[store] url`` comes from ``source``: the file, the environment or a credential."""
+    if source == "file":
+        return write(tmp_path, f'[store]\nurl = "{url}"\n' + CONFIG)
+    if source == "environment":
+        monkeypatch.setenv("GUARDD_STORE__URL", url)
+    else:
+        creds = tmp_path / "credentials"
+        creds.mkdir(exist_ok=True)
+        (creds / "store_url").write_text(url + "\n")
+        monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    return write(tmp_path)
+
+
+@pytest.mark.parametrize("source", ["file", "environment", "credential"])
+def test_a_shared_store_configuration_is_kept_with_where_its_url_comes_from_never_the_url(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    path = shared_store_from(source, tmp_path, monkeypatch)
+    first = load_view(path)
+    assert isinstance(first, Config) and first.shared_store and first.store_url() == STORE_URL
+    kept_file = cache_file(Path(path))
+    assert kept_file is not None and kept_file.exists()
+    data = kept_file.read_bytes()
+    assert b"Pa55wordNeverKept" not in data and b"db.internal" not in data
+    kept = load_view(path)
+    assert type(kept) is ConfigView and kept.shared_store
+    assert kept.store_url() == STORE_URL  # read again from where it comes from
+
+
+@pytest.mark.parametrize("source", ["file", "environment", "credential"])
+def test_a_changed_store_url_is_validated_again(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    path = shared_store_from(source, tmp_path, monkeypatch)
+    load_view(path)
+    assert type(load_view(path)) is ConfigView
+    bad = shared_store_from(source, tmp_path, monkeypatch, url="mysql://guardd:Pa55wordNeverKept@db/guardd")
+    with pytest.raises(ConfigError, match="must be a postgresql:// URL"):
+        load_view(bad)
+
+
+def test_status_on_a_shared_store_imports_no_pydantic_once_the_configuration_was_validated(
+    tmp_path: Path, cache: Path, pg_url: str
+) -> None:
+    path = write(tmp_path, f'[store]\nurl = "{pg_url}"\n' + CONFIG)
+    first, heavy, _ = probe(["status", "--json"], path, cache, tmp_path)
+    assert "pydantic" in heavy
+    second, heavy, again = probe(["status", "--json"], path, cache, tmp_path)
+    assert "pydantic" not in heavy and "pydantic_settings" not in heavy
+    assert second == first
+    doc = json.loads(again)
+    assert [b["name"] for b in doc["budgets"]] == ["team-a"] and "cluster" in doc

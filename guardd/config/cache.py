@@ -12,8 +12,11 @@ the kept :class:`~guardd.config.view.ConfigView` when it matches, the source fil
 of pydantic are unchanged, and the paths it resolved still resolve the same. Anything else (no cache, a change,
 an unreadable or foreign cache file) runs the full load — the same errors, exit 78 — and keeps its view.
 
-The kept view holds no secret (keys, tokens and notifier credentials are not part of a view); a configuration
-with a shared store (``[store] url``, a secret) is never kept, so those commands load in full. The cache is
+The kept view holds no secret (keys, tokens and notifier credentials are not part of a view). The shared store's
+URL (``[store] url``) is a secret too: the view keeps where it comes from instead (the name of the variable, the
+path of the credential file or of the configuration file, all part of the fingerprint) and reads it there when
+the store is opened (:meth:`~guardd.config.view.ConfigView.store_url`); a URL from a source it cannot name is
+never kept, so those commands load in full. The cache is
 ``$XDG_CACHE_HOME/guardd`` (else ``~/.cache/guardd``), one file per configuration file, mode 0600, and it is
 read with an unpickler that builds only the view's own classes.
 """
@@ -34,7 +37,7 @@ from guardd.config.view import ConfigView
 if TYPE_CHECKING:
     from guardd.config.load import Config
 
-FORMAT = 1
+FORMAT = 2
 _ALLOWED = {
     ("guardd.config.view", "ConfigView"),
     ("guardd.config.view", "NotifierView"),
@@ -65,7 +68,7 @@ def load_view(explicit: str | None = None) -> ConfigView:
         if view is not None:
             return view
     config = _full(explicit)
-    if cache is not None and digest is not None and not config.shared_store:
+    if cache is not None and digest is not None and (not config.shared_store or config.store_url_from is not None):
         try:
             unchanged = fingerprint(path) == digest  # not edited while it was being validated
         except OSError:

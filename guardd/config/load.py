@@ -34,6 +34,13 @@ class Config(ConfigView):
         super().__init__(**{f.name: getattr(view, f.name) for f in fields(ConfigView)})
         object.__setattr__(self, "settings", settings)
 
+    def store_url(self) -> str:
+        """The shared store's URL as validated (ConfigError without ``[store] url``)."""
+        url = self.settings.store.url
+        if url is None:
+            raise ConfigError([f"{self.path or 'defaults'}: store.url: no shared store is configured"])
+        return url.get_secret_value()
+
     def secrets_in_file(self) -> bool:
         """Return True when the configuration file itself carries a secret (a key or a notifier credential)."""
         if self.path is None:

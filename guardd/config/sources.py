@@ -58,6 +58,47 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: not UTF-8 text"]) from None
 
 
+StoreUrlSource = tuple[str, str]
+"""Where ``[store] url`` comes from, never the URL itself: ``("environment", NAME)``, ``("credential", PATH)`` or
+``("file", PATH)``."""
+
+
+def store_url_source(url: str, path: Path | None) -> StoreUrlSource | None:
+    """Where the validated store ``url`` came from, by the precedence of contract §1 (a ``GUARDD_STORE__URL``
+    variable, the credential file ``store_url``, the configuration file at ``path``); None when that source does
+    not give exactly ``url`` now (say, a ``GUARDD_STORE`` variable holding JSON): such a URL cannot be named."""
+    names = sorted(name for name in os.environ if name.lower() == "guardd_store__url")
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    credential = Path(creds) / STORE_URL_CREDENTIAL if creds else None
+    source: StoreUrlSource | None = None
+    if names:
+        source = ("environment", names[0])
+    elif credential is not None and credential.is_file():
+        source = ("credential", str(credential.absolute()))
+    elif path is not None:
+        source = ("file", str(path.absolute()))
+    try:
+        return source if source is not None and read_store_url(source) == url else None
+    except ConfigError:
+        return None
+
+
+def read_store_url(source: StoreUrlSource) -> str | None:
+    """``[store] url`` read now from ``source`` (:func:`store_url_source`), as the full load reads it; None when
+    it is not there. ConfigError when the file cannot be read."""
+    kind, where = source
+    if kind == "environment":
+        return os.environ.get(where)
+    if kind == "credential":
+        try:
+            return Path(where).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError([f"{where}: cannot read: {exc.strerror}"]) from None
+    store = read_toml(Path(where)).get("store")
+    url = store.get("url") if isinstance(store, dict) else None
+    return url if isinstance(url, str) else None
+
+
 def secrets_from_environment(data: dict[str, Any], env: dict[str, str]) -> None:
     """Fill [openrouter] secrets from OPENROUTER_* and $CREDENTIALS_DIRECTORY (only when the section exists),
     [store] url from the credential file ``store_url``, and the ``[http]`` token from the credential file

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from guardd.core.budgets import Budget
 from guardd.core.health import HealthRule
+from guardd.errors import ConfigError
 
 if TYPE_CHECKING:
     from guardd.config.schema import Settings
@@ -59,6 +60,10 @@ class ConfigView:
     """``[openrouter]`` is configured (its keys are not part of the view)."""
     shared_store: bool
     """``[store] url`` is set: the state is in PostgreSQL, whose URL (a secret) is not part of the view."""
+    store_url_from: tuple[str, str] | None
+    """Where ``[store] url`` comes from (:data:`guardd.config.sources.StoreUrlSource`: a variable's name, a
+    credential file's or the configuration file's path), never the URL; None without a shared store, or when
+    the source cannot be named (such a view is never kept)."""
     resolved: tuple[tuple[str, str], ...]
     """Paths that were resolved through symbolic links, as ``(given, resolved)``: a kept view is stale once one of
     them resolves differently."""
@@ -76,6 +81,16 @@ class ConfigView:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def store_url(self) -> str:
+        """The shared store's URL (a secret), read now from where the validated one came from; ConfigError when
+        it is no longer there (the next command validates again)."""
+        from guardd.config.sources import read_store_url
+
+        url = read_store_url(self.store_url_from) if self.store_url_from is not None else None
+        if url is None:
+            raise ConfigError([f"{self.path or 'defaults'}: store.url: the shared store's URL is no longer set"])
+        return url
+
     def budget(self, name: str) -> Budget | None:
         return next((b for b in self.budgets if b.name == name), None)
 
@@ -87,6 +102,8 @@ class ConfigView:
 def build_view(settings: Settings, path: Path | None) -> ConfigView:
     """The view of validated ``settings`` read from ``path``: relative paths resolved against the file's folder
     (the working directory for built-in defaults); no ``state_dir``: ``$STATE_DIRECTORY``, else ``.guardd``."""
+    from guardd.config.sources import store_url_source
+
     parent = path.parent if path else Path.cwd()
     base = parent.resolve()
     resolved = [(str(parent.absolute()), str(base))]
@@ -101,6 +118,7 @@ def build_view(settings: Settings, path: Path | None) -> ConfigView:
         resolved.append((str(base / state), str(state_dir)))
     switch = settings.killswitch.path
     g = settings.guardd
+    url = settings.store.url
     return ConfigView(
         path=path,
         state_dir=state_dir,
@@ -120,6 +138,7 @@ def build_view(settings: Settings, path: Path | None) -> ConfigView:
         notifiers=tuple(NotifierView(n.display_url, tuple(n.tags), n.min_severity) for n in settings.notifiers),
         has_openrouter=settings.openrouter is not None,
         shared_store=settings.store.url is not None,
+        store_url_from=None if url is None else store_url_source(url.get_secret_value(), path),
         resolved=tuple(resolved),
     )
 

@@ -18,10 +18,11 @@ from guardd.store.stats import RequestStats
 
 
 @asynccontextmanager
-async def open_stores(url: str, instance: str) -> AsyncIterator[Stores]:
+async def open_stores(url: str, instance: str, readonly: bool = False) -> AsyncIterator[Stores]:
     """Connect to the existing database at ``url`` (creating and migrating guardd's tables) as ``instance``;
-    closed on every way out. StoreError when it cannot be reached (the password never in its text)."""
-    async with PgStore.open(url, instance) as pg:
+    closed on every way out. ``readonly``: a command that only reads, over one connection rather than a pool.
+    StoreError when it cannot be reached (the password never in its text)."""
+    async with PgStore.open(url, instance, single=readonly) as pg:
         events = PgEventStore(pg)
         yield Stores(
             events, PgStateStore(pg), RequestStats(events, pg, PG), RemoteStore(pg, PG), pg, "postgresql",

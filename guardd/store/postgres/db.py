@@ -1,4 +1,5 @@
-"""An open shared store: a psycopg connection pool, forward migrations, and errors translated at the boundary.
+"""An open shared store: a psycopg connection pool (one plain connection for a command that only reads), forward
+migrations, and errors translated at the boundary.
 
 A direct connection (or a pooler in session mode) is required (contract §9): transaction-scoped advisory locks
 serialise the writers of events, and later LISTEN needs a session of its own.
@@ -7,9 +8,9 @@ serialise the writers of events, and later LISTEN needs a session of its own.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import TupleRow
@@ -26,6 +27,29 @@ EVENTS_LOCK = 0x67756172_64640002  # one writer of events and rollups at a time,
 SWITCH_LOCK = 0x67756172_64640003  # one decider of the switch document at a time, even before its row exists
 
 Conn = psycopg.AsyncConnection[TupleRow]
+
+
+class Connections(Protocol):
+    """Where a store takes its connections from: a pool, or :class:`OneConnection`."""
+
+    def connection(self) -> AbstractAsyncContextManager[Conn]: ...
+
+    async def close(self) -> None: ...
+
+
+class OneConnection:
+    """A single connection for a command that only reads (``status``, ``report``…): no pool to fill and no
+    background tasks. Concurrent tasks share it; psycopg runs their statements one at a time."""
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Conn]:
+        yield self.conn
+
+    async def close(self) -> None:
+        await self.conn.close()
 
 
 def redacted(url: str) -> str:
@@ -58,7 +82,7 @@ class PgStore:
     exception leaves this class: each becomes :class:`StoreError` (the URL's password never in its text).
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Conn], url: str, instance: str) -> None:
+    def __init__(self, pool: Connections, url: str, instance: str) -> None:
         self.pool = pool
         self.url = url
         self.instance = instance
@@ -73,8 +97,11 @@ class PgStore:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, instance: str, max_size: int = 4, timeout: float = 10.0) -> AsyncIterator[PgStore]:
-        """Connect to the existing database at ``url`` (creating and migrating guardd's tables) as ``instance``.
+    async def open(
+        cls, url: str, instance: str, max_size: int = 4, timeout: float = 10.0, single: bool = False
+    ) -> AsyncIterator[PgStore]:
+        """Connect to the existing database at ``url`` (creating and migrating guardd's tables) as ``instance``;
+        ``single``: over one connection (:class:`OneConnection`), for a command that only reads.
 
         Raise StoreError when it cannot be reached within ``timeout`` seconds (with the server's reason),
         SchemaTooNew when a newer guardd wrote it.
@@ -82,10 +109,20 @@ class PgStore:
         try:
             # One plain connection first: its failure says why (refused, no such database, authentication),
             # where the pool would only say that it timed out.
-            probe = await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, int(timeout)))
-            await probe.close()
+            probe = await psycopg.AsyncConnection.connect(url, connect_timeout=max(1, int(timeout)), autocommit=single)
+            if not single:
+                await probe.close()
         except psycopg.Error as exc:
             raise StoreError(f"cannot connect to the shared store {redacted(url)}: {_said(exc, url)}") from None
+        if single:
+            one = OneConnection(probe)
+            try:
+                store = cls(one, url, instance)
+                await store._migrate()
+                yield store
+            finally:
+                await one.close()
+            return
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}, timeout=30
         )
