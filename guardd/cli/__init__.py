@@ -21,7 +21,7 @@ sys.excepthook = _quiet_interrupt
 import argparse  # noqa: E402 - after the hook, so that an interrupt while importing is quiet
 import asyncio  # noqa: E402
 import os  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from datetime import timedelta  # noqa: E402
 
 from guardd import __version__  # noqa: E402
@@ -55,38 +55,28 @@ def _globals(parser: argparse.ArgumentParser, suppress: bool) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="guardd", description="A budget guard for LLM API spend.")
-    _globals(parser, suppress=False)
-    parser.add_argument("--version", action="version", version=f"guardd {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+def _run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--once", action="store_true", help="one full cycle, then exit")
+    p.add_argument("--dry-run", action="store_true", help="decide everything, change and send nothing")
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        _globals(p, suppress=True)
-        p.add_argument("--version", action="version", version=f"guardd {__version__}")
-        return p
 
-    run = command("run", "run the daemon in the foreground")
-    run.add_argument("--once", action="store_true", help="one full cycle, then exit")
-    run.add_argument("--dry-run", action="store_true", help="decide everything, change and send nothing")
+def _status(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--budget", metavar="NAME")
+    p.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
+    p.add_argument("--every", metavar="DURATION", help="with --watch: how often to redraw (default 2s)")
 
-    status = command("status", "every budget and window, the switch, sources and notifiers")
-    status.add_argument("--json", action="store_true")
-    status.add_argument("--budget", metavar="NAME")
-    status.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
-    status.add_argument("--every", metavar="DURATION", help="with --watch: how often to redraw (default 2s)")
 
-    check = command("check", "one line and perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN")
-    check.add_argument("--budget", metavar="NAME")
+def _check(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", metavar="NAME")
 
-    ingest = command("ingest", "one-shot, idempotent backfill of ledger files")
-    ingest.add_argument("paths", nargs="+", metavar="PATH")
-    ingest.add_argument("--format", default="auto", choices=["auto", "guardd", "openrouter", "record"])
-    ingest.add_argument("--label", action="append", default=[], metavar="K=V")
-    ingest.add_argument("--json", action="store_true")
-    ingest.add_argument(
+
+def _ingest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--format", default="auto", choices=["auto", "guardd", "openrouter", "record"])
+    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument("--json", action="store_true")
+    p.add_argument(
         "--workers",
         type=int,
         default=None,
@@ -94,60 +84,69 @@ def build_parser() -> argparse.ArgumentParser:
         help="processes that parse large files (default: one per core, for files of 32 MiB and more; 0: none)",
     )
 
-    report = command("report", "spend breakdown")
-    report.add_argument("--by", default="model", metavar="model|key|provider|day|label:NAME")
-    report.add_argument("--since", metavar="DATE")
-    report.add_argument("--until", metavar="DATE")
-    fmt = report.add_mutually_exclusive_group()
+
+def _report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--by", default="model", metavar="model|key|provider|day|label:NAME")
+    p.add_argument("--since", metavar="DATE")
+    p.add_argument("--until", metavar="DATE")
+    fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true")
     fmt.add_argument("--csv", action="store_true")
 
-    ks = command("killswitch", "show, trip or release the kill-switch by hand")
-    ks.add_argument("action", choices=["show", "trip", "release"])
-    ks.add_argument("--budget", metavar="NAME")
-    ks.add_argument("--reason", default="", metavar="TEXT")
-    ks.add_argument("--for", dest="duration", type=_duration, metavar="DURATION")
-    ks.add_argument("--json", action="store_true")
 
-    silence = command("silence", "mute notifications of a budget for a while")
-    silence.add_argument("action", choices=["add", "list", "remove"])
-    silence.add_argument("id", nargs="?", type=int, metavar="ID")
-    silence.add_argument("--budget", metavar="NAME")
-    silence.add_argument("--for", dest="duration", type=_duration, metavar="DURATION")
-    silence.add_argument("--reason", default="", metavar="TEXT")
-    silence.add_argument("--json", action="store_true")
+def _killswitch(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["show", "trip", "release"])
+    p.add_argument("--budget", metavar="NAME")
+    p.add_argument("--reason", default="", metavar="TEXT")
+    p.add_argument("--for", dest="duration", type=_duration, metavar="DURATION")
+    p.add_argument("--json", action="store_true")
 
-    notify = command("notify", "send a test message through each notifier")
-    notify.add_argument("action", choices=["test"])
-    notify.add_argument("--tag", metavar="TAG")
 
-    config = command("config", "validate and print the effective configuration")
-    config.add_argument("action", choices=["check"])
+def _silence(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["add", "list", "remove"])
+    p.add_argument("id", nargs="?", type=int, metavar="ID")
+    p.add_argument("--budget", metavar="NAME")
+    p.add_argument("--for", dest="duration", type=_duration, metavar="DURATION")
+    p.add_argument("--reason", default="", metavar="TEXT")
+    p.add_argument("--json", action="store_true")
 
-    advise = command("advise", "what the spend would have cost on each budget's suggest models")
-    advise.add_argument("--budget", metavar="NAME")
-    advise.add_argument("--since", metavar="DATE")
-    advise.add_argument("--until", metavar="DATE")
-    advise.add_argument("--json", action="store_true")
 
-    history = command("history", "alert transitions, switch changes and overrides, newest first")
-    history.add_argument("--since", metavar="DATE")
-    history.add_argument("--json", action="store_true")
-    history.add_argument("--limit", type=int, default=200)
+def _notify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["test"])
+    p.add_argument("--tag", metavar="TAG")
 
-    quarantine = command("quarantine", "the ledger lines that were set aside: file, offset, reason, excerpt, when")
-    quarantine.add_argument("--since", metavar="DATE")
-    quarantine.add_argument("--ledger", metavar="PATH", help="a ledger file, or a glob")
-    quarantine.add_argument("--json", action="store_true")
 
-    store = command("store", "copy this state (SQLite) into a shared store (PostgreSQL), losing nothing")
-    store.add_argument("action", choices=["copy"])
-    store.epilog = (
+def _config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["check"])
+
+
+def _advise(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", metavar="NAME")
+    p.add_argument("--since", metavar="DATE")
+    p.add_argument("--until", metavar="DATE")
+    p.add_argument("--json", action="store_true")
+
+
+def _history(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", metavar="DATE")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=200)
+
+
+def _quarantine(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--since", metavar="DATE")
+    p.add_argument("--ledger", metavar="PATH", help="a ledger file, or a glob")
+    p.add_argument("--json", action="store_true")
+
+
+def _store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["copy"])
+    p.epilog = (
         "The target (a shared store that holds no guardd data yet) is named by exactly one of --to, --to-env and "
         "--to-file. A password in --to is visible to every user of this host (ps, /proc) and stays in the shell's "
         "history: give such a URL through --to-env or --to-file instead."
     )
-    target = store.add_mutually_exclusive_group(required=True)
+    target = p.add_mutually_exclusive_group(required=True)
     target.add_argument(
         "--to",
         metavar="URL",
@@ -159,6 +158,44 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--to-file", metavar="PATH", help="read the URL from the file PATH (one line; - reads standard input)"
     )
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "run": ("run the daemon in the foreground", _run),
+    "status": ("every budget and window, the switch, sources and notifiers", _status),
+    "check": ("one line and perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN", _check),
+    "ingest": ("one-shot, idempotent backfill of ledger files", _ingest),
+    "report": ("spend breakdown", _report),
+    "killswitch": ("show, trip or release the kill-switch by hand", _killswitch),
+    "silence": ("mute notifications of a budget for a while", _silence),
+    "notify": ("send a test message through each notifier", _notify),
+    "config": ("validate and print the effective configuration", _config),
+    "advise": ("what the spend would have cost on each budget's suggest models", _advise),
+    "history": ("alert transitions, switch changes and overrides, newest first", _history),
+    "quarantine": ("the ledger lines that were set aside: file, offset, reason, excerpt, when", _quarantine),
+    "store": ("copy this state (SQLite) into a shared store (PostgreSQL), losing nothing", _store),
+}
+"""Every command: its help and what adds its arguments."""
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser. Given the ``argv`` it will parse, only the command named there gets its options
+    (when exactly one word of ``argv`` names a command, that word is the command: subcommands are matched
+    exactly), since argparse's cost is per option and a short command pays it at every start; every command is
+    still listed, so help and errors read the same."""
+    named = {word for word in argv or () if word in COMMANDS}
+    only = named.pop() if argv is not None and len(named) == 1 else None
+    parser = _Parser(prog="guardd", description="A budget guard for LLM API spend.")
+    _globals(parser, suppress=False)
+    parser.add_argument("--version", action="version", version=f"guardd {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (help_text, arguments) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if only is None or name == only:
+            _globals(p, suppress=True)
+            p.add_argument("--version", action="version", version=f"guardd {__version__}")
+            arguments(p)
     return parser
 
 
@@ -178,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words).parse_args(words)
     from guardd import logs
 
     logs.setup(args.verbose)
