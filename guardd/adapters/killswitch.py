@@ -10,7 +10,6 @@ from __future__ import annotations
 import grp
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,8 @@ def _write(path: Path, document: dict[str, Any], mode: int | None, group: str | 
         if gid != -1:
             _give(path.parent, gid, 0o750, group)
     data = (json.dumps(document, indent=2, sort_keys=False) + "\n").encode()
+    import tempfile  # only a writer needs it (random, hashlib): not the commands that read the switch
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import getpass
 import json
 import os
 import sys
@@ -71,6 +69,8 @@ async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[App]:
 
 def who() -> str:
     try:
+        import getpass
+
         user = getpass.getuser()
     except Exception:
         user = str(os.getuid())
@@ -225,6 +225,8 @@ async def cmd_report(args: Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
     elif args.csv:
+        import csv
+
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(["group", "spent", "events", "errors", "rate_limited", "last_at"])
         for row in doc["rows"]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,8 @@ def find_config(explicit: str | None) -> Path | None:
 
 def read_toml(path: Path) -> dict[str, Any]:
     """The file's TOML as plain data; ConfigError naming the file when it cannot be read or parsed."""
+    import tomllib  # here: a command whose kept view holds (guardd.config.cache) never parses TOML
+
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
