@@ -257,3 +257,15 @@ def test_status_on_a_shared_store_imports_no_pydantic_once_the_configuration_was
     assert second == first
     doc = json.loads(again)
     assert [b["name"] for b in doc["budgets"]] == ["team-a"] and "cluster" in doc
+
+
+def test_a_store_url_from_a_source_that_cannot_be_named_is_never_kept(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUARDD_STORE", json.dumps({"url": STORE_URL}))  # the whole section as JSON
+    path = write(tmp_path)
+    first = load_view(path)
+    assert first.shared_store and first.store_url() == STORE_URL
+    assert isinstance(load_view(path), Config)  # validated in full every time
+    kept = cache_file(Path(path))
+    assert kept is None or not kept.exists()
