@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # The read-only commands keep validated configuration views in $XDG_CACHE_HOME/guardd (guardd.config.cache):
 # the tests' own, not the home folder of whoever runs them.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="guardd-tests-cache-")
+# The suite starts guardd in a subprocess hundreds of times: with PYTHONDONTWRITEBYTECODE set (as on these machines)
+# each one compiled every guardd module it imported from source again, ~20 % of a short command's CPU. Python's
+# writes of .pyc files are atomic, so the test processes may share them.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.fixture

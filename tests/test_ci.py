@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _readme_test_command() -> str:
     lines = (ROOT / "README.md").read_text().splitlines()
-    return next(line.strip() for line in lines if line.strip().endswith(".venv/bin/pytest -q"))
+    return next(
+        line.strip() for line in lines if line.strip().startswith("bash tools/system-deps") and "pytest" in line
+    )
 
 
 def test_ci_runs_exactly_the_readme_test_command():

@@ -23,14 +23,14 @@ class FailingStore(Store):
     """A real store whose Nth write transactions fail at commit time, as a full disk would make them."""
 
     fail_on: frozenset[int] = frozenset()
-    writes = 0
+    tried = 0  # write transactions begun
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        self.writes += 1
-        async with super().transaction() as conn:
+    async def transaction(self, kind: str = "state") -> AsyncIterator[aiosqlite.Connection]:
+        self.tried += 1
+        async with super().transaction(kind) as conn:
             yield conn
-            if self.writes in self.fail_on:
+            if self.tried in self.fail_on:
                 raise sqlite3.OperationalError("database or disk is full")
 
 

@@ -40,15 +40,22 @@ print("ALLOWED")
 """
 
 
+ALREADY_EXISTS = 9  # groupadd's and useradd's exit code when another test process created it first (pytest -n)
+
+
 def ensure_users() -> None:
     if subprocess.run(["getent", "group", GROUP], capture_output=True).returncode != 0:
-        subprocess.run(["groupadd", "--system", GROUP], check=True)
+        made = subprocess.run(["groupadd", "--system", GROUP], capture_output=True, text=True)
+        assert made.returncode in (0, ALREADY_EXISTS), made.stderr
     for user, groups in ((READER, [GROUP]), (OUTSIDER, [])):
         if subprocess.run(["id", user], capture_output=True).returncode != 0:
             extra = ["-G", ",".join(groups)] if groups else []
-            subprocess.run(
-                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *extra, user], check=True
+            made = subprocess.run(
+                ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", *extra, user],
+                capture_output=True,
+                text=True,
             )
+            assert made.returncode in (0, ALREADY_EXISTS), made.stderr
 
 
 def read_as(user: str, path: Path) -> subprocess.CompletedProcess[str]:
