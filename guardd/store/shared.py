@@ -17,6 +17,13 @@ def dims_of(sig: str) -> Dimensions:
     return Dimensions(model, key, provider, tuple((k, v) for k, v in labels))
 
 
+def sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:
+    """The ``model, key, provider, labels`` columns of a series' table row, from its signature (labels as sorted
+    JSON)."""
+    model, key, provider, labels = json.loads(sig)
+    return model, key, provider, json.dumps(dict(labels), sort_keys=True)
+
+
 def plan(start_ms: int, end_ms: int) -> list[tuple[str, int, int]]:
     """Return how to sum ``[start_ms, end_ms)``: ``("raw", a, b)`` ms ranges and ``("hour"|"day", a, b)`` bucket
     ranges that together cover it exactly once."""

@@ -12,11 +12,9 @@ their own files stay two events; a generation id counts once across all instance
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,12 +22,13 @@ from guardd.core.batch import ENTRY, Parsed, add_to_hours
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult, Checkpoint, Priced, UnpricedEvent
+from guardd.store.batch_writes import advanced, save_checkpoint
 from guardd.store.event_reads import EventReads
 from guardd.store.postgres.db import EVENTS_LOCK, Conn, PgStore
 from guardd.store.postgres.dialect import PG
 from guardd.store.postgres.ingest import DOLLARS, Writer, apply_rollups, copy_text, event_hash, hash_sql, stored_key
 from guardd.store.setaside_log import log_set_aside
-from guardd.store.sqlite.events import dims_of
+from guardd.store.shared import dims_of, sig_columns
 
 __all__ = ["PgEventStore", "event_hash"]
 
@@ -68,7 +67,7 @@ class PgEventStore(EventReads):
         if not missing:
             return
         ids, sigs = [sid for sid, _ in missing], [sig for _, sig in missing]
-        columns = [_sig_columns(sig) for sig in sigs]
+        columns = [sig_columns(sig) for sig in sigs]
         await conn.execute(
             "INSERT INTO series(id, sig, model, key, provider, labels)"
             " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
@@ -102,40 +101,12 @@ class PgEventStore(EventReads):
                         [(self.instance, q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in parsed.bad],
                     )
                 if checkpoint is not None:
-                    last = checkpoint.last_event_ms
-                    if result.max_ts is not None:
-                        last = max(result.max_ts, last or 0)
-                    cp = replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
-                    await self._save_checkpoint(conn, cp)
+                    await save_checkpoint(PG, conn, advanced(checkpoint, result), self.instance, datetime.now(UTC))
         except BaseException:
             self._known.clear()  # series added by the rolled-back transaction are not stored after all
             raise
         log_set_aside(parsed.bad)  # committed: now each line set aside is said once
         return result
-
-    async def _save_checkpoint(self, conn: Conn, cp: Checkpoint) -> None:
-        await conn.execute(
-            "INSERT INTO files(instance, ledger, path, dev, ino, fingerprint, byte_offset, size, tail, events,"
-            " quarantined, last_event_ms, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s, now())"
-            " ON CONFLICT (instance, dev, ino, fingerprint) DO UPDATE SET ledger = excluded.ledger,"
-            " path = excluded.path, byte_offset = excluded.byte_offset, size = excluded.size, tail = excluded.tail,"
-            " events = excluded.events, quarantined = excluded.quarantined,"
-            " last_event_ms = excluded.last_event_ms, updated_at = excluded.updated_at",
-            (
-                self.instance,
-                cp.ledger,
-                cp.path,
-                cp.dev,
-                cp.ino,
-                cp.fingerprint,
-                cp.offset,
-                cp.size,
-                cp.tail,
-                cp.events,
-                cp.quarantined,
-                cp.last_event_ms,
-            ),
-        )
 
     async def set_cost(self, priced: Sequence[Priced]) -> int:
         """Price still-unpriced events (``Priced.id`` is the event's key hash); rollups follow. Return how many
@@ -173,8 +144,3 @@ class PgEventStore(EventReads):
             (limit,),
         )
         return [UnpricedEvent(*r) for r in rows]
-
-
-def _sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:
-    model, key, provider, labels = json.loads(sig)
-    return model, key, provider, json.dumps(dict(labels), sort_keys=True)

@@ -28,9 +28,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from guardd.core.batch import HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours
+from guardd.core.batch import Parsed, Row
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult
+from guardd.store.batch_writes import Stored, correct, count_new
 from guardd.store.postgres.db import EVENTS_LOCK, Conn, pico
 
 DOLLARS = "0.000000000001"  # pico-dollars times this is exact numeric dollars
@@ -155,11 +156,8 @@ class Writer:
             (self.instance,),
         )
         inserted = max(cur.rowcount, 0)
+        count_new(parsed, inserted, result)
         hours = parsed.hours
-        result.stored = inserted
-        result.unpriced = sum(entry[2] for entry in hours.values())
-        result.series = {sid for _hour, sid in hours}
-        result.max_ts = parsed.max_ts
         if inserted < parsed.count:
             await self._correct(parsed, hours, result)
         await apply_rollups(conn, hours)
@@ -171,57 +169,37 @@ class Writer:
             await copy_rows(conn, _STAGE_UNPRICED, "stage_unpriced", tokens, _UNPRICED)
 
     async def _correct(self, parsed: Parsed, hours: dict[tuple[int, int], list[int]], result: BatchResult) -> None:
-        """Handle the staged rows the insert skipped (see the module's step 3); ``hours`` counted every row as new.
-
-        Token counts are not kept per stored event, so a changed line keeps the tokens of the line stored first
-        (as in SQLite); its health facts are those of the new line (or none)."""
+        """Handle the staged rows the insert skipped (see the module's step 3, :func:`correct`); ``hours`` counted
+        every row as new."""
         conn = self.conn
         rows = {self.key(k): row for k, row in parsed.row_dict().items()}
         cur = await conn.execute(
             "SELECT b.k, e.h, e.k, e.ts, e.series, e.cost FROM stage_events b JOIN events e ON e.h = b.h"
             " WHERE e.xmin <> pg_current_xact_id()::xid OR e.k <> b.k"
         )
-        found: list[tuple[str, int, int, int, int | None]] = []
+        found: list[Stored] = []
         for k, h, stored_k, ts, series, dollars in await cur.fetchall():
-            cost = None if dollars is None else pico(dollars)
             if stored_k == k:
-                found.append((k, h, ts, series, cost))
+                found.append(Stored(k, h, ts, series, None if dollars is None else pico(dollars)))
             else:
                 second = await self._second_hash(k, rows[k], result)
                 if second is not None:
                     found.append(second)
-        seen: list[str] = []
-        updates: list[tuple[int, int, int, int | None]] = []
-        priced: list[str] = []
-        for k, h, old_ts, old_series, old_cost in sorted(found, key=lambda f: f[1]):
-            row = rows[k]
-            _, ts, series, cost = row[:4]
-            result.duplicates += 1
-            result.unpriced -= cost is None
-            seen.append(k)
-            if (old_ts, old_series, old_cost) == (ts, series, cost):
-                add_row_to_hours(hours, row, -1)  # already counted when it was stored
-                continue
-            add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
-            entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
-            for i, count in enumerate(row[4:], 3):
-                entry[i] -= count
-            updates.append((h, ts, series, cost))
-            if cost is not None and old_cost is None:
-                priced.append(k)
-            result.series.add(old_series)
-        if updates:
+        fix = correct(rows, sorted(found, key=lambda f: f.ref))
+        fix.settle(hours, result)
+        if fix.updates:
+            columns = [[u.ref, u.ts, u.series, u.cost] for u in fix.updates]
             await conn.execute(
                 f"UPDATE events e SET ts = u.ts, series = u.series, cost = u.cost * {DOLLARS} FROM unnest(%s::bigint[],"
                 " %s::bigint[], %s::bigint[], %s::bigint[]) AS u(h, ts, series, cost) WHERE e.h = u.h",
-                [list(column) for column in zip(*updates, strict=True)],
+                [list(column) for column in zip(*columns, strict=True)],
             )
-        if seen:
-            await conn.execute("DELETE FROM health WHERE k = ANY(%s)", (sorted(seen),))  # the batch's facts follow
-        if priced:
-            await conn.execute("DELETE FROM unpriced WHERE k = ANY(%s)", (sorted(priced),))
+        if fix.seen:
+            await conn.execute("DELETE FROM health WHERE k = ANY(%s)", (sorted(fix.seen),))  # the batch's follow
+        if fix.priced:
+            await conn.execute("DELETE FROM unpriced WHERE k = ANY(%s)", (sorted(fix.priced),))
 
-    async def _second_hash(self, k: str, row: Row, result: BatchResult) -> tuple[str, int, int, int, int | None] | None:
+    async def _second_hash(self, k: str, row: Row, result: BatchResult) -> Stored | None:
         """``k`` lost its hash to another key: store it under its second hash (None: stored now, counted in
         ``result.stored``), or return the event already stored there as found. A third key is refused."""
         second = event_hash(k, 1)
@@ -237,7 +215,7 @@ class Writer:
             result.stored += 1
             return None
         if stored[0] == k:
-            return (k, second, stored[1], stored[2], None if stored[3] is None else pico(stored[3]))
+            return Stored(k, second, stored[1], stored[2], None if stored[3] is None else pico(stored[3]))
         raise StoreError(f"event key hash collision between {k!r} and {stored[0]!r}")  # never merge two events
 
 

@@ -13,23 +13,22 @@ thousand rollup rows, and any window — local midnights in any zone, rolling mi
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime
 from operator import add
 from typing import TypeVar
 
-from guardd.core.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours, key_hash
+from guardd.core.batch import ENTRY, Parsed, Row, add_to_hours, key_hash
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
+from guardd.store.batch_writes import Stored, advanced, correct, count_new, save_checkpoint
 from guardd.store.dialect import SQLITE
 from guardd.store.event_reads import EventReads
 from guardd.store.setaside_log import log_set_aside
-from guardd.store.shared import dims_of, plan, to_ms
+from guardd.store.shared import dims_of, plan, sig_columns, to_ms
 from guardd.store.sqlite.db import Store
 
 __all__ = ["BatchResult", "Checkpoint", "EventStore", "Sum", "dims_of", "plan", "to_ms"]
@@ -72,7 +71,7 @@ class EventStore(EventReads):
         conn = self.store.conn
         await conn.executemany(
             "INSERT OR IGNORE INTO series(id, sig, model, key, provider, labels) VALUES (?, ?, ?, ?, ?, ?)",
-            [(sid, sig, *_sig_columns(sig)) for sid, sig in missing],
+            [(sid, sig, *sig_columns(sig)) for sid, sig in missing],
         )
         for chunk in _chunks(missing, 500):
             marks = ",".join("?" * len(chunk))
@@ -109,11 +108,8 @@ class EventStore(EventReads):
                 "INSERT OR IGNORE INTO events(h, k, ts, series, cost) VALUES (?, ?, ?, ?, ?)", parsed.insert_rows()
             )
             inserted = conn.total_changes - changes
+            count_new(parsed, inserted, result)
             hours = parsed.hours
-            result.stored = inserted
-            result.unpriced = sum(entry[2] for entry in hours.values())
-            result.series = {sid for _hour, sid in hours}
-            result.max_ts = parsed.max_ts
             if inserted < parsed.count:
                 await self._correct(parsed.row_dict(), before, hours, result)
             await self._apply(hours)
@@ -136,55 +132,26 @@ class EventStore(EventReads):
                     [(q.source, q.path, q.offset, q.reason, q.excerpt, now) for q in parsed.bad],
                 )
             if checkpoint is not None:
-                # The caller's checkpoint counts events before this batch; add what the batch stored.
-                last = checkpoint.last_event_ms
-                if result.max_ts is not None:
-                    last = max(result.max_ts, last or 0)
-                await self._save_checkpoint(
-                    replace(checkpoint, events=checkpoint.events + result.stored, last_event_ms=last)
-                )
+                await save_checkpoint(SQLITE, conn, advanced(checkpoint, result), None, datetime.now(UTC))
 
     async def _correct(
         self, rows: dict[str, Row], before: int, hours: dict[tuple[int, int], list[int]], result: BatchResult
     ) -> None:
-        """Handle the rows the insert ignored because their key was already stored: count them as duplicates,
-        take them out of ``hours`` (which counted every row as new), and where the line changed, update the
-        stored event and move its spend from the old line's hour and series to the new one's.
-
-        Token counts are not kept per stored event, so a changed line keeps the tokens of the line stored first
-        (what ``guardd advise`` prices); its health facts are those of the new line (or none)."""
+        """Handle the rows the insert ignored because their key was already stored (:func:`correct`): fold the
+        correction into ``hours`` (which counted every row as new) and ``result``; update the changed events."""
         conn = self.store.conn
-        seen: list[tuple[str]] = []
-        updates: list[tuple[int, int, int | None, int]] = []
-        priced: list[tuple[str]] = []
-        for k, eid, old_ts, old_series, old_cost in await self._stored_before(rows, before, result):
-            row = rows[k]
-            _, ts, series, cost = row[:4]
-            result.duplicates += 1
-            result.unpriced -= cost is None
-            seen.append((k,))
-            if (old_ts, old_series, old_cost) == (ts, series, cost):
-                add_row_to_hours(hours, row, -1)  # already counted when it was stored
-                continue
-            add_to_hours(hours, old_ts, old_series, old_cost, -1)  # the new line replaces the old one
-            entry = hours[(ts // HOUR_MS, series)]  # the first line's tokens stay: take the new ones out
-            for i, count in enumerate(row[4:], 3):
-                entry[i] -= count
-            updates.append((ts, series, cost, eid))
-            if cost is not None and old_cost is None:
-                priced.append((k,))
-            result.series.add(old_series)
-        if updates:
-            await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", updates)
-        if seen:
-            await conn.executemany("DELETE FROM health WHERE k = ?", seen)  # the batch's own facts follow
-        if priced:
-            await conn.executemany("DELETE FROM unpriced WHERE k = ?", priced)
+        fix = correct(rows, await self._stored_before(rows, before, result))
+        fix.settle(hours, result)
+        if fix.updates:
+            changed = [(u.ts, u.series, u.cost, u.ref) for u in fix.updates]
+            await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", changed)
+        if fix.seen:
+            await conn.executemany("DELETE FROM health WHERE k = ?", [(k,) for k in fix.seen])  # the batch's follow
+        if fix.priced:
+            await conn.executemany("DELETE FROM unpriced WHERE k = ?", [(k,) for k in fix.priced])
 
-    async def _stored_before(
-        self, rows: dict[str, Row], before: int, result: BatchResult
-    ) -> list[tuple[str, int, int, int, int | None]]:
-        """Return ``(key, id, ts, series, cost)`` of the events stored before this batch (ids up to ``before``)
+    async def _stored_before(self, rows: dict[str, Row], before: int, result: BatchResult) -> list[Stored]:
+        """Return the events stored before this batch (ids up to ``before``)
         under the keys of ``rows``. A row the insert ignored although its key is not stored lost its hash to
         another key (a 64-bit collision, in the store or in this batch): it is stored now under its second hash,
         or found there, and ``result.stored`` counts it."""
@@ -192,7 +159,7 @@ class EventStore(EventReads):
         by_hash: dict[int, list[str]] = defaultdict(list)
         for k in rows:
             by_hash[key_hash(k)].append(k)
-        found: list[tuple[str, int, int, int, int | None]] = []
+        found: list[Stored] = []
         collided: list[str] = []
         for chunk in _chunks(list(by_hash), 5000):
             marks = ",".join("?" * len(chunk))
@@ -203,7 +170,7 @@ class EventStore(EventReads):
                         if k != stored_k:
                             collided.append(k)
                         elif eid <= before:
-                            found.append((k, eid, ts, series, cost))
+                            found.append(Stored(k, eid, ts, series, cost))
         for k in collided:
             second = key_hash(k, 1)
             async with conn.execute("SELECT k, id, ts, series, cost FROM events WHERE h = ?", (second,)) as cur:
@@ -215,7 +182,7 @@ class EventStore(EventReads):
                 )
                 result.stored += 1
             elif stored[0] == k:
-                found.append((k, stored[1], stored[2], stored[3], stored[4]))
+                found.append(Stored(k, *stored[1:]))
             else:  # two 64-bit collisions for one key: never merge two events' spend
                 raise StoreError(f"event key hash collision between {k!r} and {stored[0]!r}")
         return found
@@ -234,29 +201,6 @@ class EventStore(EventReads):
         )
         await self.store.conn.executemany(upsert, _hour_rows(hours))
         await self.store.conn.executemany(upsert, _day_rows(hours))
-
-    async def _save_checkpoint(self, cp: Checkpoint) -> None:
-        await self.store.conn.execute(
-            "INSERT INTO files(ledger, path, dev, ino, fingerprint, offset, size, tail, events, quarantined,"
-            " last_event_ms, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(dev, ino, fingerprint) DO UPDATE SET ledger=excluded.ledger, path=excluded.path,"
-            " offset=excluded.offset, size=excluded.size, tail=excluded.tail, events=excluded.events,"
-            " quarantined=excluded.quarantined, last_event_ms=excluded.last_event_ms, updated_at=excluded.updated_at",
-            (
-                cp.ledger,
-                cp.path,
-                cp.dev,
-                cp.ino,
-                cp.fingerprint,
-                cp.offset,
-                cp.size,
-                cp.tail,
-                cp.events,
-                cp.quarantined,
-                cp.last_event_ms,
-                datetime.now(UTC).isoformat(),
-            ),
-        )
 
     async def set_cost(self, priced: Sequence[Priced]) -> int:
         """Price unpriced events; rollups follow. Return how many were priced."""
@@ -326,11 +270,6 @@ def _day_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ..
     for (day_bucket, series), entry in days.items():
         if any(entry):
             yield (1, day_bucket, series, *entry)
-
-
-def _sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:
-    model, key, provider, labels = json.loads(sig)
-    return model, key, provider, json.dumps(dict(labels), sort_keys=True)
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
