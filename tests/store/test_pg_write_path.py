@@ -216,3 +216,20 @@ async def test_a_schema_3_store_is_migrated_keeping_its_events_and_their_keys(pg
         tokens = conn.execute("SELECT sum(prompt_tokens) FROM rollups").fetchone()
     assert rows == {"g:old": event_hash("g:old"), "g:free": event_hash("g:free")}
     assert tokens == (0,)
+
+
+async def test_the_events_time_index_is_a_brin_index_summarized_by_every_batch(pg_url):
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+        for n in range(3):
+            await events.write_batch(
+                parsed(*((f"g:{n}-{i}", i * 1000, "m", 1, (0, 0, 0, 0), QUIET) for i in range(3000)))
+            )
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            kind = conn.execute(
+                "SELECT am.amname FROM pg_class i JOIN pg_am am ON am.oid = i.relam WHERE i.relname = 'events_ts'"
+            ).fetchone()
+            left = conn.execute("SELECT brin_summarize_new_values('events_ts')").fetchone()
+        assert (kind, left) == (("brin",), (0,))
+        edge = await events.window_sum(None, T0.replace(microsecond=999_000), T0.replace(second=5))
+    assert edge == Sum(12, 12, 0)  # a raw edge, read through the index: the events at 1 … 4 s of each batch

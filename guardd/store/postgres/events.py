@@ -12,6 +12,7 @@ their own files stay two events; a generation id counts once across all instance
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -32,6 +33,8 @@ from guardd.store.shared import dims_of, sig_columns
 
 __all__ = ["PgEventStore", "event_hash"]
 
+log = logging.getLogger("guardd.store")
+
 
 class PgEventStore(EventReads):
     """Events, series, rollups, this instance's file checkpoints and quarantine in a :class:`PgStore` (the reads
@@ -42,6 +45,7 @@ class PgEventStore(EventReads):
         self.instance = store.instance
         self.db, self.d = store, PG
         self._known: set[int] = set()
+        self._summarize_failed = False
 
     def _checkpoint_filter(self) -> tuple[str, Sequence[Any]]:
         return " WHERE instance = ?", (self.instance,)
@@ -106,7 +110,21 @@ class PgEventStore(EventReads):
             self._known.clear()  # series added by the rolled-back transaction are not stored after all
             raise
         log_set_aside(parsed.bad)  # committed: now each line set aside is said once
+        if result.stored:
+            await self._summarize()
         return result
+
+    async def _summarize(self) -> None:
+        """Summarize the page ranges of the events' BRIN time index that batches filled (schema 7), after the commit:
+        a raw window edge then reads only the ranges whose times overlap it. Only an aid to reads (a range not
+        summarized is read whole, never missed), so a failure — a role that does not own the table may not
+        summarize — is logged, once, and the batch stands."""
+        try:
+            await self.store.fetchone("SELECT brin_summarize_new_values('events_ts')")
+        except StoreError as exc:
+            if not self._summarize_failed:
+                log.warning("the events' time index is not summarized (raw window edges read slower): %s", exc)
+            self._summarize_failed = True
 
     async def set_cost(self, priced: Sequence[Priced]) -> int:
         """Price still-unpriced events (``Priced.id`` is the event's key hash); rollups follow. Return how many
