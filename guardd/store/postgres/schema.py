@@ -5,6 +5,7 @@ dollars; an event and its checkpoint name the instance that wrote them; ``window
 words, so those columns are ``win`` and ``byte_offset``. Version 2 adds the OpenRouter tables (snapshots, keys,
 sources, prices), read and written by :mod:`guardd.store.remote`. Version 4 adds token sums to the rollups and
 the health facts (SQLite schema 3), so that ``guardd store copy`` loses neither; their writers and readers follow.
+Version 7 is for ingest speed: a BRIN time index on events, and room on the rollups' pages for in-place updates.
 """
 
 from __future__ import annotations
