@@ -119,16 +119,23 @@ def load() -> str:
 
 
 # ---- ingest ---------------------------------------------------------------------------------------------------
+def make_ledgers(folder: str, instances: int, lines: int, shape: str) -> tuple[list[Path], Decimal]:
+    """Write one seeded ledger per instance into ``folder`` (``lines`` in all); return them and their exact total."""
+    ledgers, total = [], Decimal(0)
+    for i in range(instances):
+        path = Path(folder) / f"host-{i}.jsonl"
+        cmd = [sys.executable, str(HERE / "genledger.py"), str(path), "--lines", str(lines // instances)]
+        gen = subprocess.run(
+            [*cmd, "--seed", str(100 + i), "--shape", shape], capture_output=True, text=True, check=True
+        )
+        total += Decimal(gen.stderr.strip().rsplit("total=", 1)[1].split()[0])
+        ledgers.append(path)
+    return ledgers, total
+
+
 def run_ingest(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        ledgers, total = [], Decimal(0)
-        for i in range(args.instances):
-            path = Path(tmp) / f"host-{i}.jsonl"
-            per = args.lines // args.instances
-            cmd = [sys.executable, str(HERE / "genledger.py"), str(path), "--lines", str(per), "--seed", str(100 + i)]
-            gen = subprocess.run([*cmd, "--shape", args.shape], capture_output=True, text=True, check=True)
-            total += Decimal(gen.stderr.strip().rsplit("total=", 1)[1].split()[0])
-            ledgers.append(path)
+        ledgers, total = make_ledgers(tmp, args.instances, args.lines, args.shape)
         lines = (args.lines // args.instances) * args.instances
         rates = []
         for run in range(1, args.runs + 1):

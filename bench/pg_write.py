@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +29,7 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from bench.cluster import DEFAULT_URL, fresh_database, prepare  # noqa: E402
+from bench.cluster import DEFAULT_URL, fresh_database, make_ledgers, prepare  # noqa: E402
 
 SPENT: dict[str, float] = defaultdict(float)
 
@@ -127,14 +125,10 @@ def main() -> None:
     from guardd.ledger.lines import fingerprint
     from guardd.ledger.parse import LineParser, read_batch
 
-    total, batches, lines = Decimal(0), [], 0
+    batches, lines = [], 0
     with tempfile.TemporaryDirectory() as tmp:
-        for i in range(args.instances):
-            path = Path(tmp) / f"host-{i}.jsonl"
-            per = args.lines // args.instances
-            cmd = [sys.executable, str(HERE / "genledger.py"), str(path), "--lines", str(per), "--seed", str(100 + i)]
-            gen = subprocess.run([*cmd, "--shape", args.shape], capture_output=True, text=True, check=True)
-            total += Decimal(gen.stderr.strip().rsplit("total=", 1)[1].split()[0])
+        ledgers, total = make_ledgers(tmp, args.instances, args.lines, args.shape)
+        for path in ledgers:
             fd = os.open(path, os.O_RDONLY)
             parser, offset, mine = LineParser("auto", {}, 1000 * 10**12), 0, []
             fp = fingerprint(fd) or ""
