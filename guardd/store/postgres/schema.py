@@ -177,12 +177,12 @@ CREATE TRIGGER rollups_notify AFTER INSERT OR UPDATE ON rollups
     FOR EACH STATEMENT EXECUTE FUNCTION guardd_events_notify()
 """,
     7: """
--- Ingest speed (issue 12): the events' time index is a BRIN index (a few bytes per 32 pages: events arrive in about
+-- Ingest speed (issue 12): the events' time index is a BRIN index (a few bytes per 8 pages: events arrive in about
 -- time order) instead of a btree taking every row at its place; a raw window edge reads the page ranges whose
 -- times overlap it. Every batch summarizes the ranges it filled (guardd.store.postgres.events), so that no read
 -- depends on autovacuum; a range not summarized yet is read whole, never missed.
 DROP INDEX events_ts;
-CREATE INDEX events_ts ON events USING brin (ts) WITH (pages_per_range = 32, autosummarize = on);
+CREATE INDEX events_ts ON events USING brin (ts) WITH (pages_per_range = 8, autosummarize = on);
 -- Rollup rows are updated in place by every batch that adds to their hour or day (several instances add to the
 -- same ones): room on their page keeps the new version there (a HOT update, no new index entry).
 ALTER TABLE rollups SET (fillfactor = 70)
