@@ -227,7 +227,7 @@ async def test_the_events_time_index_is_a_brin_index_summarized_by_every_batch(p
             )
         with psycopg.connect(pg_url, autocommit=True) as conn:
             kind = conn.execute(
-                "SELECT am.amname FROM pg_class i JOIN pg_am am ON am.oid = i.relam WHERE i.relname = 'events_ts'"
+                "SELECT am.amname FROM pg_class i JOIN pg_am am ON am.oid = i.relam WHERE i.oid = 'events_ts'::regclass"
             ).fetchone()
             left = conn.execute("SELECT brin_summarize_new_values('events_ts')").fetchone()
         assert (kind, left) == (("brin",), (0,))
