@@ -16,6 +16,9 @@ Copy-and-truncate: when a file shrinks, the lines written between the last read 
 copy; the tailer looks for a file in the same folder with the old fingerprint and reads the missing range from
 it. A file whose checkpoint matches no watched path on start-up (rotated while guardd was down) is found the
 same way, by inode, in the watched folders.
+
+This module reads: :class:`Tailer` finds the files, reads their new lines and stores them. Following one file —
+its identity, its position, finding it after a rotation — is :mod:`guardd.ledger.tracked`.
 """
 
 from __future__ import annotations
@@ -26,8 +29,6 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from guardd.core.money import Money
 from guardd.ledger.catchup import CatchUp
@@ -35,62 +36,15 @@ from guardd.ledger.discovery import MAX_DEPTH, Found, find, static_prefix
 from guardd.ledger.lines import fingerprint, tail_hash
 from guardd.ledger.parse import BATCH_BYTES, LineParser, read_batch
 from guardd.ledger.pool import Source
+from guardd.ledger.tracked import LedgerSpec, Tracked, find_copy, find_rotated_while_down, same_file
 from guardd.store.api import BatchResult, Checkpoint, EventsAPI
+
+__all__ = ["DRAIN_QUIET", "SLOW_DISCOVERY", "LedgerSpec", "Tailer"]
 
 log = logging.getLogger("guardd.ledger")
 
 DRAIN_QUIET = 30.0
 SLOW_DISCOVERY = 1.0  # seconds; a slower search for ledger files is logged
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerSpec:
-    """One ``[[ledgers]]`` entry with its path resolved."""
-
-    pattern: str
-    fmt: str = "auto"
-    labels: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Tracked:
-    spec: LedgerSpec
-    path: str
-    fd: int
-    dev: int
-    ino: int
-    fp: str | None
-    offset: int = 0
-    events: int = 0
-    quarantined: int = 0
-    last_event_ms: int | None = None
-    rotated_at: float | None = None
-    tail: str = ""
-    last_growth: float = field(default_factory=time.monotonic)
-
-    def checkpoint(self, offset: int, size: int, quarantined: int) -> Checkpoint:
-        """The checkpoint this file will have once a batch ending at ``offset`` is committed."""
-        assert self.fp is not None
-        return Checkpoint(
-            self.spec.pattern,
-            self.path,
-            self.dev,
-            self.ino,
-            self.fp,
-            offset,
-            size,
-            tail_hash(self.fd, offset),
-            self.events,
-            quarantined,
-            self.last_event_ms,
-        )
-
-    def committed(self, checkpoint: Checkpoint, result: BatchResult) -> None:
-        """Move to ``checkpoint`` — only once the transaction that stored it has committed."""
-        self.offset, self.tail, self.quarantined = checkpoint.offset, checkpoint.tail, checkpoint.quarantined
-        self.events += result.stored
-        if result.max_ts is not None:
-            self.last_event_ms = max(result.max_ts, self.last_event_ms or 0)
 
 
 class Tailer:
@@ -110,7 +64,7 @@ class Tailer:
         self.catchup = CatchUp(workers, events)
         """The backlog's parsing processes (``workers`` as for ``guardd ingest --workers``)."""
         self.parsers = {s.pattern: LineParser(s.fmt, s.labels, max_event_cost) for s in specs}
-        self.tracked: dict[tuple[int, int], _Tracked] = {}
+        self.tracked: dict[tuple[int, int], Tracked] = {}
         self._known: dict[tuple[int, int, str], Checkpoint] = {}
         self._started = False
         self._warned: set[tuple[str, str]] = set()
@@ -160,7 +114,7 @@ class Tailer:
         found = await self._find_files()
         if not self._started:
             await self.start()
-            await asyncio.to_thread(self._find_rotated_while_down, found)
+            await asyncio.to_thread(find_rotated_while_down, self.specs, self._known, self.tracked, found)
         results: list[BatchResult] = []
         unreadable: dict[str, str] = {}
         for spec, paths in found:
@@ -237,8 +191,8 @@ class Tailer:
             fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError as exc:
             return self._cannot_open(path, exc)
-        tracked = _Tracked(spec, path, fd, st.st_dev, st.st_ino, fingerprint(fd))
-        self._resume(tracked, st.st_size)
+        tracked = Tracked(spec, path, fd, st.st_dev, st.st_ino, fingerprint(fd))
+        tracked.resume(self._known, st.st_size)
         self.tracked[key] = tracked
         return None
 
@@ -249,84 +203,13 @@ class Tailer:
             log.warning("cannot open ledger file: %s; its spend is not counted", error, extra={"ctx": {"ledger": path}})
         return error
 
-    def _resume(self, tracked: _Tracked, size: int) -> None:
-        if tracked.fp is None:
-            return
-        cp = self._known.get((tracked.dev, tracked.ino, tracked.fp))
-        if cp is None:
-            return
-        if cp.offset <= size and tail_hash(tracked.fd, cp.offset) == cp.tail:
-            tracked.offset, tracked.events, tracked.quarantined = cp.offset, cp.events, cp.quarantined
-            tracked.tail = cp.tail
-            tracked.last_event_ms = cp.last_event_ms
-        else:
-            log.warning(
-                "ledger file changed under its checkpoint; re-reading it (duplicates are skipped)",
-                extra={"ctx": {"ledger": tracked.path}},
-            )
-
-    def _find_rotated_while_down(self, found: list[tuple[LedgerSpec, list[str]]]) -> None:
-        """Drain files whose checkpoint no watched path holds any more (rotated while guardd was down). Runs in a
-        thread, before the first read: it only opens files and adds them to ``tracked``."""
-        if not self._known:
-            return
-        seen: dict[tuple[int, int], str] = {key: t.path for key, t in self.tracked.items()}
-        for _spec, paths in found:
-            for path in paths:
-                try:
-                    st = os.stat(path)
-                except OSError:
-                    continue
-                seen[(st.st_dev, st.st_ino)] = path
-        wanted = {(cp.dev, cp.ino): cp for cp in self._known.values() if (cp.dev, cp.ino) not in seen}
-        # Copy-and-truncate while guardd was down: the watched file is the same inode, but no longer holds what
-        # its checkpoint covered; the lines past the checkpoint are only in the copy, found by its first line.
-        latest = {(cp.dev, cp.ino): cp for cp in self._known.values()}  # in id order: the newest content last
-        copied = {cp.fingerprint: cp for key, cp in latest.items() if key in seen and _truncated_since(seen[key], cp)}
-        if not wanted and not copied:
-            return
-        for spec in self.specs:
-            folder = static_prefix(spec.pattern)
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                key = (st.st_dev, st.st_ino)
-                if key in self.tracked or key in seen or not stat.S_ISREG(st.st_mode):
-                    continue
-                cp = wanted.get(key)
-                if cp is None and not copied:
-                    continue
-                try:
-                    fd = os.open(entry.path, os.O_RDONLY)
-                except OSError:
-                    continue
-                fp = fingerprint(fd)
-                if cp is None and fp is not None:
-                    cp = copied.pop(fp, None)  # the copy of a truncated file: resume where its original stopped
-                if cp is None or fp != cp.fingerprint or st.st_size <= cp.offset:
-                    os.close(fd)
-                    continue
-                tracked = _Tracked(spec, entry.path, fd, st.st_dev, st.st_ino, cp.fingerprint)
-                if (cp.dev, cp.ino) != key and tail_hash(fd, cp.offset) == cp.tail:
-                    tracked.offset, tracked.tail, tracked.last_event_ms = cp.offset, cp.tail, cp.last_event_ms
-                self._resume(tracked, st.st_size)  # the copy's own checkpoint, when an earlier run drained some
-                tracked.rotated_at = time.monotonic()
-                self.tracked[(st.st_dev, st.st_ino)] = tracked
-                log.info("draining a ledger file rotated while guardd was down", extra={"ctx": {"ledger": entry.path}})
-
     # ---- reading ----------------------------------------------------------------------------------------
-    async def _read(self, tracked: _Tracked, go: Callable[[], bool]) -> list[BatchResult]:
+    async def _read(self, tracked: Tracked, go: Callable[[], bool]) -> list[BatchResult]:
         try:
             st = os.fstat(tracked.fd)
         except OSError:
             return []
-        if tracked.rotated_at is None and not _same_file(tracked.path, st):
+        if tracked.rotated_at is None and not same_file(tracked.path, st):
             tracked.rotated_at = time.monotonic()
         size = st.st_size
         results: list[BatchResult] = []
@@ -334,7 +217,7 @@ class Tailer:
             tracked.fp = fingerprint(tracked.fd)
             if tracked.fp is None:
                 return results
-            self._resume(tracked, size)
+            tracked.resume(self._known, size)
         rewritten = (
             tracked.offset > 0 and size >= tracked.offset and tail_hash(tracked.fd, tracked.offset) != tracked.tail
         )
@@ -367,12 +250,12 @@ class Tailer:
             results.append(result)
         return results
 
-    async def _truncated(self, tracked: _Tracked, size: int) -> list[BatchResult]:
+    async def _truncated(self, tracked: Tracked, size: int) -> list[BatchResult]:
         """The file shrank (copy-and-truncate, or a truncation): read what the copy holds past our offset, then
         start the file again from its beginning."""
         old_fp, old_offset = tracked.fp, tracked.offset
         results: list[BatchResult] = []
-        copy = _find_copy(tracked.path, old_fp, old_offset, exclude=(tracked.dev, tracked.ino))
+        copy = find_copy(tracked.path, old_fp, old_offset, exclude=(tracked.dev, tracked.ino))
         if copy is not None and old_fp is not None:
             fd = os.open(copy, os.O_RDONLY)
             try:
@@ -402,52 +285,3 @@ def _log_ingested(path: str, batches: list[BatchResult]) -> None:
         "set_aside": sum(b.quarantined for b in batches),
     }
     log.debug("ingested ledger file", extra={"ctx": ctx})
-
-
-def _truncated_since(path: str, cp: Checkpoint) -> bool:
-    """True when the file at ``path`` (the inode of ``cp``) no longer holds the bytes ``cp`` covered."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        size = os.fstat(fd).st_size
-        return fingerprint(fd) != cp.fingerprint or size < cp.offset or tail_hash(fd, cp.offset) != cp.tail
-    finally:
-        os.close(fd)
-
-
-def _same_file(path: str, st: os.stat_result) -> bool:
-    try:
-        now = os.stat(path)
-    except OSError:
-        return False
-    return (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
-
-
-def _find_copy(path: str, fp: str | None, offset: int, exclude: tuple[int, int]) -> str | None:
-    """Return a file beside ``path`` that starts like the old content (``fp``) and reaches past ``offset``."""
-    if fp is None:
-        return None
-    folder = str(Path(path).parent)
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:
-        return None
-    for entry in entries:
-        try:
-            st = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) == exclude or st.st_size <= offset:
-            continue
-        try:
-            fd = os.open(entry.path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            if fingerprint(fd) == fp:
-                return entry.path
-        finally:
-            os.close(fd)
-    return None
