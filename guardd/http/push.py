@@ -15,7 +15,8 @@ from guardd.core.batch import Parsed, QuarantinedLine
 from guardd.core.money import Money
 from guardd.core.usage import BadLine
 from guardd.ledger.lines import MAX_LINE
-from guardd.ledger.parse import LineParser, id_key
+from guardd.ledger.parse import LineParser
+from guardd.ledger.rows import id_key
 
 FORMATS = ("auto", "guardd", "openrouter", "record")
 EVENTS_PATH = "POST /v1/events"

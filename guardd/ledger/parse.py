@@ -3,8 +3,8 @@
 A block of complete lines is parsed in one of two ways that give the same rows:
 
 * **Batch path** (``guardd``/``auto`` ledgers whose block has only canonical lines): the block's lines are joined
-  into one JSON array and decoded by msgspec in C, type-checked against :class:`_Fast`; per line only the
-  time, the cost and the series are computed in Python. This is what makes ingestion fast.
+  into one JSON array and decoded by msgspec in C, type-checked against :class:`~guardd.ledger.canonical.Fast`;
+  per line only the time, the cost and the series are computed in Python. This is what makes ingestion fast.
 * **Line path** (any other format, or a block the batch path refuses): each line on its own, first with the
   canonical decoder, then with the generic parser of :mod:`guardd.core.usage`, which gives the exact quarantine
   reason for a bad line. A single odd line in a batch (a naive time, a cost with 13 decimals, an unknown label
@@ -19,102 +19,37 @@ Event keys: ``g:<generation id>``, or for an event without an id ``h:`` and a ke
 line), so re-reading any part of a file — after a crash, a rewrite, or from a rotated copy — finds the same keys
 and counts nothing twice. Series ids are hashes of the series signature (:func:`series_id`), so a parser in
 another process can name a series without asking the store.
+
+The line shapes msgspec decodes are :mod:`guardd.ledger.canonical`; the event keys and health facts both paths build
+are :mod:`guardd.ledger.rows`.
 """
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from itertools import accumulate
-from typing import Annotated
 
 import msgspec
 
-from guardd.core.batch import HOUR_MS, Health, Parsed, QuarantinedLine, series_id, series_sig
+from guardd.core.batch import HOUR_MS, Parsed, QuarantinedLine, series_id, series_sig
 from guardd.core.money import Money
 from guardd.core.redact import redact_text
 from guardd.core.usage import (
-    ERROR_CHARS,
     BadLine,
     clean_key,
     event_from_record,
-    ok_of,
     parse_cost,
     parse_labels,
     parse_latency,
-    parse_ts,
 )
+from guardd.ledger.canonical import EPOCH, MS, Canonical, Fast, FastBase, FastRaw, canonical_ms
 from guardd.ledger.lines import MAX_LINE, Block, iter_blocks, may_be_too_deep, too_deep
+from guardd.ledger.rows import health_row, id_key, line_key
 from guardd.ledger.times import raw_ms
 
 EXCERPT = 200
 BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
-_NULL = msgspec.Raw(b"null")
 _INF = float("inf")
-
-_Count = Annotated[int, msgspec.Meta(ge=0)]
-_Latency = Annotated[float, msgspec.Meta(ge=0)]
-_Status = Annotated[int, msgspec.Meta(ge=100, le=599)]
-
-
-class _Fields(msgspec.Struct, kw_only=True):
-    """The fields both decoders of a canonical line share, type-checked by msgspec in C."""
-
-    id: str | None = None
-    model: str | None = None
-    cost: Decimal | None = None
-    prompt_tokens: _Count | None = None
-    completion_tokens: _Count | None = None
-    reasoning_tokens: _Count | None = None
-    cached_tokens: _Count | None = None
-    key: str | None = None
-    provider: str | None = None
-    ok: bool | None = None
-    latency_ms: _Latency | None = None  # contract §10; an odd value sends the line to the line path, which
-    status: _Status | None = None  # drops it (a health field never costs a line its spend)
-    error: str | None = None
-
-
-class _Canonical(_Fields, kw_only=True):
-    """A canonical (``guardd``) line for the line path: any time form, and the other formats' marker fields
-    declared so that such lines are never mistaken for canonical ones."""
-
-    ts: str | int
-    labels: dict[str, str] | None = None
-    usage: msgspec.Raw | None = None
-    response: msgspec.Raw | None = None
-    performance: msgspec.Raw | None = None
-    sessionId: msgspec.Raw | None = None
-
-
-class _FastBase(_Fields, kw_only=True, gc=False):
-    """A canonical line for the batch path: the labels kept raw (they only name a series, and are checked once
-    per distinct text). A line with one of the other formats' marker fields fails the batch, and the line path
-    reads it."""
-
-    labels: msgspec.Raw = _NULL
-    usage: None = None
-    response: None = None
-    performance: None = None
-    sessionId: None = None
-
-
-class _Fast(_FastBase, kw_only=True, gc=False):
-    """The form most ledgers write: the time is RFC 3339 text, decoded to a datetime in C."""
-
-    ts: datetime
-
-
-class _FastRaw(_FastBase, kw_only=True, gc=False):
-    """Any other time form of contract §2 (Unix seconds or milliseconds, with or without a fraction; an offset;
-    no zone): the time is kept as its JSON text and read exactly by
-    :func:`~guardd.ledger.times.raw_ms`, still without the line path. A block of such lines (or of
-    mixed forms) is decoded with this struct."""
-
-    ts: msgspec.Raw
 
 
 def read_batch(
@@ -146,9 +81,9 @@ class LineParser:
         self.max_event_cost = max_event_cost
         self._generic_decoder = msgspec.json.Decoder(float_hook=Decimal)
         canonical = fmt in ("auto", "guardd")
-        self._line = msgspec.json.Decoder(_Canonical) if canonical else None
-        self._batch = msgspec.json.Decoder(list[_Fast]) if canonical else None
-        self._batch_raw = msgspec.json.Decoder(list[_FastRaw]) if canonical else None
+        self._line = msgspec.json.Decoder(Canonical) if canonical else None
+        self._batch = msgspec.json.Decoder(list[Fast]) if canonical else None
+        self._batch_raw = msgspec.json.Decoder(list[FastRaw]) if canonical else None
         self._raw_first = False  # this ledger's last block needed the raw-time decoder: try it first
         self._series: dict[tuple[object, ...], int] = {}  # (model, key, provider, labels text) → series id
         self._line_series: dict[tuple[object, ...], int] = {}
@@ -180,7 +115,7 @@ class LineParser:
         out.close()
 
     # ---- the batch path ----------------------------------------------------------------------------------
-    def _decode_block(self, joined: bytes) -> list[_Fast] | list[_FastRaw] | None:
+    def _decode_block(self, joined: bytes) -> list[Fast] | list[FastRaw] | None:
         """Decode a block's lines at once: with RFC 3339 times as datetimes, else with raw times (other forms,
         or forms mixed line by line). None when neither fits every line (a bad or blank line somewhere: every
         line on its own says why). Whichever fitted is tried first next time."""
@@ -188,7 +123,7 @@ class LineParser:
         first, second = (self._batch_raw, self._batch) if self._raw_first else (self._batch, self._batch_raw)
         for decoder in (first, second):
             try:
-                objs: list[_Fast] | list[_FastRaw] = decoder.decode(joined)
+                objs: list[Fast] | list[FastRaw] = decoder.decode(joined)
             except Exception:
                 continue
             self._raw_first = decoder is self._batch_raw
@@ -196,14 +131,14 @@ class LineParser:
         return None
 
     def _rows(
-        self, objs: list[_Fast] | list[_FastRaw], lines: list[bytes], base: int, fp: str, path: str, out: Parsed
+        self, objs: list[Fast] | list[FastRaw], lines: list[bytes], base: int, fp: str, path: str, out: Parsed
     ) -> None:
         # Per-line work is the cost of ingestion, so this loop is written for speed: names are local, and the
         # hourly sums are kept here instead of in a second pass.
         rows, tokens, hours, series, top = out.rows, out.tokens, out.hours, self._series, self.max_event_cost
-        epoch, ms, hour_ms = _EPOCH, _MS, HOUR_MS
+        epoch, ms, hour_ms = EPOCH, MS, HOUR_MS
         offsets: list[int] | None = None
-        raw_time = bool(objs) and isinstance(objs[0], _FastRaw)
+        raw_time = bool(objs) and isinstance(objs[0], FastRaw)
         out.lines += len(objs)
         i = -1
         for o in objs:
@@ -243,7 +178,7 @@ class LineParser:
             else:
                 if offsets is None:
                     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))
-                k = _line_key(lines[i].strip(), fp, offsets[i])
+                k = line_key(lines[i].strip(), fp, offsets[i])
             if k in rows:
                 out.drop(k)
             p, c, r, ca = o.prompt_tokens or 0, o.completion_tokens or 0, o.reasoning_tokens or 0, o.cached_tokens or 0
@@ -273,7 +208,7 @@ class LineParser:
                 entry[5] += r
                 entry[6] += ca
 
-    def _new_series(self, o: _FastBase, skey: tuple[object, ...]) -> int:
+    def _new_series(self, o: FastBase, skey: tuple[object, ...]) -> int:
         try:
             labels = parse_labels(self._generic_decoder.decode(bytes(o.labels)))
         except (msgspec.MsgspecError, BadLine):
@@ -290,7 +225,7 @@ class LineParser:
     def event_key(self, gen_id: str | None, data: bytes, fp: str, offset: int) -> str:
         """The dedupe key of an event: ``g:<generation id>``, else a hash of (file, offset, line). A subclass may
         key id-less events otherwise, or refuse them by raising :class:`~guardd.core.usage.BadLine`."""
-        return id_key(gen_id) if gen_id else _line_key(data, fp, offset)
+        return id_key(gen_id) if gen_id else line_key(data, fp, offset)
 
     def _one(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:
         """Add one line to ``out``, or quarantine it with the reason. Never raises: no line stops ingestion."""
@@ -334,7 +269,7 @@ class LineParser:
                         data,
                         fp,
                         offset,
-                        _ms(c.ts),
+                        canonical_ms(c.ts),
                         self._series_id(c.model or "unknown", c.key, c.provider, labels),
                         parse_cost(c.cost, self.max_event_cost),
                         (c.prompt_tokens or 0, c.completion_tokens or 0, c.reasoning_tokens or 0),
@@ -394,39 +329,3 @@ class LineParser:
             sid = self._line_series[skey] = series_id(sig)
             self._sigs[sid] = sig
         return sid
-
-
-def health_row(
-    k: str, ts: int, sid: int, ok: bool | None, status: int | None, latency: float | None, error: str | None
-) -> Health:
-    """The stored health facts of one event (contract §10): ``ok`` defaulting from ``status``, the error text
-    cut short and redacted. Both parsing paths build them here, so they agree."""
-    # Redacted before it is cut: a key cut in two would no longer be recognised.
-    text = redact_text(error[: ERROR_CHARS + 1024])[:ERROR_CHARS] if error is not None else None
-    return (k, ts, sid, int(ok_of(ok, status)), status, latency, text)
-
-
-def _ms(ts: str | int) -> int:
-    """Unix ms of a canonical line's time on the line path, accepting exactly what the batch path accepts."""
-    if isinstance(ts, str):
-        try:
-            moment = msgspec.convert(ts, datetime)
-        except msgspec.ValidationError:
-            return parse_ts(ts)  # Unix time as digits, or a bad time with the reason
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return (moment - _EPOCH) // _MS
-    return parse_ts(ts)
-
-
-def id_key(gen_id: str) -> str:
-    """The event key of a line with a generation id: ``g:<id>``; an id holding a secret is keyed by a hash of
-    itself instead (still unique, never stored)."""
-    if redact_text(gen_id) != gen_id:
-        return "s:" + hashlib.blake2b(gen_id.encode(), digest_size=16).hexdigest()
-    return "g:" + gen_id
-
-
-def _line_key(data: bytes, fp: str, offset: int) -> str:
-    """The key of an event without a generation id: its file, its offset and its bytes."""
-    return "h:" + hashlib.blake2b(data, digest_size=16, key=f"{fp}:{offset}".encode()[:64]).hexdigest()
