@@ -3,6 +3,9 @@
 Decide, then apply: the core decides (alert transitions, switch document); this module writes rows, the file
 and sends. ``dry_run`` is checked only here, where something would change outside the state database or be sent:
 a dry run logs what it would do and persists no alert state (else the real run would never announce it).
+
+:class:`Engine` is the evaluation cycle (windows, alerts, health rules, system notices) over two jobs of its own:
+the switch (:mod:`guardd.services.switch`) and outbox delivery (:mod:`guardd.services.delivery`).
 """
 
 from __future__ import annotations
@@ -10,57 +13,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import random
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from guardd.adapters import killswitch, notifier
-from guardd.adapters.notifier import Channel
 from guardd.config import Config
 from guardd.core import health
 from guardd.core.alerts import Announcement, Policy, severity_rank, step
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation
-from guardd.core.health import HEALTH_WINDOW, HealthEvaluation, HealthRule
+from guardd.core.health import HEALTH_WINDOW, HealthEvaluation
 from guardd.core.periods import forward_now
-from guardd.core.switch import GLOBAL_SCOPE, ScopeChange, SwitchDoc, decide
-from guardd.errors import DeliveryError, StoreError, SwitchFileError
+from guardd.core.switch import GLOBAL_SCOPE, SwitchDoc
 from guardd.services.advice import top_line
+from guardd.services.delivery import Delivery, channels_of, routes
 from guardd.services.evaluation import Evaluator
 from guardd.services.health_rules import evaluate_rules
 from guardd.services.messages import render, render_health
-from guardd.store.api import Message, OutboxRow, StateAPI, SwitchDecision
+from guardd.services.switch import SwitchWriter
+from guardd.store.api import Message, OutboxRow, StateAPI
+
+__all__ = ["Engine", "channels_of", "routes"]
 
 log = logging.getLogger("guardd.services.jobs")
 
 HEALTH_PREFIX = "health:"
 """Alert state, outbox rows and history of a health rule are kept under ``health:<rule name>``."""
-LEASE = timedelta(minutes=2)
-GIVE_UP_AFTER = timedelta(hours=24)
-MAX_BACKOFF = timedelta(hours=1)
 CLOCK_MARKER = "clock"  # the latest time windows were evaluated at
-LIVENESS_FIELDS = ("heartbeat_at", "expires_at")
 
 
-def channels_of(config: Config) -> list[Channel]:
-    return [
-        Channel.build(i, n.url.get_secret_value(), n.tags, n.min_severity)
-        for i, n in enumerate(config.settings.notifiers)
-    ]
-
-
-def routes(channel: Channel, severity: str, budget: Budget | HealthRule | None) -> bool:
-    """Return True when ``channel`` should receive a message of ``severity`` about ``budget`` (or a health
-    rule): its ``notify`` tags, absent meaning every notifier."""
-    if severity_rank(severity) < severity_rank(channel.min_severity):
-        return False
-    if budget is None or budget.notify is None:
-        return True
-    return bool(set(budget.notify) & set(channel.tags))
-
-
-class Engine:
+class Engine(SwitchWriter, Delivery):
     """Evaluates budgets and applies the consequences. One per daemon (or per CLI command that writes).
 
     :meth:`cycle` and :meth:`deliver` may be called concurrently: they take turns (one lock), because a cycle
@@ -190,103 +172,6 @@ class Engine:
             return
         await self.state.save_alerts(key, {HEALTH_WINDOW: state}, messages, history, now)
 
-    async def _switch(
-        self, evaluations: list[BudgetEvaluation], now: datetime, causes: Mapping[str, str] | None = None
-    ) -> SwitchDoc:
-        overrides = await self.state.overrides()
-        release_causes = dict(causes or {})
-        for ov in overrides:
-            if not ov.active(now):
-                if ov.state == "tripped":
-                    release_causes.setdefault(ov.scope, f"the manual trip by {ov.by} expired")
-                if not self.dry_run:
-                    await self.state.remove_override(ov.scope, now, f"override {ov.state} by {ov.by} expired")
-        settings = self.config.settings
-
-        def decided(previous: SwitchDoc | None) -> tuple[SwitchDoc, list[ScopeChange]]:
-            return decide(
-                evaluations,
-                overrides,
-                settings.killswitch.release,
-                previous,
-                now,
-                settings.guardd.stale_after,
-                release_causes,
-            )
-
-        if self.dry_run:
-            doc, changes = decided(self.doc)
-            self.doc = self.written = doc
-            self._log_changes(changes)
-            if changes:
-                log.info("dry run; not writing the kill-switch file")
-            self._published(doc)
-            return doc
-        made: list[ScopeChange] = []
-        keys_follow = self.key_switch is not None and settings.killswitch.disable_openrouter_keys
-
-        def step(previous: SwitchDoc | None) -> SwitchDecision:
-            doc, changes = decided(previous)
-            made[:] = changes
-            # written while the decision's transaction holds the store: two deciders write in the order they save
-            if self.writes_file:
-                self._write_file(doc)
-            save = bool(changes) or previous is None or previous.updated_at != doc.updated_at
-            history = [(c.scope, c.detail) for c in changes]
-            return SwitchDecision(doc, history, save, changes if keys_follow else ())
-
-        try:
-            # Decided from the stored document, not this process's last one: another process (a killswitch
-            # command, the daemon) may have changed it since, and its change must not be recorded twice.
-            doc = await self.state.update_switch(step, now)
-        except StoreError:
-            if not made and self.writes_file:  # the state could not be read or written: keep the guard's word
-                doc, _ = decided(self.doc)  # current all the same
-                self._write_file(doc)
-                self.doc = doc
-            raise
-        self.doc = doc
-        self._log_changes(made)
-        self._published(doc)
-        if keys_follow:
-            await self.key_switch.apply(now, self._system_messages)
-        return doc
-
-    @staticmethod
-    def _log_changes(changes: list[ScopeChange]) -> None:
-        for change in changes:
-            log.warning("kill-switch %s", change.detail, extra={"ctx": {"budget": change.scope}})
-
-    def _write_file(self, doc: SwitchDoc) -> None:
-        section = self.config.settings.killswitch
-        try:
-            killswitch.write_atomic(
-                self.config.killswitch_path, self._file_document(doc), section.mode_bits, section.group
-            )
-        except SwitchFileError as exc:
-            self.switch_error = str(exc)  # a failed write: status, check and /healthz say so until one succeeds
-            raise
-        self.switch_error = None
-        self.written = doc  # what the file says now (the metrics report this, not an unwritten decision)
-
-    def _file_document(self, doc: SwitchDoc) -> dict[str, Any]:
-        document = doc.to_json()
-        if self.keeps_heartbeat:
-            try:
-                previous = killswitch.read(self.config.killswitch_path) or {}
-            except SwitchFileError:
-                previous = {}
-            for name in LIVENESS_FIELDS:
-                document[name] = previous.get(name)
-        return document
-
-    def _published(self, doc: SwitchDoc) -> None:
-        if self.on_switch is not None:
-            try:
-                self.on_switch(doc)
-            except Exception:
-                log.exception("publishing the switch document failed")
-
     async def _alerts(self, ev: BudgetEvaluation, doc: SwitchDoc, now: datetime, silenced: bool) -> None:
         previous = await self.state.alert_states(ev.name)
         states, ann = step(previous, ev, self.policy, now, silenced)
@@ -355,67 +240,6 @@ class Engine:
     def _system_messages(self, title: str, body: str, severity: str, budget: Budget | None = None) -> list[Message]:
         targets = [c for c in self.channels if routes(c, severity, budget)]
         return [Message(budget.name if budget else None, severity, title, body, c.index, c.display) for c in targets]
-
-    # ---- delivery ---------------------------------------------------------------------------------------
-    async def deliver(self, now: datetime) -> int:
-        """Send every due outbox row once; return how many were delivered."""
-        if self.dry_run:
-            return 0
-        async with self._turn:
-            return await self._deliver(now)
-
-    async def _deliver(self, now: datetime) -> int:
-        delivered = 0
-        # Rows sent whose delivered mark failed: mark them (never send them again) before anything else.
-        for row, display in list(self._unmarked.values()):
-            await self.state.delivered(row, now)
-            del self._unmarked[row.id]
-            await self.state.channel_result(display, True, None, now)
-            delivered += 1
-        for row in await self.state.claim(self.owner, now, LEASE):
-            if row.id in self._unmarked:
-                continue
-            channel = self._channel_for(row)
-            if channel is None:
-                await self.state.failed(row, now, "the notifier is no longer configured", None)
-                continue
-            try:
-                self.fence()  # NotLeader (no DeliveryError) ends a deposed leader's delivery; the row stays claimed
-                await notifier.send(channel, row.title, row.body, row.severity)
-            except DeliveryError as exc:
-                await self._failed(row, channel, exc, now)
-                continue
-            self._unmarked[row.id] = (row, channel.display)
-            await self.state.delivered(row, now)
-            del self._unmarked[row.id]
-            await self.state.channel_result(channel.display, True, None, now)
-            delivered += 1
-        return delivered
-
-    def _channel_for(self, row: OutboxRow) -> Channel | None:
-        if row.notifier < len(self.channels) and self.channels[row.notifier].display == row.notifier_url:
-            return self.channels[row.notifier]
-        return next((c for c in self.channels if c.display == row.notifier_url), None)
-
-    async def _failed(self, row: OutboxRow, channel: Channel, exc: DeliveryError, now: datetime) -> None:
-        error = str(exc)
-        retry_at: datetime | None = None
-        if not exc.permanent and now - row.created_at < GIVE_UP_AFTER:
-            first = self.config.settings.alerts.retry_after
-            backoff = min(first * 2 ** min(row.attempts, 12), MAX_BACKOFF)
-            retry_at = now + backoff * random.uniform(0.8, 1.2)
-        log.warning(
-            "notification failed%s: %s",
-            "" if retry_at else " (giving up)",
-            error,
-            extra={"ctx": {"budget": row.budget}},
-        )
-        await self.state.failed(row, now, error, retry_at)
-        if await self.state.channel_result(channel.display, False, error, now):
-            others = [c for c in self.channels if c.display != channel.display and routes(c, "warning", None)]
-            title = f"guardd: notifications to {channel.display} are failing"
-            body = f"Since {now.isoformat()}: {error}\n\nMessages are kept and retried with backoff."
-            await self.state.enqueue([Message(None, "warning", title, body, c.index, c.display) for c in others], now)
 
 
 def _log_decision(ev: BudgetEvaluation) -> None:

@@ -1,0 +1,123 @@
+"""Outbox delivery: each due outbox row is claimed under a lease, sent once and marked delivered; a failure is data.
+
+:class:`Delivery` is the delivery job of :class:`~guardd.services.jobs.Engine` (a base class of it, sharing its
+store, channels, owner, fence and turn lock): :meth:`Delivery.deliver` sends every due row. A row is marked
+delivered only after its channel accepted it; one whose mark failed is marked at the next delivery, never sent
+again. A failed send is retried with jittered exponential backoff (from ``[alerts] retry_after`` up to
+:data:`MAX_BACKOFF`) until :data:`GIVE_UP_AFTER`, or given up at once when permanent; a channel that starts failing
+is announced on the others. :func:`channels_of` and :func:`routes` say which channels there are and which get what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from guardd.adapters import notifier
+from guardd.adapters.notifier import Channel
+from guardd.config import Config
+from guardd.core.alerts import severity_rank
+from guardd.core.budgets import Budget
+from guardd.core.health import HealthRule
+from guardd.errors import DeliveryError
+from guardd.store.api import Message, OutboxRow, StateAPI
+
+log = logging.getLogger("guardd.services.jobs")
+
+LEASE = timedelta(minutes=2)
+GIVE_UP_AFTER = timedelta(hours=24)
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def channels_of(config: Config) -> list[Channel]:
+    return [
+        Channel.build(i, n.url.get_secret_value(), n.tags, n.min_severity)
+        for i, n in enumerate(config.settings.notifiers)
+    ]
+
+
+def routes(channel: Channel, severity: str, budget: Budget | HealthRule | None) -> bool:
+    """Return True when ``channel`` should receive a message of ``severity`` about ``budget`` (or a health
+    rule): its ``notify`` tags, absent meaning every notifier."""
+    if severity_rank(severity) < severity_rank(channel.min_severity):
+        return False
+    if budget is None or budget.notify is None:
+        return True
+    return bool(set(budget.notify) & set(channel.tags))
+
+
+class Delivery:
+    """The outbox delivery job (see the module's docstring). Its attributes are set by
+    :class:`~guardd.services.jobs.Engine`; :meth:`deliver` takes turns with the engine's cycles (one lock)."""
+
+    config: Config
+    state: StateAPI
+    dry_run: bool
+    channels: list[Channel]
+    owner: str
+    fence: Callable[[], None]
+    _turn: asyncio.Lock
+    _unmarked: dict[int, tuple[OutboxRow, str]]
+
+    async def deliver(self, now: datetime) -> int:
+        """Send every due outbox row once; return how many were delivered."""
+        if self.dry_run:
+            return 0
+        async with self._turn:
+            return await self._deliver(now)
+
+    async def _deliver(self, now: datetime) -> int:
+        delivered = 0
+        # Rows sent whose delivered mark failed: mark them (never send them again) before anything else.
+        for row, display in list(self._unmarked.values()):
+            await self.state.delivered(row, now)
+            del self._unmarked[row.id]
+            await self.state.channel_result(display, True, None, now)
+            delivered += 1
+        for row in await self.state.claim(self.owner, now, LEASE):
+            if row.id in self._unmarked:
+                continue
+            channel = self._channel_for(row)
+            if channel is None:
+                await self.state.failed(row, now, "the notifier is no longer configured", None)
+                continue
+            try:
+                self.fence()  # NotLeader (no DeliveryError) ends a deposed leader's delivery; the row stays claimed
+                await notifier.send(channel, row.title, row.body, row.severity)
+            except DeliveryError as exc:
+                await self._failed(row, channel, exc, now)
+                continue
+            self._unmarked[row.id] = (row, channel.display)
+            await self.state.delivered(row, now)
+            del self._unmarked[row.id]
+            await self.state.channel_result(channel.display, True, None, now)
+            delivered += 1
+        return delivered
+
+    def _channel_for(self, row: OutboxRow) -> Channel | None:
+        if row.notifier < len(self.channels) and self.channels[row.notifier].display == row.notifier_url:
+            return self.channels[row.notifier]
+        return next((c for c in self.channels if c.display == row.notifier_url), None)
+
+    async def _failed(self, row: OutboxRow, channel: Channel, exc: DeliveryError, now: datetime) -> None:
+        error = str(exc)
+        retry_at: datetime | None = None
+        if not exc.permanent and now - row.created_at < GIVE_UP_AFTER:
+            first = self.config.settings.alerts.retry_after
+            backoff = min(first * 2 ** min(row.attempts, 12), MAX_BACKOFF)
+            retry_at = now + backoff * random.uniform(0.8, 1.2)
+        log.warning(
+            "notification failed%s: %s",
+            "" if retry_at else " (giving up)",
+            error,
+            extra={"ctx": {"budget": row.budget}},
+        )
+        await self.state.failed(row, now, error, retry_at)
+        if await self.state.channel_result(channel.display, False, error, now):
+            others = [c for c in self.channels if c.display != channel.display and routes(c, "warning", None)]
+            title = f"guardd: notifications to {channel.display} are failing"
+            body = f"Since {now.isoformat()}: {error}\n\nMessages are kept and retried with backoff."
+            await self.state.enqueue([Message(None, "warning", title, body, c.index, c.display) for c in others], now)
