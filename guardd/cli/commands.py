@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from guardd.adapters import killswitch
 from guardd.cli import paint, render
 from guardd.config import ConfigView, load_view
 from guardd.core.switch import GLOBAL_SCOPE
@@ -65,16 +64,6 @@ async def opened(args: Namespace, readonly: bool = False) -> AsyncIterator[App]:
     config = config_view(args) if readonly else load(args)
     async with open_app(config, readonly=readonly) as app:
         yield app
-
-
-def who() -> str:
-    try:
-        import getpass
-
-        user = getpass.getuser()
-    except Exception:
-        user = str(os.getuid())
-    return (os.environ.get("SUDO_USER") and f"{os.environ['SUDO_USER']} (via sudo)") or user
 
 
 def _budgets(ctx: App, name: str | None) -> list[Any]:
@@ -238,82 +227,17 @@ async def cmd_report(args: Namespace) -> int:
 
 
 async def cmd_killswitch(args: Namespace) -> int:
-    async with opened(args, readonly=args.action == "show") as ctx:
-        now = datetime.now(UTC).replace(microsecond=0)  # an override's times are read by people, to the second
-        if args.action != "show":
-            scope = args.budget or GLOBAL_SCOPE
-            if args.budget:
-                _budgets(ctx, args.budget)
-            until = now + args.duration if args.duration is not None else None
-            if until is not None and until <= now:
-                raise UsageError("--for must be longer than 0s")
-            await _manual(ctx, args.action, scope, until, args.reason, now)
-        doc = killswitch.read(ctx.config.killswitch_path)
-    if args.json:
-        print(json.dumps(doc, indent=2) if doc else "null")
-    elif args.action == "show":
-        lines = render.switch_lines(doc, ctx.config.timezone) if doc else []
-        paint.emit("\n".join(lines) or "no kill-switch file yet (the daemon has not run)")
-    return 0
+    """``guardd killswitch`` (:mod:`guardd.cli.manual`, imported only for this command)."""
+    from guardd.cli.manual import cmd_killswitch as run
 
-
-async def _manual(ctx: App, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
-    """Record a manual trip/release, recompute the switch file at once and notify it."""
-    from guardd.services.overrides import apply_manual
-
-    engine = ctx.engine
-    engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
-    result = await apply_manual(engine, "trip" if action == "trip" else "release", scope, until, reason, who(), now)
-    for note in result.notes:
-        print(f"guardd: note: {note}", file=sys.stderr)
-    await engine.deliver(now)
-    verb = "tripped" if action == "trip" else "released"
-    print(f"{verb} {scope}; switch file {ctx.config.killswitch_path} now says tripped={result.doc.tripped}")
+    return await run(args)
 
 
 async def cmd_silence(args: Namespace) -> int:
-    async with opened(args) as ctx:
-        now = datetime.now(UTC).replace(microsecond=0)  # what people read back (history, list) is to the second
-        if args.action == "add":
-            if not args.budget or args.duration is None:
-                raise UsageError("silence add needs --budget NAME and --for DURATION")
-            if args.budget != GLOBAL_SCOPE:
-                _budgets(ctx, args.budget)
-            if not args.duration:
-                raise UsageError("--for must be longer than 0s")
-            until = now + args.duration
-            sid = await ctx.state.add_silence(args.budget, until, args.reason, who(), now)
-            print(f"silence {sid}: {args.budget} muted until {render.when(until.isoformat(), str(ctx.config.zone))}")
-        elif args.action == "remove":
-            if args.id is None:
-                raise UsageError("silence remove needs the silence ID (see guardd silence list)")
-            if not await ctx.state.remove_silence(args.id, who(), now):
-                raise UsageError(f"no silence with ID {args.id}")
-            print(f"silence {args.id} removed")
-        else:
-            rows = await ctx.state.silences(now)
-            if args.json:
-                print(
-                    json.dumps(
-                        [
-                            {
-                                "id": s.id,
-                                "budget": s.budget,
-                                "until": s.until.isoformat(),
-                                "reason": s.reason,
-                                "by": s.by,
-                            }
-                            for s in rows
-                        ],
-                        indent=2,
-                    )
-                )
-            elif not rows:
-                print("no active silences")
-            for s in rows if not args.json else []:
-                until = render.when(s.until.isoformat(), str(ctx.config.zone))
-                print(f"{s.id}\t{s.budget}\tuntil {until}\tby {s.by}\t{s.reason}")
-    return 0
+    """``guardd silence`` (:mod:`guardd.cli.manual`, imported only for this command)."""
+    from guardd.cli.manual import cmd_silence as run
+
+    return await run(args)
 
 
 async def cmd_notify(args: Namespace) -> int:
