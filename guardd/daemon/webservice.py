@@ -24,7 +24,7 @@ from guardd.daemon.cluster import APPLY_WITHIN, Cluster
 from guardd.errors import NotApplied, NotLeader
 from guardd.http.backend import Charts, KeyUsage, LedgerCount, MetricsSnapshot, NotificationCount
 from guardd.services import status
-from guardd.services.overrides import ManualRequest, apply_manual, request_manual
+from guardd.services.overrides import ManualNotApplied, ManualRequest, Recorded, apply_manual, request_manual, requested
 from guardd.services.worker import Step
 from guardd.store.api import BatchResult
 
@@ -66,10 +66,14 @@ class DaemonBackend:
             result = await d.run_exclusive(
                 lambda: apply_manual(engine, action, scope, until, reason, by, datetime.now(UTC))
             )
-        except NotLeader:
+        except ManualNotApplied as lost:  # recorded, then the term ended: the next leader applies it
             if d.cluster is None:
                 raise
-            return await self._requested(d.cluster, action, scope, until, reason, by)  # its term ended meanwhile
+            return await self._requested(d.cluster, action, scope, until, reason, by, lost.recorded)
+        except NotLeader:  # the term ended before anything was recorded
+            if d.cluster is None:
+                raise
+            return await self._requested(d.cluster, action, scope, until, reason, by)
         for note in result.notes:
             log.info("%s", note, extra={"ctx": {"budget": scope}})
         d.worker.request(Step.DELIVER)
@@ -83,16 +87,21 @@ class DaemonBackend:
         until: datetime | None,
         reason: str,
         by: str,
+        recorded: Recorded | None = None,
     ) -> dict[str, Any]:
         """On an instance that does not lead a shared store: record the overrides and the message through the
         plain state (any instance may), then wait for the leader to apply them; its committed switch answers.
-        NotApplied (503) when no leader does in time — the overrides stay recorded and apply once one leads."""
+        NotApplied (503) when no leader does in time — the overrides stay recorded and apply once one leads.
+        ``recorded``: the overrides are written already (this instance's term ended after writing them): only
+        the message is queued."""
         from guardd.services.jobs import Engine
 
         d = self.daemon
         engine = Engine(d.config, d.stores.state, d.evaluator, d.dry_run)
 
         async def record() -> ManualRequest:
+            if recorded is not None:
+                return await requested(engine, recorded, datetime.now(UTC))
             await d.evaluator.refresh_series()  # series other instances stored count for a release's hold
             return await request_manual(engine, action, scope, until, reason, by, datetime.now(UTC))
 

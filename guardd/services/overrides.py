@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 from guardd.core.periods import Kind, parse_duration, window_at
 from guardd.core.switch import GLOBAL_SCOPE, Override, Scope, SwitchDoc, without_override
+from guardd.errors import NotLeader
 from guardd.store.api import Message
 
 if TYPE_CHECKING:
@@ -42,6 +43,17 @@ class Recorded:
     causes: dict[str, str]
     notes: list[str]
     messages: list[Message]
+
+
+class ManualNotApplied(NotLeader):
+    """The overrides of a manual action are committed, but the leader's term ended before the switch was decided:
+    the next leader applies them. ``recorded`` is what was written: queue its message and wait
+    (:func:`requested`), never record it again — a release recorded twice, after its first pass had removed a
+    manual trip, found no trip left and held the budget released with no end."""
+
+    def __init__(self, recorded: Recorded) -> None:
+        super().__init__("this instance's term ended after the manual change was recorded, before it was applied")
+        self.recorded = recorded
 
 
 @dataclass(slots=True)
@@ -84,7 +96,10 @@ async def apply_manual(
     The caller has checked that ``scope`` names a budget or is ``*``. Return the new switch document.
     """
     done = await record_manual(engine, action, scope, until, reason, by, now)
-    doc = await engine.cycle(now, causes=done.causes)
+    try:
+        doc = await engine.cycle(now, causes=done.causes)
+    except NotLeader as exc:
+        raise ManualNotApplied(done) from exc
     if not engine.dry_run:
         await engine.state.enqueue(done.messages, now)
     return ManualResult(doc, done.notes)
@@ -100,6 +115,12 @@ async def request_manual(
     Return what the committed switch shows once the leader applied it (:meth:`ManualRequest.applied`).
     """
     done = await record_manual(engine, action, scope, until, reason, by, now)
+    return await requested(engine, done, now)
+
+
+async def requested(engine: Engine, done: Recorded, now: datetime) -> ManualRequest:
+    """Queue the message of a manual action whose overrides are recorded (``done``), and return what the committed
+    switch shows once the leader applied them. Records nothing: see :class:`ManualNotApplied`."""
     if not engine.dry_run:
         await engine.state.enqueue(done.messages, now)
     active = {o.scope: o for o in await engine.state.overrides() if o.active(now)}
