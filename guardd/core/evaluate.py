@@ -177,10 +177,14 @@ def overridden(ev: BudgetEvaluation, override: Override | None, held: bool = Fal
     latched by ``release = "manual"``: tripped though no window trips it now).
 
     An override not active at ``ev.now`` is ignored. ``released`` holds the switch open: each window past its
-    trip threshold becomes ``critical`` (never ``tripped`` while nothing trips), and ``held`` does not count.
-    ``tripped`` trips the budget whatever its windows say. The override is kept, so what is shown can say who
-    decided and why. For what is shown (``status``, ``check``), never for the switch decision itself.
+    trip threshold becomes ``critical`` (never ``tripped`` while nothing trips) — once the switch shows it: while
+    the scope is still ``held`` the release is recorded but not yet applied (a follower recorded it and no leader
+    has decided since), clients are still refused, and the budget is shown as the switch holds it. ``tripped``
+    trips the budget whatever its windows say (shown at once: the safe side). The override is kept, so what is
+    shown can say who decided and why. For what is shown (``status``, ``check``), never for the switch decision.
     """
+    if override is not None and override.state == "released" and held:
+        override = None  # not applied yet: an applied release holds the scope open (core.switch.decide)
     if override is None or not override.active(ev.now):
         return replace(ev, held=True) if held and not ev.tripped else ev
     windows = ev.windows

@@ -115,6 +115,12 @@ def test_a_budget_its_switch_scope_holds_tripped_is_shown_tripped_under_its_limi
     assert (shown.state, shown.tripped) == ("tripped", True)
 
 
-def test_a_hand_release_wins_over_a_held_switch_scope():
+def test_a_hand_release_the_switch_does_not_show_yet_leaves_the_budget_shown_tripped():
+    release = Override("team", "released", "alice", "fixed")  # recorded; the scope is still tripped: not applied
+    assert overridden(ev(12), release, held=True).tripped is True
+    assert overridden(ev(1), release, held=True).tripped is True
+
+
+def test_a_hand_release_the_switch_shows_holds_the_budget_open():
     release = Override("team", "released", "alice", "fixed")
-    assert overridden(ev(12), release, held=True).tripped is False
+    assert overridden(ev(12), release, held=False).tripped is False
