@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from guardd.adapters.instance_lock import pid_space
 from guardd.app import build, open_app, open_stores
 from guardd.config import load_config
 
@@ -46,10 +47,11 @@ async def test_everything_built_sits_on_the_one_open_store(tmp_path):
         assert again.engine is not app.engine and again.stores is app.stores
 
 
-async def test_outbox_claims_are_made_in_the_name_of_this_instance_not_of_the_host(tmp_path):
+async def test_outbox_claims_are_made_in_the_name_of_this_instance_and_its_pid_space_not_of_the_host(tmp_path):
     config = load_config(str(config_file(tmp_path, extra='instance = "web_1"')))
     async with open_app(config) as app:
-        assert app.engine.owner == f"web_1:{os.getpid()}"
+        assert app.engine.claimant == f"web_1:{pid_space()}"  # only pids of this space can be checked here
+        assert app.engine.owner == f"web_1:{pid_space()}:{os.getpid()}"
 
 
 def test_a_command_on_sqlite_never_imports_the_postgresql_driver(tmp_path):

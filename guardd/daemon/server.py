@@ -71,7 +71,7 @@ class Daemon(Cycle):
         from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
         await self.evaluator.refresh_series()
-        freed = await self.state.release_dead_leases(self.config.instance)
+        freed = await self.state.release_dead_leases(self.engine.claimant)
         if freed:
             log.info("took over %d notification(s) left mid-delivery by a previous run", freed)
         loop = asyncio.get_running_loop()

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from guardd.adapters.instance_lock import pid_space
 from guardd.config import Config
 from guardd.core import health
 from guardd.core.alerts import Announcement, Policy, severity_rank, step
@@ -61,9 +62,14 @@ class Engine(SwitchWriter, Delivery):
         self.evaluator = evaluator
         self.dry_run = dry_run
         self.channels = channels_of(config)
-        self.owner = f"{config.instance}:{os.getpid()}"
-        """Who claims outbox rows: ``instance:pid``. The instance name, not the host name: two containers may share
-        a host name (and pids), never an instance name on one store (contract §9)."""
+        self.claimant = f"{config.instance}:{pid_space()}"
+        """This instance in this pid space (:func:`~guardd.adapters.instance_lock.pid_space`): whose claims a
+        restart may free when their process is gone (``release_dead_leases``). The instance name, not the host
+        name: two containers may share a host name (and pids), never an instance name on one store (contract §9);
+        the pid space, because after a takeover of the name the old process, in another container, may still be
+        sending: its claims expire with their lease, never freed early on a pid that means nothing here."""
+        self.owner = f"{self.claimant}:{os.getpid()}"
+        """Who claims outbox rows: ``instance:pid-space:pid``."""
         self.last: dict[str, BudgetEvaluation] = {}
         self.doc: SwitchDoc | None = None
         self.key_switch: Any = None  # guardd.services.openrouter.keys.KeySwitch when keys are to follow the switch

@@ -90,10 +90,11 @@ class Outbox:
     async def release_dead_leases(self, instance: str) -> int:
         """Free leases held by processes of this instance that no longer run (a guardd killed mid-delivery).
 
-        A claim's owner is ``instance:pid`` (:attr:`guardd.services.jobs.Engine.owner`); only claims whose instance
-        is exactly ``instance`` are looked at (a pid means something only on the host that runs it: another
-        instance's claim is never freed here, whatever its host name). Without this a killed daemon's rows wait out
-        their lease before anyone may send them.
+        A claim's owner is ``<claimant>:pid`` (:attr:`guardd.services.jobs.Engine.owner`; the daemon passes its
+        ``claimant``, the instance name and its pid space, as ``instance``); only claims whose part before the pid
+        is exactly ``instance`` are looked at (a pid means something only where it runs: another instance's claim,
+        or this instance's from another container, is never freed here — it waits out its lease). Without this a
+        killed daemon's rows wait out their lease before anyone may send them.
         """
         rows = await self._all(
             "SELECT id, lease_owner FROM outbox WHERE lease_until IS NOT NULL AND delivered_at IS NULL"
@@ -107,13 +108,15 @@ class Outbox:
             try:
                 os.kill(int(pid), 0)
             except ProcessLookupError:
-                dead.append((row_id,))
+                dead.append((row_id, owner))
             except PermissionError:
                 continue  # alive, another user's
         if dead:
             async with self.db.transaction("state") as conn:
                 await self.d.executemany(
-                    conn, "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ?", dead
+                    conn,
+                    "UPDATE outbox SET lease_until = NULL, lease_owner = NULL WHERE id = ? AND lease_owner = ?",
+                    dead,  # a claim taken since (by a live sender) is not freed
                 )
         return len(dead)
 
