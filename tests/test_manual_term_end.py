@@ -43,3 +43,17 @@ async def test_a_release_whose_term_ends_before_the_switch_is_decided_is_recorde
         assert await app.stores.state.overrides() == []  # the manual trip is gone; no endless release was added
         assert request.expected == {"b": None}
         assert request.applied(await engine.cycle(NOW))  # the next decision shows the release
+
+
+def test_a_repeated_release_with_a_new_end_is_not_taken_as_applied_by_the_old_switch():
+    from datetime import timedelta
+
+    from guardd.core.switch import Override, Scope, SwitchDoc
+    from guardd.services.overrides import ManualRequest
+
+    old = Override("b", "released", "alice", "fixed", NOW + timedelta(hours=1), created_at=NOW)
+    new = Override("b", "released", "alice", "fixed", NOW + timedelta(hours=3), created_at=NOW)  # a new --for
+    shown = Override("b", "released", "alice", "fixed", old.until)  # a switch document carries no created_at
+    doc = SwitchDoc(NOW, NOW, {"b": Scope(False, None, None, old.until, "manual", None, None, 0, shown)})
+    assert ManualRequest({"b": old}).applied(doc)
+    assert not ManualRequest({"b": new}).applied(doc)

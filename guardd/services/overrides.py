@@ -74,18 +74,15 @@ class ManualRequest:
             have = scope.override if scope is not None else None
             if (want is None) != (have is None):
                 return False
-            if (
-                want is not None
-                and have is not None
-                and (have.state, have.by, have.reason)
-                != (
-                    want.state,
-                    want.by,
-                    want.reason,
-                )
-            ):
+            if want is not None and have is not None and _decision(have) != _decision(want):
                 return False
         return True
+
+
+def _decision(o: Override) -> tuple[str, str, str, datetime | None]:
+    """What a switch document shows of an override: its state, who, why and until (a repeat with a new --for is
+    a new decision); not when it was stored."""
+    return (o.state, o.by, o.reason, o.until)
 
 
 async def apply_manual(
