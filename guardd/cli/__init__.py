@@ -1,7 +1,9 @@
 """The ``guardd`` command line (contract §4). Only this package turns exceptions into exit codes.
 
-Exit codes: 0 success, 1 runtime error, 2 usage error, 78 configuration error; ``check`` uses the
-monitoring-plugin codes 0/1/2/3 instead. Global options (``-c``, ``-v``) are accepted before or after the command.
+Exit codes: 0 success, 1 runtime error, 2 usage error, 75 recorded but not applied yet (``killswitch
+trip|release`` on a shared store when no leader applied it in time: sysexits' EX_TEMPFAIL, as 78 is its
+EX_CONFIG), 78 configuration error; ``check`` uses the monitoring-plugin codes 0/1/2/3 instead. Global options
+(``-c``, ``-v``) are accepted before or after the command.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ from datetime import timedelta  # noqa: E402
 
 from guardd import __version__  # noqa: E402
 from guardd.core.periods import parse_duration  # noqa: E402
-from guardd.errors import ConfigError, GuarddError, UsageError  # noqa: E402
+from guardd.errors import ConfigError, GuarddError, NotApplied, UsageError  # noqa: E402
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 78
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 2, 75, 78
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
 
 
@@ -95,6 +97,11 @@ def _report(p: argparse.ArgumentParser) -> None:
 
 
 def _killswitch(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "On a shared store ([store] url) only the leader decides the switch: trip and release record the override "
+        "and wait up to 15 s for the leader to apply it, then print the switch it committed. When no leader applies "
+        "it in time, the command exits 75: the override stays recorded, and the leader applies it when one runs."
+    )
     p.add_argument("action", choices=["show", "trip", "release"])
     p.add_argument("--budget", metavar="NAME")
     p.add_argument("--reason", default="", metavar="TEXT")
@@ -232,6 +239,9 @@ def _main(argv: Sequence[str] | None) -> int:
     except UsageError as exc:
         print(f"guardd: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except NotApplied as exc:  # recorded in the shared store; the leader applies it when one runs
+        print(f"guardd: {exc}", file=sys.stderr)
+        return EXIT_TEMPFAIL
     except GuarddError as exc:
         print(f"guardd: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,9 +1,13 @@
 """``guardd killswitch`` and ``guardd silence``: what people change by hand, recorded with who did it.
 
 ``killswitch trip|release`` records a manual override, recomputes the switch file at once (keeping the daemon's
-heartbeat: only the daemon's evaluations are heartbeats) and delivers its notices; ``killswitch show`` reads the
-file. ``silence add|remove|list`` mutes a budget's notifications until a time. :func:`who` names the person (the
-sudo user first). Each ``cmd_*`` returns the exit code; a wrong argument raises :class:`~guardd.errors.UsageError`.
+heartbeat: only the daemon's evaluations are heartbeats) and delivers its notices. On a shared store only the
+leader decides the switch (contract §9): the command records the override and its message, wakes the leader and
+prints the switch the leader commits, as ``POST /v1/killswitch/…`` on a follower does
+(:mod:`guardd.services.follower`); when none applies it in time, :class:`~guardd.errors.NotApplied` (exit 75).
+``killswitch show`` reads the file. ``silence add|remove|list`` mutes a budget's notifications until a time
+(data every instance reads, not a decision: any instance may write it). :func:`who` names the person (the sudo
+user first). Each ``cmd_*`` returns the exit code; a wrong argument raises :class:`~guardd.errors.UsageError`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from guardd.errors import UsageError
 
 if TYPE_CHECKING:
     from guardd.app import App
+    from guardd.core.switch import SwitchDoc
+    from guardd.services.overrides import Action
 
 
 def who() -> str:
@@ -38,6 +44,7 @@ def who() -> str:
 async def cmd_killswitch(args: Namespace) -> int:
     async with opened(args, readonly=args.action == "show") as ctx:
         now = datetime.now(UTC).replace(microsecond=0)  # an override's times are read by people, to the second
+        committed: SwitchDoc | None = None
         if args.action != "show":
             scope = args.budget or GLOBAL_SCOPE
             if args.budget:
@@ -45,8 +52,8 @@ async def cmd_killswitch(args: Namespace) -> int:
             until = now + args.duration if args.duration is not None else None
             if until is not None and until <= now:
                 raise UsageError("--for must be longer than 0s")
-            await _manual(ctx, args.action, scope, until, args.reason, now)
-        doc = killswitch.read(ctx.config.killswitch_path)
+            committed = await _manual(ctx, args.action, scope, until, args.reason, now, say=not args.json)
+        doc = committed.to_json() if committed is not None else killswitch.read(ctx.config.killswitch_path)
     if args.json:
         print(json.dumps(doc, indent=2) if doc else "null")
     elif args.action == "show":
@@ -55,18 +62,41 @@ async def cmd_killswitch(args: Namespace) -> int:
     return 0
 
 
-async def _manual(ctx: App, action: str, scope: str, until: datetime | None, reason: str, now: datetime) -> None:
-    """Record a manual trip/release, recompute the switch file at once and notify it."""
-    from guardd.services.overrides import apply_manual
+async def _manual(
+    ctx: App, action: str, scope: str, until: datetime | None, reason: str, now: datetime, say: bool = True
+) -> SwitchDoc | None:
+    """Record a manual trip/release and apply it. On one host: recompute the switch file at once and notify it
+    (return None: the file says it). On a shared store only the leader decides the switch: record the override
+    and its message, and return the switch the leader commits once it applied them (NotApplied when none does in
+    time; the override stays recorded). ``say``: print what the switch says now (not with ``--json``, which
+    prints the document)."""
+    from guardd.services.overrides import apply_manual, request_manual
 
     engine = ctx.engine
-    engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
-    result = await apply_manual(engine, "trip" if action == "trip" else "release", scope, until, reason, who(), now)
-    for note in result.notes:
-        print(f"guardd: note: {note}", file=sys.stderr)
-    await engine.deliver(now)
+    act: Action = "trip" if action == "trip" else "release"
     verb = "tripped" if action == "trip" else "released"
-    print(f"{verb} {scope}; switch file {ctx.config.killswitch_path} now says tripped={result.doc.tripped}")
+    cluster = ctx.stores.cluster
+    if cluster is not None:
+        from guardd.services.follower import leader_applies
+
+        request = await request_manual(engine, act, scope, until, reason, who(), now)
+        _notes(request.notes)
+        doc = await leader_applies(cluster, request.applied, act, scope)
+        if say:
+            print(f"{verb} {scope}; the leader applied it: the switch now says tripped={doc.tripped}")
+        return doc
+    engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
+    result = await apply_manual(engine, act, scope, until, reason, who(), now)
+    _notes(result.notes)
+    await engine.deliver(now)
+    if say:
+        print(f"{verb} {scope}; switch file {ctx.config.killswitch_path} now says tripped={result.doc.tripped}")
+    return None
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"guardd: note: {note}", file=sys.stderr)
 
 
 async def cmd_silence(args: Namespace) -> int:

@@ -65,6 +65,7 @@ from guardd.adapters.instance_lock import pid_space
 from guardd.config import Config
 from guardd.core.switch import SwitchDoc
 from guardd.errors import NotLeader, StoreError, SwitchFileError
+from guardd.services.follower import APPLY_WITHIN, Applied, wait_applied
 from guardd.services.jobs import Engine
 from guardd.store.api import ClusterAPI, InstanceInfo, StateAPI, Term
 
@@ -75,7 +76,6 @@ TICK = 1.0  # seconds between control rounds: renewal, heartbeat, takeover attem
 MARGIN = 0.5  # seconds before the local deadline at which this instance stops leading
 HEARTBEAT_EVERY = 5.0  # seconds between rewrites of an unchanged switch file
 ALIVE_WITHIN = timedelta(seconds=15)  # an instance not seen for longer is not running (its name may be taken)
-APPLY_WITHIN = 15.0  # seconds a follower waits for the leader to apply an override it recorded (a takeover: 11 s)
 SHARED_SECTIONS = ("budgets", "health", "notifiers", "alerts", "killswitch")
 
 
@@ -280,26 +280,17 @@ class Cluster:
         self._read.set()
         self._mirror(doc)
 
-    async def until_applied(
-        self, applied: Callable[[SwitchDoc | None], bool], timeout: float = APPLY_WITHIN
-    ) -> SwitchDoc | None:
+    async def until_applied(self, applied: Applied, timeout: float = APPLY_WITHIN) -> SwitchDoc | None:
         """Wake the leader (this instance recorded an override but does not decide the switch) and wait until the
         document it commits satisfies ``applied``: return that document, or None when ``timeout`` seconds pass
-        first (no leader now, or one that cannot evaluate). StoreError when the leader cannot be woken."""
+        first (no leader now, or one that cannot evaluate). StoreError when the leader cannot be woken. The
+        control loop reads the document (at once when the leader commits, else within a tick)."""
         await self.backend.wake_leader()
-        deadline = time.monotonic() + timeout
-        while True:
-            self._read.clear()
-            if applied(self.committed):
-                return self.committed
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None
-            try:  # the next round reads it: at once when the leader commits (LISTEN), else within a tick
-                async with asyncio.timeout(left):
-                    await self._read.wait()
-            except TimeoutError:
-                pass
+
+        async def committed() -> SwitchDoc | None:
+            return self.committed
+
+        return await wait_applied(applied, committed, self._read, timeout)
 
     def _term(self, term: Term | None, started: float) -> None:
         if term is None:

@@ -20,10 +20,11 @@ from guardd.config import Config
 from guardd.core.batch import Parsed
 from guardd.core.periods import local_midnight, window_at
 from guardd.core.switch import SwitchDoc
-from guardd.daemon.cluster import APPLY_WITHIN, Cluster
-from guardd.errors import NotApplied, NotLeader
+from guardd.daemon.cluster import Cluster
+from guardd.errors import NotLeader
 from guardd.http.backend import Charts, KeyUsage, LedgerCount, MetricsSnapshot, NotificationCount
 from guardd.services import status
+from guardd.services.follower import not_applied
 from guardd.services.overrides import ManualNotApplied, ManualRequest, Recorded, apply_manual, request_manual, requested
 from guardd.services.worker import Step
 from guardd.store.api import BatchResult
@@ -110,10 +111,7 @@ class DaemonBackend:
             log.info("%s", note, extra={"ctx": {"budget": scope}})
         doc = await cluster.until_applied(request.applied)
         if doc is None:
-            raise NotApplied(
-                f"the {action} of {scope} is recorded in the shared store, but no leader applied it within"
-                f" {APPLY_WITHIN:g}s; every instance's switch file shows it once one does (asking again is safe)"
-            )
+            raise not_applied(action, scope)
         return doc.to_json()
 
     def store_error(self) -> str | None:

@@ -81,9 +81,13 @@ def test_every_command_answers_from_the_shared_store(run_guardd, tmp_path, pg_ur
     assert [s["reason"] for s in listed] == ["deploy"]
     assert run_guardd("silence", "remove", str(listed[0]["id"]), "-c", cfg).returncode == 0
 
+    # Only a leader decides the switch: with no guardd running, the release is recorded and waits for one.
     released = run_guardd("killswitch", "release", "--budget", "team", "--reason", "ok'd", "-c", cfg)
-    assert released.returncode == 0, released.stderr
-    assert json.loads(run_guardd("killswitch", "show", "--json", "-c", cfg).stdout)["tripped"] is False
+    assert released.returncode == 75, released.stderr
+    assert "recorded" in released.stderr and "no guardd instance runs" in released.stderr
+    assert json.loads(run_guardd("status", "--json", "-c", cfg).stdout)["budgets"][0]["tripped"] is True
+    assert run_guardd("run", "--once", "-c", cfg).returncode == 0  # a leader, which applies it
+    assert json.loads(run_guardd("status", "--json", "-c", cfg).stdout)["budgets"][0]["tripped"] is False
 
     history = json.loads(run_guardd("history", "--json", "-c", cfg).stdout)
     kinds = {h["kind"] for h in history}
