@@ -46,7 +46,7 @@ class NotLeader(StoreError):
 
 class NotApplied(StoreError):
     """A change recorded in the shared store (a manual trip/release on an instance that does not lead) that no
-    leader applied in time: it takes effect once one does, and asking again is safe."""
+    leader applied in time: it takes effect once one does, without asking again. The command exits 75 with it."""
 
 
 class SchemaTooNew(StoreError):
