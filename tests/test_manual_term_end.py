@@ -57,3 +57,20 @@ def test_a_repeated_release_with_a_new_end_is_not_taken_as_applied_by_the_old_sw
     doc = SwitchDoc(NOW, NOW, {"b": Scope(False, None, None, old.until, "manual", None, None, 0, shown)})
     assert ManualRequest({"b": old}).applied(doc)
     assert not ManualRequest({"b": new}).applied(doc)
+
+
+async def test_a_release_asked_again_before_the_first_is_applied_adds_no_endless_release(tmp_path):
+    """A follower's release waits for the leader (503, exit 75 when none applies it in time); asking again
+    meanwhile found the manual trip gone and recorded a ``released`` override with no end: the budget could
+    never trip again until someone removed it by hand."""
+    from guardd.services.overrides import request_manual
+
+    async with open_app(config(tmp_path)) as app:
+        await apply_manual(app.engine, "trip", "b", None, "incident", "alice", NOW)
+        await request_manual(app.engine, "release", "b", None, "fixed", "bob", NOW)  # recorded, not applied
+
+        again = await request_manual(app.engine, "release", "b", None, "fixed", "bob", NOW)
+
+        assert await app.stores.state.overrides() == []
+        assert again.expected == {"b": None}
+        assert again.applied(await app.engine.cycle(NOW))

@@ -174,8 +174,12 @@ async def _release(
     evaluations = await engine.evaluator.evaluate_all(now, [budget]) if budget is not None else []
     release = engine.config.settings.killswitch.release
     held = without_override(scope, evaluations, overrides, release, await state.switch_doc(), now)
-    if manual_trip and until is None and (held is None or not held.tripped):
-        await state.remove_override(scope, now, removed)
+    if until is None and (held is None or not held.tripped):
+        # Nothing but a manual trip holds it: remove that one. With none (e.g. a release asked again before the
+        # first was applied, which removed it), there is nothing to hold open — a release with no end would
+        # keep the budget from ever tripping again.
+        if manual_trip:
+            await state.remove_override(scope, now, removed)
         return
     if until is None:
         until = _window_reset(engine, held, now)
