@@ -17,7 +17,7 @@ from typing import Any
 from guardd.adapters import killswitch
 from guardd.config import Config
 from guardd.core.evaluate import BudgetEvaluation
-from guardd.core.switch import ScopeChange, SwitchDoc, decide
+from guardd.core.switch import Override, ScopeChange, SwitchDoc, decide
 from guardd.errors import StoreError, SwitchFileError
 from guardd.store.api import Message, StateAPI, SwitchDecision
 
@@ -54,7 +54,7 @@ class SwitchWriter:
                     await self.state.remove_override(ov.scope, now, f"override {ov.state} by {ov.by} expired")
         settings = self.config.settings
 
-        def decided(previous: SwitchDoc | None) -> tuple[SwitchDoc, list[ScopeChange]]:
+        def decided(previous: SwitchDoc | None, overrides: list[Override]) -> tuple[SwitchDoc, list[ScopeChange]]:
             return decide(
                 evaluations,
                 overrides,
@@ -66,7 +66,7 @@ class SwitchWriter:
             )
 
         if self.dry_run:
-            doc, changes = decided(self.doc)
+            doc, changes = decided(self.doc, overrides)
             self.doc = self.written = doc
             self._log_changes(changes)
             if changes:
@@ -76,8 +76,10 @@ class SwitchWriter:
         made: list[ScopeChange] = []
         keys_follow = self.key_switch is not None and settings.killswitch.disable_openrouter_keys
 
-        def step(previous: SwitchDoc | None) -> SwitchDecision:
-            doc, changes = decided(previous)
+        def step(previous: SwitchDoc | None, current: list[Override]) -> SwitchDecision:
+            # The overrides as stored in the decision's turn: a manual change another process committed since they
+            # were read above (a killswitch command beside the daemon) is decided here, not undone.
+            doc, changes = decided(previous, current)
             made[:] = changes
             # written while the decision's transaction holds the store: two deciders write in the order they save
             if self.writes_file:
@@ -92,7 +94,7 @@ class SwitchWriter:
             doc = await self.state.update_switch(step, now)
         except StoreError:
             if not made and self.writes_file:  # the state could not be read or written: keep the guard's word
-                doc, _ = decided(self.doc)  # current all the same
+                doc, _ = decided(self.doc, overrides)  # current all the same
                 self._write_file(doc)
                 self.doc = doc
             raise

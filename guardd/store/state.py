@@ -27,6 +27,7 @@ from guardd.store.outbox import Outbox
 from guardd.store.shared import doc_from_json, iso
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
+_OVERRIDES = "SELECT scope, state, by, reason, until, created_at FROM overrides"
 
 
 class StateStore(Outbox):
@@ -72,7 +73,9 @@ class StateStore(Outbox):
 
     # ---- overrides, silences, history ---------------------------------------------------------------------
     async def overrides(self) -> list[Override]:
-        rows = await self._all("SELECT scope, state, by, reason, until, created_at FROM overrides")
+        return self._overrides(await self._all(_OVERRIDES))
+
+    def _overrides(self, rows: Any) -> list[Override]:
         return [Override(r[0], r[1], r[2], r[3], self.d.when(r[4]), self.d.when(r[5])) for r in rows]
 
     async def set_override(self, override: Override, now: datetime) -> None:
@@ -144,12 +147,14 @@ class StateStore(Outbox):
     async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
         """Read the stored switch document, let ``step`` decide from it, and save its decision, in one transaction.
 
-        ``step(previous)`` may write the switch file. Saved together: the document, its history, and the scope
-        changes the key switch still has to apply (see :meth:`pending_key_changes`) — before any other side
-        effect. Processes that decide at once (the daemon and a ``killswitch`` command, or two instances) take
-        turns here (the row is locked until the commit; on PostgreSQL an advisory lock first, so that the very
-        first decision, before the row exists, takes turns too), so each decides from the other's result and a
-        change is recorded once.
+        ``step(previous, overrides)`` may write the switch file. The overrides are read in the same transaction: a
+        manual change committed by another process while this one was evaluating is in the decision (the daemon,
+        deciding from a list read before, released a trip the command had just made). Saved together: the document, its
+        history, and the scope changes the key switch still has to apply (see :meth:`pending_key_changes`) — before any
+        other side effect. Processes that decide at once (the daemon and a ``killswitch`` command, or two instances)
+        take turns here (the row is locked until the commit; on PostgreSQL an advisory lock first, so that the very
+        first decision, before the row exists, takes turns too), so each decides from the other's result and a change is
+        recorded once.
         """
         d = self.d
         async with self.db.transaction("state") as conn:
@@ -157,7 +162,8 @@ class StateStore(Outbox):
                 await d.execute(conn, d.switch_turns)
             cur = await d.execute(conn, f"SELECT doc FROM switch_state WHERE id = 1{d.for_update}")
             row = await cur.fetchone()
-            decision = step(None if row is None else doc_from_json(d.unjson(row[0])))
+            overrides = self._overrides(await (await d.execute(conn, _OVERRIDES)).fetchall())
+            decision = step(None if row is None else doc_from_json(d.unjson(row[0])), overrides)
             if decision.save:
                 await d.execute(
                     conn,

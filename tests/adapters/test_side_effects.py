@@ -146,6 +146,6 @@ async def test_a_pending_trip_whose_scope_was_released_since_switches_no_key(rig
     await rig.poller.poll(BERLIN_EVENING)
     doc = await rig.engine.cycle(BERLIN_EVENING)  # nothing spent: the scope is not tripped
     old = [ScopeChange("prod", True, "an old decision", "daily")]
-    await rig.state.update_switch(lambda previous: SwitchDecision(doc, [], False, old), BERLIN_EVENING)
+    await rig.state.update_switch(lambda *_: SwitchDecision(doc, [], False, old), BERLIN_EVENING)
     assert await rig.engine.key_switch.apply(BERLIN_EVENING, rig.engine._system_messages) == []
     assert not ours.disabled and await rig.state.pending_key_changes() == []

@@ -111,7 +111,7 @@ async def test_every_member_writes_its_own_switch_file_within_a_second_of_the_le
         boss = next(c for c in clusters if c.leading)
         doc = tripped_doc(datetime.now(UTC).replace(microsecond=0))
         committed = time.monotonic()
-        await boss.state().update_switch(lambda previous: SwitchDecision(doc, [("all", "tripped")], True), T0)
+        await boss.state().update_switch(lambda *_: SwitchDecision(doc, [("all", "tripped")], True), T0)
         files = [c.config.killswitch_path for c in clusters]
 
         def all_tripped() -> bool:
@@ -132,7 +132,7 @@ async def test_a_member_that_cannot_reach_the_store_lets_its_heartbeat_age(pg_ur
         await one.join()
         await until(lambda: one.leading)
         doc = tripped_doc(datetime.now(UTC).replace(microsecond=0))
-        await one.state().update_switch(lambda previous: SwitchDecision(doc, [], True), T0)
+        await one.state().update_switch(lambda *_: SwitchDecision(doc, [], True), T0)
         await until(lambda: one.written is not None and one.written.tripped)
         one.backend.link.url = "postgresql://postgres@127.0.0.1:1/nowhere"
         await one.backend.link.close()
@@ -221,7 +221,7 @@ async def test_members_survive_their_connections_being_terminated(pg_url, tmp_pa
         doc = tripped_doc(datetime.now(UTC).replace(microsecond=0))
         for _ in range(50):  # the pool's dead connections fail once each, then it reconnects
             try:
-                await boss.state().update_switch(lambda previous: SwitchDecision(doc, [], True), T0)
+                await boss.state().update_switch(lambda *_: SwitchDecision(doc, [], True), T0)
                 break
             except NotLeader:
                 boss = next((c for c in clusters if c.leading), boss)
@@ -277,7 +277,7 @@ async def test_a_member_answers_once_the_leader_committed_what_it_waits_for(pg_u
 
         async def commit_later() -> None:
             await asyncio.sleep(0.3)
-            await one.state().update_switch(lambda previous: SwitchDecision(doc, [("all", "tripped")], True), T0)
+            await one.state().update_switch(lambda *_: SwitchDecision(doc, [("all", "tripped")], True), T0)
 
         later = asyncio.create_task(commit_later())
         seen = await two.until_applied(lambda d: d is not None and d.scopes["all"].tripped, timeout=5)

@@ -147,9 +147,22 @@ async def test_the_switch_document_comes_back_as_it_was_saved(backend):
     doc = SwitchDoc(NOW, NOW, {"b": scope})
     async with backend.state() as state:
         assert await state.switch_doc() is None
-        await state.update_switch(lambda previous: SwitchDecision(doc, [("b", "tripped")], True), NOW)
+        await state.update_switch(lambda *_: SwitchDecision(doc, [("b", "tripped")], True), NOW)
         saved = await state.switch_doc()
     assert saved is not None and saved.to_json() == doc.to_json()
+
+
+async def test_a_switch_decision_is_given_the_overrides_stored_when_its_turn_comes(backend):
+    seen: list[list[Override]] = []
+
+    def step(previous: SwitchDoc | None, overrides: list[Override]) -> SwitchDecision:
+        seen.append(overrides)
+        return SwitchDecision(SwitchDoc(NOW, NOW, {}), [], False)
+
+    async with backend.state() as state:
+        await state.set_override(Override("b", "tripped", "ann", "incident"), NOW)
+        await state.update_switch(step, NOW)
+    assert [(o.scope, o.state, o.by) for o in seen[0]] == [("b", "tripped", "ann")]
 
 
 async def test_a_switch_decision_is_taken_from_the_stored_document_and_recorded_once(backend):
@@ -157,7 +170,7 @@ async def test_a_switch_decision_is_taken_from_the_stored_document_and_recorded_
     tripped = SwitchDoc(NOW, NOW, {"b": scope})
     seen: list[SwitchDoc | None] = []
 
-    def step(previous: SwitchDoc | None) -> SwitchDecision:
+    def step(previous: SwitchDoc | None, overrides: object) -> SwitchDecision:
         seen.append(previous)
         changed = previous is None
         return SwitchDecision(tripped, [("b", "tripped")] if changed else [], changed)
@@ -237,8 +250,8 @@ async def test_key_changes_saved_with_a_switch_decision_stay_pending_until_done(
     doc = SwitchDoc(NOW, NOW, {})
     trip, release = ScopeChange("b", True, "daily", "daily"), ScopeChange("b", False, "reset", None)
     async with backend.state() as state:
-        await state.update_switch(lambda previous: SwitchDecision(doc, [("b", "tripped")], True, [trip]), NOW)
-        await state.update_switch(lambda previous: SwitchDecision(doc, [("b", "released")], True, [release]), NOW)
+        await state.update_switch(lambda *_: SwitchDecision(doc, [("b", "tripped")], True, [trip]), NOW)
+        await state.update_switch(lambda *_: SwitchDecision(doc, [("b", "released")], True, [release]), NOW)
         assert await state.pending_key_changes() == [trip, release]
         await state.key_change_done(trip, NOW)
         assert await state.pending_key_changes() == [release]
@@ -268,7 +281,7 @@ def test_two_first_switch_decisions_at_once_are_taken_in_turns(backend):
     read = {"a": threading.Event(), "b": threading.Event()}
 
     def decide(me: str, other: str) -> None:
-        def step(previous: SwitchDoc | None) -> SwitchDecision:
+        def step(previous: SwitchDoc | None, overrides: object) -> SwitchDecision:
             read[me].set()
             read[other].wait(3)  # a backend that takes turns keeps the other waiting: no deadlock, only this bound
             scopes = dict(previous.scopes) if previous else {}

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from guardd.core.switch import ScopeChange, SwitchDoc
+from guardd.core.switch import Override, ScopeChange, SwitchDoc
 
 
 # ---- the state: alerts, outbox, channels, silences, history, the switch ---------------------------------------
@@ -96,8 +96,9 @@ class SwitchDecision:
     key_changes: Sequence[ScopeChange] = ()
 
 
-SwitchStep = Callable[[SwitchDoc | None], SwitchDecision]
-"""Given the stored switch document (None: none yet), the decision to save."""
+SwitchStep = Callable[[SwitchDoc | None, list[Override]], SwitchDecision]
+"""Given the stored switch document (None: none yet) and the stored overrides, both read in the decision's
+transaction, the decision to save."""
 
 
 # ---- events -------------------------------------------------------------------------------------------------

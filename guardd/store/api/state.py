@@ -99,9 +99,10 @@ class StateAPI(Protocol):
     async def switch_doc(self) -> SwitchDoc | None: ...
 
     async def update_switch(self, step: SwitchStep, now: datetime) -> SwitchDoc:
-        """Read the stored switch document, let ``step`` decide from it (it may write the switch file), and save
-        the decision — document, history, pending key changes — in one transaction that concurrent writers take
-        in turns: a change decided by one process is seen, not decided and recorded again, by another."""
+        """Read the stored switch document and overrides, let ``step`` decide from them (it may write the switch
+        file), and save the decision — document, history, pending key changes — in one transaction that
+        concurrent writers take in turns: a change decided by one process is seen, not decided and recorded
+        again, by another; an override committed before the turn is in the decision."""
         ...
 
     async def pending_key_changes(self) -> list[ScopeChange]:
