@@ -42,3 +42,12 @@ def test_on_one_host_the_command_applies_at_once_while_the_daemon_runs(run_guard
     history = json.loads(run_guardd("history", "--json", "-c", str(cfg)).stdout)
     assert len([h for h in history if h["kind"] == "switch" and "incident" in h["detail"]]) == 1
     assert daemon.stop() == 0
+
+
+def test_the_help_names_the_shared_stores_wait_and_exit_code():
+    from guardd.cli import EXIT_TEMPFAIL, build_parser
+    from guardd.services.follower import APPLY_WITHIN
+
+    parser = build_parser(["killswitch"])
+    command = next(a for a in parser._actions if a.dest == "command").choices["killswitch"]
+    assert f"up to {APPLY_WITHIN:g} s" in command.epilog and f"exits {EXIT_TEMPFAIL}" in command.epilog
