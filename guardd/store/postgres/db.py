@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 import psycopg
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from guardd.core.redact import store_error, store_url
 from guardd.errors import SchemaTooNew, StoreError
@@ -123,12 +122,14 @@ class PgStore:
             finally:
                 await one.close()
             return
+        from psycopg_pool import AsyncConnectionPool  # here: a command that only reads never imports the pool
+
         pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             url, min_size=1, max_size=max_size, open=False, kwargs={"autocommit": True}, timeout=30
         )
         try:
             await pool.open(wait=True, timeout=timeout)
-        except (PoolTimeout, psycopg.Error) as exc:
+        except psycopg.Error as exc:  # PoolTimeout is a psycopg.OperationalError
             await pool.close()
             raise StoreError(f"cannot connect to the shared store {redacted(url)}: {_said(exc, url)}") from None
         try:
@@ -142,7 +143,7 @@ class PgStore:
     def _translated(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except (psycopg.Error, PoolTimeout) as exc:
+        except psycopg.Error as exc:  # a pool's PoolTimeout too (an OperationalError)
             raise StoreError(f"cannot {doing} the shared store {redacted(self.url)}: {_said(exc, self.url)}") from exc
 
     async def _migrate(self) -> None:
@@ -192,7 +193,7 @@ class PgStore:
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 yield conn
-        except (psycopg.Error, PoolTimeout) as exc:
+        except psycopg.Error as exc:  # a pool's PoolTimeout too (an OperationalError)
             said = f"cannot write the shared store {redacted(self.url)} ({kind}): {_said(exc, self.url)}"
             raise self.writes.failed(kind, StoreError(said)) from exc
         self.writes.committed(kind)
