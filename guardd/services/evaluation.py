@@ -115,8 +115,8 @@ class Evaluator:
             per_series = await self.events.grouped_sums(None, start, end)
             sums[(start, end)] = per_series
         if series is None:
-            return sum(per_series.values(), Sum())
-        return sum((per_series[s] for s in series if s in per_series), Sum())
+            return Sum.total(per_series.values())
+        return Sum.total(per_series[s] for s in series if s in per_series)
 
     async def _spend(
         self,

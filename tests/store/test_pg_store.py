@@ -138,3 +138,8 @@ async def test_a_role_that_may_only_read_can_open_a_store_already_migrated(pg_ur
         with psycopg.connect(pg_url, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP OWNED BY {}").format(who))
             admin.execute(sql.SQL("DROP ROLE {}").format(who))
+
+
+def test_a_store_amount_that_is_not_finite_is_an_error():
+    with pytest.raises(StoreError, match="not a finite amount"):
+        pico(Decimal("NaN"))

@@ -5,7 +5,7 @@ small derived values; money in integer pico-dollars."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -176,6 +176,16 @@ class Sum:
 
     def __add__(self, other: Sum) -> Sum:
         return Sum(self.cost + other.cost, self.events + other.events, self.unpriced + other.unpriced)
+
+    @staticmethod
+    def total(sums: Iterable[Sum]) -> Sum:
+        """The sum of ``sums`` (one Sum built, however many are added: a budget adds up hundreds of series)."""
+        cost = events = unpriced = 0
+        for s in sums:
+            cost += s.cost
+            events += s.events
+            unpriced += s.unpriced
+        return Sum(cost, events, unpriced)
 
 
 @dataclass(frozen=True, slots=True)

@@ -60,18 +60,13 @@ def pico(amount: Decimal | None) -> int:
     """Return exact integer pico-dollars for a ``numeric`` dollar amount (no rounding: exactness is checked)."""
     if amount is None:
         return 0
-    sign, digits, exponent = amount.as_tuple()
-    if not isinstance(exponent, int):
+    if not amount.is_finite():
         raise StoreError(f"not a finite amount of money in the store: {amount}")
-    value = int("".join(map(str, digits)) or "0")
-    shift = exponent + 12
-    if shift >= 0:
-        value *= 10**shift
-    else:
-        value, rest = divmod(value, 10**-shift)
-        if rest:
-            raise StoreError(f"an amount finer than a pico-dollar in the store: {amount}")
-    return int(-value if sign else value)
+    numerator, denominator = amount.as_integer_ratio()  # exact, in lowest terms
+    value, rest = divmod(numerator * PICO, denominator)
+    if rest:
+        raise StoreError(f"an amount finer than a pico-dollar in the store: {amount}")
+    return value
 
 
 class PgStore:
