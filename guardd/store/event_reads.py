@@ -5,7 +5,6 @@ and the lines set aside. Each backend's event store mixes this in and writes bat
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -44,7 +43,7 @@ class EventReads:
     async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
         """Return the spend of ``series`` (None: all) in ``[start, end)``."""
         totals = await self.grouped_sums(series, start, end)
-        return sum(totals.values(), Sum())
+        return Sum.total(totals.values())
 
     async def grouped_sums(self, series: Sequence[int] | None, start: datetime, end: datetime) -> dict[int, Sum]:
         """Return the spend per series in ``[start, end)``; ``series`` None means every series."""
@@ -55,21 +54,29 @@ class EventReads:
         for kind, a, b in plan(to_ms(start), to_ms(end)):
             if kind == "raw":
                 parts.append(
-                    "SELECT series, sum(cost), count(*), sum(CASE WHEN cost IS NULL THEN 1 ELSE 0 END) FROM events"
-                    f" WHERE ts >= ? AND ts < ?{where} GROUP BY series"
+                    "SELECT series, cost AS c, 1 AS e, CASE WHEN cost IS NULL THEN 1 ELSE 0 END AS u FROM events"
+                    f" WHERE ts >= ? AND ts < ?{where}"
                 )
             else:
                 level = 0 if kind == "hour" else 1
                 parts.append(
-                    "SELECT series, sum(cost), sum(events), sum(unpriced) FROM rollups"
-                    f" WHERE level = {level} AND bucket >= ? AND bucket < ?{where} GROUP BY series"
+                    "SELECT series, cost AS c, events AS e, unpriced AS u FROM rollups"
+                    f" WHERE level = {level} AND bucket >= ? AND bucket < ?{where}"
                 )
             params += [a, b]
-        out: dict[int, Sum] = defaultdict(Sum)
-        if parts:  # one statement for every part: a round trip each would cost more than the sums themselves
-            for sid, cost, events, unpriced in await self._all(" UNION ALL ".join(parts), params):
-                out[int(sid)] += Sum(self.d.pico(cost) or 0, int(events or 0), int(unpriced or 0))
-        return dict(out)
+        if not parts:
+            return {}
+        # One statement for every part (a round trip each would cost more than the sums themselves), summed per
+        # series by the database: one row, and one Sum, per series.
+        rows = await self._all(
+            "SELECT series, sum(c), CAST(sum(e) AS BIGINT), CAST(sum(u) AS BIGINT)"
+            f" FROM ({' UNION ALL '.join(parts)}) AS parts GROUP BY series",
+            params,
+        )
+        pico = self.d.pico
+        return {
+            int(sid): Sum(pico(cost) or 0, int(events or 0), int(unpriced or 0)) for sid, cost, events, unpriced in rows
+        }
 
     async def hourly_costs(self, series: Sequence[int] | None, start: datetime, end: datetime) -> list[tuple[int, int]]:
         """Return ``(hour start in Unix ms, cost)`` per UTC hour overlapping ``[start, end)`` that holds spend of
