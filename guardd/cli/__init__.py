@@ -22,6 +22,7 @@ sys.excepthook = _quiet_interrupt
 
 import argparse  # noqa: E402 - after the hook, so that an interrupt while importing is quiet
 import asyncio  # noqa: E402
+import gc  # noqa: E402
 import os  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
 from datetime import timedelta  # noqa: E402
@@ -32,6 +33,8 @@ from guardd.errors import ConfigError, GuarddError, NotApplied, UsageError  # no
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 2, 75, 78
 EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 130, 141
+ONE_SHOT_READS = frozenset({"status", "check"})
+"""Commands that only read and end at once (``status`` without ``--watch``): they run without the cycle collector."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -224,6 +227,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: Sequence[str] | None) -> int:
     words = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(words).parse_args(words)
+    collecting = gc.isenabled()
+    if args.command in ONE_SHOT_READS and not getattr(args, "watch", False):
+        # A short command that only reads: the cycle collector would only walk the objects its imports made
+        # (≈ 3 % of status's instructions); what it leaves is freed when the process ends, moments later.
+        gc.disable()
+    try:
+        return _dispatch(args)
+    finally:
+        if collecting:
+            gc.enable()  # as it was, for a caller that goes on (the tests call main in their own process)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from guardd import logs
 
     logs.setup(args.verbose)
