@@ -12,10 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from fnmatch import translate
+from typing import TYPE_CHECKING
 
 from guardd.core.keys import KnownKey, key_matches, resolve
 from guardd.core.money import Money
-from guardd.core.spike import Spike
+
+if TYPE_CHECKING:  # a spike's rule and maths only when a budget has one (pickle imports it then)
+    from guardd.core.spike import Spike
 
 SOURCES = ("ledger", "openrouter", "max")
 BUILTIN_DIMENSIONS = ("model", "key", "provider")

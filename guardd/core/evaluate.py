@@ -18,9 +18,9 @@ from guardd.core.budgets import Budget
 from guardd.core.forecast import Forecast
 from guardd.core.money import Money, at_percent, percent
 from guardd.core.periods import Window
-from guardd.core.spike import SpikeEvaluation
 
 if TYPE_CHECKING:
+    from guardd.core.spike import SpikeEvaluation
     from guardd.core.switch import Override
 
 SEVERITY = {"ok": 0, "warning": 1, "stale": 2, "critical": 3, "tripped": 4}

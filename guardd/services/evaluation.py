@@ -14,7 +14,6 @@ from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evalu
 from guardd.core.forecast import lookback_start, project
 from guardd.core.keys import KnownKey
 from guardd.core.periods import Window, rolling_window, window_at
-from guardd.core.spike import evaluate_spike
 from guardd.store.api import EventsAPI, RequestStatsAPI, Sum
 
 RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
@@ -93,6 +92,8 @@ class Evaluator:
             staleness = await self.remote_staleness(now, budget)
         spike = None
         if budget.spike is not None:  # from the ledgers, whatever the budget's source
+            from guardd.core.spike import evaluate_spike  # here: only a budget with a spike rule needs it
+
             (r0, r1), (b0, b1) = budget.spike.ranges(now)
             recent, baseline = await self._sum(sums, series, r0, r1), await self._sum(sums, series, b0, b1)
             spike = evaluate_spike(budget.spike, recent.cost, baseline.cost)

@@ -14,13 +14,13 @@ from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation, overridden
 from guardd.core.health import HealthEvaluation
 from guardd.core.money import format_json, format_perf
 from guardd.core.periods import format_duration
-from guardd.core.spike import SpikeEvaluation
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
 from guardd.ledger.discovery import find
 from guardd.store.api import ChannelHealth, EventsAPI, RequestStatsAPI, StateAPI, Stores
 
 if TYPE_CHECKING:
+    from guardd.core.spike import SpikeEvaluation
     from guardd.services.evaluation import Evaluator
 
 
