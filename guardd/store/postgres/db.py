@@ -2,7 +2,7 @@
 migrations, and errors translated at the boundary.
 
 A direct connection (or a pooler in session mode) is required (contract §9): transaction-scoped advisory locks
-serialise the writers of events, and later LISTEN needs a session of its own.
+serialise migrations and the switch's deciders, and LISTEN needs a session of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from guardd.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 PICO = 10**12
 MIGRATION_LOCK = 0x67756172_64640001  # pg_advisory_xact_lock keys ("guardd" + n): one migrator at a time
-EVENTS_LOCK = 0x67756172_64640002  # one writer of events and rollups at a time, across every instance
+# 0x67756172_64640002 was the writers' lock of events (schema ≤ 7 code); writers now order their row locks instead
 SWITCH_LOCK = 0x67756172_64640003  # one decider of the switch document at a time, even before its row exists
 
 Conn = psycopg.AsyncConnection[TupleRow]

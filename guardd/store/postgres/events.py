@@ -1,9 +1,9 @@
 """Usage events in the shared store: the PostgreSQL side of :class:`guardd.store.api.EventsAPI`.
 
-Writing a batch (:mod:`guardd.store.postgres.ingest`): ``COPY`` into a staging table, then set-based statements under
-one transaction-scoped advisory lock that every writer of events (every instance's ingest, pricing) takes, so
-overlapping batches from several hosts are serialised and totals stay exact. Events are unique by a 64-bit hash
-of their key (``h``); the key text beside it tells two keys with one hash apart.
+Writing a batch (:mod:`guardd.store.postgres.ingest`): ``COPY`` into a staging table, then set-based statements that
+take their row locks in one global order, so that batches from several hosts run side by side and totals stay
+exact (no writers' lock). Events are unique by a 64-bit hash of their key (``h``); the key text beside it tells
+two keys with one hash apart.
 
 Lines without a generation id are keyed by the instance too (``h:<instance>:…``), so two hosts' identical lines in
 their own files stay two events; a generation id counts once across all instances.
@@ -25,9 +25,19 @@ from guardd.errors import StoreError
 from guardd.store.api import BatchResult, Checkpoint, Priced, UnpricedEvent
 from guardd.store.batch_writes import advanced, save_checkpoint
 from guardd.store.event_reads import EventReads
-from guardd.store.postgres.db import EVENTS_LOCK, Conn, PgStore
+from guardd.store.postgres.db import Conn, PgStore
 from guardd.store.postgres.dialect import PG
-from guardd.store.postgres.ingest import DOLLARS, Writer, apply_rollups, copy_text, event_hash, hash_sql, stored_key
+from guardd.store.postgres.ingest import (
+    DELETE_LOCKED,
+    DOLLARS,
+    Writer,
+    apply_rollups,
+    copy_text,
+    deadlock_retried,
+    event_hash,
+    hash_sql,
+    stored_key,
+)
 from guardd.store.setaside_log import log_set_aside
 from guardd.store.shared import dims_of, sig_columns
 
@@ -87,10 +97,18 @@ class PgEventStore(EventReads):
 
     # ---- writing ------------------------------------------------------------------------------------------
     async def write_batch(self, parsed: Parsed, checkpoint: Checkpoint | None = None) -> BatchResult:
-        """Store ``parsed`` and ``checkpoint`` in one transaction (see :mod:`guardd.store.postgres.ingest`)."""
-        result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
+        """Store ``parsed`` and ``checkpoint`` in one transaction (see :mod:`guardd.store.postgres.ingest`); a
+        transaction the database chose as a deadlock victim is run again whole (nothing was advanced)."""
         # The COPY text is built off the event loop (a batch is ~30,000 rows): the loop keeps serving meanwhile.
         payload = await asyncio.to_thread(copy_text, parsed.row_iter(), self.instance)
+        result = await deadlock_retried(lambda: self._write_once(parsed, checkpoint, payload))
+        log_set_aside(parsed.bad)  # committed: now each line set aside is said once
+        if result.stored:
+            await self._summarize()
+        return result
+
+    async def _write_once(self, parsed: Parsed, checkpoint: Checkpoint | None, payload: bytes) -> BatchResult:
+        result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
         try:
             async with self.store.transaction("events") as conn:
                 writer = Writer(conn, self.instance)
@@ -109,9 +127,6 @@ class PgEventStore(EventReads):
         except BaseException:
             self._known.clear()  # series added by the rolled-back transaction are not stored after all
             raise
-        log_set_aside(parsed.bad)  # committed: now each line set aside is said once
-        if result.stored:
-            await self._summarize()
         return result
 
     async def _summarize(self) -> None:
@@ -132,25 +147,32 @@ class PgEventStore(EventReads):
         if not priced:
             return 0
         costs = {p.id: p.cost for p in priced}
+        return await deadlock_retried(lambda: self._set_cost_once(costs))
+
+    async def _set_cost_once(self, costs: dict[int, int]) -> int:
+        """One try of :meth:`set_cost`: the events are locked in key-hash order (``FOR UPDATE``: one priced by a
+        concurrent batch meanwhile is read as it committed, and skipped), then the rollups, then the waiting
+        token counts — the order every writer keeps (:mod:`guardd.store.postgres.ingest`)."""
         hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
         async with self.store.transaction("events") as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
             cur = await conn.execute(
-                "SELECT h, ts, series FROM events WHERE cost IS NULL AND h = ANY(%s) ORDER BY h", (sorted(costs),)
+                "SELECT h, k, ts, series FROM events WHERE cost IS NULL AND h = ANY(%s) ORDER BY h FOR UPDATE",
+                (sorted(costs),),
             )
             found = await cur.fetchall()
-            for h, ts, series in found:
+            for h, _k, ts, series in found:
                 add_to_hours(hours, ts, series, None, -1)
                 add_to_hours(hours, ts, series, costs[h], +1)
             if found:
-                ids = [h for h, _, _ in found]
+                ids = [h for h, *_ in found]
                 await conn.execute(
                     f"UPDATE events e SET cost = p.cost * {DOLLARS} FROM unnest(%s::bigint[], %s::bigint[])"
                     " AS p(h, cost) WHERE e.h = p.h AND e.cost IS NULL",
                     (ids, [costs[h] for h in ids]),
                 )
-                await conn.execute("DELETE FROM unpriced WHERE k IN (SELECT k FROM events WHERE h = ANY(%s))", (ids,))
             await apply_rollups(conn, hours)
+            if found:
+                await conn.execute(DELETE_LOCKED.format(table="unpriced"), ([k for _, k, *_ in found],))
         return len(found)
 
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:

@@ -4,18 +4,27 @@ One transaction per batch (:class:`Writer`), in this order:
 
 1. The rows go by one text ``COPY`` into a temporary staging table (no WAL, private to the session), as one
    buffer built beforehand (:func:`copy_text`), with each event's 64-bit key hash (:func:`event_hash`).
-2. Then the writers' advisory lock is taken (transaction-scoped: it ends with the commit, the rollback or a
-   dropped connection, so it cannot be stranded on a pooled connection), so that overlapping batches from several
-   hosts are serialised and totals stay exact. Only the set-based part below runs under it.
-3. ``INSERT … SELECT … ORDER BY h ON CONFLICT (h) DO NOTHING`` moves the new events into ``events`` (key-hash
+2. ``INSERT … SELECT … ORDER BY h ON CONFLICT (h) DO NOTHING`` moves the new events into ``events`` (key-hash
    order: the unique index is walked once, not all over). When fewer rows went in than the batch holds, the rows
-   that met a stored event are read back (a stored row not written by this transaction, or one with another key
-   under the same hash) and corrected as SQLite does: a duplicate counts once; a changed line (a later streaming
-   snapshot) replaces the stored event and its spend moves (the last line wins); a key whose hash another key
-   holds is stored under its second hash (``md5('1:' || key)``), a third is refused, never merged.
-4. The hour and UTC-day rollups (spend, events, unpriced, and the token counts of schema 3), the health facts of
-   the rows that carry any, the token counts of unpriced events, quarantined lines and the file checkpoint — each
-   one set-based statement (arrays, ``unnest``), in key order, so that concurrent writers never deadlock.
+   that met a stored event are read back, locked (``FOR UPDATE``, in key-hash order: a row another batch is
+   correcting is read as that batch committed it), and corrected as SQLite does: a duplicate counts once; a
+   changed line (a later streaming snapshot) replaces the stored event and its spend moves (the last line wins); a
+   key whose hash another key holds is stored under its second hash (``md5('1:' || key)``), a third is refused,
+   never merged.
+3. The hour and UTC-day rollups (spend, events, unpriced, and the token counts of schema 3), then the health facts
+   (those of corrected keys deleted first), then the token counts of unpriced events (those priced now deleted
+   first), each one set-based statement in key order; quarantined lines and the file checkpoint are the
+   instance's own.
+
+No writers' lock: batches of several hosts run side by side. Totals stay exact because each step is atomic per key
+under READ COMMITTED: an insert that meets a key another open transaction inserted waits for it to end, then
+skips the key (committed) or inserts it (rolled back); the read-back then sees the committed row, locked. When
+two hosts store one id at once with different lines, the line of the transaction that commits last is stored and
+counted ("the last line wins" means the last commit). Deadlocks: every transaction takes its locks in one global
+order — series (by id), events (by key hash: inserts, then the locked read-back), rollups (by level, bucket,
+series), health (by key), unpriced (by key), then rows of its own instance — so no cycle of waits can form; a
+deadlock the order cannot rule out (a second key hash, taken after others) makes the database roll the batch back
+whole, and it is run again (:func:`deadlock_retried`). Pricing (``set_cost``) keeps the same order.
 
 Why the key hash: a ``bigint`` unique index is about half the size of one on the key text and compares without a
 collation; the key text stays in the row to tell two keys with one hash apart. The hash is md5's first 8 bytes,
@@ -25,14 +34,21 @@ so that SQL can compute it too (``('x' || left(md5(k), 16))::bit(64)::bigint``, 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
+
+import psycopg
 
 from guardd.core.batch import Parsed, Row
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult
-from guardd.store.batch_writes import Stored, correct, count_new
-from guardd.store.postgres.db import EVENTS_LOCK, Conn, pico
+from guardd.store.batch_writes import Correction, Stored, correct, count_new
+from guardd.store.postgres.db import Conn, pico
+
+log = logging.getLogger("guardd.store")
+T = TypeVar("T")
 
 DOLLARS = "0.000000000001"  # pico-dollars times this is exact numeric dollars
 
@@ -73,6 +89,8 @@ _HEALTH = (
     " ON CONFLICT (k) DO UPDATE SET ts = excluded.ts, series = excluded.series, ok = excluded.ok,"
     " status = excluded.status, latency_ms = excluded.latency_ms, error = excluded.error"
 )
+# Rows deleted by key are locked first, in key order, as the upserts after them lock theirs.
+DELETE_LOCKED = "DELETE FROM {table} WHERE k IN (SELECT k FROM {table} WHERE k = ANY(%s) ORDER BY k FOR UPDATE)"
 _STAGE_UNPRICED = (
     "CREATE TEMP TABLE IF NOT EXISTS stage_unpriced (k text NOT NULL, prompt_tokens bigint NOT NULL,"
     " completion_tokens bigint NOT NULL, reasoning_tokens bigint NOT NULL, cached_tokens bigint NOT NULL)"
@@ -84,6 +102,24 @@ _UNPRICED = (
     " completion_tokens = excluded.completion_tokens, reasoning_tokens = excluded.reasoning_tokens,"
     " cached_tokens = excluded.cached_tokens"
 )
+
+
+DEADLOCK_TRIES = 5
+
+
+async def deadlock_retried(once: Callable[[], Awaitable[T]], tries: int = DEADLOCK_TRIES) -> T:
+    """Run the transaction ``once`` makes; when the database ends it as a deadlock victim (SQLSTATE 40P01: it
+    rolled back whole, nothing was advanced), run it again, up to ``tries`` times in all. Every writer takes its
+    locks in one global order, so a deadlock is not expected; this is the guard for an order this module cannot
+    impose (a plan that visits rows otherwise, a second key hash taken after others)."""
+    for attempt in range(1, tries + 1):
+        try:
+            return await once()
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.DeadlockDetected) or attempt == tries:
+                raise
+            log.warning("a batch met a deadlock in the shared store and is written again (try %d): %s", attempt, exc)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def event_hash(k: str, attempt: int = 0) -> int:
@@ -146,10 +182,10 @@ class Writer:
             await copy.write(payload)
 
     async def events(self, parsed: Parsed, result: BatchResult) -> None:
-        """Move the staged rows into ``events`` under the writers' lock; correct the rows that met stored events;
-        add the rollups, health facts and token counts. Fills ``result``."""
+        """Move the staged rows into ``events``; correct the rows that met stored events; add the rollups, health
+        facts and token counts. Fills ``result``. Every lock is taken in the one global order of the module's
+        docstring (no writers' lock: concurrent batches run side by side)."""
         conn = self.conn
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (EVENTS_LOCK,))
         cur = await conn.execute(
             f"INSERT INTO events (h, k, ts, series, cost, instance) SELECT h, k, ts, series, cost * {DOLLARS}, %s"
             " FROM stage_events ORDER BY h ON CONFLICT (h) DO NOTHING",
@@ -158,24 +194,34 @@ class Writer:
         inserted = max(cur.rowcount, 0)
         count_new(parsed, inserted, result)
         hours = parsed.hours
-        if inserted < parsed.count:
-            await self._correct(parsed, hours, result)
+        fix = None
+        if inserted < parsed.count:  # corrected in a copy: a transaction run again starts from the parser's hours
+            hours = {key: list(entry) for key, entry in hours.items()}
+            fix = await self._correct(parsed, hours, result)
         await apply_rollups(conn, hours)
+        if fix is not None and fix.seen:  # the batch's own health facts follow
+            await conn.execute(DELETE_LOCKED.format(table="health"), (fix.seen,))
         if parsed.health:
             facts = ((self.key(k), *rest) for k, *rest in parsed.health.values())
             await copy_rows(conn, _STAGE_HEALTH, "stage_health", facts, _HEALTH)
+        if fix is not None and fix.priced:
+            await conn.execute(DELETE_LOCKED.format(table="unpriced"), (fix.priced,))
         if parsed.tokens:
             tokens = ((self.key(k), *rest[:4]) for k, *rest in parsed.tokens.values())
             await copy_rows(conn, _STAGE_UNPRICED, "stage_unpriced", tokens, _UNPRICED)
 
-    async def _correct(self, parsed: Parsed, hours: dict[tuple[int, int], list[int]], result: BatchResult) -> None:
+    async def _correct(
+        self, parsed: Parsed, hours: dict[tuple[int, int], list[int]], result: BatchResult
+    ) -> Correction:
         """Handle the staged rows the insert skipped (see the module's step 3, :func:`correct`); ``hours`` counted
-        every row as new."""
+        every row as new. The stored rows are read locked (``FOR UPDATE``, in key-hash order): a concurrent batch
+        correcting the same event waits for this one to commit and then reads what it stored, so that each
+        correction takes out exactly the spend the rollups hold for the event."""
         conn = self.conn
         rows = {self.key(k): row for k, row in parsed.row_dict().items()}
         cur = await conn.execute(
             "SELECT b.k, e.h, e.k, e.ts, e.series, e.cost FROM stage_events b JOIN events e ON e.h = b.h"
-            " WHERE e.xmin <> pg_current_xact_id()::xid OR e.k <> b.k"
+            " WHERE e.xmin <> pg_current_xact_id()::xid OR e.k <> b.k ORDER BY e.h FOR UPDATE OF e"
         )
         found: list[Stored] = []
         for k, h, stored_k, ts, series, dollars in await cur.fetchall():
@@ -194,10 +240,7 @@ class Writer:
                 " %s::bigint[], %s::bigint[], %s::bigint[]) AS u(h, ts, series, cost) WHERE e.h = u.h",
                 [list(column) for column in zip(*columns, strict=True)],
             )
-        if fix.seen:
-            await conn.execute("DELETE FROM health WHERE k = ANY(%s)", (sorted(fix.seen),))  # the batch's follow
-        if fix.priced:
-            await conn.execute("DELETE FROM unpriced WHERE k = ANY(%s)", (sorted(fix.priced),))
+        return fix
 
     async def _second_hash(self, k: str, row: Row, result: BatchResult) -> Stored | None:
         """``k`` lost its hash to another key: store it under its second hash (None: stored now, counted in

@@ -1,0 +1,159 @@
+"""Where one instance's PostgreSQL backend spends its CPU, per statement of ``PgEventStore.write_batch``.
+
+    python bench/pg_statements.py [--lines 200000] [--shape steady] [--instances 1]
+
+Writes a seeded ledger (``bench/genledger.py``), then stores it batch by batch into a fresh database as
+``bench/cluster.py ingest``'s workers do, reading the backend's CPU time (``/proc/PID/schedstat``: nanoseconds on
+a CPU, not wall time, so the machine's other tenants barely move it) before and after every statement and COPY.
+Prints the backend's µs per line per statement (statements named by their first words), and the client's CPU
+per line building the COPY text. The backend must run on this machine (a local server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+DEFAULT_URL = os.environ.get("GUARDD_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
+
+SPENT: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+
+
+def on_cpu(pid: int) -> float:
+    """Seconds the process ``pid`` has run on a CPU."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[0]) / 1e9
+
+
+def name_of(query: object) -> str:
+    text = re.sub(r"\s+", " ", str(query)).strip()
+    text = re.sub(r"\(.*", "", text) if text.startswith("CREATE") else text
+    return text[:70]
+
+
+def instrument() -> None:
+    """Wrap the async connection's ``execute`` and the async cursor's ``copy`` to count the backend's CPU."""
+    execute: Callable[..., Any] = psycopg.AsyncConnection.execute
+    copy: Callable[..., Any] = psycopg.AsyncCursor.copy
+
+    async def timed_execute(self: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kw: Any) -> Any:
+        pid = self.info.backend_pid
+        before = on_cpu(pid)
+        try:
+            return await execute(self, query, *args, **kw)
+        finally:
+            spent = SPENT[name_of(query)]
+            spent[0] += on_cpu(pid) - before
+            spent[1] += 1
+
+    @asynccontextmanager
+    async def timed_copy(self: psycopg.AsyncCursor[Any], statement: Any, *args: Any, **kw: Any) -> AsyncIterator[Any]:
+        pid = self.connection.info.backend_pid
+        before = on_cpu(pid)
+        try:
+            async with copy(self, statement, *args, **kw) as c:
+                yield c
+        finally:
+            spent = SPENT[name_of(statement)]
+            spent[0] += on_cpu(pid) - before
+            spent[1] += 1
+
+    psycopg.AsyncConnection.execute = timed_execute  # type: ignore[method-assign]
+    psycopg.AsyncCursor.copy = timed_copy  # type: ignore[method-assign,assignment]
+
+
+async def store_ledger(url: str, ledger: str, instance: str) -> tuple[int, float, float]:
+    """Store ``ledger`` batch by batch; return the lines, the client's CPU seconds building the COPY text, and the
+    backend's CPU seconds at commits (counted apart: psycopg commits outside ``execute``)."""
+    from guardd.ledger.lines import fingerprint
+    from guardd.ledger.parse import LineParser, read_batch
+    from guardd.store.api import Checkpoint
+    from guardd.store.postgres import ingest
+    from guardd.store.postgres.db import PgStore
+    from guardd.store.postgres.events import PgEventStore
+
+    build = [0.0]
+    copy_text = ingest.copy_text
+
+    def timed_copy_text(*args: Any) -> Any:
+        started = time.process_time()
+        try:
+            return copy_text(*args)
+        finally:
+            build[0] += time.process_time() - started
+
+    import guardd.store.postgres.events as events_module
+
+    events_module.copy_text = timed_copy_text  # type: ignore[attr-defined]
+    fd = os.open(ledger, os.O_RDONLY)
+    fp = fingerprint(fd) or ""
+    st = os.fstat(fd)
+    parser = LineParser("auto", {}, 1000 * 10**12)
+    lines = 0
+    async with PgStore.open(url, instance, max_size=1) as store:
+        events = PgEventStore(store)
+        pid = (await store.fetchall("SELECT pg_backend_pid()"))[0][0]
+        total_before = on_cpu(pid)
+        offset = 0
+        while True:
+            parsed = read_batch(fd, fp, ledger, parser, offset)
+            if parsed.end == offset:
+                break
+            lines += parsed.count
+            cp = Checkpoint("bench", ledger, st.st_dev, st.st_ino, fp, parsed.end, st.st_size, "", 0, 0, None)
+            await events.write_batch(parsed, cp)
+            offset = parsed.end
+        backend_total = on_cpu(pid) - total_before
+    os.close(fd)
+    return lines, build[0], backend_total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--url", default=DEFAULT_URL)
+    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--shape", default="steady")
+    args = ap.parse_args()
+    name = f"guardd_stmts_{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = str(Path(tmp) / "ledger.jsonl")
+        gen = [sys.executable, str(HERE / "genledger.py"), ledger, "--lines", str(args.lines), "--shape", args.shape]
+        subprocess.run(gen, check=True, capture_output=True)
+        with psycopg.connect(args.url, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = args.url.split("?", 1)[0].rsplit("/", 1)[0] + "/" + name
+            instrument()
+            lines, build, backend = asyncio.run(store_ledger(url, ledger, "host-0"))
+        finally:
+            with psycopg.connect(args.url, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    counted = 0.0
+    print(f"{lines:,} lines ({args.shape}); backend CPU per line by statement (calls):")
+    for query, (seconds, calls) in sorted(SPENT.items(), key=lambda item: -item[1][0]):
+        counted += seconds
+        if seconds / lines * 1e6 >= 0.05:
+            print(f"  {seconds / lines * 1e6:6.2f} µs  ({int(calls):4d})  {query}")
+    print(f"  {(backend - counted) / lines * 1e6:6.2f} µs  other (commits, migrations, connection)")
+    copying = f"client building the COPY text {build / lines * 1e6:.2f} µs"
+    print(f"backend in all {backend / lines * 1e6:.2f} µs a line; {copying}")
+
+
+if __name__ == "__main__":
+    main()
