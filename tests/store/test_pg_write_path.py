@@ -233,3 +233,24 @@ async def test_the_events_time_index_is_a_brin_index_summarized_by_every_batch(p
         assert (kind, left) == (("brin",), (0,))
         edge = await events.window_sum(None, T0.replace(microsecond=999_000), T0.replace(second=5))
     assert edge == Sum(12, 12, 0)  # a raw edge, read through the index: the events at 1 … 4 s of each batch
+
+
+async def test_a_batch_mixing_new_and_stored_keys_stores_each_new_key_once_and_moves_changed_spend(pg_url):
+    """The plain insert tried first stops at the first stored key; its rows go back and the batch goes again
+    with ON CONFLICT: nothing is stored twice, a changed line moves its spend, and the next batch of new keys is
+    stored whole."""
+    async with PgStore.open(pg_url, "host-a") as pg:
+        events = PgEventStore(pg)
+
+        def lines(ids: range) -> Parsed:
+            return parsed(*((f"g:{i}", i, "m", 2 * USD if i == 60 else USD, (1, 0, 0, 0), QUIET) for i in ids))
+
+        first = await events.write_batch(parsed(*((f"g:{i}", i, "m", USD, (1, 0, 0, 0), QUIET) for i in range(100))))
+        second = await events.write_batch(lines(range(50, 150)))
+        third = await events.write_batch(lines(range(150, 200)))
+        total = await events.window_sum(None, *DAY)
+    assert [(r.stored, r.duplicates) for r in (first, second, third)] == [(100, 0), (50, 50), (50, 0)]
+    assert total == Sum(201 * USD, 200, 0)
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*), sum(cost) FROM events").fetchone() == (200, Decimal(201))
+        assert conn.execute("SELECT sum(cost), sum(events) FROM rollups WHERE level = 0").fetchone() == (201, 200)

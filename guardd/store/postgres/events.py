@@ -56,6 +56,7 @@ class PgEventStore(EventReads):
         self.db, self.d = store, PG
         self._known: set[int] = set()
         self._summarize_failed = False
+        self._optimistic = True  # the last batch met no stored key: the next tries a plain insert first
 
     def _checkpoint_filter(self) -> tuple[str, Sequence[Any]]:
         return " WHERE instance = ?", (self.instance,)
@@ -111,7 +112,7 @@ class PgEventStore(EventReads):
         result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
         try:
             async with self.store.transaction("events") as conn:
-                writer = Writer(conn, self.instance)
+                writer = Writer(conn, self.instance, self._optimistic)
                 await writer.stage(payload)
                 await self._add_series(conn, parsed.series)
                 await writer.events(parsed, result)
@@ -127,6 +128,7 @@ class PgEventStore(EventReads):
         except BaseException:
             self._known.clear()  # series added by the rolled-back transaction are not stored after all
             raise
+        self._optimistic = not writer.stored_met
         return result
 
     async def _summarize(self) -> None:
