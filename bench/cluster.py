@@ -194,7 +194,8 @@ def ingest_once(server: str, ledgers: list[Path], total: Decimal, lines: int, ru
         f"  CPU per line: parse {us['parse']:.1f} µs, client write {us['write']:.1f} µs, PostgreSQL server "
         f"{us['server']:.1f} µs = {all_us:.1f} µs → {2e6 / all_us:,.0f} lines/s on 2 idle cores (start-up "
         f"{startup_s:.1f} s CPU not counted); "
-        f"instances waited for the writers' lock/commit {sum(r['write_wall'] for r in reports):.1f} s in all",
+        f"instances spent in write_batch (backend, row-lock waits, commit) {sum(r['write_wall'] for r in reports):.1f}"
+        " s in all",
         flush=True,
     )
     return rate

@@ -113,9 +113,8 @@ class PgEventStore(EventReads):
         try:
             async with self.store.transaction("events") as conn:
                 writer = Writer(conn, self.instance, self._optimistic)
-                await writer.stage(payload)
                 await self._add_series(conn, parsed.series)
-                await writer.events(parsed, result)
+                await writer.events(parsed, payload, result)
                 if parsed.bad:
                     now = datetime.now(UTC)
                     await conn.cursor().executemany(

@@ -45,21 +45,20 @@ from guardd.core.batch import Parsed, Row
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult
 from guardd.store.batch_writes import Correction, Stored, correct, count_new
-from guardd.store.postgres.db import Conn, pico
+from guardd.store.postgres.db import PICO, Conn, pico
 
 log = logging.getLogger("guardd.store")
 T = TypeVar("T")
 
 DOLLARS = "0.000000000001"  # pico-dollars times this is exact numeric dollars
 
+_COLUMNS = "h, k, ts, series, cost, instance"
+"""The columns of :func:`copy_text`'s lines: those of ``events``, so that a batch of new keys goes straight in."""
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS stage_events (h bigint NOT NULL, k text NOT NULL, ts bigint NOT NULL,"
-    " series bigint NOT NULL, cost bigint) ON COMMIT DELETE ROWS"
+    " series bigint NOT NULL, cost numeric, instance text NOT NULL) ON COMMIT DELETE ROWS"
 )
-_INSERT = (
-    f"INSERT INTO events (h, k, ts, series, cost, instance) SELECT h, k, ts, series, cost * {DOLLARS}, %s"
-    " FROM stage_events ORDER BY h"
-)
+_INSERT = f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM stage_events ORDER BY h ON CONFLICT (h) DO NOTHING"
 _TOKENS = "prompt_tokens, completion_tokens, reasoning_tokens, cached_tokens"
 _STAGE_ROLLUPS = (
     "CREATE TEMP TABLE IF NOT EXISTS stage_rollups (bucket bigint NOT NULL, series bigint NOT NULL,"
@@ -159,20 +158,42 @@ def stored_key(k: str, instance: str) -> str:
 
 
 def copy_text(rows: Iterable[Row], instance: str) -> bytes:
-    """Return the ``COPY … FROM STDIN`` text of ``rows`` as ``h, k, ts, series, cost`` lines (``cost`` in
-    pico-dollars, ``\\N`` when unpriced), keys as stored (:func:`stored_key`). Only the key is free text: it is
-    escaped as COPY's text format requires when it holds a backslash, tab, newline or carriage return."""
+    """Return the ``COPY … FROM STDIN`` text of ``rows`` as lines of ``events``' columns (:data:`_COLUMNS`), in
+    key-hash order (the order every writer takes the keys' locks in, and the unique index's): the key hash, the
+    key as stored (:func:`stored_key`), time, series, the exact cost in dollars (:func:`dollars_text`, ``\\N``
+    when unpriced) and ``instance``. Only the key and the instance are free text: they are escaped as COPY's text
+    format requires when they hold a backslash, tab, newline or carriage return."""
     md5, from_bytes = hashlib.md5, int.from_bytes
     prefix = f"h:{instance}:"
+    tail = f"\t{_escaped(instance)}\n"
+    hashes: list[int] = []
     lines: list[str] = []
-    append = lines.append
+    add_hash, add_line = hashes.append, lines.append
     for k, ts, series, cost, _prompt, _completion, _reasoning, _cached in rows:  # no ``*_``: a list a row
         sk = k if k.startswith(GLOBAL_KINDS) else prefix + k[2:]
         h = from_bytes(md5(sk.encode(), usedforsecurity=False).digest()[:8], "big", signed=True)
         if "\\" in sk or not sk.isprintable():  # tab, newline and carriage return are not printable
-            sk = sk.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        append(f"{h}\t{sk}\t{ts}\t{series}\t{cost}\n" if cost is not None else f"{h}\t{sk}\t{ts}\t{series}\t\\N\n")
-    return "".join(lines).encode()
+            sk = _escaped(sk)
+        add_hash(h)
+        if cost is None:
+            add_line(f"{h}\t{sk}\t{ts}\t{series}\t\\N{tail}")
+        elif cost >= 0:
+            add_line(f"{h}\t{sk}\t{ts}\t{series}\t{cost // PICO}.{cost % PICO:012d}{tail}")
+        else:
+            add_line(f"{h}\t{sk}\t{ts}\t{series}\t{dollars_text(cost)}{tail}")
+    order = sorted(range(len(hashes)), key=hashes.__getitem__)  # sorting ints: ≈ 1 µs a row less than tuples
+    return "".join([lines[i] for i in order]).encode()
+
+
+def dollars_text(pico_dollars: int) -> str:
+    """The exact decimal text of ``pico_dollars`` in dollars, 12 places (what ``numeric`` reads)."""
+    sign = "-" if pico_dollars < 0 else ""
+    whole, part = divmod(abs(pico_dollars), PICO)
+    return f"{sign}{whole}.{part:012d}"
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 @dataclass(slots=True)
@@ -191,18 +212,12 @@ class Writer:
     def key(self, k: str) -> str:
         return stored_key(k, self.instance)
 
-    async def stage(self, payload: bytes) -> None:
-        """Put the COPY text of :func:`copy_text` into the session's staging table."""
-        await self.conn.execute(_STAGE)
-        async with self.conn.cursor().copy("COPY stage_events (h, k, ts, series, cost) FROM STDIN") as copy:
-            await copy.write(payload)
-
-    async def events(self, parsed: Parsed, result: BatchResult) -> None:
-        """Move the staged rows into ``events``; correct the rows that met stored events; add the rollups, health
-        facts and token counts. Fills ``result``. Every lock is taken in the one global order of the module's
-        docstring (no writers' lock: concurrent batches run side by side)."""
+    async def events(self, parsed: Parsed, payload: bytes, result: BatchResult) -> None:
+        """Store the rows of ``payload`` (:func:`copy_text` of ``parsed``) in ``events``; correct the rows that met
+        stored events; add the rollups, health facts and token counts. Fills ``result``. Every lock is taken in the
+        one global order of the module's docstring (no writers' lock: concurrent batches run side by side)."""
         conn = self.conn
-        inserted = await self._insert()
+        inserted = await self._insert(payload, parsed.count)
         self.stored_met = self.stored_met or inserted < parsed.count
         count_new(parsed, inserted, result)
         hours = parsed.hours
@@ -222,21 +237,25 @@ class Writer:
             tokens = ((self.key(k), *rest[:4]) for k, *rest in parsed.tokens.values())
             await copy_rows(conn, _STAGE_UNPRICED, "stage_unpriced", tokens, _UNPRICED)
 
-    async def _insert(self) -> int:
-        """Insert the staged rows that are new; return how many. When :attr:`optimistic`, a plain insert is tried
-        first, in a savepoint: about 2 µs a row cheaper than ``ON CONFLICT DO NOTHING`` (no speculative insertion,
-        one WAL record less a row), and a batch of new keys — the common case — is done. A stored key (one a
-        concurrent batch committed meanwhile included) ends only the savepoint, and the rows go again with
-        ``ON CONFLICT DO NOTHING``, at the top level (whose ``xmin`` the read-back of :meth:`_correct` tells)."""
+    async def _insert(self, payload: bytes, rows: int) -> int:
+        """Insert the ``rows`` of ``payload`` whose keys are new; return how many. When :attr:`optimistic`, the
+        text goes by ``COPY`` straight into ``events`` first, in a savepoint: no staging table, no speculative
+        insertion, rows written a page at a time (≈ 4 µs a row less in the backend than a staged ``INSERT … ON
+        CONFLICT``), and a batch of new keys — the common case — is done. A stored key (one a concurrent batch
+        committed meanwhile included) ends only the savepoint; the text then goes into the staging table and from
+        there with ``ON CONFLICT DO NOTHING``, at the top level (whose ``xmin`` :meth:`_correct` tells)."""
         conn = self.conn
         if self.optimistic:
             try:
-                async with conn.transaction():
-                    cur = await conn.execute(_INSERT, (self.instance,))
-                return max(cur.rowcount, 0)
+                async with conn.transaction(), conn.cursor().copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
+                    await copy.write(payload)
+                return rows
             except psycopg.errors.UniqueViolation:
                 self.stored_met = True
-        cur = await conn.execute(f"{_INSERT} ON CONFLICT (h) DO NOTHING", (self.instance,))
+        await conn.execute(_STAGE)
+        async with conn.cursor().copy(f"COPY stage_events ({_COLUMNS}) FROM STDIN") as copy:
+            await copy.write(payload)
+        cur = await conn.execute(_INSERT)
         return max(cur.rowcount, 0)
 
     async def _correct(
