@@ -2,15 +2,17 @@
 
 One transaction per batch (:class:`Writer`), in this order:
 
-1. The rows go by one text ``COPY`` into a temporary staging table (no WAL, private to the session), as one
-   buffer built beforehand (:func:`copy_text`), with each event's 64-bit key hash (:func:`event_hash`).
-2. ``INSERT … SELECT … ORDER BY h ON CONFLICT (h) DO NOTHING`` moves the new events into ``events`` (key-hash
-   order: the unique index is walked once, not all over). When fewer rows went in than the batch holds, the rows
-   that met a stored event are read back, locked (``FOR UPDATE``, in key-hash order: a row another batch is
-   correcting is read as that batch committed it), and corrected as SQLite does: a duplicate counts once; a
-   changed line (a later streaming snapshot) replaces the stored event and its spend moves (the last line wins); a
-   key whose hash another key holds is stored under its second hash (``md5('1:' || key)``), a third is refused,
-   never merged.
+1. The rows are one ``COPY`` text built beforehand (:func:`copy_text`) in the columns of ``events``, with each
+   event's 64-bit key hash (:func:`event_hash`), sorted by it (the unique index is walked once, not all over).
+   While the last batch met no stored key, the text goes straight into ``events`` in a savepoint (the fast path:
+   no staging, no speculative insertion). A stored key ends only the savepoint (:meth:`Writer._insert`).
+2. Otherwise the text goes into a temporary staging table (no WAL, private to the session), and ``INSERT …
+   SELECT … ORDER BY h ON CONFLICT (h) DO NOTHING`` moves the new events into ``events``. When fewer rows went in
+   than the batch holds, the rows that met a stored event are read back, locked (``FOR UPDATE``, in key-hash
+   order: a row another batch is correcting is read as that batch committed it), and corrected as SQLite does: a
+   duplicate counts once; a changed line (a later streaming snapshot) replaces the stored event and its spend
+   moves (the last line wins); a key whose hash another key holds is stored under its second hash
+   (``md5('1:' || key)``), a third is refused, never merged.
 3. The hour and UTC-day rollups (spend, events, unpriced, and the token counts of schema 3), then the health facts
    (those of corrected keys deleted first), then the token counts of unpriced events (those priced now deleted
    first), each one set-based statement in key order; quarantined lines and the file checkpoint are the
