@@ -47,7 +47,7 @@ from guardd.core.batch import Parsed, Row
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult
 from guardd.store.batch_writes import Correction, Stored, correct, count_new
-from guardd.store.postgres.db import PICO, Conn, pico
+from guardd.store.postgres.db import Conn, pico
 
 log = logging.getLogger("guardd.store")
 T = TypeVar("T")
@@ -162,7 +162,7 @@ def stored_key(k: str, instance: str) -> str:
 def copy_text(rows: Iterable[Row], instance: str) -> bytes:
     """Return the ``COPY … FROM STDIN`` text of ``rows`` as lines of ``events``' columns (:data:`_COLUMNS`), in
     key-hash order (the order every writer takes the keys' locks in, and the unique index's): the key hash, the
-    key as stored (:func:`stored_key`), time, series, the exact cost in dollars (:func:`dollars_text`, ``\\N``
+    key as stored (:func:`stored_key`), time, series, the exact cost in dollars (``\\N``
     when unpriced) and ``instance``. Only the key and the instance are free text: they are escaped as COPY's text
     format requires when they hold a backslash, tab, newline or carriage return."""
     md5, from_bytes = hashlib.md5, int.from_bytes
@@ -179,19 +179,10 @@ def copy_text(rows: Iterable[Row], instance: str) -> bytes:
         add_hash(h)
         if cost is None:
             add_line(f"{h}\t{sk}\t{ts}\t{series}\t\\N{tail}")
-        elif cost >= 0:
-            add_line(f"{h}\t{sk}\t{ts}\t{series}\t{cost // PICO}.{cost % PICO:012d}{tail}")
-        else:
-            add_line(f"{h}\t{sk}\t{ts}\t{series}\t{dollars_text(cost)}{tail}")
+        else:  # pico-dollars as exact dollars: "1234000e-12" reads as 0.000001234000 (scale 12, as cost * 1e-12)
+            add_line(f"{h}\t{sk}\t{ts}\t{series}\t{cost}e-12{tail}")
     order = sorted(range(len(hashes)), key=hashes.__getitem__)  # sorting ints: ≈ 1 µs a row less than tuples
     return "".join([lines[i] for i in order]).encode()
-
-
-def dollars_text(pico_dollars: int) -> str:
-    """The exact decimal text of ``pico_dollars`` in dollars, 12 places (what ``numeric`` reads)."""
-    sign = "-" if pico_dollars < 0 else ""
-    whole, part = divmod(abs(pico_dollars), PICO)
-    return f"{sign}{whole}.{part:012d}"
 
 
 def _escaped(text: str) -> str:
