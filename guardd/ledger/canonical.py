@@ -20,6 +20,7 @@ from guardd.core.usage import parse_ts
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 NULL = msgspec.Raw(b"null")
+ABSENT = msgspec.Raw(b"")
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Latency = Annotated[float, msgspec.Meta(ge=0)]
@@ -58,14 +59,14 @@ class Canonical(Fields, kw_only=True):
 
 class FastBase(Fields, kw_only=True, gc=False):
     """A canonical line for the batch path: the labels kept raw (they only name a series, and are checked once
-    per distinct text). A line with one of the other formats' marker fields fails the batch, and the line path
-    reads it."""
+    per distinct text). A line with one of the other formats' marker fields, even null (left ``ABSENT`` only
+    when missing), is the line path's: it tells whether such a line is canonical."""
 
     labels: msgspec.Raw = NULL
-    usage: None = None
-    response: None = None
-    performance: None = None
-    sessionId: None = None
+    usage: msgspec.Raw = ABSENT
+    response: msgspec.Raw = ABSENT
+    performance: msgspec.Raw = ABSENT
+    sessionId: msgspec.Raw = ABSENT
 
 
 class Fast(FastBase, kw_only=True, gc=False):

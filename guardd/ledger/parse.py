@@ -10,6 +10,11 @@ A block of complete lines is parsed in one of two ways that give the same rows:
   reason for a bad line. A single odd line in a batch (a naive time, a cost with 13 decimals, an unknown label
   shape) takes this path alone.
 
+The batch path has an optional C accelerator, :mod:`guardd.ledger._fastparse` (built at install where a compiler is
+found): it adds every line of the plain canonical shape to the batch itself, exactly as the Python batch path would,
+and hands each run of lines it is not certain about to that path unchanged. ``GUARDD_NO_C_PARSE=1`` (or an install
+without it) parses with the Python path alone; :func:`c_parser` says which is used.
+
 No line can stop ingestion: a line's size (``MAX_LINE``, see :mod:`guardd.ledger.lines`) and its depth
 (``MAX_DEPTH``) are bounded before it is decoded, and any error while decoding or validating one line quarantines
 that line with a reason. Both paths, in any process, agree on every line (a property test feeds them arbitrary
@@ -26,6 +31,7 @@ are :mod:`guardd.ledger.rows`.
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from itertools import accumulate
 
@@ -46,6 +52,11 @@ from guardd.ledger.canonical import EPOCH, MS, Canonical, Fast, FastBase, FastRa
 from guardd.ledger.lines import MAX_LINE, Block, iter_blocks, may_be_too_deep, too_deep
 from guardd.ledger.rows import health_row, id_key, line_key
 from guardd.ledger.times import raw_ms
+
+try:
+    from guardd.ledger import _fastparse
+except ImportError:  # built without a C compiler: the Python path gives the same rows
+    _fastparse = None  # type: ignore[assignment]
 
 EXCERPT = 200
 BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
@@ -68,6 +79,11 @@ def read_batch(
     return parsed
 
 
+def c_parser() -> bool:
+    """True when new parsers use the C accelerator: it is built and ``GUARDD_NO_C_PARSE`` is not set to 1."""
+    return _fastparse is not None and os.environ.get("GUARDD_NO_C_PARSE", "") != "1"
+
+
 class _Slow(Exception):
     """This line must take the line path."""
 
@@ -75,7 +91,8 @@ class _Slow(Exception):
 class LineParser:
     """Turns blocks of one ledger's lines into a :class:`Parsed` batch. One per ledger (it caches series)."""
 
-    def __init__(self, fmt: str, labels: dict[str, str], max_event_cost: Money) -> None:
+    def __init__(self, fmt: str, labels: dict[str, str], max_event_cost: Money, *, c: bool | None = None) -> None:
+        """``c``: use the C accelerator where it is built (default: :func:`c_parser`); False forces the Python path."""
         self.fmt = fmt
         self.labels = labels
         self.max_event_cost = max_event_cost
@@ -88,6 +105,14 @@ class LineParser:
         self._series: dict[tuple[object, ...], int] = {}  # (model, key, provider, labels text) → series id
         self._line_series: dict[tuple[object, ...], int] = {}
         self._sigs: dict[int, str] = {}
+        self._scanner: _fastparse.Scanner | None = None
+        if canonical and _fastparse is not None and (c_parser() if c is None else c):
+            self._scanner = _fastparse.Scanner(max_event_cost, {}, self._c_series, line_key, health_row)
+
+    @property
+    def accelerated(self) -> bool:
+        """True when blocks are parsed by the C accelerator (its refusals by the Python path)."""
+        return self._scanner is not None
 
     def parse_block(self, block: Block, fp: str, path: str, out: Parsed) -> None:
         """Add the lines of ``block`` (a file with fingerprint ``fp``) to ``out``."""
@@ -97,14 +122,25 @@ class LineParser:
             out.lines += 1
             out.bad.append(QuarantinedLine(fp, path, block.offset, f"line longer than {MAX_LINE} bytes", ""))
             return
+        if self._scanner is None:
+            self._python_block(data, block.offset, fp, path, out)
+            return
+        pos = 0
+        while pos < len(data):
+            count, stop, pos = self._scanner.scan(data, pos, block.offset, fp, out)
+            out.lines += count
+            if stop < pos:  # lines the C scanner leaves to the Python path
+                self._python_block(data[stop:pos], block.offset + stop, fp, path, out)
+
+    def _python_block(self, data: bytes, base: int, fp: str, path: str, out: Parsed) -> None:
         lines = data.split(b"\n")
         lines.pop()  # the block ends with a newline
         if self._batch is not None and not may_be_too_deep(data):
             decoded = self._decode_block(b"[" + b",".join(lines) + b"]")
             if decoded is not None:
-                self._rows(decoded, lines, block.offset, fp, path, out)
+                self._rows(decoded, lines, base, fp, path, out)
                 return
-        offset = block.offset
+        offset = base
         for line in lines:
             self._one(line, offset, fp, path, out)
             offset += len(line) + 1
@@ -146,6 +182,8 @@ class LineParser:
             try:
                 # A datetime without a zone raises TypeError: the line path says UTC.
                 ts = raw_ms(o.ts) if raw_time else (o.ts - epoch) // ms  # type: ignore[arg-type,operator]
+                if o.usage or o.response or o.performance or o.sessionId:
+                    raise _Slow  # another format's marker, even null: the line path tells which format it is
                 decimal = o.cost
                 cost: int | None = None
                 if decimal is not None:
@@ -215,6 +253,14 @@ class LineParser:
             raise _Slow from None
         sid = self._series[skey] = self._series_id(o.model or "unknown", o.key, o.provider, labels)
         return sid
+
+    def _c_series(self, model: str | None, key: str | None, provider: str | None, labels: bytes) -> int | None:
+        """The C scanner's :meth:`_new_series`: None for labels the Python path must judge."""
+        try:
+            parsed = parse_labels(self._generic_decoder.decode(labels))
+        except (msgspec.MsgspecError, BadLine):
+            return None
+        return self._series_id(model or "unknown", key, provider, parsed)
 
     # ---- the line path -----------------------------------------------------------------------------------
     def parse_line(self, raw: bytes, offset: int, fp: str, path: str, out: Parsed) -> None:

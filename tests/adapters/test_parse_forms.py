@@ -1,10 +1,12 @@
 """A block of canonical lines parses as the line path parses each line, for every time, cost and id form
-contract §2 allows (the batch path with its raw-time decoder, its datetime decoder and its per-line fallback)."""
+contract §2 allows (the batch path with its raw-time decoder, its datetime decoder and its per-line fallback), with
+the C accelerator and without it."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -105,8 +107,18 @@ def plain_lines(draw: st.DrawFn) -> bytes:
 blocks = st.one_of(st.lists(lines(), min_size=1, max_size=30), st.lists(plain_lines(), min_size=1, max_size=30))
 
 
-def at_once(raw: list[bytes], parser: LineParser | None = None) -> Parsed:
-    parser = parser or LineParser("auto", {"host": "h1"}, MAX)
+PATHS = [pytest.param(True, id="c"), pytest.param(False, id="python")]
+
+
+def parser_for(c: bool) -> LineParser:
+    parser = LineParser("auto", {"host": "h1"}, MAX, c=c)
+    if c and not parser.accelerated:
+        pytest.skip("the C parser is not built (under CI=true this fails: CI must test it)")
+    return parser
+
+
+def at_once(raw: list[bytes], c: bool) -> Parsed:
+    parser = parser_for(c)
     data = b"\n".join(raw) + b"\n"
     out = Parsed(0, 0)
     parser.parse_block(Block(0, data, len(data)), FP, "p", out)
@@ -132,17 +144,19 @@ def summary(p: Parsed) -> tuple[object, ...]:
     return (p.lines, p.duplicates, p.rows, p.tokens, hours, p.series, bad, p.health, p.count, p.max_ts)
 
 
+@pytest.mark.parametrize("c", PATHS)
 @settings(max_examples=200, deadline=None)
-@given(blocks)
-def test_a_block_of_any_allowed_forms_parses_as_the_line_path_parses_each_line(raw):
-    assert summary(at_once(raw)) == summary(line_by_line(raw))
+@given(raw=blocks)
+def test_a_block_of_any_allowed_forms_parses_as_the_line_path_parses_each_line(c, raw):
+    assert summary(at_once(raw, c)) == summary(line_by_line(raw))
 
 
+@pytest.mark.parametrize("c", PATHS)
 @settings(max_examples=60, deadline=None)
-@given(st.lists(lines(), min_size=2, max_size=30), st.data())
-def test_blocks_added_to_one_batch_give_what_one_block_gives(raw, data):
+@given(raw=st.lists(lines(), min_size=2, max_size=30), data=st.data())
+def test_blocks_added_to_one_batch_give_what_one_block_gives(c, raw, data):
     cut = data.draw(st.integers(min_value=1, max_value=len(raw) - 1))
-    parser = LineParser("auto", {"host": "h1"}, MAX)
+    parser = parser_for(c)
     out = Parsed(0, 0)
     offset = 0
     for part in (raw[:cut], raw[cut:]):

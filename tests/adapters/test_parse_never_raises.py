@@ -26,8 +26,8 @@ def nested(depth: int, inner: str = "1", where: str = "labels") -> bytes:
     return f'{{"ts": "2026-11-21T10:00:00Z", "{where}": {"[" * depth}{inner}{"]" * depth}}}'.encode()
 
 
-def parse(lines: list[bytes], fmt: str, *, one_by_one: bool) -> Parsed:
-    parser = LineParser(fmt, {}, MAX)
+def parse(lines: list[bytes], fmt: str, *, one_by_one: bool, c: bool = True) -> Parsed:
+    parser = LineParser(fmt, {}, MAX, c=c)
     out = Parsed(0, 0)
     if one_by_one:
         offset = 0
@@ -102,9 +102,9 @@ lines = st.lists(
 
 
 @settings(max_examples=400, deadline=None)
-@given(lines, st.sampled_from(FORMATS))
-def test_arbitrary_lines_never_raise_and_both_paths_agree(lines, fmt):
-    assert summary(parse(lines, fmt, one_by_one=False)) == summary(parse(lines, fmt, one_by_one=True))
+@given(lines, st.sampled_from(FORMATS), st.booleans())
+def test_arbitrary_lines_never_raise_and_both_paths_agree(lines, fmt, c):
+    assert summary(parse(lines, fmt, one_by_one=False, c=c)) == summary(parse(lines, fmt, one_by_one=True, c=False))
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
