@@ -235,3 +235,15 @@ def test_a_line_with_another_formats_marker_set_to_null_parses_at_once_as_on_its
 
 
 GOOD_LINE = encode({"ts": "2026-11-21T10:00:00Z", "id": "g0", "model": "m", "cost": "0.1"})
+
+
+def test_a_line_with_a_fractional_time_and_bytes_that_are_not_utf8_parses_at_once_as_on_its_own():
+    # The line path reads a time with a fraction with the generic decoder, which refuses any byte that is not UTF-8;
+    # the batch path skipped an unknown field's name or value unread, and counted the line.
+    for odd in (b'"x\xa0":0', b'"x":"\xff"'):
+        line = b'{"ts": 1795255200.5, "model": "m", "cost": 1, ' + odd + b"}"
+        for c in (True, False):
+            assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(line_path([GOOD_LINE, line])), (
+                odd,
+                c,
+            )
