@@ -11,8 +11,8 @@
  *
  * Accepted shape (JSON whitespace: space, tab, CR):
  *   line    = ws "{" ws member (ws "," ws member)* ws "}" ws          with "ts" among the members
- *   ts      = "YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|+HH:MM|-HH:MM)" | unix      (unix: digits[.digits], s or ms)
- *   cost    = null | decimal | "decimal"        (decimal: no sign, no exponent, at most 6 integer digits,
+ *   ts      = "YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM]" | unix     (unix: digits[.digits], s or ms)
+ *   cost    = null | decimal | "decimal"        (decimal: no sign, an exponent of at most 2 digits, below 10^6,
  *                                                 digits past the 12th decimal only zeros)
  *   tokens  = null | at most 18 digits;   status = null | 100..599;   ok = true | false | null
  *   latency = null | decimal of at most 15 digits;   id = null | printable ASCII without space or "k-"
@@ -76,14 +76,16 @@ static const char *string(const char *p, const char *e, Span *s, int ascii) {
     return (const char *)q + 1;
 }
 
+static int64_t digits(const char *p, int n);
+
 typedef struct {
     const char *ip, *fp; /* integer and fraction digits */
-    int in, fn;
+    int in, fn, ex;      /* ex: the exponent (0 without one) */
 } Num;
 
-/* A JSON number without sign or exponent: (0|[1-9][0-9]*)(.[0-9]+)?. NULL to refuse. What follows it is checked
- * by the caller (a digit after a leading 0, or an exponent, is then refused there or here). */
-static const char *number(const char *p, const char *e, Num *n) {
+/* A JSON number without sign: (0|[1-9][0-9]*)(.[0-9]+)?, with an exponent ([eE][+-]?[0-9]{1,2}) only if
+ * allowed. NULL to refuse. What follows it is checked by the caller. */
+static const char *number_exp(const char *p, const char *e, Num *n, int exponent) {
     const char *q = p;
     if (q >= e || !is_digit(*q)) return NULL;
     if (*q == '0')
@@ -102,9 +104,21 @@ static const char *number(const char *p, const char *e, Num *n) {
         n->fp = f;
         n->fn = (int)(q - f);
     }
-    if (q < e && (*q == 'e' || *q == 'E' || is_digit(*q))) return NULL;
+    n->ex = 0;
+    if (q < e && (*q == 'e' || *q == 'E')) {
+        if (!exponent) return NULL;
+        int sign = 1;
+        if (++q < e && (*q == '+' || *q == '-')) sign = *q++ == '-' ? -1 : 1;
+        const char *x = q;
+        while (q < e && is_digit(*q)) q++;
+        if (q == x || q - x > 2) return NULL;
+        n->ex = sign * (int)digits(x, (int)(q - x));
+    }
+    if (q < e && is_digit(*q)) return NULL;
     return q;
 }
+
+static const char *number(const char *p, const char *e, Num *n) { return number_exp(p, e, n, 0); }
 
 static int64_t digits(const char *p, int n) {
     int64_t v = 0;
@@ -174,7 +188,7 @@ static int two(const char *p, int *v) {
     return 1;
 }
 
-/* Unix ms of YYYY-MM-DDTHH:MM:SS[.f{1,6}](Z|±HH:MM), as msgspec reads it (a fraction of more than six digits is
+/* Unix ms of YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|±HH:MM] (no zone: UTC), as msgspec reads it (a fraction of more than six digits is
  * rounded there: refused here). 0 to refuse (also any time before 1970, whose hour would round the other way). */
 static int rfc3339(Span s, int64_t *ms) {
     const char *p = s.p, *e = s.p + s.n;
@@ -196,6 +210,8 @@ static int rfc3339(Span s, int64_t *ms) {
     }
     if (p < e && *p == 'Z') {
         p++;
+    } else if (p == e) {
+        /* no zone: UTC, as both Python paths read it */
     } else if (e - p == 6 && (*p == '+' || *p == '-') && two(p + 1, &oh) && p[3] == ':' && two(p + 4, &om)) {
         if (oh > 23 || om > 59) return 0;
         sign = *p == '+' ? 1 : -1;
@@ -226,14 +242,19 @@ static int unix_ms(const Num *n, int64_t *ms) {
     return 1;
 }
 
-/* Pico-dollars of a non-negative decimal: refused beyond six integer digits, or with a non-zero digit past the
- * twelfth decimal (the Python path rounds those: its rule, not this file's). */
+/* Pico-dollars of a non-negative decimal (Decimal.scaleb(12) when that is a whole number): refused from 10^18 on,
+ * or with a non-zero digit past the twelfth decimal (the Python path rounds those: its rule, not this file's). */
 static int pico(const Num *n, int64_t *cost) {
-    if (n->in > 6) return 0;
-    int64_t v = digits(n->ip, n->in);
-    for (int i = 0; i < 12; i++) v = v * 10 + (i < n->fn ? n->fp[i] - '0' : 0);
-    for (int i = 12; i < n->fn; i++)
-        if (n->fp[i] != '0') return 0;
+    int count = n->in + n->fn, point = n->in + n->ex + 12; /* the digits, and where the pico-dollar point falls */
+    int64_t v = 0;
+    for (int i = 0; i < point; i++) {
+        int d = i < n->in ? n->ip[i] - '0' : i < count ? n->fp[i - n->in] - '0' : 0;
+        if (v > (INT64_MAX - 9) / 10) return 0;
+        v = v * 10 + d;
+        if (v >= 1000000000000000000LL) return 0;
+    }
+    for (int i = point < 0 ? 0 : point; i < count; i++)
+        if ((i < n->in ? n->ip[i] : n->fp[i - n->in]) != '0') return 0;
     *cost = v;
     return 1;
 }
@@ -332,9 +353,9 @@ static const char *value(const char *p, const char *e, int f, Line *L) {
         if (p < e && *p == 'n') return null(p, e);
         if (p < e && *p == '"') {
             if (!(p = string(p, e, &s, 1)) || s.n == 0) return NULL;
-            const char *end = number(s.p, s.p + s.n, &n);
+            const char *end = number_exp(s.p, s.p + s.n, &n, 1);
             if (end != s.p + s.n) return NULL;
-        } else if (!(p = number(p, e, &n))) {
+        } else if (!(p = number_exp(p, e, &n, 1))) {
             return NULL;
         }
         if (!pico(&n, &L->cost)) return NULL;

@@ -139,7 +139,9 @@ class LineParser:
         lines.pop()  # the block ends with a newline
         if self._batch is not None and not may_be_too_deep(data):
             decoded = self._decode_block(b"[" + b",".join(lines) + b"]")
-            if decoded is not None:
+            # Two broken lines may join into one object (a line cut inside a name, its rest on the next line): then
+            # the objects are not the lines, and each line is read on its own.
+            if decoded is not None and len(decoded) == len(lines):
                 self._rows(decoded, lines, base, fp, path, out)
                 return
         offset = base

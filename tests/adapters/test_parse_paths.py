@@ -247,3 +247,12 @@ def test_a_line_with_a_fractional_time_and_bytes_that_are_not_utf8_parses_at_onc
                 odd,
                 c,
             )
+
+
+def test_two_broken_lines_that_join_into_one_object_are_both_quarantined():
+    # The batch path joins a block's lines with commas: a line cut inside a field name and the rest of it on the next
+    # line made one valid object, counted as an event (with the next lines' keys shifted by one).
+    head, tail = b'{"ts": 1795255200123, "id": "g9", "x', b'": 1, "cost": 1}'
+    for c in (True, False):
+        parsed = batch([GOOD_LINE, head, tail, GOOD_LINE.replace(b"g0", b"g1")], one_by_one=False, c=c)
+        assert sorted(parsed.rows) == ["g:g0", "g:g1"] and len(parsed.bad) == 2 and parsed.lines == 4, c
