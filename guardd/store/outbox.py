@@ -18,11 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardd.core.redact import redact_text
-from guardd.store.api import ChannelCount, ChannelHealth, Message, OutboxRow
+from guardd.store.api import ChannelHealth
 from guardd.store.dialect import Db, Dialect
+
+if TYPE_CHECKING:
+    from guardd.store.api import ChannelCount, Message, OutboxRow
 
 _HISTORY = "INSERT INTO history(at, kind, budget, detail) VALUES (?,?,?,?)"
 _OUTBOX_ROW = "id, budget, severity, title, body, notifier, notifier_url, attempts, created_at"
@@ -71,6 +74,8 @@ class Outbox:
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
         """Claim up to ``limit`` due rows for ``owner`` until ``now + lease``; a row is claimed by one owner (rows
         another deliverer is claiming at the same moment are skipped, never waited for)."""
+        from guardd.store.api import OutboxRow  # here, not above: status imports this module but never builds it
+
         d = self.d
         async with self.db.transaction("state") as conn:
             cur = await d.execute(
@@ -181,6 +186,8 @@ class Outbox:
 
     async def notification_counts(self) -> list[ChannelCount]:
         """Per notifier (redacted URL): ``(url, delivered messages, failed attempts)`` over the outbox."""
+        from guardd.store.api import ChannelCount  # here, not above: status imports this module but never builds it
+
         rows = await self._all(
             "SELECT notifier_url, count(delivered_at), coalesce(sum(attempts), 0) - count(delivered_at)"
             " FROM outbox GROUP BY notifier_url ORDER BY notifier_url"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardd.store.api import Credits, KeyUsage, ListedKey, SourceState
 from guardd.store.dialect import Db, Dialect
+
+if TYPE_CHECKING:
+    from guardd.store.api import Credits, KeyUsage, ListedKey, SourceState
 
 _USAGE_COLUMNS = (
     "at, key, label, usage, usage_daily, usage_weekly, usage_monthly, lim, limit_remaining, limit_reset, disabled"
@@ -87,6 +89,10 @@ class RemoteStore:
                 )
 
     async def source(self, name: str) -> SourceState | None:
+        from guardd.store.api import (
+            SourceState,  # here, not above: status imports this module and builds it only when OpenRouter is polled
+        )
+
         row = await self._one("SELECT ok_at, failing_since, error, permanent FROM sources WHERE name = ?", (name,))
         if row is None:
             return None
@@ -94,6 +100,10 @@ class RemoteStore:
 
     # ---- usage snapshots ----------------------------------------------------------------------------------
     def _usage(self, row: Sequence[Any]) -> KeyUsage:
+        from guardd.store.api import (
+            KeyUsage,  # here, not above: status imports this module and builds it only when OpenRouter is polled
+        )
+
         m = self.d.pico
         return KeyUsage(
             int(row[0]), row[1], row[2], m(row[3]), m(row[4]), m(row[5]), m(row[6]), m(row[7]), m(row[8]), row[9],
@@ -124,6 +134,10 @@ class RemoteStore:
 
     # ---- credits --------------------------------------------------------------------------------------------
     def _credits(self, row: Sequence[Any] | None) -> Credits | None:
+        from guardd.store.api import (
+            Credits,  # here, not above: status imports this module and builds it only when OpenRouter is polled
+        )
+
         if row is None:
             return None
         return Credits(int(row[0]), self.d.pico(row[1]) or 0, self.d.pico(row[2]) or 0)
@@ -172,6 +186,10 @@ class RemoteStore:
             )
 
     async def listed_keys(self) -> list[ListedKey]:
+        from guardd.store.api import (
+            ListedKey,  # here, not above: status imports this module and builds it only when OpenRouter is polled
+        )
+
         rows = await self._all(
             "SELECT hash, name, label, disabled, disabled_by_guardd, usage_daily, lim, limit_remaining FROM or_keys"
             " ORDER BY hash"

@@ -18,13 +18,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from guardd.core.alerts import AlertState
 from guardd.core.switch import Override, ScopeChange, SwitchDoc
-from guardd.store.api import PENDING_KEYS, HistoryLine, Message, Silence, SwitchStep
+from guardd.store.api import PENDING_KEYS, Silence
 from guardd.store.outbox import Outbox
 from guardd.store.shared import doc_from_json, iso
+
+if TYPE_CHECKING:
+    from guardd.store.api import HistoryLine, Message, SwitchStep
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 _OVERRIDES = "SELECT scope, state, by, reason, until, created_at FROM overrides"
@@ -133,6 +136,8 @@ class StateStore(Outbox):
 
     async def history(self, since: datetime | None, limit: int = 1000) -> list[HistoryLine]:
         """History lines at or after ``since`` (None: ever), newest first."""
+        from guardd.store.api import HistoryLine  # here, not above: status imports this module but never builds it
+
         where, params = ("", [limit]) if since is None else (" WHERE at >= ?", [self.d.time(since), limit])
         rows = await self._all(
             f"SELECT at, kind, budget, detail FROM history{where} ORDER BY at DESC, id DESC LIMIT ?", params

@@ -24,46 +24,57 @@ The rules every backend keeps:
   status, latency, error), which :class:`RequestStatsAPI` reads. A duplicate key's stored health facts are
   replaced by the new line's (or removed when it has none).
 
-The package, by concern: :mod:`~guardd.store.api.rows` (every row dataclass), :mod:`~guardd.store.api.events`
-(:class:`EventsAPI`, :class:`RequestStatsAPI`), :mod:`~guardd.store.api.state` (:class:`StateAPI`),
-:mod:`~guardd.store.api.remote` (:class:`RemoteAPI`), :mod:`~guardd.store.api.cluster` (:class:`ClusterAPI`) and
-:mod:`~guardd.store.api.stores` (:class:`Stores`). Import the names from here: ``from guardd.store.api import
-Stores``.
+The package, by concern: the rows (:mod:`~guardd.store.api.rows`, the ones the read commands build, and beside
+it by area ``rows_ingest``, ``rows_daemon``, ``rows_advice``, ``rows_remote``, ``rows_cluster``),
+:mod:`~guardd.store.api.events` (:class:`EventsAPI`, :class:`RequestStatsAPI`), :mod:`~guardd.store.api.state`
+(:class:`StateAPI`), :mod:`~guardd.store.api.remote` (:class:`RemoteAPI`), :mod:`~guardd.store.api.cluster`
+(:class:`ClusterAPI`) and :mod:`~guardd.store.api.stores` (:class:`Stores`). Import the names from here:
+``from guardd.store.api import Stores``. The rows are loaded on first use of their name (PEP 562): a frozen
+dataclass costs its definition at import (≈ 4 M instructions each), and ``guardd status`` builds about 5 of the
+22, so importing the interface defines only the rows that are asked for.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING
+
 from guardd.store.api.cluster import ClusterAPI
 from guardd.store.api.events import EventsAPI, RequestStatsAPI
 from guardd.store.api.remote import RemoteAPI
-from guardd.store.api.rows import (
-    PENDING_KEYS,
-    BatchResult,
-    ChannelCount,
-    ChannelHealth,
-    Checkpoint,
-    Credits,
-    HistoryLine,
-    IngestSummary,
-    InstanceInfo,
-    KeyUsage,
-    ListedKey,
-    Message,
-    OutboxRow,
-    Priced,
-    RequestCounts,
-    SetAside,
-    Silence,
-    SourceState,
-    Sum,
-    SwitchDecision,
-    SwitchStep,
-    Term,
-    TokenSums,
-    UnpricedEvent,
-)
 from guardd.store.api.state import StateAPI
 from guardd.store.api.stores import StoreHealth, Stores
+
+if TYPE_CHECKING:
+    from guardd.store.api.rows import PENDING_KEYS, ChannelHealth, Checkpoint, RequestCounts, SetAside, Silence, Sum
+    from guardd.store.api.rows_advice import TokenSums
+    from guardd.store.api.rows_cluster import InstanceInfo, Term
+    from guardd.store.api.rows_daemon import ChannelCount, HistoryLine, Message, OutboxRow, SwitchDecision, SwitchStep
+    from guardd.store.api.rows_ingest import BatchResult, IngestSummary, Priced, UnpricedEvent
+    from guardd.store.api.rows_remote import Credits, KeyUsage, ListedKey, SourceState
+
+_ROWS = {
+    "rows": ("PENDING_KEYS", "ChannelHealth", "Checkpoint", "RequestCounts", "SetAside", "Silence", "Sum"),
+    "rows_advice": ("TokenSums",),
+    "rows_cluster": ("InstanceInfo", "Term"),
+    "rows_daemon": ("ChannelCount", "HistoryLine", "Message", "OutboxRow", "SwitchDecision", "SwitchStep"),
+    "rows_ingest": ("BatchResult", "IngestSummary", "Priced", "UnpricedEvent"),
+    "rows_remote": ("Credits", "KeyUsage", "ListedKey", "SourceState"),
+}
+_MODULE_OF = {name: module for module, names in _ROWS.items() for name in names}
+
+
+if not TYPE_CHECKING:  # mypy reads the imports above instead, so a misspelt name stays an error
+
+    def __getattr__(name: str) -> object:
+        """A row named for the first time: import its module (only then) and keep the row here."""
+        module = _MODULE_OF.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value
+        return value
+
 
 __all__ = [
     "PENDING_KEYS",

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from guardd.core.switch import SwitchDoc
-from guardd.store.api.rows import InstanceInfo, Term
-from guardd.store.api.state import StateAPI
+if TYPE_CHECKING:  # annotations only: the rows are imported where they are built
+    from guardd.core.switch import SwitchDoc
+    from guardd.store.api.rows_cluster import InstanceInfo, Term
+    from guardd.store.api.state import StateAPI
 
 
 class ClusterAPI(Protocol):

@@ -7,21 +7,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from guardd.core.batch import Parsed
-from guardd.core.budgets import Dimensions
-from guardd.core.health import HealthSample
-from guardd.store.api.rows import (
-    BatchResult,
-    Checkpoint,
-    Priced,
-    RequestCounts,
-    SetAside,
-    Sum,
-    TokenSums,
-    UnpricedEvent,
-)
+if TYPE_CHECKING:  # annotations only: a read command need not import the write path's batch and rows
+    from guardd.core.batch import Parsed
+    from guardd.core.budgets import Dimensions
+    from guardd.core.health import HealthSample
+    from guardd.store.api.rows import Checkpoint, RequestCounts, SetAside, Sum
+    from guardd.store.api.rows_advice import TokenSums
+    from guardd.store.api.rows_ingest import BatchResult, Priced, UnpricedEvent
 
 
 class EventsAPI(Protocol):

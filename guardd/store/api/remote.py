@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from guardd.store.api.rows import Credits, KeyUsage, ListedKey, SourceState
+if TYPE_CHECKING:  # annotations only: the rows are imported where they are built
+    from guardd.store.api.rows_remote import Credits, KeyUsage, ListedKey, SourceState
 
 
 class RemoteAPI(Protocol):

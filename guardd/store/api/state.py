@@ -4,19 +4,13 @@ history, the switch, markers and the key switch's records)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from guardd.core.alerts import AlertState
-from guardd.core.switch import Override, ScopeChange, SwitchDoc
-from guardd.store.api.rows import (
-    ChannelCount,
-    ChannelHealth,
-    HistoryLine,
-    Message,
-    OutboxRow,
-    Silence,
-    SwitchStep,
-)
+if TYPE_CHECKING:  # annotations only: a read command need not import the rows only the daemon builds
+    from guardd.core.alerts import AlertState
+    from guardd.core.switch import Override, ScopeChange, SwitchDoc
+    from guardd.store.api.rows import ChannelHealth, Silence
+    from guardd.store.api.rows_daemon import ChannelCount, HistoryLine, Message, OutboxRow, SwitchStep
 
 
 class StateAPI(Protocol):

@@ -1,0 +1,31 @@
+"""Rows of many instances on a shared store (contract §9, :class:`~guardd.store.api.ClusterAPI`): a leader's term
+and what an instance says about itself."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """A term this instance holds as leader: its epoch (the fencing token) and how long the lease still ran when
+    the store answered, by the store's clock (a host turns it into a deadline of its own monotonic clock)."""
+
+    epoch: int
+    remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceInfo:
+    """What an instance says about itself in the shared store."""
+
+    name: str
+    host: str
+    pid: int
+    token: str
+    """Who holds the name now: ``SPACE/RANDOM``, random per process after the process's pid space (where its pid
+    means something: :func:`guardd.adapters.instance_lock.pid_space`)."""
+    ledgers: Sequence[str]
+    version: str
+    config_digest: str
