@@ -14,8 +14,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-HOUR_MS = 3_600_000
-DAY_MS = 86_400_000
+# Re-exported: the write path takes them with the batch; the reads import guardd.core.hours alone.
+from guardd.core.hours import DAY_MS as DAY_MS
+from guardd.core.hours import ENTRY as ENTRY
+from guardd.core.hours import HOUR_MS as HOUR_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +40,6 @@ Tokens = tuple[str, int, int, int, int]
 Health = tuple[str, int, int, int, int | None, float | None, str | None]
 """What an event says about how its request went, stored only when it says anything beyond "ok" (contract §10):
 ``(key, ts, series id, ok as 0/1, HTTP status, latency in ms, error text)``."""
-ENTRY = 7
-"""An hour entry: ``[cost, events, unpriced, prompt, completion, reasoning, cached]``."""
 
 
 @dataclass(slots=True)

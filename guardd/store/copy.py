@@ -48,7 +48,8 @@ from guardd.store.copy_tables import (
     sqlite_tables,
 )
 from guardd.store.postgres.db import Conn, PgStore, pico, redacted
-from guardd.store.postgres.events import PgEventStore, event_hash
+from guardd.store.postgres.events import PgEventStore
+from guardd.store.postgres.ingest import event_hash
 from guardd.store.sqlite.db import Store
 
 __all__ = [

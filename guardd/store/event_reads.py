@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from guardd.core.batch import HOUR_MS
+from guardd.core.hours import HOUR_MS
 from guardd.store.api import Checkpoint, SetAside, Sum
 from guardd.store.dialect import Db, Dialect
 from guardd.store.shared import plan, to_ms

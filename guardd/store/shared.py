@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from guardd.core.batch import HOUR_MS
 from guardd.core.budgets import Dimensions
+from guardd.core.hours import HOUR_MS
 from guardd.core.switch import Override, Scope, SwitchDoc
 
 

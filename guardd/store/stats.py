@@ -11,14 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardd.core.batch import ENTRY, HOUR_MS
 from guardd.core.health import HealthSample
-from guardd.store.api import EventsAPI, RequestCounts, TokenSums
+from guardd.core.hours import ENTRY, HOUR_MS
+from guardd.store.api import EventsAPI, RequestCounts
 from guardd.store.dialect import Db, Dialect
 from guardd.store.remote import RemoteStore
 from guardd.store.shared import plan, to_ms
+
+if TYPE_CHECKING:
+    from guardd.store.api import TokenSums
 
 _ERRORS = "coalesce(sum(CASE WHEN ok THEN 0 ELSE 1 END), 0)"
 _LIMITED = "coalesce(sum(CASE WHEN status = 429 THEN 1 ELSE 0 END), 0)"
@@ -83,6 +86,8 @@ class RequestStats:
     async def token_sums(self, start: datetime, end: datetime) -> dict[int, TokenSums]:
         """Return spend and token counts per series over the whole UTC hours that ``[start, end)`` touches (token
         counts are kept per hour only)."""
+        from guardd.store.api import TokenSums  # here, not above: status imports this module, never builds it
+
         h0, h1 = to_ms(start) // HOUR_MS, -(-to_ms(end) // HOUR_MS)
         out: dict[int, list[int]] = {}
         for kind, a, b in plan(h0 * HOUR_MS, h1 * HOUR_MS):

@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import guardd.store.postgres.events as pg_events
 from guardd.core.batch import HOUR_MS, Parsed, Row, series_id
 from guardd.errors import StoreError
 from guardd.store.api import Sum
@@ -144,7 +143,7 @@ async def test_two_keys_with_one_hash_stay_two_events_and_a_third_is_refused(pg_
             out.append(f"{shared if k in ('g:x', 'g:y', 'g:z') else h}\t{k}\t{rest}\n")
         return "".join(out).encode()
 
-    monkeypatch.setattr(pg_events, "copy_text", colliding)
+    monkeypatch.setattr(ingest, "copy_text", colliding)
     async with PgStore.open(pg_url, "host-a") as pg:
         events = PgEventStore(pg)
         first = await events.write_batch(parsed(("g:x", 1, "m", USD, (1, 1, 0, 0), QUIET)))
@@ -172,7 +171,7 @@ async def test_two_keys_with_one_hash_in_one_batch_stay_two_events(pg_url, monke
         lines = copy_text(rows, instance).decode().splitlines()
         return "".join(f"{shared}\t{line.split(chr(9), 1)[1]}\n" for line in lines).encode()
 
-    monkeypatch.setattr(pg_events, "copy_text", colliding)
+    monkeypatch.setattr(ingest, "copy_text", colliding)
     async with PgStore.open(pg_url, "host-a") as pg:
         events = PgEventStore(pg)
         r = await events.write_batch(

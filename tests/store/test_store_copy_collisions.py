@@ -12,11 +12,11 @@ import psycopg
 import pytest
 
 import guardd.store.copy as store_copy
-import guardd.store.postgres.events as pg_events
 from guardd.core.batch import Row
 from guardd.errors import StoreError
 from guardd.store.api import Sum
 from guardd.store.copy import copy_sqlite_file
+from guardd.store.postgres import ingest
 from guardd.store.postgres.db import PgStore
 from guardd.store.postgres.events import PgEventStore
 from guardd.store.postgres.ingest import copy_text, event_hash
@@ -71,7 +71,7 @@ async def test_a_line_read_again_after_a_copy_with_a_collision_is_still_a_duplic
             out.append(f"{first if k == 'g:b' else h}\t{k}\t{rest}\n")
         return "".join(out).encode()
 
-    monkeypatch.setattr(pg_events, "copy_text", colliding)
+    monkeypatch.setattr(ingest, "copy_text", colliding)
     async with PgStore.open(pg_url, "web-1") as pg:
         events = PgEventStore(pg)
         again = await events.write_batch(batch(("g:b", 1, 2 * USD), ("g:a", 0, USD)))

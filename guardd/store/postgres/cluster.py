@@ -28,18 +28,19 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 
 from guardd.core.redact import store_url as redacted
 from guardd.core.switch import SwitchDoc
 from guardd.errors import InstanceTaken, NotLeader, StoreError
-from guardd.store.api import InstanceInfo, OutboxRow, StateAPI, Term
 from guardd.store.postgres.db import Conn, PgStore
-from guardd.store.postgres.lease import TAKE, check_term
 from guardd.store.postgres.state import PgStateStore
 from guardd.store.shared import doc_from_json
+
+if TYPE_CHECKING:
+    from guardd.store.api import InstanceInfo, OutboxRow, StateAPI, Term
 
 log = logging.getLogger("guardd.cluster")
 
@@ -148,6 +149,9 @@ class ControlLink:
     async def beat(self, me: InstanceInfo, ttl: timedelta, lead: bool) -> tuple[bool, Term | None]:
         """One round of the control loop, in one transaction: refresh ``me``'s ``last_seen`` and digest, and
         (with ``lead``) take or renew the lease for ``ttl``. Return (still owns its name, the term it holds)."""
+        # Leading's modules, imported here: status imports this module but never leads.
+        from guardd.store.api import Term
+        from guardd.store.postgres.lease import TAKE
 
         async def work(conn: Conn) -> tuple[bool, Term | None]:
             async with conn.transaction():
@@ -275,6 +279,8 @@ class FencedPgStore(PgStore):
         epoch = self.term()
         if epoch is None:
             raise NotLeader(f"{self.instance} does not lead now")
+        from guardd.store.postgres.lease import check_term  # here, not above: status imports this module, never leads
+
         async with super().transaction(kind) as conn:
             await check_term(conn, self.instance, epoch)
             yield conn
@@ -290,6 +296,8 @@ class FencedStateStore(PgStateStore):
     async def claim(self, owner: str, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxRow]:
         """Claim due rows until this term's end plus :data:`SEND_BOUND`, by the database's clock (the leader's
         clock may differ from its predecessor's). ``lease`` is unused: the term bounds the claim."""
+        from guardd.store.api import OutboxRow  # here, not above: status imports this module, never leads
+
         async with self.store.transaction() as conn:
             cur = await conn.execute(
                 "UPDATE outbox SET lease_until = (SELECT expires_at FROM leader WHERE id = 1) + %(bound)s,"

@@ -17,31 +17,20 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardd.core.batch import ENTRY, Parsed, add_to_hours
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
-from guardd.store.api import BatchResult, Checkpoint, Priced, UnpricedEvent
-from guardd.store.batch_writes import advanced, save_checkpoint
 from guardd.store.event_reads import EventReads
 from guardd.store.postgres.db import Conn, PgStore
 from guardd.store.postgres.dialect import PG
-from guardd.store.postgres.ingest import (
-    DELETE_LOCKED,
-    DOLLARS,
-    Writer,
-    apply_rollups,
-    copy_text,
-    deadlock_retried,
-    event_hash,
-    hash_sql,
-    stored_key,
-)
-from guardd.store.setaside_log import log_set_aside
 from guardd.store.shared import dims_of, sig_columns
 
-__all__ = ["PgEventStore", "event_hash"]
+if TYPE_CHECKING:
+    from guardd.core.batch import Parsed
+    from guardd.store.api import BatchResult, Checkpoint, Priced, UnpricedEvent
+
+__all__ = ["PgEventStore"]
 
 log = logging.getLogger("guardd.store")
 
@@ -63,6 +52,9 @@ class PgEventStore(EventReads):
 
     def key(self, k: str) -> str:
         """Return the stored key of a batch key: generation ids as they are, line hashes under this instance."""
+        # The write path, imported where it is used: status imports this module only to read.
+        from guardd.store.postgres.ingest import stored_key
+
         return stored_key(k, self.instance)
 
     @asynccontextmanager
@@ -100,6 +92,10 @@ class PgEventStore(EventReads):
     async def write_batch(self, parsed: Parsed, checkpoint: Checkpoint | None = None) -> BatchResult:
         """Store ``parsed`` and ``checkpoint`` in one transaction (see :mod:`guardd.store.postgres.ingest`); a
         transaction the database chose as a deadlock victim is run again whole (nothing was advanced)."""
+        # The write path, imported where it is used: status imports this module only to read.
+        from guardd.store.postgres.ingest import copy_text, deadlock_retried
+        from guardd.store.setaside_log import log_set_aside
+
         # The COPY text is built off the event loop (a batch is ~30,000 rows): the loop keeps serving meanwhile.
         payload = await asyncio.to_thread(copy_text, parsed.row_iter(), self.instance)
         result = await deadlock_retried(lambda: self._write_once(parsed, checkpoint, payload))
@@ -109,6 +105,10 @@ class PgEventStore(EventReads):
         return result
 
     async def _write_once(self, parsed: Parsed, checkpoint: Checkpoint | None, payload: bytes) -> BatchResult:
+        from guardd.store.api import BatchResult
+        from guardd.store.batch_writes import advanced, save_checkpoint
+        from guardd.store.postgres.ingest import Writer
+
         result = BatchResult(quarantined=len(parsed.bad), duplicates=parsed.duplicates)
         try:
             async with self.store.transaction("events") as conn:
@@ -145,6 +145,8 @@ class PgEventStore(EventReads):
     async def set_cost(self, priced: Sequence[Priced]) -> int:
         """Price still-unpriced events (``Priced.id`` is the event's key hash); rollups follow. Return how many
         were priced."""
+        from guardd.store.postgres.ingest import deadlock_retried  # the write path: see write_batch
+
         if not priced:
             return 0
         costs = {p.id: p.cost for p in priced}
@@ -154,6 +156,9 @@ class PgEventStore(EventReads):
         """One try of :meth:`set_cost`: the events are locked in key-hash order (``FOR UPDATE``: one priced by a
         concurrent batch meanwhile is read as it committed, and skipped), then the rollups, then the waiting
         token counts — the order every writer keeps (:mod:`guardd.store.postgres.ingest`)."""
+        from guardd.core.batch import ENTRY, add_to_hours
+        from guardd.store.postgres.ingest import DELETE_LOCKED, DOLLARS, apply_rollups
+
         hours: dict[tuple[int, int], list[int]] = defaultdict(lambda: [0] * ENTRY)
         async with self.store.transaction("events") as conn:
             cur = await conn.execute(
@@ -177,6 +182,10 @@ class PgEventStore(EventReads):
         return len(found)
 
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
+        # The write path, imported where it is used: status imports this module only to read.
+        from guardd.store.api import UnpricedEvent
+        from guardd.store.postgres.ingest import hash_sql
+
         rows = await self.store.fetchall(
             "SELECT e.h, s.model, u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens,"
             " CASE WHEN e.k LIKE 'g:%%' THEN substr(e.k, 3) END FROM unpriced u"
