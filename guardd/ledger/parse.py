@@ -32,7 +32,6 @@ are :mod:`guardd.ledger.rows`.
 from __future__ import annotations
 
 import os
-import re
 from decimal import Decimal
 from itertools import accumulate
 
@@ -62,7 +61,6 @@ except ImportError:  # built without a C compiler: the Python path gives the sam
 EXCERPT = 200
 BATCH_BYTES = 8 << 20  # a transaction per 8 MiB of ledger (about 30,000 lines)
 _INF = float("inf")
-_STR_OR_INT = re.compile(rb'"|[0-9]+\Z')  # a time the line path's canonical decoder takes (else: its generic one)
 
 
 def read_batch(
@@ -186,8 +184,10 @@ class LineParser:
             try:
                 # A datetime without a zone raises TypeError: the line path says UTC.
                 ts = raw_ms(o.ts) if raw_time else (o.ts - epoch) // ms  # type: ignore[arg-type,operator]
-                if raw_time and not _STR_OR_INT.match(o.ts):  # type: ignore[arg-type]
-                    lines[i].decode()  # the line path reads such a time with the generic decoder: UTF-8 throughout
+                if not lines[i].isascii():
+                    # msgspec skips an unknown field unread; the line path's generic decoder (a fractional time,
+                    # labels to convert, ...) refuses a line with bytes that are not UTF-8 anywhere: its rule.
+                    lines[i].decode()
                 if o.usage or o.response or o.performance or o.sessionId:
                     raise _Slow  # another format's marker, even null: the line path tells which format it is
                 decimal = o.cost

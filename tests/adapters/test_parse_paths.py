@@ -249,6 +249,19 @@ def test_a_line_with_a_fractional_time_and_bytes_that_are_not_utf8_parses_at_onc
             )
 
 
+def test_a_line_with_labels_to_convert_and_bytes_that_are_not_utf8_parses_at_once_as_on_its_own():
+    # A label value that is not a string fails the line path's canonical decoder; its generic decoder then refuses
+    # any byte that is not UTF-8, while the batch path skipped an unknown field's name or value unread and counted
+    # the line: whether it counted depended on the other lines of its block (a blank line, a bad line).
+    for ts in (b'"2026-10-01T00:00:00Z"', b"1795255200"):
+        for odd in (b'"x\xa0":0', b'"x":"\xff"', b'"x":[1,"\xff"]'):
+            line = b'{"ts": ' + ts + b', "model": "m", "cost": 1, "labels": {"a": 1}, ' + odd + b"}"
+            for c in (True, False):
+                assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(
+                    line_path([GOOD_LINE, line])
+                ), (ts, odd, c)
+
+
 def test_two_broken_lines_that_join_into_one_object_are_both_quarantined():
     # The batch path joins a block's lines with commas: a line cut inside a field name and the rest of it on the next
     # line made one valid object, counted as an event (with the next lines' keys shifted by one).
