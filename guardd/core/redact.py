@@ -15,7 +15,9 @@ from urllib.parse import unquote
 _SECRET = re.compile(r"(?:sk-(?:or|ant|proj)-|(?<![A-Za-z0-9])(?:sk|rk|pk)-)[A-Za-z0-9_\-]{16,}")
 _BEARER_PREFIX = re.compile(r"(?i)^bearer\s+")
 _BEARER = re.compile(r"(?i)(bearer\s+)([A-Za-z0-9_\-\.+/=~]{12,})")  # base64 and JWT tokens too
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+# The scheme starts where a run of scheme characters starts (the lookbehind): without it, each position of a long
+# run (a MiB of letters in a ledger field) was tried, each scanning to the run's end — quadratic.
+_URL_PASSWORD = re.compile(r"(?P<scheme>(?<![a-z0-9+.\-])[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
 
 def mask(secret: str) -> str:
