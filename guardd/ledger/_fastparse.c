@@ -15,7 +15,7 @@
  *   cost    = null | decimal | "decimal"        (decimal: no sign, an exponent of at most 2 digits, below 10^6,
  *                                                 digits past the 12th decimal only zeros)
  *   tokens  = null | at most 18 digits;   status = null | 100..599;   ok = true | false | null
- *   latency = null | decimal of at most 15 digits;   id = null | printable ASCII without space or "k-"
+ *   latency = null | decimal of at most 15 digits;   id = null | printable ASCII without space, "@" or "k-"
  *   model, key, provider, error = null | string;   labels = null | object of scalars (checked by msgspec in
  *   Python the first time a text is seen);   never usage, response, performance or sessionId (even null)
  *   any other member: an ASCII string, a number without exponent, true, false or null.
@@ -341,7 +341,7 @@ static const char *value(const char *p, const char *e, int f, Line *L) {
         if (!(p = text(p, e, &L->id, 1))) return NULL;
         for (Py_ssize_t i = 0; i < L->id.n; i++) {
             char c = L->id.p[i];
-            if (c <= ' ' || c > '~' || (c == 'k' && i + 1 < L->id.n && L->id.p[i + 1] == '-')) return NULL;
+            if (c <= ' ' || c > '~' || c == '@' || (c == 'k' && i + 1 < L->id.n && L->id.p[i + 1] == '-')) return NULL;
         }
         return p; /* an id that may hold a secret is keyed by the Python path */
     case M_MODEL: return text(p, e, &L->model, 0);

@@ -217,8 +217,8 @@ class LineParser:
             gid = o.id
             if gid:
                 k = "g:" + gid
-                if "k-" in gid or " " in gid or not gid.isprintable():
-                    k = id_key(gid)  # it may hold a secret
+                if "k-" in gid or " " in gid or "@" in gid or not gid.isprintable():
+                    k = id_key(gid)  # it may hold a secret: a key, a bearer token, a URL password
             else:
                 if offsets is None:
                     offsets = list(accumulate((len(line) + 1 for line in lines), initial=base))

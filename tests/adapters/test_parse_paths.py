@@ -269,3 +269,13 @@ def test_two_broken_lines_that_join_into_one_object_are_both_quarantined():
     for c in (True, False):
         parsed = batch([GOOD_LINE, head, tail, GOOD_LINE.replace(b"g0", b"g1")], one_by_one=False, c=c)
         assert sorted(parsed.rows) == ["g:g0", "g:g1"] and len(parsed.bad) == 2 and parsed.lines == 4, c
+
+
+@pytest.mark.parametrize("c", PATHS)
+def test_an_id_holding_a_url_password_is_keyed_by_its_hash_on_every_path(c):
+    gen_id = "https://user:hunter2pass@example.com/x"
+    line = encode({"ts": "2026-11-21T10:00:00Z", "id": gen_id, "model": "m", "cost": 1})
+    at_once = batch([line], one_by_one=False, c=c)
+    assert all("hunter2pass" not in k for k in at_once.rows)
+    assert summary(at_once) == summary(batch([line], one_by_one=True, c=False))
+
