@@ -91,6 +91,16 @@ def _fast_utc(text: str) -> int | None:
     return base + int(mm) * 60_000 + int(ss) * 1000 + millis
 
 
+def unix_ms(number: Decimal) -> int:
+    """Unix milliseconds of a finite, non-negative Unix time in seconds, or in milliseconds from 10^11 on (seconds
+    until the year 5138), the fraction truncated — exactly: ``number * 1000`` would round to the context's 28
+    digits (``1790817949.9999999999999999999`` read as the next second)."""
+    if number >= 100_000_000_000:
+        return int(number)
+    numerator, denominator = number.as_integer_ratio()
+    return numerator * 1000 // denominator
+
+
 def parse_ts(value: object) -> int:
     """Return Unix milliseconds for an RFC 3339 string (no zone = UTC) or a Unix time in s or ms."""
     if isinstance(value, str):
@@ -104,7 +114,7 @@ def parse_ts(value: object) -> int:
         if not number.is_finite() or number < 0:
             raise BadLine("ts is not a valid Unix time")
         # Seconds until the year 5138; anything larger is milliseconds.
-        return int(number) if number >= 100_000_000_000 else int(number * 1000)
+        return unix_ms(number)
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():

@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import msgspec
 
+from guardd.core.usage import unix_ms
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _TIME = msgspec.json.Decoder(datetime)
@@ -30,4 +32,4 @@ def raw_ms(raw: msgspec.Raw) -> int:
     number = Decimal(text.decode())  # InvalidOperation for true, null, an object…
     if not number.is_finite() or number < 0:
         raise ValueError("not a Unix time")
-    return int(number) if number >= _SECONDS_UNTIL else int(number * 1000)
+    return unix_ms(number)

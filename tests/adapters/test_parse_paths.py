@@ -279,3 +279,10 @@ def test_an_id_holding_a_url_password_is_keyed_by_its_hash_on_every_path(c):
     assert all("hunter2pass" not in k for k in at_once.rows)
     assert summary(at_once) == summary(batch([line], one_by_one=True, c=False))
 
+
+@pytest.mark.parametrize("c", PATHS)
+def test_a_unix_time_with_more_digits_than_decimal_precision_is_read_exactly_on_every_path(c):
+    # 29 significant digits: multiplying by 1000 in Decimal's default context rounded it up to the next second.
+    line = b'{"ts":1790817949.9999999999999999999,"id":"g","model":"m","cost":1}'
+    for parsed in (batch([line], one_by_one=False, c=c), batch([line], one_by_one=True, c=False)):
+        assert [row[1] for row in parsed.rows.values()] == [1790817949999]
