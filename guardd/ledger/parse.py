@@ -84,6 +84,19 @@ def c_parser() -> bool:
     return _fastparse is not None and os.environ.get("GUARDD_NO_C_PARSE", "") != "1"
 
 
+_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def _one_value_a_line(joined: bytes, lines: list[bytes]) -> bool:
+    """Whether each element of the array ``joined`` (the ``lines`` joined by commas, which decoded) is exactly its
+    line, surrounding whitespace aside. Counting the elements is not enough: a line of two objects beside two
+    torn lines that join into one keeps the count."""
+    raws = _RAWS.decode(joined)
+    return len(raws) == len(lines) and all(
+        bytes(raw) == line.strip(b" \t\r") for raw, line in zip(raws, lines, strict=True)
+    )
+
+
 class _Slow(Exception):
     """This line must take the line path."""
 
@@ -136,10 +149,11 @@ class LineParser:
         lines = data.split(b"\n")
         lines.pop()  # the block ends with a newline
         if self._batch is not None and not may_be_too_deep(data):
-            decoded = self._decode_block(b"[" + b",".join(lines) + b"]")
-            # Two broken lines may join into one object (a line cut inside a name, its rest on the next line): then
-            # the objects are not the lines, and each line is read on its own.
-            if decoded is not None and len(decoded) == len(lines):
+            joined = b"[" + b",".join(lines) + b"]"
+            decoded = self._decode_block(joined)
+            # Two broken lines may join into one object (a line cut inside a name, its rest on the next line), and a
+            # line may hold two objects: then the objects are not the lines, and each line is read on its own.
+            if decoded is not None and len(decoded) == len(lines) and _one_value_a_line(joined, lines):
                 self._rows(decoded, lines, base, fp, path, out)
                 return
         offset = base

@@ -286,3 +286,15 @@ def test_a_unix_time_with_more_digits_than_decimal_precision_is_read_exactly_on_
     line = b'{"ts":1790817949.9999999999999999999,"id":"g","model":"m","cost":1}'
     for parsed in (batch([line], one_by_one=False, c=c), batch([line], one_by_one=True, c=False)):
         assert [row[1] for row in parsed.rows.values()] == [1790817949999]
+
+
+@pytest.mark.parametrize("c", PATHS)
+def test_a_line_of_two_objects_beside_two_torn_lines_is_quarantined_with_them(c):
+    # Joined into one array, the two objects of the first line and the torn pair (which joins into one object with
+    # a key "mo,del") are as many objects as lines: the count alone took them for the lines.
+    one, other = b'{"ts": "2026-11-21T10:00:00Z", "id": "a1", "cost": 1}', b'{"ts": 0, "id": "a2", "cost": 100}'
+    two = one + b"," + other
+    lines = [two, b'{"ts": "2026-11-21T10:00:00Z", "id": "b1", "mo', b'del": "m", "cost": 5}']
+    at_once = batch(lines, one_by_one=False, c=c)
+    assert at_once.rows == {} and len(at_once.bad) == 3
+    assert summary(at_once) == summary(batch(lines, one_by_one=True, c=False))
