@@ -11,12 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guardd.core.batch import Parsed
-from guardd.core.money import parse_money
 from guardd.ledger.lines import Block
 from guardd.ledger.parse import LineParser
+from tests.support.parsing import FP, MAX, line_by_line
 
-FP = "f" * 20
-MAX = parse_money(1000)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -122,18 +120,6 @@ def at_once(raw: list[bytes], c: bool) -> Parsed:
     data = b"\n".join(raw) + b"\n"
     out = Parsed(0, 0)
     parser.parse_block(Block(0, data, len(data)), FP, "p", out)
-    parser.finish(out)
-    return out
-
-
-def line_by_line(raw: list[bytes]) -> Parsed:
-    """Every line through the line path alone (the generic rules of one line, no block decoding)."""
-    parser = LineParser("auto", {"host": "h1"}, MAX)
-    out = Parsed(0, 0)
-    offset = 0
-    for line in raw:
-        parser.parse_line(line, offset, FP, "p", out)
-        offset += len(line) + 1
     parser.finish(out)
     return out
 

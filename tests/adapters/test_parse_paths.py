@@ -15,9 +15,7 @@ from guardd.core.batch import Parsed, key_hash, key_hashes
 from guardd.core.money import parse_money
 from guardd.ledger.lines import MAX_LINE, Block, iter_blocks
 from guardd.ledger.parse import LineParser
-
-FP = "f" * 20
-MAX = parse_money(1000)
+from tests.support.parsing import FP, MAX, line_by_line
 
 times = st.sampled_from(
     [
@@ -181,7 +179,7 @@ def test_blocks_hold_whole_lines_and_skip_an_over_long_line_unread(tmp_path):
     assert blocks[-1].end == path.stat().st_size - len(b'{"c": 3')  # the unfinished line waits
 
 
-def test_every_time_and_cost_form_of_a_canonical_line_is_decoded_without_the_line_path(monkeypatch):
+def test_every_time_and_cost_form_of_a_canonical_line_is_decoded_without_the_line_by_line(monkeypatch):
     def no_line_path(*args: object) -> None:
         raise AssertionError("took the line path")
 
@@ -211,24 +209,15 @@ def test_a_clean_canonical_block_is_decoded_at_once(monkeypatch):
     assert len(out.rows) == 9 and out.lines == 9
 
 
-def line_path(lines: list[bytes]) -> Parsed:
-    parser = LineParser("auto", {"host": "h1"}, MAX, c=False)
-    out = Parsed(0, 0)
-    offset = 0
-    for line in lines:
-        parser.parse_line(line, offset, FP, "p", out)
-        offset += len(line) + 1
-    parser.finish(out)
-    return out
-
-
 def test_a_line_with_another_formats_marker_set_to_null_parses_at_once_as_on_its_own():
     # The line path reads a line with "sessionId" or "performance" (even null) and a time the canonical decoder does
     # not take (a number with a fraction) as a record line; the batch path took the null as absent.
     for marker in ("sessionId", "performance", "usage", "response"):
         line = encode({"ts": 1795255200.5, "model": "m", "cost": 0, marker: None})
         for c in (True, False):
-            assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(line_path([GOOD_LINE, line])), (
+            assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(
+                line_by_line([GOOD_LINE, line])
+            ), (
                 marker,
                 c,
             )
@@ -243,7 +232,9 @@ def test_a_line_with_a_fractional_time_and_bytes_that_are_not_utf8_parses_at_onc
     for odd in (b'"x\xa0":0', b'"x":"\xff"'):
         line = b'{"ts": 1795255200.5, "model": "m", "cost": 1, ' + odd + b"}"
         for c in (True, False):
-            assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(line_path([GOOD_LINE, line])), (
+            assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(
+                line_by_line([GOOD_LINE, line])
+            ), (
                 odd,
                 c,
             )
@@ -258,7 +249,7 @@ def test_a_line_with_labels_to_convert_and_bytes_that_are_not_utf8_parses_at_onc
             line = b'{"ts": ' + ts + b', "model": "m", "cost": 1, "labels": {"a": 1}, ' + odd + b"}"
             for c in (True, False):
                 assert summary(batch([GOOD_LINE, line], one_by_one=False, c=c)) == summary(
-                    line_path([GOOD_LINE, line])
+                    line_by_line([GOOD_LINE, line])
                 ), (ts, odd, c)
 
 
