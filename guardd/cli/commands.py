@@ -120,6 +120,12 @@ async def cmd_check(args: Namespace) -> int:
             evaluations = await status.with_overrides(await ctx.evaluator.evaluate_all(now, budgets), ctx.state)
             health = await _health(ctx, now) if args.budget is None else []
             doc, guard, _error = status.read_switch(ctx.config, now)
+            shared = None
+            if ctx.stores.cluster is not None:  # contract §9: the switch the leader committed, not this host's file
+                from guardd.services.shared_switch import read_shared
+
+                shared = await read_shared(ctx.config, ctx.state, await ctx.stores.cluster.status(), now)
+                doc, guard = shared.document, shared.guard
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
             unmatched = status.unmatched_ledgers(ctx.config, {cp.ledger for cp in await ctx.events.checkpoints()})
@@ -142,7 +148,8 @@ async def cmd_check(args: Namespace) -> int:
     )
     tripped = tripped or unexplained
     unreadable = status.ledger_errors(ctx.config)
-    code, line = status.check_result(evaluations, tripped, health, set_aside, unreadable, failing, unmatched)
+    warnings = [shared.warning] if shared is not None and shared.warns_check and shared.warning else []
+    code, line = status.check_result(evaluations, tripped, health, set_aside, unreadable, failing, unmatched, warnings)
     print(line)
     return code
 

@@ -5,7 +5,9 @@ heartbeat: only the daemon's evaluations are heartbeats) and delivers its notice
 leader decides the switch (contract §9): the command records the override and its message, wakes the leader and
 prints the switch the leader commits, as ``POST /v1/killswitch/…`` on a follower does
 (:mod:`guardd.services.follower`); when none applies it in time, :class:`~guardd.errors.NotApplied` (exit 75).
-``killswitch show`` reads the file. ``silence add|remove|list`` mutes a budget's notifications until a time
+``killswitch show`` reads the file; on a shared store, the switch the store holds, and says when this
+host's file is not in step with it (:mod:`guardd.services.shared_switch`).
+``silence add|remove|list`` mutes a budget's notifications until a time
 (data every instance reads, not a decision: any instance may write it). :func:`who` names the person (the sudo
 user first). Each ``cmd_*`` returns the exit code; a wrong argument raises :class:`~guardd.errors.UsageError`.
 """
@@ -17,7 +19,7 @@ import os
 import sys
 from argparse import Namespace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guardd.adapters import killswitch
 from guardd.cli import paint, render
@@ -53,12 +55,26 @@ async def cmd_killswitch(args: Namespace) -> int:
             if until is not None and until <= now:
                 raise UsageError("--for must be longer than 0s")
             committed = await _manual(ctx, args.action, scope, until, args.reason, now, say=not args.json)
-        doc = committed.to_json() if committed is not None else killswitch.read(ctx.config.killswitch_path)
+        local_note = None
+        doc: dict[str, Any] | None
+        if committed is not None:
+            doc = committed.to_json()
+        elif ctx.stores.cluster is not None:  # contract §9: the switch the leader committed, and this host's file
+            from guardd.services.shared_switch import read_shared
+
+            shared = await read_shared(ctx.config, ctx.state, await ctx.stores.cluster.status(), now)
+            doc, local_note = shared.document, shared.warning
+        else:
+            doc = killswitch.read(ctx.config.killswitch_path)
     if args.json:
         print(json.dumps(doc, indent=2) if doc else "null")
+        if local_note:
+            _notes([local_note])
     elif args.action == "show":
         lines = render.switch_lines(doc, ctx.config.timezone) if doc else []
-        paint.emit("\n".join(lines) or "no kill-switch file yet (the daemon has not run)")
+        empty = "no switch decision in the shared store yet (no leader has evaluated)" if ctx.stores.cluster else None
+        lines = lines or [empty or "no kill-switch file yet (the daemon has not run)"]
+        paint.emit("\n".join([*lines, *([f"note: {local_note}"] if local_note else [])]))
     return 0
 
 

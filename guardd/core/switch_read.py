@@ -159,3 +159,79 @@ def liveness(
     if now >= expires:
         return Liveness(False, heartbeat, expires, f"the kill-switch file expired at {_iso(expires.astimezone(tz))}")
     return Liveness(True, heartbeat, expires, None)
+
+
+def leader_liveness(
+    leader: str | None,
+    last_leader: str | None,
+    seen: datetime | None,
+    now: datetime,
+    max_age: timedelta,
+    tz: tzinfo = UTC,
+) -> Liveness:
+    """Whether the guard of a shared store is alive at ``now`` (contract §7, §9), as a mirror's file would say it.
+
+    Its heartbeat is when the leader (``leader``: the instance holding the lease now; else ``last_leader``, the one
+    that held it last) last reached the store (``seen``), and ``expires_at`` that plus ``max_age``
+    (``guardd.stale_after``). A leader in its term is alive. With none, the last one's decision holds until its
+    ``expires_at`` (as a ``run --once`` file does on one host), then the guard is dead: nothing evaluates.
+    """
+    if last_leader is None:
+        return Liveness(False, None, None, "no guardd instance has ever led the shared store: nothing was evaluated")
+    if seen is None:
+        return Liveness(False, None, None, f"the leader {last_leader} has no heartbeat in the shared store")
+    expires = seen + max_age
+    if leader is not None:
+        return Liveness(True, seen, expires, None)
+    if now >= expires:
+        when = _iso(expires.astimezone(tz))
+        why = f"no guardd instance leads the shared store; the last leader, {last_leader}, expired at {when}"
+        return Liveness(False, seen, expires, why)
+    return Liveness(True, seen, expires, None)
+
+
+@dataclass(frozen=True, slots=True)
+class LocalAgreement:
+    """How this host's switch file stands against the switch a shared store holds: ``agrees``, ``disagrees``
+    (it trips other scopes than the store's decision), ``missing``, ``stale`` (expired, or its daemon stopped)
+    or ``unreadable``. Local clients read the file, so anything but ``agrees`` is what they act on wrongly."""
+
+    state: str
+    reason: str | None
+
+
+def _tripped_scopes(view: SwitchView) -> set[str]:
+    return {name for name, scope in view.scopes.items() if scope.tripped} | ({"(top level)"} if view.tripped else set())
+
+
+def local_agreement(
+    local: SwitchView | Malformed | None, local_guard: Liveness, shared: SwitchView | Malformed | None
+) -> LocalAgreement:
+    """Compare this host's switch file (``local``, None when missing; ``local_guard`` its liveness, from
+    :func:`liveness`) with the document the shared store holds (``shared``, None when none was committed yet).
+
+    Only the decision is compared (which scopes are tripped, and the top-level ``tripped``): headroom and spend
+    move at every evaluation, and a mirror rewrites them within a second.
+    """
+    if local is None:
+        return LocalAgreement("missing", local_guard.reason)
+    if isinstance(local, Malformed):
+        return LocalAgreement("unreadable", local_guard.reason)
+    if not local_guard.alive:
+        return LocalAgreement("stale", local_guard.reason)
+    if shared is None or isinstance(shared, Malformed):
+        mine = _tripped_scopes(local)
+        return LocalAgreement("disagrees", "the shared store holds no switch decision yet") if mine else _AGREES
+    mine, theirs = _tripped_scopes(local), _tripped_scopes(shared)
+    if mine == theirs:
+        return _AGREES
+    return LocalAgreement(
+        "disagrees", f"this host's file trips {_names(mine)}; the shared store's switch trips {_names(theirs)}"
+    )
+
+
+_AGREES = LocalAgreement("agrees", None)
+
+
+def _names(scopes: set[str]) -> str:
+    return ", ".join(sorted(scopes)) or "nothing"

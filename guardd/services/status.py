@@ -22,6 +22,7 @@ from guardd.store.api import ChannelHealth, EventsAPI, RequestStatsAPI, StateAPI
 if TYPE_CHECKING:
     from guardd.core.spike import SpikeEvaluation
     from guardd.services.evaluation import Evaluator
+    from guardd.services.shared_switch import SharedSwitch
 
 
 def read_switch(config: ConfigView, now: datetime) -> tuple[dict[str, Any] | None, Liveness, str | None]:
@@ -154,10 +155,15 @@ async def build(
     ledgers: list[dict[str, Any]],
     openrouter: dict[str, Any] | None,
     health: list[HealthEvaluation] | None = None,
+    shared: SharedSwitch | None = None,
 ) -> dict[str, Any]:
-    """Return the ``guardd status --json`` document (schema 1)."""
+    """Return the ``guardd status --json`` document (schema 1). On a shared store (``shared``) the switch and the
+    guard's liveness are the store's (:mod:`guardd.services.shared_switch`), else this host's switch file's."""
     tz = config.zone
-    raw, guard, error = read_switch(config, now)
+    if shared is not None:
+        raw, guard, error = shared.document, shared.guard, None
+    else:
+        raw, guard, error = read_switch(config, now)
     switch: dict[str, Any] | None = {"error": error} if error is not None else raw
     channels = await state.channel_health()
     notifiers = []
@@ -260,9 +266,20 @@ async def document(
 
         remote = await RemoteView(config, stores.remote).status(now)
     health = await health_evaluations(config, stores.stats, evaluator, now)
-    doc = await build(config, evaluations, stores.state, now, ledgers, remote, health)
-    if stores.cluster is not None:  # a shared store (contract §9): the leader, the instances, warnings
-        doc["cluster"] = await stores.cluster.status()
+    if stores.cluster is None:
+        return await build(config, evaluations, stores.state, now, ledgers, remote, health)
+    # A shared store (contract §9): the switch the leader committed; the leader, the instances, warnings; and
+    # whether this host's own switch file, which its clients read, is in step with it.
+    from guardd.services.shared_switch import read_shared
+
+    cluster = await stores.cluster.status()
+    shared = await read_shared(config, stores.state, cluster, now)
+    doc = await build(config, evaluations, stores.state, now, ledgers, remote, health, shared)
+    cluster["local_switch"] = shared.local_json()
+    if shared.warning is not None:
+        warnings = cluster.get("warnings")
+        cluster["warnings"] = [*(warnings if isinstance(warnings, list) else []), shared.warning]
+    doc["cluster"] = cluster
     return doc
 
 
@@ -315,6 +332,7 @@ def check_result(
     unreadable: list[dict[str, str]] | None = None,
     failing_notifiers: dict[str, str | None] | None = None,
     unmatched: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
@@ -325,7 +343,8 @@ def check_result(
     :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure. A notifier whose last delivery failed
     (``failing_notifiers``: display URL -> last error, from :func:`failing_notifiers`) is a WARNING: alerts for
     it are waiting, and with one notifier nobody hears of anything. So is a ledger pattern that matches no file
-    and never did (``unmatched``, from :func:`unmatched_ledgers`): a typo, or no client has written yet.
+    and never did (``unmatched``, from :func:`unmatched_ledgers`): a typo, or no client has written yet. Each of
+    ``warnings`` is a WARNING as it is worded (on a shared store: this host's switch file out of step).
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -360,6 +379,9 @@ def check_result(
     for pattern in unmatched or []:
         codes.add(1)
         problems.append(f"ledger {pattern} matches no file (a typo in the path, or nothing written yet)")
+    for text in warnings or []:
+        codes.add(1)
+        problems.append(text)
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")

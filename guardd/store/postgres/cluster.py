@@ -225,12 +225,6 @@ async def instances(store: PgStore, keep: timedelta = timedelta(days=1)) -> list
     return [InstanceRow(r[0], r[1], int(r[2]), r[3], r[4], list(r[5]), r[6], r[7], max(0.0, float(r[8]))) for r in rows]
 
 
-async def leader(store: PgStore) -> str | None:
-    """The instance whose lease runs now (by the database's clock), or None."""
-    row = await store.fetchone("SELECT holder FROM leader WHERE id = 1 AND expires_at > clock_timestamp()")
-    return None if row is None else str(row[0])
-
-
 @asynccontextmanager
 async def switch_wakeups(url: str, timeout: float = 3.0) -> AsyncIterator[AsyncIterator[str]]:
     """LISTEN for this store's committed changes on a connection of its own; yield an iterator that yields
@@ -326,9 +320,12 @@ class FencedStateStore(PgStateStore):
 
 async def cluster_status(store: PgStore) -> dict[str, Any]:
     """The ``cluster`` section of ``status --json`` (contract §9): the leader, the instances, and warnings —
-    among them every running instance whose configuration digest differs from the others'."""
+    among them every running instance whose configuration digest differs from the others'. ``last_leader`` (added)
+    names the instance that held the lease last, running or not (the leader when there is one)."""
     rows = await instances(store)
-    holder = await leader(store)
+    lease = await store.fetchone("SELECT holder, expires_at > clock_timestamp() FROM leader WHERE id = 1")
+    last = None if lease is None else str(lease[0])
+    holder = last if lease is not None and lease[1] else None
     running = [r for r in rows if r.stopped_at is None and r.age <= ALIVE_WITHIN.total_seconds()]
     warnings: list[str] = []
     digests: dict[str, list[str]] = {}
@@ -346,6 +343,7 @@ async def cluster_status(store: PgStore) -> dict[str, Any]:
             warnings.append(f"instance {row.name} has not reached the store for {int(row.age)} s")
     return {
         "leader": holder,
+        "last_leader": last,  # whose heartbeat the guard's liveness is (the leader, or the one before)
         "instances": [
             {
                 "name": r.name,
