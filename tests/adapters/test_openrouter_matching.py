@@ -112,7 +112,7 @@ async def test_a_budget_whose_keys_were_never_fetched_is_not_said_to_match_no_ke
     text = unreachable(config_text(fake, budget("staging")), fake)
     (ev,) = await evaluate_at(tmp_path, text, NEW_YORK_EVENING)
     assert ev.state == "stale" and "matches no OpenRouter key" not in ev.staleness.reason
-    assert ev.staleness.reason.startswith("which OpenRouter keys exist is unknown"), ev.staleness.reason
+    assert ev.staleness.reason.startswith("OpenRouter has not answered a poll yet"), ev.staleness.reason
 
 
 def test_check_is_unknown_for_a_key_budget_when_openrouter_was_never_reached(run_guardd, tmp_path, fake):

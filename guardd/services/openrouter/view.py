@@ -9,13 +9,14 @@ A budget's keys are the ones its ``match.key`` names (:mod:`guardd.core.keys`); 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import Staleness
+from guardd.core.freshness import source_staleness
 from guardd.core.keys import KnownKey, matching, merge, ref_of
 from guardd.core.money import format_json
 from guardd.core.periods import Window, window_at
@@ -114,18 +115,14 @@ class RemoteView:
         return source
 
     async def _source_staleness(self, now: datetime) -> Staleness:
+        """The ``openrouter`` source's staleness (:func:`guardd.core.freshness.source_staleness`): stale at once
+        until a poll has succeeded."""
         source = await self.remote.source("openrouter")
-        limit = self.config.stale_after
         if source is None:
-            return Staleness(True, None, "OpenRouter has not been polled yet")
-        ok_at, failing_since, error = source.ok_at, source.failing_since, source.error
-        if failing_since is not None and now - failing_since > limit:
-            return Staleness(True, failing_since, error or "polling fails")
-        if ok_at is not None and now - ok_at > limit + timedelta(seconds=1):
-            return Staleness(True, ok_at, f"no successful poll since {ok_at.isoformat()}")
-        if ok_at is None and failing_since is None:
-            return Staleness(True, None, "OpenRouter has not been polled yet")
-        return Staleness()
+            return source_staleness("OpenRouter", None, None, None, now, self.config.stale_after, polled=False)
+        return source_staleness(
+            "OpenRouter", source.ok_at, source.failing_since, source.error, now, self.config.stale_after
+        )
 
     async def status(self, now: datetime) -> dict[str, Any]:
         credits = await self.remote.latest_credits()
