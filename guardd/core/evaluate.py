@@ -32,6 +32,8 @@ class WindowSpend:
 
     ``partial`` is True when the source could not cover the whole window (e.g. OpenRouter snapshots began
     after the window started): the spend is a lower bound, shown as such, never taken as complete.
+    ``releases_at``: for a rolling window at its trip threshold, when enough of its spend will have left it for
+    the trip to be released if nothing more is spent (:mod:`guardd.core.rolling`); None when not known.
     """
 
     window: Window
@@ -40,6 +42,7 @@ class WindowSpend:
     unpriced_events: int = 0
     forecast: Forecast | None = None
     partial: bool = False
+    releases_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +59,19 @@ class WindowEvaluation:
     forecast: Forecast | None = None
     forecast_exceeds: bool = False
     partial: bool = False
+    releases_at: datetime | None = None
 
     @property
     def tripped(self) -> bool:
         return self.state == "tripped"
+
+    def release_due(self, now: datetime) -> datetime:
+        """When this window's trip is released automatically: a calendar window's end; for a rolling window, when
+        enough of its spend has left it (``releases_at``), or — when that is not known (spend read from
+        OpenRouter) — ``now`` plus its length, by which all of the spend in it now has left."""
+        if not self.window.name.startswith("rolling:"):
+            return self.window.end
+        return self.releases_at if self.releases_at is not None else now + self.window.length
 
     @property
     def instance(self) -> str:
@@ -151,6 +163,7 @@ def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
         forecast=spend.forecast,
         forecast_exceeds=forecast_exceeds,
         partial=spend.partial,
+        releases_at=spend.releases_at if state == "tripped" else None,
     )
 
 

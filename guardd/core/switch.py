@@ -7,8 +7,10 @@ Per scope (one per budget, plus ``*`` for a manual trip of everything):
 
 1. An active override wins: ``tripped`` trips the scope (window ``manual``), ``released`` holds it open.
    Overrides expire at their ``until``; the caller removes expired ones, never earlier.
-2. Otherwise a tripped window trips the scope; with several, the one whose reset is latest names ``until``
-   (the scope is released only when all of them have reset).
+2. Otherwise a tripped window trips the scope; with several, the one released latest names ``until`` (the scope
+   is released only when all of them have released). A calendar window releases when it resets; a rolling window
+   when enough of the spend that tripped it has left it, if nothing more is spent (a moment that stands still
+   from one evaluation to the next: :meth:`~guardd.core.evaluate.WindowEvaluation.release_due`).
 3. A stale source trips a budget with ``on_stale = "closed"`` (window ``stale``, no automatic ``until``).
 4. With ``release = "manual"`` a scope that was tripped stays tripped (``until`` null) until an override
    releases it.
@@ -138,9 +140,8 @@ def _evaluated_scope(ev: BudgetEvaluation) -> Scope:
     tripping = [w for w in ev.windows if w.tripped]
     headroom = ev.headroom
     if tripping:
-        last = max(tripping, key=lambda w: w.window.end)
-        rolling = last.window.name.startswith("rolling:")
-        until = ev.now + last.window.length if rolling else last.window.end
+        last = max(tripping, key=lambda w: w.release_due(ev.now))
+        until = last.release_due(ev.now)
         trip_at = ev.budget.trip_at if ev.budget.trip_at is not None else 100.0
         return Scope(True, _trip_reason(last, trip_at), None, until, last.window.name, last.spent, last.limit, 0)
     if ev.staleness.stale and ev.budget.on_stale == "closed":

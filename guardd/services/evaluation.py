@@ -12,8 +12,11 @@ from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget, Dimensions, Matcher
 from guardd.core.evaluate import BudgetEvaluation, Staleness, WindowSpend, evaluate
 from guardd.core.forecast import lookback_start, project
+from guardd.core.hours import HOUR_MS
 from guardd.core.keys import KnownKey
+from guardd.core.money import at_percent
 from guardd.core.periods import Window, rolling_window, window_at
+from guardd.core.rolling import crossing, from_ms, leaves_at, must_leave
 from guardd.store.api import EventsAPI, RequestStatsAPI, Sum
 
 RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
@@ -147,7 +150,26 @@ class Evaluator:
             start = lookback_start(window, now)
             recent = await self._sum(sums, series, start, now)
             projection = project(window, now, spent, recent.cost, recent.events, limit)
-        return WindowSpend(window, limit, spent, unpriced, projection, partial)
+        releases_at = None
+        trip = at_percent(limit, budget.trip_at) if budget.trip_at is not None else None
+        if budget.source == "ledger" and window.resets is None and trip is not None and spent >= trip:
+            releases_at = await self._release(series, window, must_leave(spent, trip))
+        return WindowSpend(window, limit, spent, unpriced, projection, partial, releases_at)
+
+    async def _release(self, series: list[int] | None, window: Window, need: int) -> datetime | None:
+        """When ``need`` of a tripped rolling window's spend will have left it (:mod:`guardd.core.rolling`): the
+        window's spend read as steps, oldest first, then the bucket where enough has left read again in finer
+        steps (hours, then event times), so a month-long window costs a few rollup rows and one hour of events.
+        None when the steps do not hold ``need`` (events stored between the two reads): not known, not guessed."""
+        start, end, grain = window.start, window.end, "day"
+        while True:
+            found = crossing(await self.events.spend_steps(series, start, end, grain), need)
+            if found is None:
+                return None
+            if found.exact or grain == "raw":
+                return leaves_at(found.last_ms, window.length)
+            start, end = from_ms(found.first_ms), from_ms(found.last_ms + 1)
+            grain, need = "hour" if found.last_ms - found.first_ms >= HOUR_MS else "raw", found.need
 
     async def top_spend(self, budget: Budget, window: Window, now: datetime, n: int = 3) -> list[tuple[str, int]]:
         """Return the ``n`` models/keys with the most spend in ``window`` for ``budget``."""

@@ -67,6 +67,7 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
         "start": _iso(w.window.start, tz),
         "end": _iso(w.window.end, tz),
         "resets": _iso(w.window.resets, tz),  # null for a rolling window: it slides, it never resets
+        "releases_at": _iso(w.releases_at, tz),  # a tripped rolling window: when enough spend has left it
         "spent": format_json(w.spent),
         "limit": format_json(w.limit),
         "percent": w.percent,

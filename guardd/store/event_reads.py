@@ -92,6 +92,38 @@ class EventReads:
         )
         return [(int(bucket) * HOUR_MS, self.d.pico(cost) or 0) for bucket, cost in rows]
 
+    async def spend_steps(
+        self, series: Sequence[int] | None, start: datetime, end: datetime, grain: str = "day"
+    ) -> list[tuple[int, int, int]]:
+        """Return the priced spend of ``series`` (None: all) in ``[start, end)`` as ``(first ms, last ms, cost)``
+        steps, oldest first, that cover it once: one per event time in the raw edges and one per whole hour or UTC
+        day bucket (``grain`` ``"day"``: as window sums split it; ``"hour"``: no day buckets; ``"raw"``: every
+        event time). A bucket's spend happened somewhere between its first and last ms."""
+        if series is not None and not series:
+            return []
+        where = _series_filter(series)
+        start_ms, end_ms = to_ms(start), to_ms(end)
+        parts = [("raw", start_ms, end_ms)] if grain == "raw" else plan(start_ms, end_ms, days=grain == "day")
+        sql, params = [], []
+        for kind, a, b in parts:
+            if kind == "raw":
+                sql.append(
+                    "SELECT ts AS f, ts AS l, sum(cost) AS c FROM events"
+                    f" WHERE ts >= ? AND ts < ? AND cost IS NOT NULL{where} GROUP BY ts"
+                )
+            else:
+                level, size = (0, HOUR_MS) if kind == "hour" else (1, 24 * HOUR_MS)
+                sql.append(
+                    f"SELECT bucket * {size} AS f, bucket * {size} + {size - 1} AS l, sum(cost) AS c FROM rollups"
+                    f" WHERE level = {level} AND bucket >= ? AND bucket < ?{where} GROUP BY bucket"
+                )
+            params += [a, b]
+        if not sql:
+            return []
+        rows = await self._all(f"SELECT f, l, c FROM ({' UNION ALL '.join(sql)}) AS steps ORDER BY f, l", params)
+        pico = self.d.pico
+        return [(int(f), int(last), pico(c) or 0) for f, last, c in rows]
+
     async def quarantine_count(self) -> int:
         """Return how many ledger lines were set aside as unreadable or implausible."""
         rows = await self._all("SELECT count(*) FROM quarantine")

@@ -24,9 +24,9 @@ def sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:
     return model, key, provider, json.dumps(dict(labels), sort_keys=True)
 
 
-def plan(start_ms: int, end_ms: int) -> list[tuple[str, int, int]]:
+def plan(start_ms: int, end_ms: int, days: bool = True) -> list[tuple[str, int, int]]:
     """Return how to sum ``[start_ms, end_ms)``: ``("raw", a, b)`` ms ranges and ``("hour"|"day", a, b)`` bucket
-    ranges that together cover it exactly once."""
+    ranges that together cover it exactly once (``days`` False: no day buckets, whole hours instead)."""
     if end_ms <= start_ms:
         return []
     h0, h1 = -(-start_ms // HOUR_MS), end_ms // HOUR_MS
@@ -36,7 +36,7 @@ def plan(start_ms: int, end_ms: int) -> list[tuple[str, int, int]]:
     if start_ms < h0 * HOUR_MS:
         parts.append(("raw", start_ms, h0 * HOUR_MS))
     d0, d1 = -(-h0 // 24), h1 // 24
-    if d0 < d1:
+    if days and d0 < d1:
         if h0 < d0 * 24:
             parts.append(("hour", h0, d0 * 24))
         parts.append(("day", d0, d1))

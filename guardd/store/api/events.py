@@ -54,6 +54,14 @@ class EventsAPI(Protocol):
         ``series`` (None: all), from the hour rollups (edge hours count whole)."""
         ...
 
+    async def spend_steps(
+        self, series: Sequence[int] | None, start: datetime, end: datetime, grain: str = "day"
+    ) -> list[tuple[int, int, int]]:
+        """Return the priced spend of ``series`` (None: all) in ``[start, end)`` as ``(first ms, last ms, cost)``
+        steps, oldest first, covering it once: event times in the raw edges, whole hour and UTC-day buckets between
+        (``grain``: ``"day"`` as window sums split it, ``"hour"`` without day buckets, ``"raw"`` every event time)."""
+        ...
+
     async def unpriced_events(self, limit: int = 5000) -> list[UnpricedEvent]:
         """Return up to ``limit`` stored events that still have no cost."""
         ...
