@@ -710,6 +710,12 @@ static int accept(Scanner *self, const char *p, const char *e, Line *L, PyObject
 }
 
 static PyObject *Scanner_scan(Scanner *self, PyObject *args) {
+    /* Scanner.__new__(Scanner) without __init__ (or a subclass whose __init__ skips it) leaves these NULL: the
+       first accepted line would dereference them. Refuse instead of crashing the process. */
+    if (!self->series || !self->new_series || !self->line_key || !self->health_row) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner.__init__ was not called");
+        return NULL;
+    }
     Py_buffer buf;
     Py_ssize_t pos;
     long long base;

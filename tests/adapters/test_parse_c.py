@@ -187,3 +187,21 @@ def test_lines_at_the_edge_of_the_c_shape_parse_as_the_python_path_parses_them(l
     assert summary(parse(lines, c_parser_for({"host": "h1"}), 7)) == summary(
         parse(lines, LineParser("auto", {"host": "h1"}, MAX, c=False), 7)
     )
+
+
+FREE = PLAIN.replace(b'"cost":0.021732049', b'"cost":0') + b"\n"  # within any ceiling, the uninitialised one's 0
+
+
+def test_a_scanner_whose_init_never_ran_raises_instead_of_crashing():
+    code = (
+        "from guardd.ledger import _fastparse\n"
+        "from guardd.core.batch import Parsed\n"
+        "s = _fastparse.Scanner.__new__(_fastparse.Scanner)\n"
+        "try:\n"
+        f"    s.scan({FREE!r}, 0, 0, 'f' * 20, Parsed(0, 0))\n"
+        "except RuntimeError as exc:\n"
+        "    print('raised:', exc)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0 and "raised:" in done.stdout, (done.returncode, done.stdout, done.stderr)
