@@ -150,13 +150,16 @@ def _quarantine(p: argparse.ArgumentParser) -> None:
 
 
 def _store(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["copy"])
+    p.add_argument("action", choices=["copy", "forget"])
+    p.add_argument("instance", nargs="?", metavar="NAME", help="forget: the instance that will not come back")
     p.epilog = (
-        "The target (a shared store that holds no guardd data yet) is named by exactly one of --to, --to-env and "
-        "--to-file. A password in --to is visible to every user of this host (ps, /proc) and stays in the shell's "
-        "history: give such a URL through --to-env or --to-file instead."
+        "copy: the target (a shared store that holds no guardd data yet) is named by exactly one of --to, --to-env "
+        "and --to-file. A password in --to is visible to every user of this host (ps, /proc) and stays in the "
+        "shell's history: give such a URL through --to-env or --to-file instead. forget NAME: on a shared store, "
+        "count an instance that died without a clean stop and will not return as stopped, so that status and "
+        "check stop warning that its ledgers are not counted (refused while it runs)."
     )
-    target = p.add_mutually_exclusive_group(required=True)
+    target = p.add_mutually_exclusive_group()
     target.add_argument(
         "--to",
         metavar="URL",
@@ -183,7 +186,10 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     "advise": ("what the spend would have cost on each budget's suggest models", _advise),
     "history": ("alert transitions, switch changes and overrides, newest first", _history),
     "quarantine": ("the ledger lines that were set aside: file, offset, reason, excerpt, when", _quarantine),
-    "store": ("copy this state (SQLite) into a shared store (PostgreSQL), losing nothing", _store),
+    "store": (
+        "copy this state (SQLite) into a shared store (PostgreSQL), losing nothing; forget an instance that is gone",
+        _store,
+    ),
 }
 """Every command: its help and what adds its arguments."""
 

@@ -121,11 +121,19 @@ async def cmd_check(args: Namespace) -> int:
             health = await _health(ctx, now) if args.budget is None else []
             doc, guard, _error = status.read_switch(ctx.config, now)
             shared = None
+            warnings: list[str] = []
             if ctx.stores.cluster is not None:  # contract §9: the switch the leader committed, not this host's file
                 from guardd.services.shared_switch import read_shared
 
-                shared = await read_shared(ctx.config, ctx.state, await ctx.stores.cluster.status(), now)
+                cluster = await ctx.stores.cluster.status()
+                shared = await read_shared(ctx.config, ctx.state, cluster, now)
                 doc, guard = shared.document, shared.guard
+                # what status warns of at its top (a silent instance, differing configurations, no leader) is
+                # never a silent OK here
+                listed = cluster.get("warnings")
+                warnings = [str(w) for w in listed] if isinstance(listed, list) else []
+                if shared.warns_check and shared.warning:
+                    warnings.append(shared.warning)
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
             unmatched = status.unmatched_ledgers(ctx.config, {cp.ledger for cp in await ctx.events.checkpoints()})
@@ -148,7 +156,6 @@ async def cmd_check(args: Namespace) -> int:
     )
     tripped = tripped or unexplained
     unreadable = status.ledger_errors(ctx.config)
-    warnings = [shared.warning] if shared is not None and shared.warns_check and shared.warning else []
     code, line = status.check_result(evaluations, tripped, health, set_aside, unreadable, failing, unmatched, warnings)
     print(line)
     return code

@@ -6,7 +6,9 @@ leader decides the switch (contract §9): the command records the override and i
 prints the switch the leader commits, as ``POST /v1/killswitch/…`` on a follower does
 (:mod:`guardd.services.follower`); when none applies it in time, :class:`~guardd.errors.NotApplied` (exit 75).
 ``killswitch show`` reads the file; on a shared store, the switch the store holds, and says when this
-host's file is not in step with it (:mod:`guardd.services.shared_switch`).
+host's file is not in step with it (:mod:`guardd.services.shared_switch`). When the guard is not running (the
+document's ``expires_at`` has passed, the file is missing, or its daemon stopped) it says so first, ``GUARD DOWN``,
+and exits 3 as ``check`` does: a dead guard's switch is never read as all clear.
 ``silence add|remove|list`` mutes a budget's notifications until a time
 (data every instance reads, not a decision: any instance may write it). :func:`who` names the person (the sudo
 user first). Each ``cmd_*`` returns the exit code; a wrong argument raises :class:`~guardd.errors.UsageError`.
@@ -44,6 +46,8 @@ def who() -> str:
 
 
 async def cmd_killswitch(args: Namespace) -> int:
+    from guardd.services import status
+
     async with opened(args, readonly=args.action == "show") as ctx:
         now = datetime.now(UTC).replace(microsecond=0)  # an override's times are read by people, to the second
         committed: SwitchDoc | None = None
@@ -56,6 +60,7 @@ async def cmd_killswitch(args: Namespace) -> int:
                 raise UsageError("--for must be longer than 0s")
             committed = await _manual(ctx, args.action, scope, until, args.reason, now, say=not args.json)
         local_note = None
+        down = None  # show: the guard is not running, so the document says nothing trustworthy (contract §3, §7)
         doc: dict[str, Any] | None
         if committed is not None:
             doc = committed.to_json()
@@ -63,19 +68,23 @@ async def cmd_killswitch(args: Namespace) -> int:
             from guardd.services.shared_switch import read_shared
 
             shared = await read_shared(ctx.config, ctx.state, await ctx.stores.cluster.status(), now)
-            doc, local_note = shared.document, shared.warning
+            doc, local_note, guard = shared.document, shared.warning, shared.guard
+            down = None if guard.alive else f"GUARD DOWN: {status.dead_line(guard, ctx.config.zone)}: {guard.reason}"
+        elif args.action == "show":
+            doc, guard, _error = status.read_switch(ctx.config, now)
+            down = None if guard.alive else f"GUARD DOWN: {status.dead_line(guard, ctx.config.zone)}: {guard.reason}"
         else:
             doc = killswitch.read(ctx.config.killswitch_path)
     if args.json:
         print(json.dumps(doc, indent=2) if doc else "null")
-        if local_note:
-            _notes([local_note])
+        _notes([note for note in (down, local_note) if note])
     elif args.action == "show":
         lines = render.switch_lines(doc, ctx.config.timezone) if doc else []
         empty = "no switch decision in the shared store yet (no leader has evaluated)" if ctx.stores.cluster else None
         lines = lines or [empty or "no kill-switch file yet (the daemon has not run)"]
-        paint.emit("\n".join([*lines, *([f"note: {local_note}"] if local_note else [])]))
-    return 0
+        notes = [f"note: {local_note}"] if local_note else []
+        paint.emit("\n".join([*([down, ""] if down else []), *lines, *notes]))
+    return 3 if down else 0  # as check's UNKNOWN: a dead guard's switch is never read as OK
 
 
 async def _manual(

@@ -1,4 +1,6 @@
-"""``guardd store copy --to URL``: move this host's SQLite state into a shared PostgreSQL store (contract §9).
+"""``guardd store copy --to URL``: move this host's SQLite state into a shared PostgreSQL store (contract §9);
+``guardd store forget NAME``: retire an instance of a shared store that died without a clean stop (see
+:func:`cmd_forget`).
 
 The URL comes from ``--to URL``, or — keeping a password off the command line, where every user of the host can
 read it — from ``--to-env VAR`` (an environment variable) or ``--to-file PATH`` (``-``: standard input).
@@ -25,6 +27,12 @@ async def cmd_store(args: Namespace) -> int:
     from guardd.cli.commands import load
     from guardd.services.store_copy import copy_state_dir, redacted
 
+    if args.action == "forget":
+        return await cmd_forget(args)
+    if args.instance is not None:
+        raise UsageError(f"store copy takes no instance name (got {args.instance!r})")
+    if args.to is None and args.to_env is None and args.to_file is None:
+        raise UsageError("store copy needs its target: one of --to URL, --to-env VAR or --to-file PATH")
     config = load(args)
     url = target_url(args)
     if args.to is not None and store_secrets(url):
@@ -56,6 +64,40 @@ async def cmd_store(args: Namespace) -> int:
         "host, and start guardd; it reads its ledgers on from where this state stopped."
     )
     return 0
+
+
+async def cmd_forget(args: Namespace) -> int:
+    """``guardd store forget NAME``: an instance that died without a clean stop (its host killed, never to
+    return) is warned of by ``status`` and ``check`` for ever — its ledgers are not counted. This counts it as
+    stopped. Exit 0 when forgotten (or already stopped), 1 when refused (it reached the store within the last
+    seconds, or no instance has that name)."""
+    from guardd.cli.commands import opened
+    from guardd.store.api import Forgotten
+
+    if args.instance is None:
+        raise UsageError("store forget needs the name of the instance (see guardd status: cluster)")
+    if args.to is not None or args.to_env is not None or args.to_file is not None:
+        raise UsageError("store forget takes no target: it works on the store of this configuration")
+    async with opened(args) as ctx:
+        cluster = ctx.stores.cluster
+        if cluster is None:
+            raise UsageError("store forget is for a shared store ([store] url): this configuration has none")
+        outcome = await cluster.forget(args.instance)
+    name = args.instance
+    if outcome is Forgotten.FORGOTTEN:
+        print(f"forgot instance {name!r}: it counts as stopped; if it starts again it joins as any restart does")
+        return 0
+    if outcome is Forgotten.STOPPED:
+        print(f"instance {name!r} stopped already: nothing to forget")
+        return 0
+    if outcome is Forgotten.RUNNING:
+        print(
+            f"guardd: instance {name!r} reached the store within the last seconds: it runs, not forgotten",
+            file=sys.stderr,
+        )
+    else:
+        print(f"guardd: no instance named {name!r} in this store (see guardd status: cluster)", file=sys.stderr)
+    return 1
 
 
 def target_url(args: Namespace) -> str:

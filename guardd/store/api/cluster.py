@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only: the rows are imported where they are built
     from guardd.core.switch import SwitchDoc
-    from guardd.store.api.rows_cluster import InstanceInfo, Term
+    from guardd.store.api.rows_cluster import Forgotten, InstanceInfo, Term
     from guardd.store.api.state import StateAPI
 
 
@@ -54,6 +54,11 @@ class ClusterAPI(Protocol):
 
     async def status(self) -> dict[str, object]:
         """The ``cluster`` section of ``status --json``."""
+        ...
+
+    async def forget(self, name: str) -> Forgotten:
+        """Count instance ``name``, which died without a clean stop and will not return, as stopped (no longer
+        warned of); refused while it reaches the store (``guardd store forget``)."""
         ...
 
     async def close(self) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,3 +30,16 @@ class InstanceInfo:
     ledgers: Sequence[str]
     version: str
     config_digest: str
+
+
+class Forgotten(Enum):
+    """What ``guardd store forget NAME`` did (:meth:`~guardd.store.api.ClusterAPI.forget`)."""
+
+    FORGOTTEN = "forgotten"
+    """It was not running: now it counts as stopped, and is no longer warned of."""
+    RUNNING = "running"
+    """Refused: it reached the store within the last seconds (a live guardd is never hidden)."""
+    STOPPED = "stopped"
+    """Nothing to do: it stopped cleanly (or was forgotten) already."""
+    UNKNOWN = "unknown"
+    """No instance has that name in this store."""

@@ -26,7 +26,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -36,11 +35,12 @@ from guardd.core.redact import store_url as redacted
 from guardd.core.switch import SwitchDoc
 from guardd.errors import InstanceTaken, NotLeader, StoreError
 from guardd.store.postgres.db import Conn, PgStore
+from guardd.store.postgres.members import cluster_status, forget_instance
 from guardd.store.postgres.state import PgStateStore
 from guardd.store.shared import doc_from_json
 
 if TYPE_CHECKING:
-    from guardd.store.api import InstanceInfo, OutboxRow, StateAPI, Term
+    from guardd.store.api import Forgotten, InstanceInfo, OutboxRow, StateAPI, Term
 
 log = logging.getLogger("guardd.cluster")
 
@@ -53,22 +53,6 @@ leader stays claimed this long after its term ends."""
 CHANNELS = {"guardd_switch": "switch", "guardd_events": "events", "guardd_overrides": "overrides"}
 """What the triggers of schema 6 notify: a committed switch change, a committed batch of events (any instance);
 and what :meth:`PgCluster.wake_leader` notifies: an override recorded by an instance that does not lead."""
-ALIVE_WITHIN = timedelta(seconds=15)
-"""An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
-
-
-@dataclass(frozen=True, slots=True)
-class InstanceRow:
-    name: str
-    host: str
-    pid: int
-    last_seen: datetime
-    stopped_at: datetime | None
-    ledgers: list[str]
-    version: str
-    config_digest: str
-    age: float
-    """Seconds since ``last_seen``, by the database's clock."""
 
 
 class ControlLink:
@@ -214,17 +198,6 @@ def _dead_here(token: str, pid: int, me: InstanceInfo) -> bool:
     return False
 
 
-async def instances(store: PgStore, keep: timedelta = timedelta(days=1)) -> list[InstanceRow]:
-    """Every instance that is running or was seen within ``keep``, by name."""
-    rows = await store.fetchall(
-        "SELECT name, host, pid, last_seen, stopped_at, ledgers, version, config_digest,"
-        " extract(epoch FROM clock_timestamp() - last_seen) FROM instances"
-        " WHERE stopped_at IS NULL OR last_seen > clock_timestamp() - %s ORDER BY name",
-        (keep,),
-    )
-    return [InstanceRow(r[0], r[1], int(r[2]), r[3], r[4], list(r[5]), r[6], r[7], max(0.0, float(r[8]))) for r in rows]
-
-
 @asynccontextmanager
 async def switch_wakeups(url: str, timeout: float = 3.0) -> AsyncIterator[AsyncIterator[str]]:
     """LISTEN for this store's committed changes on a connection of its own; yield an iterator that yields
@@ -318,47 +291,6 @@ class FencedStateStore(PgStateStore):
         return await self.plain.release_dead_leases(instance)
 
 
-async def cluster_status(store: PgStore) -> dict[str, Any]:
-    """The ``cluster`` section of ``status --json`` (contract §9): the leader, the instances, and warnings —
-    among them every running instance whose configuration digest differs from the others'. ``last_leader`` (added)
-    names the instance that held the lease last, running or not (the leader when there is one)."""
-    rows = await instances(store)
-    lease = await store.fetchone("SELECT holder, expires_at > clock_timestamp() FROM leader WHERE id = 1")
-    last = None if lease is None else str(lease[0])
-    holder = last if lease is not None and lease[1] else None
-    running = [r for r in rows if r.stopped_at is None and r.age <= ALIVE_WITHIN.total_seconds()]
-    warnings: list[str] = []
-    digests: dict[str, list[str]] = {}
-    for row in running:
-        digests.setdefault(row.config_digest, []).append(row.name)
-    if len(digests) > 1:
-        groups = "; ".join(f"{', '.join(names)} ({digest})" for digest, names in sorted(digests.items()))
-        warnings.append(
-            f"instances run different configurations (budgets, health, notifiers, alerts, killswitch): {groups}"
-        )
-    if holder is None:
-        warnings.append("no instance leads now: nothing is evaluated or sent until one takes over")
-    for row in rows:
-        if row.stopped_at is None and row.age > ALIVE_WITHIN.total_seconds():
-            warnings.append(f"instance {row.name} has not reached the store for {int(row.age)} s")
-    return {
-        "leader": holder,
-        "last_leader": last,  # whose heartbeat the guard's liveness is (the leader, or the one before)
-        "instances": [
-            {
-                "name": r.name,
-                "last_seen": r.last_seen.isoformat(),
-                "ledgers": r.ledgers,
-                "version": r.version,
-                "config_digest": r.config_digest,
-                "running": r in running,
-            }
-            for r in rows
-        ],
-        "warnings": warnings,
-    }
-
-
 class PgCluster:
     """:class:`guardd.store.api.ClusterAPI` over one open :class:`PgStore`: the control calls on a
     :class:`ControlLink` of their own, fenced state over the store's pool, status from pooled reads."""
@@ -392,6 +324,9 @@ class PgCluster:
 
     async def status(self) -> dict[str, object]:
         return await cluster_status(self.store)
+
+    async def forget(self, name: str) -> Forgotten:
+        return await forget_instance(self.store, name)
 
     async def close(self) -> None:
         await self.link.close()

@@ -1,0 +1,105 @@
+"""Who shares the store (contract §9): the instances' rows, the ``cluster`` section of ``status --json`` with its
+warnings, and retiring an instance that will not come back (``guardd store forget``). Reads over the store's pool;
+the control plane that writes an instance's own row is :class:`guardd.store.postgres.cluster.ControlLink`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from guardd.store.api.rows_cluster import Forgotten
+from guardd.store.postgres.db import PgStore
+
+ALIVE_WITHIN = timedelta(seconds=15)
+"""An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceRow:
+    name: str
+    host: str
+    pid: int
+    last_seen: datetime
+    stopped_at: datetime | None
+    ledgers: list[str]
+    version: str
+    config_digest: str
+    age: float
+    """Seconds since ``last_seen``, by the database's clock."""
+
+
+async def instances(store: PgStore, keep: timedelta = timedelta(days=1)) -> list[InstanceRow]:
+    """Every instance that is running or was seen within ``keep``, by name."""
+    rows = await store.fetchall(
+        "SELECT name, host, pid, last_seen, stopped_at, ledgers, version, config_digest,"
+        " extract(epoch FROM clock_timestamp() - last_seen) FROM instances"
+        " WHERE stopped_at IS NULL OR last_seen > clock_timestamp() - %s ORDER BY name",
+        (keep,),
+    )
+    return [InstanceRow(r[0], r[1], int(r[2]), r[3], r[4], list(r[5]), r[6], r[7], max(0.0, float(r[8]))) for r in rows]
+
+
+async def cluster_status(store: PgStore) -> dict[str, Any]:
+    """The ``cluster`` section of ``status --json`` (contract §9): the leader, the instances, and warnings —
+    among them every running instance whose configuration digest differs from the others'. ``last_leader`` (added)
+    names the instance that held the lease last, running or not (the leader when there is one)."""
+    rows = await instances(store)
+    lease = await store.fetchone("SELECT holder, expires_at > clock_timestamp() FROM leader WHERE id = 1")
+    last = None if lease is None else str(lease[0])
+    holder = last if lease is not None and lease[1] else None
+    running = [r for r in rows if r.stopped_at is None and r.age <= ALIVE_WITHIN.total_seconds()]
+    warnings: list[str] = []
+    digests: dict[str, list[str]] = {}
+    for row in running:
+        digests.setdefault(row.config_digest, []).append(row.name)
+    if len(digests) > 1:
+        groups = "; ".join(f"{', '.join(names)} ({digest})" for digest, names in sorted(digests.items()))
+        warnings.append(
+            f"instances run different configurations (budgets, health, notifiers, alerts, killswitch): {groups}"
+        )
+    if holder is None:
+        warnings.append("no instance leads now: nothing is evaluated or sent until one takes over")
+    for row in rows:
+        if row.stopped_at is None and row.age > ALIVE_WITHIN.total_seconds():
+            files = ", ".join(str(path) for path in row.ledgers) or "none"
+            warnings.append(
+                f"instance {row.name} has not reached the store for {int(row.age)} s: the spend of its ledgers"
+                f" ({files}) is not counted until it is back (or, retired, `guardd store forget {row.name}`)"
+            )
+    return {
+        "leader": holder,
+        "last_leader": last,  # whose heartbeat the guard's liveness is (the leader, or the one before)
+        "instances": [
+            {
+                "name": r.name,
+                "last_seen": r.last_seen.isoformat(),
+                "ledgers": r.ledgers,
+                "version": r.version,
+                "config_digest": r.config_digest,
+                "running": r in running,
+            }
+            for r in rows
+        ],
+        "warnings": warnings,
+    }
+
+
+async def forget_instance(store: PgStore, name: str) -> Forgotten:
+    """Mark instance ``name`` stopped, as its own clean stop would have: an instance that died without one (a host
+    killed, never to return) is otherwise warned of forever. Refused (:attr:`Forgotten.RUNNING`) while it was seen
+    within :data:`ALIVE_WITHIN`, by the database's clock, in the same statement: a live guardd is never hidden. An
+    instance that comes back later registers again, as any restart does."""
+    async with store.transaction() as conn:
+        cur = await conn.execute(
+            "UPDATE instances SET stopped_at = clock_timestamp() WHERE name = %s AND stopped_at IS NULL"
+            " AND last_seen <= clock_timestamp() - %s RETURNING name",
+            (name, ALIVE_WITHIN),
+        )
+        if await cur.fetchone() is not None:
+            return Forgotten.FORGOTTEN
+        cur = await conn.execute("SELECT stopped_at IS NOT NULL FROM instances WHERE name = %s", (name,))
+        row = await cur.fetchone()
+    if row is None:
+        return Forgotten.UNKNOWN
+    return Forgotten.STOPPED if row[0] else Forgotten.RUNNING
