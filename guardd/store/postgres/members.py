@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from guardd.store.api.rows_cluster import Forgotten
 from guardd.store.postgres.db import PgStore
+
+if TYPE_CHECKING:  # the rows are imported where they are built: status reads this module
+    from guardd.store.api.rows_cluster import Forgotten
 
 ALIVE_WITHIN = timedelta(seconds=15)
 """An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
@@ -90,6 +92,8 @@ async def forget_instance(store: PgStore, name: str) -> Forgotten:
     killed, never to return) is otherwise warned of forever. Refused (:attr:`Forgotten.RUNNING`) while it was seen
     within :data:`ALIVE_WITHIN`, by the database's clock, in the same statement: a live guardd is never hidden. An
     instance that comes back later registers again, as any restart does."""
+    from guardd.store.api.rows_cluster import Forgotten
+
     async with store.transaction() as conn:
         cur = await conn.execute(
             "UPDATE instances SET stopped_at = clock_timestamp() WHERE name = %s AND stopped_at IS NULL"
