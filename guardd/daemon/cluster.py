@@ -11,11 +11,17 @@ in :mod:`guardd.store.postgres.cluster`) every :data:`TICK` seconds, and wheneve
    clocks say. :attr:`Cluster.leading` is true only before that deadline (less :data:`MARGIN`), without waiting
    for the loop: a leader that loses the database stops leading on time even while its calls hang.
 2. **Mirror**: read the switch document the leader committed and write this host's own kill-switch file, with
-   this host's ``heartbeat_at`` (the time it last reached the store) and ``expires_at = heartbeat_at +
-   stale_after``. The file is rewritten at once when the document changed, else every :data:`HEARTBEAT_EVERY`.
-   A ``LISTEN`` connection wakes the loop within milliseconds of a commit; the 1 s tick is the backstop when a
-   notification is lost (the listening connection reconnects by itself). When the store cannot be reached,
-   nothing is written: the heartbeat ages, ``expires_at`` passes, and local clients apply their dead-guard policy.
+   the guard's ``heartbeat_at`` — the last time a leader reached the store as leader (the holder's ``last_seen``,
+   never after its term ended), read in the same statement as an age by the database's clock and placed on this
+   host's clock (:func:`heartbeat_here`) — and ``expires_at = heartbeat_at + stale_after``. While a leader runs
+   that is at most a round old; when none leads (every instance stuck, or none may take the lease), it stops
+   moving and the file expires ``stale_after`` after the last term ended, however well this host reaches the
+   store: local clients then apply their dead-guard policy, as ``status`` and ``check`` say the guard is down
+   (:func:`guardd.core.switch_read.leader_liveness`). The file is rewritten at once when the document changed,
+   else every :data:`HEARTBEAT_EVERY`. A ``LISTEN`` connection wakes the loop within milliseconds of a commit;
+   the 1 s tick is the backstop when a notification is lost (the listening connection reconnects by itself).
+   When the store cannot be reached, nothing is written: the heartbeat ages, ``expires_at`` passes, and local
+   clients apply their dead-guard policy.
 
 Exactly one leader at a time evaluates, polls OpenRouter and delivers: the daemon runs those steps only while
 :attr:`Cluster.leading`, and writes through :meth:`Cluster.state` (fenced state) whose every write
@@ -37,9 +43,10 @@ Failure modes handled:
   until the term's end plus the send bound, so a successor resends only what the old leader may have handed to
   the channel without recording it (the documented at-least-once window).
 - **Clock differences between hosts**: the lease, claims and ``last_seen`` use the database's clock only; a host
-  compares durations on its own monotonic clock. The switch file carries this host's own times, which is what
-  its local clients compare against. Windows never re-open when a new leader's clock is behind (the persisted
-  high-water mark of evaluated time; :meth:`Engine` state is reset at every new term).
+  compares durations on its own monotonic clock. The switch file carries times of this host's clock (the
+  leader's heartbeat is read as an age, by the database's clock), which is what its local clients compare
+  against. Windows never re-open when a new leader's clock is behind (the persisted high-water mark of evaluated
+  time; :meth:`Engine` state is reset at every new term).
 """
 
 from __future__ import annotations
@@ -93,6 +100,13 @@ def config_digest(config: Config) -> str:
 
     text = json.dumps(data, sort_keys=True, default=plain)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def heartbeat_here(asked: datetime, age: float) -> datetime:
+    """The guard's heartbeat on this host's clock: ``age`` seconds (measured by the database's clock) before
+    ``asked`` (this host's time when it sent the request, so never later than the truth), in whole seconds
+    rounded down. A host whose clock differs from the database's writes its own clients' time."""
+    return (asked - timedelta(seconds=max(0.0, age))).replace(microsecond=0)
 
 
 class Cluster:
@@ -152,6 +166,7 @@ class Cluster:
         self._read = asyncio.Event()
         self._last_write = 0.0
         self._last_error: str | None = None
+        self._no_heartbeat = False
 
     # ---- leadership -------------------------------------------------------------------------------------
     @property
@@ -267,7 +282,8 @@ class Cluster:
                 self._term(term, started)
             elif self.epoch is not None and not self.leading:
                 self._depose()
-            doc = await self.backend.switch_doc()
+            asked = datetime.now(UTC)  # before the request: so the heartbeat placed on this clock is never late
+            read = await self.backend.read_switch()
         except StoreError as exc:
             self._unreachable(exc)
             if self.epoch is not None and not self.leading:
@@ -276,9 +292,9 @@ class Cluster:
         if self.reachable is False:
             log.warning("the shared store answers again")
         self.reachable, self._last_error = True, None
-        self.committed = doc
+        self.committed = read.doc
         self._read.set()
-        self._mirror(doc)
+        self._mirror(read.doc, None if read.leader_age is None else heartbeat_here(asked, read.leader_age))
 
     async def until_applied(self, applied: Applied, timeout: float = APPLY_WITHIN) -> SwitchDoc | None:
         """Wake the leader (this instance recorded an override but does not decide the switch) and wait until the
@@ -320,16 +336,23 @@ class Cluster:
             self._last_error = text
 
     # ---- the switch mirror ----------------------------------------------------------------------------------
-    def _mirror(self, doc: SwitchDoc | None) -> None:
+    def _mirror(self, doc: SwitchDoc | None, heartbeat: datetime | None) -> None:
+        """Write ``doc`` with the guard's ``heartbeat`` (on this host's clock): the last time a leader reached
+        the store as leader. Not the time this host reached it: with no leader nothing evaluates, and the file
+        must expire then, however well this host reaches the store (contract §7)."""
         if doc is None or not self.write_file:
             return
+        if heartbeat is None:  # no instance that led has a heartbeat in the store: nothing vouches for the decision
+            if not self._no_heartbeat:
+                log.error("the shared store holds a switch decision but no leader's heartbeat; not mirrored")
+            self._no_heartbeat = True
+            return
+        self._no_heartbeat = False
         shared = self._shared
         changed = shared is None or (doc.updated_at, doc.scopes) != (shared.updated_at, shared.scopes)
         if not changed and time.monotonic() - self._last_write < HEARTBEAT_EVERY:
             return
-        # This host's heartbeat: it reached the store just now (its clients compare against this host's clock).
-        now = datetime.now(UTC).replace(microsecond=0)
-        mine = replace(doc, heartbeat_at=now, ttl=self.config.settings.guardd.stale_after)
+        mine = replace(doc, heartbeat_at=heartbeat, ttl=self.config.settings.guardd.stale_after)
         section = self.config.settings.killswitch
         try:
             killswitch.write_atomic(self.config.killswitch_path, mine.to_json(), section.mode_bits, section.group)

@@ -98,7 +98,11 @@ async def leader_applies(
         if status.get("leader") is None and not running:
             raise not_applied(action, scope, "no guardd instance runs on this store now")
         await cluster.wake_leader()
-        doc = await wait_applied(applied, cluster.switch_doc, changed, timeout)
+
+        async def committed() -> SwitchDoc | None:
+            return (await cluster.read_switch()).doc
+
+        doc = await wait_applied(applied, committed, changed, timeout)
     except StoreError as exc:
         if isinstance(exc, NotApplied):
             raise

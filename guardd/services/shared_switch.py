@@ -3,9 +3,9 @@
 On one host the switch file is the guard's word. On a shared store the leader commits each decision to the store
 (``switch_state``) and every running instance mirrors it into its own file; a host with no daemon has no file, or an
 old one. So the commands answer from the store: the document the leader committed, its ``heartbeat_at`` the time
-the leader last reached the store and ``expires_at`` that plus ``stale_after`` (what a mirror writes), the guard
-alive while an instance holds the lease (:func:`~guardd.core.switch_read.leader_liveness`). And they compare this
-host's own file with it (:func:`~guardd.core.switch_read.local_agreement`): local clients read that file, so a
+the leader last reached the store as leader and ``expires_at`` that plus ``stale_after`` (what a mirror writes), the
+guard alive while an instance holds the lease (:func:`~guardd.core.switch_read.leader_liveness`). And they compare
+this host's own file with it (:func:`~guardd.core.switch_read.local_agreement`): local clients read that file, so a
 file that is missing, stale or says otherwise is said, never hidden behind the store's answer.
 """
 
@@ -81,20 +81,18 @@ class SharedSwitch:
         return bool(self.document and self.document.get("tripped"))
 
 
-def _last_seen(cluster: dict[str, Any], leader: str | None) -> datetime | None:
-    for instance in cluster.get("instances") or []:
-        if instance.get("name") == leader and instance.get("last_seen"):
-            return datetime.fromisoformat(str(instance["last_seen"]))
-    return None
+def _leader_seen(cluster: dict[str, Any]) -> datetime | None:
+    """The last time the last leader reached the store as leader (never after its term ended: a leader that lost
+    its term and still reaches the store, its work stuck, evaluates nothing), as its mirrors' files say it."""
+    seen = cluster.get("last_leader_seen")
+    return None if seen is None else datetime.fromisoformat(str(seen))
 
 
 async def read_shared(config: ConfigView, state: StateAPI, cluster: dict[str, Any], now: datetime) -> SharedSwitch:
     """Return the shared store's switch at ``now``, from its ``state`` and its ``cluster`` section
     (:meth:`guardd.store.api.ClusterAPI.status`), with this host's file compared to it."""
     last = cluster.get("last_leader")
-    guard = leader_liveness(
-        cluster.get("leader"), last, _last_seen(cluster, last), now, config.stale_after, config.zone
-    )
+    guard = leader_liveness(cluster.get("leader"), last, _leader_seen(cluster), now, config.stale_after, config.zone)
     stored = await state.switch_doc()
     document = None
     if stored is not None:

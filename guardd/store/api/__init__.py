@@ -48,7 +48,7 @@ from guardd.store.api.stores import StoreHealth, Stores
 if TYPE_CHECKING:
     from guardd.store.api.rows import PENDING_KEYS, ChannelHealth, Checkpoint, RequestCounts, SetAside, Silence, Sum
     from guardd.store.api.rows_advice import TokenSums
-    from guardd.store.api.rows_cluster import Forgotten, InstanceInfo, Term
+    from guardd.store.api.rows_cluster import CommittedSwitch, Forgotten, InstanceInfo, Term
     from guardd.store.api.rows_daemon import ChannelCount, HistoryLine, Message, OutboxRow, SwitchDecision, SwitchStep
     from guardd.store.api.rows_ingest import BatchResult, IngestSummary, Priced, UnpricedEvent
     from guardd.store.api.rows_remote import Credits, KeyUsage, ListedKey, SourceState
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 _ROWS = {
     "rows": ("PENDING_KEYS", "ChannelHealth", "Checkpoint", "RequestCounts", "SetAside", "Silence", "Sum"),
     "rows_advice": ("TokenSums",),
-    "rows_cluster": ("Forgotten", "InstanceInfo", "Term"),
+    "rows_cluster": ("CommittedSwitch", "Forgotten", "InstanceInfo", "Term"),
     "rows_daemon": ("ChannelCount", "HistoryLine", "Message", "OutboxRow", "SwitchDecision", "SwitchStep"),
     "rows_ingest": ("BatchResult", "IngestSummary", "Priced", "UnpricedEvent"),
     "rows_remote": ("Credits", "KeyUsage", "ListedKey", "SourceState"),
@@ -83,6 +83,7 @@ __all__ = [
     "ChannelHealth",
     "Checkpoint",
     "ClusterAPI",
+    "CommittedSwitch",
     "Credits",
     "EventsAPI",
     "Forgotten",

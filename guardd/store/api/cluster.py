@@ -9,8 +9,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only: the rows are imported where they are built
-    from guardd.core.switch import SwitchDoc
-    from guardd.store.api.rows_cluster import Forgotten, InstanceInfo, Term
+    from guardd.store.api.rows_cluster import CommittedSwitch, Forgotten, InstanceInfo, Term
     from guardd.store.api.state import StateAPI
 
 
@@ -32,8 +31,9 @@ class ClusterAPI(Protocol):
         """Mark ``me`` stopped and end its term ``epoch`` now (a clean stop)."""
         ...
 
-    async def switch_doc(self) -> SwitchDoc | None:
-        """The switch document the leader last committed, None when none was."""
+    async def read_switch(self) -> CommittedSwitch:
+        """The switch document the leader last committed, and how long ago (by the store's clock) a leader last
+        reached the store as leader: one statement, so the two are of one moment."""
         ...
 
     def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:

@@ -6,6 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from guardd.core.switch import SwitchDoc
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +34,16 @@ class InstanceInfo:
     ledgers: Sequence[str]
     version: str
     config_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedSwitch:
+    """The switch as a mirror reads it: the document the leader last committed (None when none was) and how many
+    seconds ago, by the store's clock, a leader last reached the store as leader (None when no instance that led
+    has a heartbeat there). That age is the guard's: with no leader it grows, and the mirrored file expires."""
+
+    doc: SwitchDoc | None
+    leader_age: float | None
 
 
 class Forgotten(Enum):

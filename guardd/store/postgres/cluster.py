@@ -2,7 +2,8 @@
 the wake-up of every instance's switch mirror. The daemon's side is :mod:`guardd.daemon.cluster`.
 
 - :class:`ControlLink` is a dedicated connection (never pooled) for the control plane: taking or renewing the
-  lease, the instance's heartbeat and reading the switch document. Each call is bounded (``timeout``); a call
+  lease, the instance's heartbeat and reading the switch document with the age of the guard's heartbeat (the last
+  time a leader reached the store as leader). Each call is bounded (``timeout``); a call
   that fails or times out drops the connection and the next call connects again, so a terminated backend, a
   restarted server or a network partition costs one failed call, never a hung loop. Its session has a
   ``lock_timeout``, so a takeover never waits long behind a lock.
@@ -32,10 +33,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import psycopg
 
 from guardd.core.redact import store_url as redacted
-from guardd.core.switch import SwitchDoc
 from guardd.errors import InstanceTaken, NotLeader, StoreError
+from guardd.store.api.rows_cluster import CommittedSwitch
 from guardd.store.postgres.db import Conn, PgStore
-from guardd.store.postgres.members import cluster_status, forget_instance
+from guardd.store.postgres.members import LEASE, cluster_status, forget_instance
 from guardd.store.postgres.state import PgStateStore
 from guardd.store.shared import doc_from_json
 
@@ -172,12 +173,19 @@ class ControlLink:
 
         await self.call("retire this instance", work)
 
-    async def switch_doc(self) -> dict[str, Any] | None:
-        """The switch document as the leader last committed it (its JSON form), or None when none was."""
+    async def read_switch(self) -> tuple[dict[str, Any] | None, float | None]:
+        """The switch document as the leader last committed it (its JSON form, None when none was), and the age
+        of the guard's heartbeat in seconds by the database's clock (:data:`~guardd.store.postgres.members.LEASE`;
+        None when no leader has one), in one statement."""
 
-        async def work(conn: Conn) -> dict[str, Any] | None:
-            row = await (await conn.execute("SELECT doc FROM switch_state WHERE id = 1")).fetchone()
-            return None if row is None else dict(row[0])
+        async def work(conn: Conn) -> tuple[dict[str, Any] | None, float | None]:
+            cur = await conn.execute(
+                "SELECT (SELECT doc FROM switch_state WHERE id = 1),"
+                f" (SELECT extract(epoch FROM clock_timestamp() - seen) FROM ({LEASE}) AS lease)"
+            )
+            row = await cur.fetchone()
+            doc, age = (None, None) if row is None else row
+            return (None if doc is None else dict(doc)), (None if age is None else max(0.0, float(age)))
 
         return await self.call("read the switch", work)
 
@@ -308,9 +316,9 @@ class PgCluster:
     async def retire(self, me: InstanceInfo, epoch: int | None) -> None:
         await self.link.retire(me, epoch)
 
-    async def switch_doc(self) -> SwitchDoc | None:
-        raw = await self.link.switch_doc()
-        return None if raw is None else doc_from_json(raw)
+    async def read_switch(self) -> CommittedSwitch:
+        raw, age = await self.link.read_switch()
+        return CommittedSwitch(None if raw is None else doc_from_json(raw), age)
 
     def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
         return switch_wakeups(self.store.url, self.link.timeout)

@@ -16,6 +16,17 @@ if TYPE_CHECKING:  # the rows are imported where they are built: status reads th
 ALIVE_WITHIN = timedelta(seconds=15)
 """An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
 
+LEASE = (
+    "SELECT l.holder, l.expires_at > clock_timestamp() AS leads,"
+    " CASE WHEN i.name IS NOT NULL THEN least(i.last_seen, l.expires_at) END AS seen"
+    " FROM leader l LEFT JOIN instances i ON i.name = l.holder WHERE l.id = 1"
+)
+"""The lease (no row: nobody ever led): its holder — the leader, or the last one —, whether it leads now, and the
+guard's heartbeat ``seen``: the last time a leader reached the store *as leader*, by the database's clock. That is
+the holder's ``last_seen`` (renewing the lease refreshes it in the same transaction), but never later than its
+term's end: a leader that lost its term keeps reaching the store (its work stuck, it beats without renewing), and
+its heartbeat then says nothing about anything being evaluated. NULL when the holder has no row of its own."""
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceRow:
@@ -45,11 +56,13 @@ async def instances(store: PgStore, keep: timedelta = timedelta(days=1)) -> list
 async def cluster_status(store: PgStore) -> dict[str, Any]:
     """The ``cluster`` section of ``status --json`` (contract §9): the leader, the instances, and warnings —
     among them every running instance whose configuration digest differs from the others'. ``last_leader`` (added)
-    names the instance that held the lease last, running or not (the leader when there is one)."""
+    names the instance that held the lease last, running or not (the leader when there is one);
+    ``last_leader_seen`` (added) is the guard's heartbeat: when it last reached the store as leader (:data:`LEASE`)."""
     rows = await instances(store)
-    lease = await store.fetchone("SELECT holder, expires_at > clock_timestamp() FROM leader WHERE id = 1")
+    lease = await store.fetchone(LEASE)
     last = None if lease is None else str(lease[0])
     holder = last if lease is not None and lease[1] else None
+    seen: datetime | None = None if lease is None else lease[2]
     running = [r for r in rows if r.stopped_at is None and r.age <= ALIVE_WITHIN.total_seconds()]
     warnings: list[str] = []
     digests: dict[str, list[str]] = {}
@@ -72,6 +85,7 @@ async def cluster_status(store: PgStore) -> dict[str, Any]:
     return {
         "leader": holder,
         "last_leader": last,  # whose heartbeat the guard's liveness is (the leader, or the one before)
+        "last_leader_seen": None if seen is None else seen.isoformat(),  # that heartbeat (LEASE)
         "instances": [
             {
                 "name": r.name,
