@@ -24,7 +24,7 @@ import psycopg
 from guardd import __version__
 from guardd.config import load_config
 from guardd.core.switch_read import liveness, read_document
-from guardd.daemon.cluster import HEARTBEAT_EVERY, Cluster, config_digest
+from guardd.daemon.cluster import HEARTBEAT_EVERY, Cluster, config_digest, heartbeat_here
 from guardd.store.api import InstanceInfo
 from guardd.store.postgres.cluster import PgCluster
 from guardd.store.postgres.db import PgStore
@@ -220,3 +220,10 @@ async def test_a_followers_file_stays_fresh_while_a_leader_renews_its_term(pg_ur
             await asyncio.sleep(0.5)
 
     assert dead == []
+
+
+def test_the_leaders_heartbeat_is_placed_on_this_hosts_clock_by_its_age_and_never_later():
+    asked = datetime(2026, 1, 1, 12, 0, 0, 900000, tzinfo=UTC)  # this host's time when it sent the request
+
+    assert heartbeat_here(asked, 30.2) == datetime(2026, 1, 1, 11, 59, 30, tzinfo=UTC)  # 11:59:30.7, rounded down
+    assert heartbeat_here(asked, 0.0) == datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
