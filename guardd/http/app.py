@@ -165,7 +165,15 @@ def create_app(backend: Backend, feed: SwitchFeed) -> Starlette:
         except broadcast.PayloadError as exc:
             raise Refused(400, f"not an OTLP JSON trace export: {exc}") from None
         answer: dict[str, Any] = {"ok": True, "test": test, "generations": len(decoded.lines)}
-        answer.update({"skipped": decoded.skipped, "test_spans": decoded.tests})
+        answer.update({"skipped": decoded.skipped, "skipped_why": decoded.skipped_why, "test_spans": decoded.tests})
+        if decoded.notes:  # answered 200, so the sender will not send these again: say what they were
+            log.warning(
+                "broadcast: %d span(s) skipped that may be spend (not stored): %s",
+                len(decoded.notes),
+                "; ".join(decoded.notes[:10]) + ("; …" if len(decoded.notes) > 10 else ""),
+            )
+        elif decoded.skipped:
+            log.debug("broadcast: skipped %s", decoded.skipped_why)
         if decoded.lines:
             parsed = broadcast.to_batch(
                 decoded, backend.config.settings.guardd.max_event_cost, f"broadcast:{uuid.uuid4()}"

@@ -4,9 +4,26 @@ A delivery is an ``ExportTraceServiceRequest``: ``resourceSpans[] → scopeSpans
 ``LLM Generation`` span (or a root span of the official example's shape, named ``chat``) is one generation and
 becomes one canonical ledger line, which the ledger parser then reads exactly as a line from a file: same key
 ``g:<gen_ai.response.id>`` (so a generation seen in a ledger and in a broadcast counts once), same quarantine
-rules. Not spend, and skipped: child spans (``gen_ai.response.id`` ending in ``:attempt-N`` or ``:generation``,
-or any span with a parent), the connection test (empty payload / ``openrouter-connection-test``) and the
-dashboard's ``Test Generation``.
+rules.
+
+Root means root of OpenRouter's generation, not of the trace: OpenRouter copies a request's
+``trace.parent_span_id`` into the span it sends, so the root of an app that nests its calls in its own traces has a
+``parentSpanId`` that names the caller's span. A span is the generation's root when its id is a plain generation
+id and no span of the same generation in the delivery is its ancestor (a parent outside the delivery, or a span
+of another generation, is the caller's). Skipped, each with its reason in ``skipped_why``:
+
+- ``child of its generation``: an id ending in ``:attempt-N`` or ``:generation``, or a span below another span of
+  the same generation in the delivery. These repeat the root's figures; every delivery has them.
+- ``another span of its generation``: two spans with one id, neither below the other (a parent not delivered).
+  The one that encloses the other in time (earliest start, then latest end, then first listed) is the root; the
+  others never replace its cost (the store keeps the last line of an id, so this is decided here).
+- ``not a generation span``: a generation id on a span of another name. ``no generation id``: no
+  ``gen_ai.response.id`` at all.
+- The connection test (empty payload / ``openrouter-connection-test``) and the dashboard's ``Test Generation``
+  count as ``tests``, not as skipped.
+
+Every skip other than a child is listed in ``notes`` (name, id, reason), for the log: the sender got 200 and will
+not send it again, so a span that may be spend must not vanish without a word.
 
 Numbers: ``intValue`` and ``doubleValue`` arrive as JSON numbers or as strings. The body is decoded with
 ``parse_float=Decimal``, so a cost is taken from its literal digits and never passes through a binary float.
@@ -33,6 +50,10 @@ TEST_NAMES = frozenset({"Test Generation", "openrouter-connection-test"})
 _CHILD_ID = re.compile(r":(attempt-\d+|generation)$")
 _PROMPT = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
 _COMPLETION = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+CHILD = "child of its generation"
+SIBLING = "another span of its generation"
+NOT_ROOT = "not a generation span"
+NO_ID = "no generation id"
 
 
 class PayloadError(ValueError):
@@ -41,11 +62,46 @@ class PayloadError(ValueError):
 
 @dataclass(slots=True)
 class Decoded:
-    """What a delivery held: one canonical ledger line per generation, and how many spans were skipped."""
+    """What a delivery held: one canonical ledger line per generation, the spans skipped by reason, and a note
+    for each skipped span that may have been spend."""
 
     lines: list[dict[str, Any]] = field(default_factory=list)
-    skipped: int = 0
+    skipped_why: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     tests: int = 0
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_why.values())
+
+    def skip(self, span: Span, reason: str) -> None:
+        self.skipped_why[reason] = self.skipped_why.get(reason, 0) + 1
+        if reason != CHILD:
+            self.notes.append(f"{span.name!r} {span.gen_id!r}: {reason}")
+
+
+@dataclass(slots=True, frozen=True)
+class Span:
+    """One span as read: its place in the trace and its attributes."""
+
+    index: int
+    name: str | None
+    trace: str
+    span_id: str | None
+    parent: str | None
+    gen_id: str | None
+    attrs: dict[str, object]
+    raw: dict[str, Any]
+
+    @property
+    def generation(self) -> str | None:
+        """The plain id of the generation this span belongs to (a child's id without its suffix)."""
+        return _CHILD_ID.sub("", self.gen_id) if self.gen_id else None
+
+    def enclosing_order(self) -> tuple[int, int, int]:
+        """Sort key: the span that encloses the others in time (earliest start, latest end) first, then list order."""
+        start, end = _nanos(self.raw.get("startTimeUnixNano")), _nanos(self.raw.get("endTimeUnixNano"))
+        return (start if start is not None else 1 << 80, -(end or 0), self.index)
 
 
 def decode(body: bytes) -> Decoded:
@@ -62,12 +118,29 @@ def decode(body: bytes) -> Decoded:
     resource_spans = data.get("resourceSpans", [])
     if not isinstance(resource_spans, list):
         raise PayloadError("resourceSpans is not a list")
+    spans: list[Span] = []
     for rs in resource_spans:
         for ss in _list(rs, "scopeSpans"):
-            for span in _list(ss, "spans"):
-                line = _line(span, out)
-                if line is not None:
-                    out.lines.append(line)
+            for raw in _list(ss, "spans"):
+                spans.append(_span(raw, len(spans)))
+    roots: dict[str, list[Span]] = {}
+    by_id = {(span.trace, span.span_id): span for span in spans if span.span_id}
+    for span in spans:
+        if span.name in TEST_NAMES:
+            out.tests += 1
+        elif span.gen_id is None:
+            out.skip(span, NO_ID)
+        elif span.generation != span.gen_id or _below_its_generation(span, by_id):
+            out.skip(span, CHILD)
+        elif span.name not in ROOT_NAMES:
+            out.skip(span, NOT_ROOT)
+        else:
+            roots.setdefault(span.gen_id, []).append(span)
+    for group in roots.values():
+        root, *others = sorted(group, key=Span.enclosing_order)
+        for other in sorted(others, key=lambda span: span.index):
+            out.skip(other, SIBLING)
+        out.lines.append(_line(root))
     return out
 
 
@@ -105,21 +178,41 @@ def _attributes(span: dict[str, Any]) -> dict[str, object]:
     return attrs
 
 
-def _line(span: object, out: Decoded) -> dict[str, Any] | None:
-    if not isinstance(span, dict):
+def _span(raw: object, index: int) -> Span:
+    if not isinstance(raw, dict):
         raise PayloadError("a span is not an object")
-    name = span.get("name")
-    attrs = _attributes(span)
+    attrs = _attributes(raw)
     gen_id = attrs.get("gen_ai.response.id")
-    if name in TEST_NAMES:
-        out.tests += 1
-        return None
-    if not isinstance(gen_id, str) or not gen_id or _CHILD_ID.search(gen_id) or span.get("parentSpanId"):
-        out.skipped += 1
-        return None
-    if name not in ROOT_NAMES:
-        out.skipped += 1
-        return None
+    return Span(
+        index=index,
+        name=_text(raw.get("name")),
+        trace=_text(raw.get("traceId")) or "",
+        span_id=_text(raw.get("spanId")),
+        parent=_text(raw.get("parentSpanId")),
+        gen_id=gen_id if isinstance(gen_id, str) and gen_id else None,
+        attrs=attrs,
+        raw=raw,
+    )
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _below_its_generation(span: Span, by_id: dict[tuple[str, str], Span]) -> bool:
+    """Whether a span of ``span``'s own generation in this delivery is an ancestor of it (a cycle ends the walk)."""
+    seen = {span.index}
+    parent = by_id.get((span.trace, span.parent)) if span.parent else None
+    while parent is not None and parent.index not in seen:
+        if parent.generation == span.generation:
+            return True
+        seen.add(parent.index)
+        parent = by_id.get((parent.trace, parent.parent)) if parent.parent else None
+    return False
+
+
+def _line(root: Span) -> dict[str, Any]:
+    span, attrs, gen_id = root.raw, root.attrs, root.gen_id
     status = span.get("status") if isinstance(span.get("status"), dict) else {}
     ok = (status or {}).get("code") != 2
     line: dict[str, Any] = {"id": gen_id, "ts": _time(span), "ok": ok}
@@ -171,6 +264,13 @@ def _time(span: dict[str, Any]) -> str:
         raise PayloadError("a generation span has no start or end time")
     moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _nanos(value: object) -> int | None:
+    try:
+        return int(str(value)) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _decimal(value: object) -> Decimal | None:

@@ -253,6 +253,12 @@ def document() -> dict[str, Any]:
                                     "ok": {"const": True},
                                     "generations": {"type": "integer"},
                                     "stored": {"type": "integer"},
+                                    "skipped": {"type": "integer"},
+                                    "skipped_why": {
+                                        "type": "object",
+                                        "additionalProperties": {"type": "integer"},
+                                        "description": "skipped spans by reason (child of its generation, …)",
+                                    },
                                 },
                             },
                             "accepted (connection tests and test spans store nothing)",

@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 GEN = "gen-1790606294-sdYHTGXUVyDKWCLqX5Op"
+CALLER_SPAN = "00f067aa0ba902b7"
+"""The caller's own span: OpenRouter copies a request's ``trace.parent_span_id`` into its root span's parent."""
 
 
 def attr(key: str, kind: str, value: object) -> dict[str, Any]:
@@ -28,8 +30,11 @@ def export(*spans: dict[str, Any], gen: str = GEN) -> dict[str, Any]:
     }
 
 
-def root_span(gen: str = GEN, cost: object = 0.005334, end_ns: int = 1790606298041000000) -> dict[str, Any]:
-    """The trimmed real root span of the reference, with user, session and custom metadata added."""
+def root_span(
+    gen: str = GEN, cost: object = 0.005334, end_ns: int = 1790606298041000000, parent: str | None = None
+) -> dict[str, Any]:
+    """The trimmed real root span of the reference, with user, session and custom metadata added (``parent``: the
+    caller's span it is nested in, as OpenRouter sends it when the request carried ``trace.parent_span_id``)."""
     attributes = [
         attr("gen_ai.request.model", "stringValue", "anthropic/claude-haiku-4.5"),
         attr("gen_ai.response.id", "stringValue", gen),
@@ -53,6 +58,8 @@ def root_span(gen: str = GEN, cost: object = 0.005334, end_ns: int = 17906062980
         "status": {"code": 1},
         "attributes": attributes,
     }
+    if parent is not None:
+        span["parentSpanId"] = parent
     return span
 
 
@@ -88,9 +95,25 @@ def child_spans(gen: str = GEN) -> list[dict[str, Any]]:
     ]
 
 
-def captured(gen: str = GEN, cost: object = 0.005334, end_ns: int = 1790606298041000000) -> bytes:
+def captured(
+    gen: str = GEN, cost: object = 0.005334, end_ns: int = 1790606298041000000, parent: str | None = None
+) -> bytes:
     """The captured delivery: the root span and its two children (``end_ns``: when the generation ended)."""
-    return json.dumps(export(root_span(gen, cost, end_ns), *child_spans(gen), gen=gen)).encode()
+    return json.dumps(export(root_span(gen, cost, end_ns, parent), *child_spans(gen), gen=gen)).encode()
+
+
+def plain_id_child(root: dict[str, Any], cost: object, parent: str | None = None) -> dict[str, Any]:
+    """A span named like a root and carrying the root's own id (no ``:attempt-N`` suffix), nested under ``parent``
+    (the root's span by default) and inside the root's time: it belongs to the root's generation and its figures
+    must not count."""
+    span: dict[str, Any] = json.loads(json.dumps(root))
+    span["attributes"] = [
+        attr(a["key"], "doubleValue", cost) if a["key"] == "gen_ai.usage.total_cost" else a for a in span["attributes"]
+    ]
+    span.update(spanId="c0ffee0000000001", parentSpanId=parent or root["spanId"])
+    span["startTimeUnixNano"] = str(int(root["startTimeUnixNano"]) + 1_000_000)
+    span["endTimeUnixNano"] = str(int(root["endTimeUnixNano"]) - 1_000_000)
+    return span
 
 
 def official_example(gen: str = "gen-official-1", end_ns: int = 1790606295000000000) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -16,6 +17,57 @@ def test_a_root_span_with_two_children_is_one_generation():
     decoded = decode(payloads.captured())
     assert [line["id"] for line in decoded.lines] == [payloads.GEN]
     assert decoded.skipped == 2
+
+
+def test_a_root_span_whose_parent_is_outside_the_delivery_is_a_generation():
+    decoded = decode(payloads.captured(parent=payloads.CALLER_SPAN))
+    assert [line["id"] for line in decoded.lines] == [payloads.GEN]
+    assert decoded.skipped_why == {"child of its generation": 2}
+
+
+def test_a_root_span_nested_under_another_generation_is_a_generation_too():
+    outer = payloads.root_span(gen="gen-outer")
+    inner = payloads.root_span(gen="gen-inner", parent=outer["spanId"])
+    inner["spanId"] = "1111111111111111"
+    decoded = decode(json.dumps(payloads.export(outer, inner)).encode())
+    assert sorted(line["id"] for line in decoded.lines) == ["gen-inner", "gen-outer"]
+
+
+@pytest.mark.parametrize("child_first", [False, True], ids=["child-after-root", "child-before-root"])
+def test_a_child_carrying_the_roots_own_id_is_skipped_wherever_it_is_listed(child_first: bool):
+    root = payloads.root_span(parent=payloads.CALLER_SPAN)
+    child = payloads.plain_id_child(root, cost=0.9)
+    spans = [child, root] if child_first else [root, child]
+    (line,) = decode(json.dumps(payloads.export(*spans)).encode()).lines
+    assert line["cost"] == "0.005334"
+
+
+def test_a_span_under_a_child_of_the_same_generation_is_skipped():
+    root = payloads.root_span()
+    attempt, generation = payloads.child_spans()
+    grandchild = payloads.plain_id_child(root, cost=0.9, parent=generation["spanId"])
+    decoded = decode(json.dumps(payloads.export(root, attempt, generation, grandchild)).encode())
+    assert [line["cost"] for line in decoded.lines] == ["0.005334"]
+    assert decoded.skipped_why == {"child of its generation": 3}
+
+
+def test_of_two_unlinked_spans_with_one_id_the_enclosing_one_counts():
+    root = payloads.root_span(parent=payloads.CALLER_SPAN)
+    stray = payloads.plain_id_child(root, cost=0.9, parent="2222222222222222")  # its parent was not delivered
+    for spans in ([stray, root], [root, stray]):
+        decoded = decode(json.dumps(payloads.export(*spans)).encode())
+        assert [line["cost"] for line in decoded.lines] == ["0.005334"]
+        assert decoded.skipped_why == {"another span of its generation": 1}
+
+
+def test_a_span_without_a_generation_id_or_with_another_name_is_skipped_with_its_reason():
+    unnamed = payloads.root_span(gen="gen-x")
+    unnamed["name"] = "LLM Completion"
+    caller = {"spanId": "3333333333333333", "name": "app request", "startTimeUnixNano": "1", "attributes": []}
+    decoded = decode(json.dumps(payloads.export(unnamed, caller)).encode())
+    assert decoded.lines == []
+    assert decoded.skipped_why == {"not a generation span": 1, "no generation id": 1}
+    assert any("gen-x" in note for note in decoded.notes)
 
 
 def test_the_root_span_becomes_a_canonical_line():
@@ -61,3 +113,9 @@ def test_an_error_span_without_cost_or_tokens_is_not_ok_and_costs_nothing():
 def test_a_body_that_is_not_an_otlp_export_is_refused(body: bytes):
     with pytest.raises(PayloadError):
         decode(body)
+
+
+def test_a_span_whose_name_and_ids_are_not_text_is_skipped_not_a_crash():
+    span = payloads.root_span()
+    span.update(name={"x": 1}, spanId=[1], parentSpanId={"y": 2})
+    assert decode(json.dumps(payloads.export(span)).encode()).skipped_why == {"not a generation span": 1}

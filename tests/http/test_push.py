@@ -131,6 +131,29 @@ def test_a_captured_broadcast_counts_its_root_span_once_with_the_exact_cost(serv
     assert spent(served, "claude") == "0.005334"
 
 
+def test_a_root_span_nested_in_the_callers_trace_is_counted(served: Served):
+    body = payloads.captured(end_ns=now_ns(), parent=payloads.CALLER_SPAN)
+    answer = served.post("/v1/openrouter/broadcast", content=body).json()
+    assert answer["generations"] == 1 and answer["stored"] == 1 and answer["skipped"] == 2
+    assert spent(served) == "0.005334"
+
+
+def test_a_child_carrying_the_roots_own_id_never_replaces_its_cost(served: Served):
+    root = payloads.root_span(end_ns=now_ns(), parent=payloads.CALLER_SPAN)
+    body = json.dumps(payloads.export(root, payloads.plain_id_child(root, cost=0.9))).encode()
+    answer = served.post("/v1/openrouter/broadcast", content=body).json()
+    assert answer["generations"] == 1 and answer["skipped_why"] == {"child of its generation": 1}
+    assert spent(served) == "0.005334"
+
+
+def test_a_span_that_may_be_spend_but_is_skipped_is_named_in_the_log(served: Served):
+    span = payloads.root_span(gen="gen-renamed-1", end_ns=now_ns())
+    span["name"] = "LLM Completion"
+    answer = served.post("/v1/openrouter/broadcast", content=json.dumps(payloads.export(span)).encode()).json()
+    assert answer["stored"] == 0 and answer["skipped_why"] == {"not a generation span": 1}
+    assert "gen-renamed-1" in served.daemon.log.read_text()
+
+
 def test_the_same_generation_from_a_ledger_and_a_broadcast_counts_once(served: Served):
     served.ledger(line(payloads.GEN, "0.005334", model="anthropic/claude-haiku-4.5"))
     wait_for(lambda: spent(served) == "0.005334")
