@@ -47,6 +47,9 @@ class DaemonRecord:
     store_since: str | None
     ledger_errors: dict[str, str] = field(default_factory=dict)
     """The ledger files the running daemon cannot read (path -> why); empty when no daemon runs."""
+    ledger_warnings: dict[str, str] = field(default_factory=dict)
+    """Rotated ledger files the running daemon found at start, cannot read, and that may hold lines it never
+    counted (path -> why); empty when no daemon runs."""
     daemon_gone: bool = False
     """True when the lock file is readable, nobody holds it, and its last holder was a daemon (``guardd run``):
     the guard that wrote the switch file has stopped."""
@@ -61,7 +64,7 @@ class InstanceLock:
         self.daemon = daemon
         self._since: str | None = None
         self._started_at = datetime.now(UTC).isoformat()
-        self._last: tuple[str | None, dict[str, str]] | None = None
+        self._last: tuple[str | None, dict[str, str], dict[str, str]] | None = None
 
     @classmethod
     def acquire(cls, state_dir: Path, daemon: bool = False) -> InstanceLock:
@@ -98,15 +101,23 @@ class InstanceLock:
         return lock
 
     def record(
-        self, store_error: str | None, force: bool = False, ledger_errors: Mapping[str, str] | None = None
+        self,
+        store_error: str | None,
+        force: bool = False,
+        ledger_errors: Mapping[str, str] | None = None,
+        ledger_warnings: Mapping[str, str] | None = None,
     ) -> None:
-        """Record whether the store can be written (``store_error`` None) and which ledger files cannot be read
-        (``ledger_errors``: path -> why; None keeps the last ones) — a no-op when nothing changed.
+        """Record whether the store can be written (``store_error`` None), which ledger files cannot be read
+        (``ledger_errors``: path -> why) and which rotated ones may hold lines never counted (``ledger_warnings``)
+        — None keeps the last ones; a no-op when nothing changed.
 
-        The record always fits :data:`RECORD_BYTES`: ledger errors that would not fit are left out and counted
-        under the key ``"…"`` (a truncated record would not parse, and would hide the store's health too)."""
-        ledgers = dict(ledger_errors) if ledger_errors is not None else (self._last or (None, {}))[1]
-        state = (store_error, ledgers)
+        The record always fits :data:`RECORD_BYTES`: ledger errors and warnings that would not fit are left out
+        and counted under the key ``"…"`` (a truncated record would not parse, and would hide the store's health
+        too)."""
+        last = self._last or (None, {}, {})
+        ledgers = dict(ledger_errors) if ledger_errors is not None else last[1]
+        warnings = dict(ledger_warnings) if ledger_warnings is not None else last[2]
+        state = (store_error, ledgers, warnings)
         if state == self._last and not force:
             return
         if self._last is not None and self._last[0] == store_error and self._since is not None:
@@ -119,13 +130,17 @@ class InstanceLock:
             "daemon": self.daemon,
             "store": {"ok": store_error is None, "error": store_error, "since": since},
         }
-        items = sorted(ledgers.items())
-        for kept in range(len(items), -1, -1):
-            doc["ledgers"] = dict(items[:kept])
-            if kept < len(items):
-                doc["ledgers"]["…"] = f"{len(items) - kept} more ledger file(s) cannot be read"
-            if len(json.dumps(doc).encode()) <= RECORD_BYTES - 1:
-                break
+        for key, found, what in (
+            ("ledgers", ledgers, "cannot be read"),
+            ("missed", warnings, "may hold lines never counted"),
+        ):
+            items = sorted(found.items())
+            for kept in range(len(items), -1, -1):
+                doc[key] = dict(items[:kept])
+                if kept < len(items):
+                    doc[key]["…"] = f"{len(items) - kept} more ledger file(s) {what}"
+                if len(json.dumps(doc).encode()) <= RECORD_BYTES - 1:
+                    break
         data = json.dumps(doc).encode()[: RECORD_BYTES - 1]
         with contextlib.suppress(OSError):  # nothing better to do than keep the previous record
             os.pwrite(self._fd, data.ljust(RECORD_BYTES - 1) + b"\n", 0)
@@ -165,6 +180,7 @@ def read_record(state_dir: Path) -> DaemonRecord:
         store.get("error") if running else None,
         store.get("since") if running else None,
         ledger_errors=_errors((record or {}).get("ledgers")) if running else {},
+        ledger_warnings=_errors((record or {}).get("missed")) if running else {},
         daemon_gone=not running and (record or {}).get("daemon") is True,
     )
 

@@ -156,7 +156,10 @@ async def cmd_check(args: Namespace) -> int:
     )
     tripped = tripped or unexplained
     unreadable = status.ledger_errors(ctx.config)
-    code, line = status.check_result(evaluations, tripped, health, set_aside, unreadable, failing, unmatched, warnings)
+    missed = status.ledger_warnings(ctx.config)
+    code, line = status.check_result(
+        evaluations, tripped, health, set_aside, unreadable, failing, unmatched, warnings, missed=missed
+    )
     print(line)
     return code
 

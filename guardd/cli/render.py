@@ -94,6 +94,9 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("ledger_errors"):
         count = len(doc["ledger_errors"])
         lines += [f"LEDGERS UNREADABLE: {count} ledger file(s) cannot be read; their spend is not counted", ""]
+    if doc.get("ledger_warnings"):
+        count = len(doc["ledger_warnings"])
+        lines += [f"LEDGER LINES MAY BE MISSING: {count} rotated ledger file(s) could not be read", ""]
     cluster = doc.get("cluster")
     if cluster:
         lines += [f"CLUSTER WARNING: {warning}" for warning in cluster.get("warnings", [])]
@@ -145,12 +148,14 @@ def status_text(doc: dict[str, Any]) -> str:
         lines += switch_lines(switch, zone)
     for s in doc.get("silences", []):
         lines.append(f"silence {s['id']}: {s['budget']} until {local(s['until'])} ({s['reason'] or 'no reason'})")
-    if doc.get("ledgers") or doc.get("ledger_errors") or doc.get("unmatched_ledgers"):
+    if doc.get("ledgers") or doc.get("ledger_errors") or doc.get("unmatched_ledgers") or doc.get("ledger_warnings"):
         lines += ["", "ledgers:"]
         for pattern in doc.get("unmatched_ledgers") or []:
             lines.append(f"  {pattern}: MATCHES NO FILE (a typo in the path, or nothing written yet)")
         for bad in doc.get("ledger_errors") or []:
             lines.append(f"  {bad['path']}: CANNOT BE READ ({bad['error']}): its spend is not counted")
+        for missed in doc.get("ledger_warnings") or []:
+            lines.append(f"  {missed['path']}: ROTATED, NOT READ: {missed['warning']}")
         for lg in doc.get("ledgers") or []:
             recent = lg.get("quarantined_24h") or 0
             aside = f"{lg['quarantined']} set aside" + (

@@ -178,7 +178,7 @@ class Cycle:
             # A switch file that cannot be written is a failed write too (contract §8): status and check say so.
             error = self.stores.health.write_error
             store_error = str(error) if error is not None else self.engine.switch_error
-            self.lock.record(store_error, ledger_errors=self.tailer.unreadable)
+            self.lock.record(store_error, ledger_errors=self.tailer.unreadable, ledger_warnings=self.tailer.missed)
 
     async def run_exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work()`` in the worker, serialised with every other step, and return its result.

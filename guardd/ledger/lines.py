@@ -24,7 +24,12 @@ TAIL_BYTES = 64
 
 def fingerprint(fd: int) -> str | None:
     """Return the fingerprint of the open file ``fd``, or None while its first line is incomplete."""
-    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+    return fingerprint_of(os.pread(fd, FINGERPRINT_BYTES, 0))
+
+
+def fingerprint_of(head: bytes) -> str | None:
+    """Return the fingerprint of a file that starts with ``head`` (its first ``FINGERPRINT_BYTES`` at least)."""
+    head = head[:FINGERPRINT_BYTES]
     newline = head.find(b"\n")
     if newline >= 0:
         head = head[: newline + 1]

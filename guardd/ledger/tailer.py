@@ -36,6 +36,7 @@ from guardd.ledger.discovery import MAX_DEPTH, Found, find, static_prefix
 from guardd.ledger.lines import fingerprint, tail_hash
 from guardd.ledger.parse import BATCH_BYTES, LineParser, read_batch
 from guardd.ledger.pool import Source
+from guardd.ledger.siblings import find_rotated_siblings
 from guardd.ledger.tracked import LedgerSpec, Tracked, find_copy, find_rotated_while_down, same_file
 from guardd.store.api import BatchResult, Checkpoint, EventsAPI
 
@@ -74,6 +75,9 @@ class Tailer:
         self.unreadable: dict[str, str] = {}
         """Ledger files the last :meth:`poll` found but could not open (path -> why): their spend is not counted.
         The daemon records them where ``status`` and ``check`` read them (contract §7: never OK in silence)."""
+        self.missed: dict[str, str] = {}
+        """Rotated ledger files found at start that guardd cannot read (compressed, not openable) and that may hold
+        lines it never counted (path -> why; :mod:`guardd.ledger.siblings`); ``status`` and ``check`` warn."""
 
     def folders(self) -> list[str]:
         """Return the folders the watched patterns live in (for inotify)."""
@@ -115,6 +119,7 @@ class Tailer:
         if not self._started:
             await self.start()
             await asyncio.to_thread(find_rotated_while_down, self.specs, self._known, self.tracked, found)
+            self.missed = await asyncio.to_thread(find_rotated_siblings, self.specs, self._known, self.tracked, found)
         results: list[BatchResult] = []
         unreadable: dict[str, str] = {}
         for spec, paths in found:

@@ -192,6 +192,7 @@ async def build(
         "openrouter": openrouter,
         "ledgers": ledgers,
         "ledger_errors": ledger_errors(config),
+        "ledger_warnings": ledger_warnings(config),
         "unmatched_ledgers": unmatched_ledgers(config, {lg["ledger"] for lg in ledgers}),
         "notifiers": notifiers,
         "silences": [
@@ -230,6 +231,13 @@ def ledger_errors(config: ConfigView) -> list[dict[str, str]]:
     """The ledger files the running daemon cannot read (``[{"path", "error"}]``): their spend is not counted."""
     record = read_record(config.state_dir)
     return [{"path": path, "error": error} for path, error in sorted(record.ledger_errors.items())]
+
+
+def ledger_warnings(config: ConfigView) -> list[dict[str, str]]:
+    """The rotated ledger files the running daemon found at start and cannot read (``[{"path", "warning"}]``):
+    they may hold lines it never counted (:mod:`guardd.ledger.siblings`). Said until the daemon restarts."""
+    record = read_record(config.state_dir)
+    return [{"path": path, "warning": why} for path, why in sorted(record.ledger_warnings.items())]
 
 
 def unmatched_ledgers(config: ConfigView, read: set[str]) -> list[str]:
@@ -334,6 +342,7 @@ def check_result(
     failing_notifiers: dict[str, str | None] | None = None,
     unmatched: list[str] | None = None,
     warnings: list[str] | None = None,
+    missed: list[dict[str, str]] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
@@ -345,7 +354,9 @@ def check_result(
     (``failing_notifiers``: display URL -> last error, from :func:`failing_notifiers`) is a WARNING: alerts for
     it are waiting, and with one notifier nobody hears of anything. So is a ledger pattern that matches no file
     and never did (``unmatched``, from :func:`unmatched_ledgers`): a typo, or no client has written yet. Each of
-    ``warnings`` is a WARNING as it is worded (on a shared store: this host's switch file out of step).
+    ``warnings`` is a WARNING as it is worded (on a shared store: the cluster's warnings, this host's switch file
+    out of step). And a rotated ledger file that may hold lines never counted (``missed``, from
+    :func:`ledger_warnings`): every figure may be low by what it holds.
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -383,6 +394,9 @@ def check_result(
     for text in warnings or []:
         codes.add(1)
         problems.append(text)
+    for entry in missed or []:
+        codes.add(1)
+        problems.append(f"rotated ledger file {entry['path']}: {entry['warning']}")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")

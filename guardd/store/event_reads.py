@@ -6,6 +6,7 @@ and the lines set aside. Each backend's event store mixes this in and writes bat
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,10 +36,10 @@ class EventReads:
         where, params = self._checkpoint_filter()
         rows = await self._all(
             f"SELECT ledger, path, dev, ino, fingerprint, {self.d.offset_column}, size, tail, events, quarantined,"
-            f" last_event_ms FROM files{where} ORDER BY id",
+            f" last_event_ms, updated_at FROM files{where} ORDER BY id",
             params,
         )
-        return [Checkpoint(*row) for row in rows]
+        return [replace(Checkpoint(*row[:-1]), updated_at=self.d.when(row[-1])) for row in rows]
 
     async def window_sum(self, series: Sequence[int] | None, start: datetime, end: datetime) -> Sum:
         """Return the spend of ``series`` (None: all) in ``[start, end)``."""

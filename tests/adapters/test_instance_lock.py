@@ -66,3 +66,21 @@ def test_ledger_errors_are_recorded_and_never_make_the_record_unreadable(tmp_pat
     finally:
         lock.release()
     assert read_record(tmp_path).ledger_errors == {}  # nobody holds it: nothing is known
+
+
+def test_rotated_files_that_may_hold_lines_never_counted_are_recorded_beside_the_errors(tmp_path: Path):
+    lock = InstanceLock.acquire(tmp_path)
+    try:
+        lock.record(None, ledger_errors={"/l/a.jsonl": "Permission denied"}, ledger_warnings={"/l/a.jsonl.1.gz": "x"})
+        record = read_record(tmp_path)
+        assert record.ledger_warnings == {"/l/a.jsonl.1.gz": "x"} and record.ledger_errors == {
+            "/l/a.jsonl": "Permission denied"
+        }
+        many = {f"/var/log/llm/{'x' * 80}-{i}.jsonl.gz": "compressed" for i in range(200)}
+        lock.record(None, ledger_warnings=many)
+        record = read_record(tmp_path)
+        assert record.store_ok is True and "…" in record.ledger_warnings  # still parses
+        assert record.ledger_errors == {"/l/a.jsonl": "Permission denied"}  # None keeps the last errors
+    finally:
+        lock.release()
+    assert read_record(tmp_path).ledger_warnings == {}  # nobody holds it: nothing is known

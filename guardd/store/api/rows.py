@@ -12,7 +12,7 @@ path, its jobs or other commands build live by area beside this module, imported
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -32,6 +32,9 @@ class Checkpoint:
     events: int
     quarantined: int
     last_event_ms: int | None
+    updated_at: datetime | None = field(default=None, compare=False)
+    """When the store saved it (None for one not read from the store): a rotated sibling modified after the
+    ledger's newest checkpoint may hold lines guardd never read (:mod:`guardd.ledger.siblings`)."""
 
 
 @dataclass(frozen=True, slots=True)
