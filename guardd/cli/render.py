@@ -42,13 +42,30 @@ def when(text: str | None, zone: str) -> str:
         return text
 
 
-def _bar(percent: float, width: int = 20) -> str:
+def _bar(percent: float | None, width: int = 20) -> str:
+    if percent is None:
+        return "?" * width  # not known: never drawn as an empty (0%) bar
     filled = max(0, min(width, round(percent / 100 * width)))
     return "█" * filled + "·" * (width - filled)
 
 
 def _money(text: str | None) -> str:
     return "-" if text is None else format_human(parse_money(text))
+
+
+def spent_text(window: dict[str, Any]) -> str:
+    """A window's spend for people: ``$1.20``; ``at least $1.20`` when a source's part is not known (its
+    ``unknown_sources``); ``unknown`` when none is (``spent`` null) — never $0.00 for what guardd does not know."""
+    if window.get("spent") is None:
+        return "unknown"
+    return ("at least " if window.get("unknown_sources") else "") + _money(window["spent"])
+
+
+def window_notes(window: dict[str, Any]) -> str:
+    """``  (openrouter unknown)`` for a window a source's figure is missing from, else ``  (partial)`` or nothing."""
+    if window.get("unknown_sources"):
+        return f"  ({', '.join(window['unknown_sources'])} unknown)"
+    return "  (partial)" if window.get("partial") else ""
 
 
 def _resets(window: dict[str, Any]) -> str:
@@ -113,12 +130,13 @@ def status_text(doc: dict[str, Any]) -> str:
             reset = _resets(w)
             forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""
             unpriced = f"  {plural(w['unpriced_events'], 'unpriced event')}" if w["unpriced_events"] else ""
-            partial = "  (partial)" if w.get("partial") else ""
+            partial = window_notes(w)
             state = w["state"]
             if state == "warning" and not w.get("thresholds_crossed") and w.get("forecast"):
                 state = "warning (forecast)"  # no threshold crossed yet: the projection to the window's end did it
+            pct = "     ?%" if w["percent"] is None else f"{w['percent']:6.1f}%"
             lines.append(
-                f"  {w['window']:<12} {_bar(w['percent'])} {w['percent']:6.1f}%  {_money(w['spent']):>10} of "
+                f"  {w['window']:<12} {_bar(w['percent'])} {pct}  {spent_text(w):>10} of "
                 f"{_money(w['limit']):<9} {state:<8} {reset}{forecast}{unpriced}{partial}"
             )
         spike = b.get("spike")

@@ -19,6 +19,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from guardd.cli.render import spent_text
 from guardd.core.money import format_human, parse_money
 from guardd.core.periods import parse_duration
 from guardd.errors import UsageError
@@ -31,7 +32,9 @@ def _money(text: str | None) -> str:
     return "-" if text is None else format_human(parse_money(text))
 
 
-def _bar(percent: float, width: int = 24) -> Text:
+def _bar(percent: float | None, width: int = 24) -> Text:
+    if percent is None:
+        return Text("?" * width, style="magenta")  # the spend is not known: never an empty (0%) bar
     filled = max(0, min(width, round(percent / 100 * width)))
     style = "red" if percent >= 100 else "yellow" if percent >= 80 else "green"
     return Text("█" * filled, style=style) + Text("·" * (width - filled), style="dim")
@@ -81,8 +84,8 @@ def render(doc: dict[str, Any] | None, error: str | None, now: datetime, every: 
                 Text(b["name"], style=_STYLE.get(b["state"], "")) if first else "",
                 w["window"],
                 _bar(w["percent"]),
-                f"{w['percent']:.1f}",
-                _money(w["spent"]),
+                "?" if w["percent"] is None else f"{w['percent']:.1f}",
+                spent_text(w),
                 _money(w["limit"]),
                 _money(w.get("burn_rate_per_hour")),
                 _money(w["forecast"]),

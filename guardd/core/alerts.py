@@ -26,6 +26,9 @@ Rules within one step:
   :func:`guardd.core.periods.forward_now`, so the switch is not tripped again by it either.
 - An announced level only falls back (so that a re-crossing is announced again) when the spend drops 10
   percentage points below it, so burn-rate windows that hover around a threshold do not flap.
+- A window whose spend is not known announces nothing of its own (the budget's ``stale`` change speaks for it)
+  and clears nothing: no ``resolved``, no fall of the level, while nobody knows the spend went down. With a
+  known part (``source = "max"``), what that lower bound proves is announced as usual.
 """
 
 from __future__ import annotations
@@ -105,9 +108,13 @@ def _window_step(
                 Change(name, "reset", "info", detail=f"the {name} window reset ({state.instance[:10]} ended)")
             )
         state = AlertState(window=name, instance=ev.instance)
+    spent, pct = ev.spent, ev.percent
+    if spent is None or pct is None:
+        return state, changes  # nothing is known of this instance's spend: nothing to say, nothing to clear
+    known = ev.known
 
     def change(what: str, severity: str, threshold: float | None = None, detail: str = "") -> Change:
-        return Change(name, what, severity, ev.percent, threshold, ev.spent, ev.limit, detail)
+        return Change(name, what, severity, pct, threshold, spent, ev.limit, detail)
 
     highest = max(ev.thresholds_crossed, default=0.0)
     new_level = state.level
@@ -116,7 +123,7 @@ def _window_step(
         severity = "critical" if highest >= 100 else "warning"
         threshold_change = change("threshold", severity, threshold=highest)
         new_level = highest
-    elif highest < state.level and ev.percent < state.level - HYSTERESIS_POINTS:
+    elif known and highest < state.level and pct < state.level - HYSTERESIS_POINTS:
         new_level = highest
 
     tripped, critical, notified_at = state.tripped, state.critical, state.notified_at
@@ -131,7 +138,7 @@ def _window_step(
     ):
         trip_change = change("repeat", "critical")
         notified_at = now
-    elif not ev.tripped and state.tripped:
+    elif not ev.tripped and state.tripped and known:
         tripped = False
         if policy.send_resolved:
             trip_change = change("resolved", "info", detail="no longer over the trip threshold")
@@ -141,7 +148,7 @@ def _window_step(
     if over_limit and not state.critical and not ev.tripped:
         critical_change = change("critical", "critical", threshold=100.0)
         critical = True
-    elif not over_limit and state.critical and ev.spent < ev.limit:
+    elif not over_limit and state.critical and spent < ev.limit and known:
         critical = False
 
     forecast = state.forecast

@@ -6,6 +6,12 @@ limit) < ``critical`` (the limit itself reached while the switch does not trip: 
 100, or the trip threshold reached while a hand release holds the switch open) < ``tripped`` (``trip_at``
 reached). ``stale`` is the budget's state when its source is stale and nothing is
 tripped: the numbers cannot be trusted either way.
+
+A window whose spend is not known (``WindowSpend.spent`` None: OpenRouter never gave a figure for it) is
+``stale`` too, with no percent and no headroom: guardd never reads what it does not know as $0 and OK. A window
+whose figure lacks a source's part (``unknown``: ``source = "max"`` while OpenRouter's figure is unknown) keeps
+its known part as a lower bound: what that bound proves stands (``critical``, ``tripped``, the thresholds it
+crossed), anything milder is ``stale``, and it offers no headroom either (the unknown part could use it all).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from guardd.core.budgets import Budget
 from guardd.core.forecast import Forecast
-from guardd.core.money import Money, at_percent, percent
+from guardd.core.money import Money, at_percent, format_human, percent
 from guardd.core.periods import Window
 
 if TYPE_CHECKING:
@@ -34,32 +40,39 @@ class WindowSpend:
     after the window started): the spend is a lower bound, shown as such, never taken as complete.
     ``releases_at``: for a rolling window at its trip threshold, when enough of its spend will have left it for
     the trip to be released if nothing more is spent (:mod:`guardd.core.rolling`); None when not known.
+    ``unknown`` names the sources whose part of the spend is not known at all (``("openrouter",)``); ``spent``
+    is then the known part (a lower bound, ``partial``), or None when no part is known.
     """
 
     window: Window
     limit: Money
-    spent: Money
+    spent: Money | None
     unpriced_events: int = 0
     forecast: Forecast | None = None
     partial: bool = False
     releases_at: datetime | None = None
+    unknown: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class WindowEvaluation:
+    """One window's verdict. ``spent`` and ``percent`` are None when the spend is not known; ``headroom`` is
+    None whenever any part of it is not (``unknown`` names those sources)."""
+
     window: Window
     limit: Money
-    spent: Money
-    percent: float
+    spent: Money | None
+    percent: float | None
     state: str
     thresholds_crossed: tuple[float, ...]
     trip_amount: Money | None
-    headroom: Money
+    headroom: Money | None
     unpriced_events: int = 0
     forecast: Forecast | None = None
     forecast_exceeds: bool = False
     partial: bool = False
     releases_at: datetime | None = None
+    unknown: tuple[str, ...] = ()
 
     @property
     def tripped(self) -> bool:
@@ -72,6 +85,23 @@ class WindowEvaluation:
         if not self.window.name.startswith("rolling:"):
             return self.window.end
         return self.releases_at if self.releases_at is not None else now + self.window.length
+
+    @property
+    def known(self) -> bool:
+        """True when the whole spend of the window is known (its figure may still be ``partial`` in time)."""
+        return self.spent is not None and not self.unknown
+
+    @property
+    def spent_text(self) -> str:
+        """The spend for people: ``$1.20``, ``at least $1.20`` (a source's part unknown), or ``unknown``."""
+        if self.spent is None:
+            return "unknown"
+        return ("at least " if self.unknown else "") + format_human(self.spent)
+
+    @property
+    def percent_text(self) -> str:
+        """``24.7%``, or ``?%`` when the spend is not known."""
+        return "?%" if self.percent is None else f"{self.percent:g}%"
 
     @property
     def instance(self) -> str:
@@ -128,16 +158,39 @@ class BudgetEvaluation:
         return self.held_tripped or any(w.tripped for w in self.windows)
 
     @property
-    def headroom(self) -> Money:
-        return min((w.headroom for w in self.windows), default=0)
+    def headroom(self) -> Money | None:
+        """What the tightest window leaves before its trip threshold; None when any window's is not known."""
+        known = [w.headroom for w in self.windows if w.headroom is not None]
+        return None if len(known) < len(self.windows) else min(known, default=0)
+
+    @property
+    def spend_unknown(self) -> bool:
+        """True when some window's spend (or a source's part of it) is not known."""
+        return not all(w.known for w in self.windows)
 
 
 def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
-    """Return the evaluation of one window of ``budget`` given what was spent in it."""
+    """Return the evaluation of one window of ``budget`` given what was spent in it (see the module docstring
+    for a spend that is not, or not wholly, known)."""
     limit, spent = spend.limit, spend.spent
+    trip_amount = at_percent(limit, budget.trip_at) if budget.trip_at is not None else None
+    if spent is None:
+        return WindowEvaluation(
+            window=spend.window,
+            limit=limit,
+            spent=None,
+            percent=None,
+            state="stale",
+            thresholds_crossed=(),
+            trip_amount=trip_amount,
+            headroom=None,
+            unpriced_events=spend.unpriced_events,
+            forecast=spend.forecast,
+            partial=True,
+            unknown=spend.unknown,
+        )
     pct = percent(spent, limit)
     crossed = tuple(t for t in sorted(budget.warn_at) if spent >= at_percent(limit, t))
-    trip_amount = at_percent(limit, budget.trip_at) if budget.trip_at is not None else None
     ceiling = trip_amount if trip_amount is not None else limit
     forecast_exceeds = bool(
         budget.forecast and spend.forecast is not None and spend.forecast.projected > limit and spent < limit
@@ -150,6 +203,8 @@ def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
         state = "warning"
     else:
         state = "ok"
+    if spend.unknown and SEVERITY[state] < SEVERITY["stale"]:
+        state = "stale"  # the unknown part may hold anything: only what the known part proves stands
     return WindowEvaluation(
         window=spend.window,
         limit=limit,
@@ -158,11 +213,12 @@ def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
         state=state,
         thresholds_crossed=crossed,
         trip_amount=trip_amount,
-        headroom=max(0, ceiling - spent),
+        headroom=None if spend.unknown else max(0, ceiling - spent),
         unpriced_events=spend.unpriced_events,
         forecast=spend.forecast,
         forecast_exceeds=forecast_exceeds,
-        partial=spend.partial,
+        partial=spend.partial or bool(spend.unknown),
+        unknown=spend.unknown,
         releases_at=spend.releases_at if state == "tripped" else None,
     )
 
@@ -174,12 +230,21 @@ def evaluate(
     staleness: Staleness | None = None,
     spike: SpikeEvaluation | None = None,
 ) -> BudgetEvaluation:
-    """Return the evaluation of ``budget`` at ``now`` over all its windows (and its spike, if it has one)."""
+    """Return the evaluation of ``budget`` at ``now`` over all its windows (and its spike, if it has one).
+
+    A spend that is not known makes the budget stale even when its source is not (yet) said to be: nothing that
+    cannot be trusted is ever ``ok`` (and ``on_stale`` applies to it as to any stale data).
+    """
+    staleness = staleness or Staleness()
+    unknown = sorted({source for s in spends for source in s.unknown})
+    if not staleness.stale and (unknown or any(s.spent is None for s in spends)):
+        sources = ", ".join(unknown) or "its source"
+        staleness = Staleness(True, None, f"the spend from {sources} is not known: no figure yet")
     return BudgetEvaluation(
         budget=budget,
         now=now,
         windows=tuple(evaluate_window(budget, s) for s in spends),
-        staleness=staleness or Staleness(),
+        staleness=staleness,
         spike=spike,
     )
 

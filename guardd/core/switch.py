@@ -11,9 +11,13 @@ Per scope (one per budget, plus ``*`` for a manual trip of everything):
    is released only when all of them have released). A calendar window releases when it resets; a rolling window
    when enough of the spend that tripped it has left it, if nothing more is spent (a moment that stands still
    from one evaluation to the next: :meth:`~guardd.core.evaluate.WindowEvaluation.release_due`).
-3. A stale source trips a budget with ``on_stale = "closed"`` (window ``stale``, no automatic ``until``).
+3. A stale source trips a budget with ``on_stale = "closed"`` (window ``stale``, no automatic ``until``); so
+   does a window whose spend is not known (its state is ``stale``: the same untrustworthy data).
 4. With ``release = "manual"`` a scope that was tripped stays tripped (``until`` null) until an override
    releases it.
+5. Unknown spend never trips nor releases by itself (``on_stale = "open"``): a scope tripped by a window whose
+   spend is now unknown stays tripped, with its reason and ``until``, until that window resets. An untripped
+   scope with any window's spend unknown offers no ``headroom`` and no ``spent`` (null: not known, never $0).
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ class Scope:
     window: str | None
     spent: Money | None
     limit: Money | None
-    headroom: Money
+    headroom: Money | None  # None: not known (a window's spend is unknown), so nothing is offered
     override: Override | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -69,7 +73,7 @@ class Scope:
             "window": self.window,
             "spent": None if self.spent is None else format_json(self.spent),
             "limit": None if self.limit is None else format_json(self.limit),
-            "headroom": format_json(self.headroom),
+            "headroom": None if self.headroom is None else format_json(self.headroom),
             "override": None if self.override is None else self.override.to_json(),
         }
 
@@ -127,13 +131,25 @@ def _iso(moment: datetime | None) -> str | None:
 
 def _trip_reason(w: WindowEvaluation, trip_at: float) -> str:
     trip = w.trip_amount if w.trip_amount is not None else w.limit
-    return (
-        f"{w.window.name} spend {format_human(w.spent)} reached the trip threshold {format_human(trip)} ({trip_at:g}%)"
-    )
+    return f"{w.window.name} spend {w.spent_text} reached the trip threshold {format_human(trip)} ({trip_at:g}%)"
 
 
 def _tightest(windows: tuple[WindowEvaluation, ...]) -> WindowEvaluation | None:
-    return min(windows, key=lambda w: (w.headroom, w.window.end), default=None)
+    """The window that leaves the least headroom; one whose headroom is not known comes first (it may be 0)."""
+    unknown = [w for w in windows if w.headroom is None]
+    if unknown:
+        return min(unknown, key=lambda w: w.window.end)
+    return min(windows, key=lambda w: (w.headroom or 0, w.window.end), default=None)
+
+
+def _held_while_unknown(ev: BudgetEvaluation, prev: Scope | None, now: datetime) -> bool:
+    """True when ``prev`` tripped ``ev``'s scope by a window (no override) whose spend is now not known, and that
+    window has not reset: not knowing the spend is no reason to release (nor, rule 5, to trip)."""
+    if prev is None or not prev.tripped or prev.override is not None or prev.window in (None, "manual", "stale"):
+        return False
+    if prev.until is not None and now >= prev.until:
+        return False
+    return any(w.window.name == prev.window and not w.known for w in ev.windows)
 
 
 def _evaluated_scope(ev: BudgetEvaluation) -> Scope:
@@ -144,13 +160,12 @@ def _evaluated_scope(ev: BudgetEvaluation) -> Scope:
         until = last.release_due(ev.now)
         trip_at = ev.budget.trip_at if ev.budget.trip_at is not None else 100.0
         return Scope(True, _trip_reason(last, trip_at), None, until, last.window.name, last.spent, last.limit, 0)
-    if ev.staleness.stale and ev.budget.on_stale == "closed":
+    if ev.staleness.stale and ev.budget.on_stale == "closed":  # unknown spend included (evaluate says stale)
         reason = f"data is stale ({ev.staleness.reason or 'no fresh data'}) and on_stale is closed"
         return Scope(True, reason, None, None, "stale", None, None, 0)
     tight = _tightest(ev.windows)
-    return Scope(
-        False, None, None, None, None, tight.spent if tight else None, tight.limit if tight else None, headroom
-    )
+    spent = tight.spent if tight is not None and tight.known else None
+    return Scope(False, None, None, None, None, spent, tight.limit if tight else None, headroom)
 
 
 def decide(
@@ -180,6 +195,8 @@ def decide(
             scope = Scope(True, prev.reason, prev.since, None, prev.window, scope.spent, scope.limit, 0)
         elif release == "manual" and scope.tripped:
             scope = Scope(True, scope.reason, None, None, scope.window, scope.spent, scope.limit, 0)
+        elif not scope.tripped and prev is not None and _held_while_unknown(ev, prev, now):
+            scope = Scope(True, prev.reason, prev.since, prev.until, prev.window, scope.spent, scope.limit, 0)
         scopes[ev.name] = _apply_override(scope, active.get(ev.name))
     if GLOBAL_SCOPE in active:
         idle = Scope(False, None, None, None, None, None, None, 0)
@@ -262,7 +279,7 @@ def _apply_override(scope: Scope, override: Override | None) -> Scope:
     if override.state == "tripped":
         reason = f"tripped by {override.by}: {override.reason}" if override.reason else f"tripped by {override.by}"
         return Scope(True, reason, None, override.until, "manual", scope.spent, scope.limit, 0, override)
-    headroom = scope.headroom if not scope.tripped else 0
+    headroom = scope.headroom if not scope.tripped else 0  # the limit is passed: 0, never the unknown None
     return Scope(False, None, None, None, None, scope.spent, scope.limit, headroom, override)
 
 

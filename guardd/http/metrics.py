@@ -3,7 +3,9 @@
 No global gauges: each scrape builds a registry around one snapshot of the current evaluation, so a budget
 removed by a reload disappears at once and label values are bounded by the configuration (budgets, windows,
 ledgers, notifiers, keys). Names and label sets follow contract §8. Money is exposed in USD (exposition values
-are floats by nature; the exact figures are in ``/v1/status``).
+are floats by nature; the exact figures are in ``/v1/status``). A window whose spend is not wholly known has no
+``guardd_budget_spend_usd`` sample (never a made-up 0, nor a lower bound that reads as the figure); its budget's
+``guardd_budget_state`` says ``stale``.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ class SnapshotCollector(Collector):
         for ev in self.snap.evaluations:
             for w in ev.windows:
                 key = [ev.name, w.window.name]
-                spend.add_metric(key, usd(w.spent))
+                if w.known and w.spent is not None:
+                    spend.add_metric(key, usd(w.spent))
                 limit.add_metric(key, usd(w.limit))
                 if w.forecast is not None:
                     forecast.add_metric(key, usd(w.forecast.projected))

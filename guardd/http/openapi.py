@@ -81,7 +81,7 @@ def document() -> dict[str, Any]:
                                     "window": {"type": ["string", "null"]},
                                     "spent": {"oneOf": [MONEY, {"type": "null"}]},
                                     "limit": {"oneOf": [MONEY, {"type": "null"}]},
-                                    "headroom": MONEY,
+                                    "headroom": {"oneOf": [MONEY, {"type": "null"}]},
                                     "override": {"type": ["object", "null"]},
                                 },
                             },

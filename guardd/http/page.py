@@ -110,12 +110,14 @@ def _card(budget: dict[str, Any], scope: Any, points: list[tuple[int, int]], now
         ov = scope["override"]
         out.append(f"<div class=muted>override {escape(str(ov.get('state')))} by {escape(str(ov.get('by')))}</div>")
     for w in budget.get("windows", []):
+        known = w.get("percent") is not None
         pct = float(w.get("percent") or 0)
         fill = STATE_COLOURS.get(str(w.get("state")), "#555")
         forecast = f" · forecast {escape(_cents(w['forecast']))}" if w.get("forecast") else ""
+        share = f"({pct:.1f}%)" if known else "(?%)"
         out.append(
-            f"<div class=win><b>{escape(w['window'])}</b> ${escape(w['spent'])} of ${escape(w['limit'])} "
-            f"({pct:.1f}%){forecast}<div class=bar><div class=fill style='width:{min(pct, 100):.1f}%;"
+            f"<div class=win><b>{escape(w['window'])}</b> {escape(_spent(w))} of ${escape(w['limit'])} "
+            f"{share}{forecast}<div class=bar><div class=fill style='width:{min(pct, 100):.1f}%;"
             f"background:{fill}'></div></div><span class=muted>{escape(_resets(w, tz))}</span></div>"
         )
     windows = budget.get("windows") or []
@@ -130,7 +132,8 @@ def _cumulative_chart(name: str, window: dict[str, Any], points: list[tuple[int,
     end = _ms(window["end"])
     now_ms = int(now.timestamp() * 1000)
     limit = _pico(window["limit"])
-    spent = _pico(window["spent"])
+    known = window.get("spent") is not None
+    spent = _pico(window["spent"]) if known else 0
     forecast = _pico(window["forecast"]) if window.get("forecast") else None
     top = max(limit, spent, forecast or 0, 1) * 11 // 10
     span = max(end - start, 1)
@@ -154,7 +157,10 @@ def _cumulative_chart(name: str, window: dict[str, Any], points: list[tuple[int,
         'stroke-dasharray="4 3"/>',
         f'<text x={W - PAD} y="{ly - 3:.1f}" font-size=9 text-anchor=end fill="#c62828">limit '
         f"${escape(window['limit'])}</text>",
-        f'<polyline class=spend fill=none stroke="#1565c0" stroke-width=2 points="{" ".join(line)}"/>',
+        f'<polyline class=spend fill=none stroke="#1565c0" stroke-width=2 points="{" ".join(line)}"/>'
+        if known  # a spend line at $0 for a figure nobody knows would read as "nothing spent"
+        else f'<text class=unknown x={W // 2} y={H // 2} font-size=11 text-anchor=middle fill="#6d4c41">'
+        "spend unknown</text>",
     ]
     if forecast is not None and now_ms < end:
         parts.append(
@@ -238,6 +244,13 @@ def _local(text: object, tz: ZoneInfo) -> str:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(tz).strftime("%a %d %b %H:%M")
     except ValueError:
         return text
+
+
+def _spent(window: dict[str, Any]) -> str:
+    """``$1.20``; ``at least $1.20`` when a source's part is not known; ``spend unknown`` when none is."""
+    if window.get("spent") is None:
+        return "spend unknown"
+    return ("at least $" if window.get("unknown_sources") else "$") + str(window["spent"])
 
 
 def _cents(text: str) -> str:

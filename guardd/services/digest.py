@@ -22,9 +22,7 @@ async def send_digest(config: Config, engine: Engine, state: StateAPI, now: date
     evaluations = await engine.evaluator.evaluate_all(now)
     lines = [f"Daily summary for {local_date} ({config.settings.guardd.timezone})", ""]
     for ev in evaluations:
-        parts = [
-            f"{w.window.name} {format_human(w.spent)}/{format_human(w.limit)} ({w.percent:g}%)" for w in ev.windows
-        ]
+        parts = [f"{w.window.name} {w.spent_text}/{format_human(w.limit)} ({w.percent_text})" for w in ev.windows]
         lines.append(f"- **{ev.name}** [{ev.state}]: " + ", ".join(parts))
     if not evaluations:
         lines.append("No budgets are configured.")

@@ -133,28 +133,37 @@ class Evaluator:
         sums: Sums | None,
     ) -> WindowSpend:
         # The whole window, not just up to `now`: an event stamped a moment ahead by a client's clock counts.
-        spent, unpriced, partial = 0, 0, False
+        # OpenRouter's figure unknown: None for `openrouter` (never $0), the ledger's as a lower bound for `max`.
+        spent: int | None = None
+        unknown: tuple[str, ...] = ()
+        unpriced, partial = 0, False
         if budget.source in ("ledger", "max"):
             total = await self._sum(sums, series, window.start, window.end)
             spent, unpriced = total.cost, total.unpriced
         if budget.source in ("openrouter", "max"):
             remote = await self.remote_spend(budget, window, now) if self.remote_spend else None
             if remote is None:
-                partial = True
+                unknown = ("openrouter",)
             else:
                 remote_spent, remote_partial = remote
                 partial = remote_partial if budget.source == "openrouter" else partial
-                spent = remote_spent if budget.source == "openrouter" else max(spent, remote_spent)
+                spent = remote_spent if spent is None else max(spent, remote_spent)
         projection = None
-        if forecast and budget.source != "openrouter":
+        if forecast and budget.source != "openrouter" and spent is not None:
             start = lookback_start(window, now)
             recent = await self._sum(sums, series, start, now)
             projection = project(window, now, spent, recent.cost, recent.events, limit)
         releases_at = None
         trip = at_percent(limit, budget.trip_at) if budget.trip_at is not None else None
-        if budget.source == "ledger" and window.resets is None and trip is not None and spent >= trip:
+        if (
+            budget.source == "ledger"
+            and window.resets is None
+            and trip is not None
+            and spent is not None
+            and spent >= trip
+        ):
             releases_at = await self._release(series, window, must_leave(spent, trip))
-        return WindowSpend(window, limit, spent, unpriced, projection, partial, releases_at)
+        return WindowSpend(window, limit, spent, unpriced, projection, partial, releases_at, unknown)
 
     async def _release(self, series: list[int] | None, window: Window, need: int) -> datetime | None:
         """When ``need`` of a tripped rolling window's spend will have left it (:mod:`guardd.core.rolling`): the

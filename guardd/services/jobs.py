@@ -250,6 +250,6 @@ class Engine(SwitchWriter, Delivery):
 
 def _log_decision(ev: BudgetEvaluation) -> None:
     """At debug level (``-v``): what one evaluation decided for a budget, window by window."""
-    windows = ", ".join(f"{w.window.name} {w.percent:.1f}% {w.state}" for w in ev.windows)
+    windows = ", ".join(f"{w.window.name} {w.percent_text} {w.state}" for w in ev.windows)
     ctx = {"budget": ev.name, "state": ev.state, "tripped": ev.tripped, "windows": windows}
     log.debug("evaluated", extra={"ctx": ctx})

@@ -73,7 +73,7 @@ def render(
             reset = f"resets {resets.astimezone(tz).strftime('%Y-%m-%d %H:%M %Z')}" if resets else "sliding, no reset"
             forecast = f", forecast {format_human(w.forecast.projected)}" if w.forecast else ""
             lines.append(
-                f"- {w.window.name}: {format_human(w.spent)} / {format_human(w.limit)} ({w.percent:g}%),"
+                f"- {w.window.name}: {w.spent_text} / {format_human(w.limit)} ({w.percent_text}),"
                 f" state {w.state}{forecast}; {reset}"
             )
     if scope is not None and scope.tripped:

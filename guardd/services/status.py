@@ -68,7 +68,7 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
         "end": _iso(w.window.end, tz),
         "resets": _iso(w.window.resets, tz),  # null for a rolling window: it slides, it never resets
         "releases_at": _iso(w.releases_at, tz),  # a tripped rolling window: when enough spend has left it
-        "spent": format_json(w.spent),
+        "spent": None if w.spent is None else format_json(w.spent),  # null: not known, never "0.00"
         "limit": format_json(w.limit),
         "percent": w.percent,
         "forecast": format_json(w.forecast.projected) if w.forecast else None,
@@ -77,8 +77,9 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
         "state": w.state,
         "thresholds_crossed": list(w.thresholds_crossed),
         "unpriced_events": w.unpriced_events,
-        "headroom": format_json(w.headroom),
+        "headroom": None if w.headroom is None else format_json(w.headroom),
         "partial": w.partial,
+        "unknown_sources": list(w.unknown),  # whose part of the spend is not known (``spent`` a lower bound)
     }
 
 
@@ -374,7 +375,8 @@ def check_result(
             warn_pct = min(ev.budget.warn_at, default=None)
             warn = format_perf(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
             label = f"{ev.name}_{w.window.name}".replace("'", "")
-            perf.append(f"'{label}'={format_perf(w.spent)};{warn};{format_perf(w.limit)};0")
+            value = format_perf(w.spent) if w.known and w.spent is not None else "U"  # U: plugin API "unknown"
+            perf.append(f"'{label}'={value};{warn};{format_perf(w.limit)};0")
     for hev in health or []:
         if hev.state == "warning":
             codes.add(1)

@@ -83,7 +83,7 @@ def doc_from_json(data: dict[str, object]) -> SwitchDoc:
             raw.get("window"),
             None if raw.get("spent") is None else parse_money(raw["spent"]),
             None if raw.get("limit") is None else parse_money(raw["limit"]),
-            parse_money(raw.get("headroom") or "0"),
+            None if raw.get("headroom") is None else parse_money(raw["headroom"]),  # null: not known, never 0
             override,
         )
     updated = parse_iso(str(data.get("updated_at"))) or datetime.now(UTC)
