@@ -137,6 +137,7 @@ async def cmd_check(args: Namespace) -> int:
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
             unmatched = status.unmatched_ledgers(ctx.config, {cp.ledger for cp in await ctx.events.checkpoints()})
+            never_matched = status.never_matched(ctx.evaluator, budgets)
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")
         return 3
@@ -158,7 +159,16 @@ async def cmd_check(args: Namespace) -> int:
     unreadable = status.ledger_errors(ctx.config)
     missed = status.ledger_warnings(ctx.config)
     code, line = status.check_result(
-        evaluations, tripped, health, set_aside, unreadable, failing, unmatched, warnings, missed=missed
+        evaluations,
+        tripped,
+        health,
+        set_aside,
+        unreadable,
+        failing,
+        unmatched,
+        warnings,
+        missed=missed,
+        never_matched=never_matched,
     )
     print(line)
     return code

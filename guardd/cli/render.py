@@ -126,6 +126,10 @@ def status_text(doc: dict[str, Any]) -> str:
         stale = f" — stale: {b['stale_reason']}" if b.get("stale") else ""
         held = _held(b, doc.get("killswitch") or {})
         lines.append(f"{b['name']}  [{b['state'].upper()}]  source={b['source']}{stale}{_by_hand(b, zone)}{held}")
+        gap = b.get("never_matched")
+        if gap:  # a typo in the match is $0 and OK forever: said under the budget's name
+            said = "MATCHES NOTHING EVER STORED" if gap["level"] == "warning" else "matched nothing stored yet"
+            lines.append(f"  {said}: {gap['message']}")
         for w in b["windows"]:
             reset = _resets(w)
             forecast = f"  forecast {_money(w['forecast'])}" if w["forecast"] else ""

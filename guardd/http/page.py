@@ -104,6 +104,12 @@ def _card(budget: dict[str, Any], scope: Any, points: list[tuple[int, int]], now
         + (f" · stale: {escape(str(budget.get('stale_reason') or ''))}" if budget.get("stale") else "")
         + "</div>",
     ]
+    gap = budget.get("never_matched")
+    if isinstance(gap, dict):  # a typo in the match: $0 and OK forever, said on the card
+        said, colour = ("matches nothing ever stored", "#ef6c00")
+        if gap.get("level") != "warning":
+            said, colour = ("matched nothing stored yet", "#666")
+        out.append(f"<div class=never-matched style='color:{colour}'>{said}: {escape(str(gap.get('message')))}</div>")
     if isinstance(scope, dict) and scope.get("tripped"):
         out.append(f"<div class=muted style='color:#b71c1c'>switch tripped: {escape(str(scope.get('reason')))}</div>")
     elif isinstance(scope, dict) and scope.get("override"):

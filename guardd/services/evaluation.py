@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget, Dimensions, Matcher
@@ -18,6 +19,9 @@ from guardd.core.money import at_percent
 from guardd.core.periods import Window, rolling_window, window_at
 from guardd.core.rolling import crossing, from_ms, leaves_at, must_leave
 from guardd.store.api import EventsAPI, RequestStatsAPI, Sum
+
+if TYPE_CHECKING:
+    from guardd.core.never_matched import MatchGap
 
 RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
 """OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
@@ -55,12 +59,14 @@ class Evaluator:
         self.known_keys = known_keys
         self.series: dict[int, Dimensions] = {}
         self._matches: dict[str, list[int]] = {}
+        self._keys: list[KnownKey] = []
 
     async def refresh_series(self) -> None:
         """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
         self.series = await self.events.load_series()
         self._matches = {}
         keys = await self.known_keys() if self.known_keys is not None else []
+        self._keys = keys
         for budget in self.config.budgets:
             matcher = Matcher(budget.match, keys)
             self._matches[budget.name] = sorted(sid for sid, dims in self.series.items() if matcher.matches(dims))
@@ -70,6 +76,17 @@ class Evaluator:
         if not budget.match:
             return None
         return self._matches.get(budget.name, [])
+
+    def never_matched(self, budget: Budget) -> MatchGap | None:
+        """Why ``budget``'s match selects none of the series ever stored (:mod:`guardd.core.never_matched`), or
+        None: it selects one, there is none yet, or the budget reads only OpenRouter (whose keys
+        :func:`guardd.services.openrouter.view.unmatched_keys` and its staleness check). Computed from the
+        series already loaded, and only for a budget that matched none of them."""
+        if budget.source == "openrouter" or not budget.match or self._matches.get(budget.name):
+            return None
+        from guardd.core.never_matched import never_matched  # here: only a budget that matched nothing needs it
+
+        return never_matched(budget.match, list(self.series.values()), self._keys)
 
     def budgets_touching(self, series: set[int]) -> list[Budget]:
         """Budgets whose spend includes any of ``series`` (to re-evaluate after new events)."""

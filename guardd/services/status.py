@@ -20,6 +20,7 @@ from guardd.ledger.discovery import find
 from guardd.store.api import ChannelHealth, EventsAPI, RequestStatsAPI, StateAPI, Stores
 
 if TYPE_CHECKING:
+    from guardd.core.never_matched import MatchGap
     from guardd.core.spike import SpikeEvaluation
     from guardd.services.evaluation import Evaluator
     from guardd.services.shared_switch import SharedSwitch
@@ -83,7 +84,8 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
     }
 
 
-def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
+def budget_json(ev: BudgetEvaluation, tz: Any, gap: MatchGap | None = None) -> dict[str, Any]:
+    """A budget in ``status --json``; ``gap``: why its match selects nothing ever stored (a typo?), or None."""
     return {
         "name": ev.name,
         "source": ev.budget.source,
@@ -93,6 +95,7 @@ def budget_json(ev: BudgetEvaluation, tz: Any) -> dict[str, Any]:
         "stale_reason": ev.staleness.reason,
         "windows": [window_json(w, tz) for w in ev.windows],
         "override": None if ev.override is None else _override_json(ev, tz),
+        "never_matched": None if gap is None else gap.to_json(),
         **({} if ev.spike is None else {"spike": spike_json(ev.spike)}),
     }
 
@@ -158,9 +161,11 @@ async def build(
     openrouter: dict[str, Any] | None,
     health: list[HealthEvaluation] | None = None,
     shared: SharedSwitch | None = None,
+    gaps: dict[str, MatchGap | None] | None = None,
 ) -> dict[str, Any]:
     """Return the ``guardd status --json`` document (schema 1). On a shared store (``shared``) the switch and the
-    guard's liveness are the store's (:mod:`guardd.services.shared_switch`), else this host's switch file's."""
+    guard's liveness are the store's (:mod:`guardd.services.shared_switch`), else this host's switch file's.
+    ``gaps``: by budget, why its match selects nothing ever stored (:func:`never_matched`)."""
     tz = config.zone
     if shared is not None:
         raw, guard, error = shared.document, shared.guard, None
@@ -187,7 +192,7 @@ async def build(
         "timezone": config.timezone,
         "guard": _guard_json(guard, tz),
         "store": store_health(config),  # `since` in the configured zone, as every time here
-        "budgets": [budget_json(ev, tz) for ev in evaluations],
+        "budgets": [budget_json(ev, tz, (gaps or {}).get(ev.name)) for ev in evaluations],
         "health": [health_json(ev) for ev in health or []],
         "killswitch": switch,
         "openrouter": openrouter,
@@ -276,21 +281,27 @@ async def document(
 
         remote = await RemoteView(config, stores.remote).status(now)
     health = await health_evaluations(config, stores.stats, evaluator, now)
+    gaps = never_matched(evaluator, budgets)
     if stores.cluster is None:
-        return await build(config, evaluations, stores.state, now, ledgers, remote, health)
+        return await build(config, evaluations, stores.state, now, ledgers, remote, health, None, gaps)
     # A shared store (contract §9): the switch the leader committed; the leader, the instances, warnings; and
     # whether this host's own switch file, which its clients read, is in step with it.
     from guardd.services.shared_switch import read_shared
 
     cluster = await stores.cluster.status()
     shared = await read_shared(config, stores.state, cluster, now)
-    doc = await build(config, evaluations, stores.state, now, ledgers, remote, health, shared)
+    doc = await build(config, evaluations, stores.state, now, ledgers, remote, health, shared, gaps)
     cluster["local_switch"] = shared.local_json()
     if shared.warning is not None:
         warnings = cluster.get("warnings")
         cluster["warnings"] = [*(warnings if isinstance(warnings, list) else []), shared.warning]
     doc["cluster"] = cluster
     return doc
+
+
+def never_matched(evaluator: Evaluator, budgets: list[Budget] | None = None) -> dict[str, MatchGap | None]:
+    """By budget (``budgets``: default all), why its match selects none of the series ever stored, or None."""
+    return {b.name: evaluator.never_matched(b) for b in (budgets if budgets is not None else evaluator.config.budgets)}
 
 
 async def health_evaluations(
@@ -344,6 +355,7 @@ def check_result(
     unmatched: list[str] | None = None,
     warnings: list[str] | None = None,
     missed: list[dict[str, str]] | None = None,
+    never_matched: dict[str, MatchGap | None] | None = None,
 ) -> tuple[int, str]:
     """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 
@@ -356,8 +368,11 @@ def check_result(
     it are waiting, and with one notifier nobody hears of anything. So is a ledger pattern that matches no file
     and never did (``unmatched``, from :func:`unmatched_ledgers`): a typo, or no client has written yet. Each of
     ``warnings`` is a WARNING as it is worded (on a shared store: the cluster's warnings, this host's switch file
-    out of step). And a rotated ledger file that may hold lines never counted (``missed``, from
-    :func:`ledger_warnings`): every figure may be low by what it holds.
+    out of step). So is a rotated ledger file that may hold lines never counted (``missed``, from
+    :func:`ledger_warnings`): every figure may be low by what it holds. A budget whose match selects nothing ever
+    stored (``never_matched``, from :func:`never_matched`) is a WARNING when the match names a label key no event
+    carried or a model, provider or key glob that matched none seen; a label value never seen is only a note in the
+    line (a budget set up ahead for a team that has not spent yet).
     """
     perf: list[str] = []
     codes: set[int] = set()
@@ -399,6 +414,13 @@ def check_result(
     for entry in missed or []:
         codes.add(1)
         problems.append(f"rotated ledger file {entry['path']}: {entry['warning']}")
+    notes = []
+    for name, gap in (never_matched or {}).items():
+        if gap is not None and gap.level == "warning":
+            codes.add(1)
+            problems.append(f"{name} matches nothing ever stored ({gap.message})")
+        elif gap is not None:
+            notes.append(f"note: {name} matched nothing stored yet ({gap.message})")
     if switch_tripped:
         codes.add(2)
         problems.append("kill-switch tripped")
@@ -406,4 +428,5 @@ def check_result(
     worst = 2 if 2 in codes else 3 if 3 in codes else 1 if 1 in codes else 0
     word = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
     summary = ", ".join(problems) if problems else f"{len(evaluations)} budget(s) within limits"
+    summary = "; ".join([summary, *notes])
     return worst, f"GUARDD {word} - {summary} | {' '.join(perf)}".rstrip(" |")

@@ -37,3 +37,11 @@ def test_a_rolling_window_is_not_said_to_reset():
     budget = {"name": "burn", "state": "ok", "source": "ledger", "windows": [window]}
     html = render(status(budgets=[budget], killswitch={}), EMPTY, NOW)
     assert "resets" not in html and "sliding" in html
+
+
+def test_a_budget_whose_match_selects_nothing_ever_stored_says_so_on_its_card():
+    gap = {"level": "warning", "message": "label key 'teem' was never seen; seen keys: env, team", "parts": []}
+    budget = {"name": "typo", "state": "ok", "source": "ledger", "windows": [], "never_matched": gap}
+    html = render(status(budgets=[budget], killswitch={}), EMPTY, NOW)
+    assert "class=never-matched" in html
+    assert "matches nothing ever stored: label key &#x27;teem&#x27; was never seen; seen keys: env, team" in html
