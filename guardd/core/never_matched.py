@@ -83,34 +83,57 @@ class MatchGap:
 
 
 def never_matched(
-    match: dict[str, str], series: Collection[Dimensions], keys: Sequence[KnownKey] = ()
+    match: dict[str, str], series: Collection[Dimensions], keys: Sequence[KnownKey] = (), source: str = "ledger"
 ) -> MatchGap | None:
     """Return why ``match`` selects none of ``series`` (every series ever stored), or None when it selects one,
     when it is empty (all spend), or when there is no series yet (nothing can be said before any event).
 
     ``keys`` are the OpenRouter keys guardd knows, so ``key`` globs match every name a key is known by, as when
-    a budget is evaluated.
+    a budget is evaluated. A ``max`` budget (``source``) still counts OpenRouter's figure when its ledger half
+    counts nothing, so it is never more than a ``notice``; an ``openrouter`` one reads no series (None).
     """
+    if source == "openrouter":
+        return None
     if not match or not series:
         return None
-    if any(Matcher(match, keys).matches(dims) for dims in series):
-        return None
+    # One pass over the series: does the whole match select one, and which values does each entry's dimension
+    # take (None: a series without it)? Then each entry alone is matched against its distinct values only.
+    whole = Matcher(match, keys)
+    values: dict[str, set[str | None]] = {name: set() for name in match}
+    for dims in series:
+        if whole.matches(dims):
+            return None
+        for name, taken in values.items():
+            taken.add(dims.get(name))
     parts = []
     for name, pattern in sorted(match.items()):
         alone = Matcher({name: pattern}, keys)
-        if any(alone.matches(dims) for dims in series):
+        if any(alone.matches(_carrying(name, value)) for value in values[name]):
             continue
-        values = sorted({v for dims in series if (v := dims.get(name)) is not None})
-        if values:
-            parts.append(UnseenPart(name, pattern, "value", tuple(values)))
+        seen = tuple(sorted(v for v in values[name] if v is not None))
+        if seen:
+            parts.append(UnseenPart(name, pattern, "value", seen))
         elif name in BUILTIN_DIMENSIONS:
             parts.append(UnseenPart(name, pattern, "key", ()))
         else:
-            label_keys = sorted({k for dims in series for k, _ in dims.labels})
-            parts.append(UnseenPart(name, pattern, "key", tuple(label_keys)))
+            label_keys = tuple(sorted({k for dims in series for k, _ in dims.labels}))
+            parts.append(UnseenPart(name, pattern, "key", label_keys))
     parts.sort(key=lambda p: (p.level != "warning", p.name))  # the strongest signal first
-    level = "warning" if any(p.level == "warning" for p in parts) else "notice"
+    strong = source == "ledger" and any(p.level == "warning" for p in parts)
+    level = "warning" if strong else "notice"
     return MatchGap(tuple(sorted(match.items())), level, tuple(parts))
+
+
+def _carrying(name: str, value: str | None) -> Dimensions:
+    """A series that carries ``value`` (None: nothing) as its dimension ``name``: to an entry of a match on
+    ``name`` alone, every series with that value is this one."""
+    if name == "model":
+        return Dimensions(value or "")
+    if name == "key":
+        return Dimensions("", key=value)
+    if name == "provider":
+        return Dimensions("", provider=value)
+    return Dimensions("", labels=() if value is None else ((name, value),))
 
 
 def _listed(names: tuple[str, ...]) -> str:

@@ -81,12 +81,12 @@ class Evaluator:
         """Why ``budget``'s match selects none of the series ever stored (:mod:`guardd.core.never_matched`), or
         None: it selects one, there is none yet, or the budget reads only OpenRouter (whose keys
         :func:`guardd.services.openrouter.view.unmatched_keys` and its staleness check). Computed from the
-        series already loaded, and only for a budget that matched none of them."""
-        if budget.source == "openrouter" or not budget.match or self._matches.get(budget.name):
+        series already loaded, and only for a budget that matched none of them (one more pass over them)."""
+        if not budget.match or self._matches.get(budget.name):
             return None
         from guardd.core.never_matched import never_matched  # here: only a budget that matched nothing needs it
 
-        return never_matched(budget.match, list(self.series.values()), self._keys)
+        return never_matched(budget.match, list(self.series.values()), self._keys, budget.source)
 
     def budgets_touching(self, series: set[int]) -> list[Budget]:
         """Budgets whose spend includes any of ``series`` (to re-evaluate after new events)."""

@@ -80,3 +80,12 @@ def test_a_long_list_of_seen_values_is_cut_short():
 @pytest.mark.parametrize("pattern", ["*", "sea*"])
 def test_globs_that_match_a_seen_value_are_fine(pattern):
     assert never_matched({"team": pattern}, SEEN) is None
+
+
+def test_a_max_budget_still_counts_openrouter_so_its_ledger_half_matching_nothing_is_a_notice():
+    gap = never_matched({"teem": "search"}, SEEN, source="max")
+    assert gap is not None and gap.level == "notice"
+
+
+def test_an_openrouter_budget_reads_no_series_so_nothing_is_said():
+    assert never_matched({"teem": "search"}, SEEN, source="openrouter") is None

@@ -131,6 +131,16 @@ async def test_series_come_back_with_their_dimensions(backend):
     assert (dims.model, dict(dims.labels)) == ("anthropic/claude", {"team": "search"})
 
 
+async def test_every_series_ever_stored_stays_though_its_events_moved_away(backend):
+    # what `status` reads to tell a budget whose match never selected anything (core.never_matched)
+    async with backend.events() as events:
+        await events.write_batch(batch(("g:a", 5, USD), model="first"))
+        await events.write_batch(batch(("g:a", 5, USD), model="second"))  # the last line wins: its spend moves
+    async with backend.events() as events:
+        series = await events.load_series()
+    assert sorted(dims.model for dims in series.values()) == ["first", "second"]
+
+
 async def test_two_writers_storing_overlapping_keys_at_once_leave_exact_totals(backend):
     async with backend.events() as first:
         await first.write_batch(batch())  # create the schema before the race
