@@ -305,16 +305,17 @@ async def cmd_config(args: Namespace) -> int:
             problems.append(f"{config.path or 'defaults'}: notifiers[{i}].url: {why}")
     if problems:
         raise ConfigError(problems)
-    for warning in config.hygiene_warnings() + await _key_warnings(config):
+    for warning in config.hygiene_warnings() + await _store_warnings(config):
         print(f"guardd: warning: {warning}", file=sys.stderr)
     print(json.dumps(config.effective(), indent=2))
     print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
     return 0
 
 
-async def _key_warnings(config: Config) -> list[str]:
-    """Key patterns that match none of the OpenRouter keys guardd stored (none stored yet: nothing to say)."""
-    if config.settings.openrouter is None or (config.settings.store.url is None and not config.db_path.exists()):
+async def _store_warnings(config: Config) -> list[str]:
+    """What the stored state says of the file (nothing stored yet: nothing to say): key patterns that match none
+    of the OpenRouter keys guardd stored, and budget matches that select none of the series ever stored."""
+    if config.settings.store.url is None and not config.db_path.exists():
         return []
     from guardd.app import open_app
     from guardd.services.openrouter.view import unmatched_keys
@@ -322,9 +323,15 @@ async def _key_warnings(config: Config) -> list[str]:
     try:
         async with open_app(config, readonly=True) as app:
             known = await app.view.known_keys() if app.view is not None else []
+            gaps = [(i, app.evaluator.never_matched(b)) for i, b in enumerate(config.budgets)]
     except GuarddError:
-        return []  # an unreadable or older state says nothing about keys; config check still checks the file
-    return [f"{config.path or 'defaults'}: {line}" for line in unmatched_keys(config.budgets, known)]
+        return []  # an unreadable or older state says nothing; config check still checks the file
+    lines = unmatched_keys(config.budgets, known) + [
+        f"budgets[{i}].match: {gap.message}" + ("" if gap.level == "warning" else " (nothing stored matches it yet)")
+        for i, gap in gaps
+        if gap is not None
+    ]
+    return [f"{config.path or 'defaults'}: {line}" for line in lines]
 
 
 async def cmd_history(args: Namespace) -> int:

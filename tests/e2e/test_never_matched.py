@@ -58,3 +58,11 @@ def test_a_match_that_selects_the_events_says_nothing(run_guardd, tmp_path):
     assert run_guardd("run", "--once", "-c", str(cfg)).returncode == 0
     result = run_guardd("check", "-c", str(cfg))
     assert result.returncode == 0 and "never" not in result.stdout and "note" not in result.stdout, result.stdout
+
+
+def test_config_check_warns_about_a_match_nothing_stored_ever_carried(run_guardd, tmp_path):
+    cfg = setup(tmp_path, '{ teem = "search" }')
+    assert run_guardd("run", "--once", "-c", str(cfg)).returncode == 0
+    result = run_guardd("config", "check", "-c", str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert "warning: " + str(cfg) + ": budgets[0].match: label key 'teem' was never seen" in result.stderr
