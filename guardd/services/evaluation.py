@@ -88,6 +88,10 @@ class Evaluator:
 
         return never_matched(budget.match, list(self.series.values()), self._keys, budget.source)
 
+    def gaps(self, budgets: list[Budget] | None = None) -> dict[str, MatchGap | None]:
+        """:meth:`never_matched` by budget name, for ``budgets`` (default: every budget)."""
+        return {b.name: self.never_matched(b) for b in (budgets if budgets is not None else self.config.budgets)}
+
     def budgets_touching(self, series: set[int]) -> list[Budget]:
         """Budgets whose spend includes any of ``series`` (to re-evaluate after new events)."""
         out = []

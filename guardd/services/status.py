@@ -165,7 +165,7 @@ async def build(
 ) -> dict[str, Any]:
     """Return the ``guardd status --json`` document (schema 1). On a shared store (``shared``) the switch and the
     guard's liveness are the store's (:mod:`guardd.services.shared_switch`), else this host's switch file's.
-    ``gaps``: by budget, why its match selects nothing ever stored (:func:`never_matched`)."""
+    ``gaps``: by budget, why its match selects nothing ever stored (:meth:`Evaluator.gaps`)."""
     tz = config.zone
     if shared is not None:
         raw, guard, error = shared.document, shared.guard, None
@@ -281,7 +281,7 @@ async def document(
 
         remote = await RemoteView(config, stores.remote).status(now)
     health = await health_evaluations(config, stores.stats, evaluator, now)
-    gaps = never_matched(evaluator, budgets)
+    gaps = evaluator.gaps(budgets)
     if stores.cluster is None:
         return await build(config, evaluations, stores.state, now, ledgers, remote, health, None, gaps)
     # A shared store (contract §9): the switch the leader committed; the leader, the instances, warnings; and
@@ -297,11 +297,6 @@ async def document(
         cluster["warnings"] = [*(warnings if isinstance(warnings, list) else []), shared.warning]
     doc["cluster"] = cluster
     return doc
-
-
-def never_matched(evaluator: Evaluator, budgets: list[Budget] | None = None) -> dict[str, MatchGap | None]:
-    """By budget (``budgets``: default all), why its match selects none of the series ever stored, or None."""
-    return {b.name: evaluator.never_matched(b) for b in (budgets if budgets is not None else evaluator.config.budgets)}
 
 
 async def health_evaluations(
@@ -370,7 +365,7 @@ def check_result(
     ``warnings`` is a WARNING as it is worded (on a shared store: the cluster's warnings, this host's switch file
     out of step). So is a rotated ledger file that may hold lines never counted (``missed``, from
     :func:`ledger_warnings`): every figure may be low by what it holds. A budget whose match selects nothing ever
-    stored (``never_matched``, from :func:`never_matched`) is a WARNING when the match names a label key no event
+    stored (``never_matched``, from :meth:`Evaluator.gaps`) is a WARNING when the match names a label key no event
     carried or a model, provider or key glob that matched none seen; a label value never seen is only a note in the
     line (a budget set up ahead for a team that has not spent yet).
     """
