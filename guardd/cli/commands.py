@@ -111,6 +111,7 @@ async def _health(ctx: App, now: datetime) -> list[Any]:
 
 
 async def cmd_check(args: Namespace) -> int:
+    from guardd.core.check_line import check_result
     from guardd.services import status
 
     try:
@@ -158,15 +159,15 @@ async def cmd_check(args: Namespace) -> int:
     tripped = tripped or unexplained
     unreadable = status.ledger_errors(ctx.config)
     missed = status.ledger_warnings(ctx.config)
-    code, line = status.check_result(
+    code, line = check_result(
         evaluations,
         tripped,
         health,
         set_aside,
-        unreadable,
-        failing,
-        unmatched,
-        warnings,
+        unreadable=unreadable,
+        failing_notifiers=failing,
+        unmatched=unmatched,
+        warnings=warnings,
         missed=missed,
         never_matched=never_matched,
     )

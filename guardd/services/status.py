@@ -12,7 +12,7 @@ from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation, overridden
 from guardd.core.health import HealthEvaluation
-from guardd.core.money import format_json, format_perf
+from guardd.core.money import format_json
 from guardd.core.periods import format_duration
 from guardd.core.switch_read import Liveness, liveness, read_document
 from guardd.errors import GuarddError
@@ -331,97 +331,3 @@ async def ledger_status(events: EventsAPI, now: datetime | None = None, tz: Any 
             }
         )
     return out
-
-
-def _by_hand(ev: BudgetEvaluation) -> str:
-    """`` (released by hand by alice)``: why a budget's state is not what its windows alone would make it."""
-    if ev.override is None:
-        return ""
-    return f" ({ev.override.state} by hand by {ev.override.by})"
-
-
-def check_result(
-    evaluations: list[BudgetEvaluation],
-    switch_tripped: bool,
-    health: list[HealthEvaluation] | None = None,
-    set_aside: dict[str, int] | None = None,
-    unreadable: list[dict[str, str]] | None = None,
-    failing_notifiers: dict[str, str | None] | None = None,
-    unmatched: list[str] | None = None,
-    warnings: list[str] | None = None,
-    missed: list[dict[str, str]] | None = None,
-    never_matched: dict[str, MatchGap | None] | None = None,
-) -> tuple[int, str]:
-    """Return the monitoring-plugin exit code and line: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-
-    Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``). A firing
-    health rule is a WARNING (contract §11), never more; so is a ledger file that set lines aside recently
-    (``set_aside``: lines per file, contract §7), and a window holding events that could not be priced (its
-    figure is a lower bound, contract §2). A ledger file the daemon cannot read (``unreadable``, from
-    :func:`ledger_errors`) is UNKNOWN: its spend is not in any figure. A notifier whose last delivery failed
-    (``failing_notifiers``: display URL -> last error, from :func:`failing_notifiers`) is a WARNING: alerts for
-    it are waiting, and with one notifier nobody hears of anything. So is a ledger pattern that matches no file
-    and never did (``unmatched``, from :func:`unmatched_ledgers`): a typo, or no client has written yet. Each of
-    ``warnings`` is a WARNING as it is worded (on a shared store: the cluster's warnings, this host's switch file
-    out of step). So is a rotated ledger file that may hold lines never counted (``missed``, from
-    :func:`ledger_warnings`): every figure may be low by what it holds. A budget whose match selects nothing ever
-    stored (``never_matched``, from :meth:`Evaluator.gaps`) is a WARNING when the match names a label key no event
-    carried or a model, provider or key glob that matched none seen; a label value never seen is only a note in the
-    line (a budget set up ahead for a team that has not spent yet).
-    """
-    perf: list[str] = []
-    codes: set[int] = set()
-    problems: list[str] = []
-    for ev in evaluations:
-        code = {"ok": 0, "warning": 1, "critical": 2, "tripped": 2, "stale": 3}[ev.state]
-        codes.add(code)
-        if code:
-            problems.append(f"{ev.name} {ev.state}" + _by_hand(ev))
-        for w in ev.windows:
-            if w.unpriced_events and code < 2:  # its figure is a lower bound: said, never a silent OK
-                codes.add(1)
-                n = w.unpriced_events
-                problems.append(f"{ev.name} {w.window.name}: {n} unpriced event{'s' if n != 1 else ''} not counted")
-            warn_pct = min(ev.budget.warn_at, default=None)
-            warn = format_perf(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
-            label = f"{ev.name}_{w.window.name}".replace("'", "")
-            value = format_perf(w.spent) if w.known and w.spent is not None else "U"  # U: plugin API "unknown"
-            perf.append(f"'{label}'={value};{warn};{format_perf(w.limit)};0")
-    for hev in health or []:
-        if hev.state == "warning":
-            codes.add(1)
-            problems.append(f"health {hev.name}: {'; '.join(hev.firing)}")
-    for path, count in sorted((set_aside or {}).items()):
-        codes.add(1)
-        problems.append(f"{count} line{'s' if count != 1 else ''} set aside from {path} in the last 24 h")
-    for entry in unreadable or []:
-        codes.add(3)
-        problems.append(f"ledger file {entry['path']} cannot be read ({entry['error']}): its spend is not counted")
-    for url, error in sorted((failing_notifiers or {}).items()):
-        codes.add(1)
-        problems.append(f"notifier {url} failing ({error or 'no detail'}): its alerts are not delivered")
-    for pattern in unmatched or []:
-        codes.add(1)
-        problems.append(f"ledger {pattern} matches no file (a typo in the path, or nothing written yet)")
-    for text in warnings or []:
-        codes.add(1)
-        problems.append(text)
-    for entry in missed or []:
-        codes.add(1)
-        problems.append(f"rotated ledger file {entry['path']}: {entry['warning']}")
-    notes = []
-    for name, gap in (never_matched or {}).items():
-        if gap is not None and gap.level == "warning":
-            codes.add(1)
-            problems.append(f"{name} matches nothing ever stored ({gap.message})")
-        elif gap is not None:
-            notes.append(f"note: {name} matched nothing stored yet ({gap.message})")
-    if switch_tripped:
-        codes.add(2)
-        problems.append("kill-switch tripped")
-    # CRITICAL outranks UNKNOWN (a trip is certain even when some data is stale); UNKNOWN outranks WARNING.
-    worst = 2 if 2 in codes else 3 if 3 in codes else 1 if 1 in codes else 0
-    word = ("OK", "WARNING", "CRITICAL", "UNKNOWN")[worst]
-    summary = ", ".join(problems) if problems else f"{len(evaluations)} budget(s) within limits"
-    summary = "; ".join([summary, *notes])
-    return worst, f"GUARDD {word} - {summary} | {' '.join(perf)}".rstrip(" |")
