@@ -11,8 +11,9 @@ psycopg's ``copy.write`` and the savepoint), the rollups (``rollup_text`` and th
 the checkpoint, ``count_new``. Nothing else runs in the process meanwhile, so a stage's CPU is its own; the
 stages' sum falls short of the whole by the asyncio and psycopg work between them ("other").
 
-Then, on the same batches and without the database, the parts of ``copy_text`` one by one (each a loop doing one
-more step than the one before, best of ``--repeat``), to say which of them a faster builder must cut.
+Then, on the same batches and without the database, the parts of the Python ``py_copy_text`` one by one (each a
+loop doing one more step than the one before, best of ``--repeat``), and the C builder's ``copy_text`` when it is
+used. ``GUARDD_NO_C_PARSE=1`` makes ``write_batch`` build its text in Python.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ async def store_all(url: str, ledger: str, batches: list[Any]) -> float:
 
 def parts(batches: list[Any], instance: str, repeat: int) -> list[tuple[str, float]]:
     """CPU seconds of ever longer prefixes of copy_text's loop over ``batches`` (best of ``repeat``)."""
-    from guardd.store.postgres.ingest import GLOBAL_KINDS, _escaped
+    from guardd.store.postgres.copytext import GLOBAL_KINDS, _escaped
 
     md5, from_bytes = hashlib.md5, int.from_bytes
     prefix = f"h:{instance}:"
@@ -148,15 +149,17 @@ def parts(batches: list[Any], instance: str, repeat: int) -> list[tuple[str, flo
             else:
                 lines.append(f"{h}\t{sk}\t{ts}\t{series}\t{cost}e-12{tail}")
 
-    from guardd.store.postgres.ingest import copy_text
+    from guardd.store.postgres.copytext import c_copy_text, copy_text, py_copy_text
 
     steps: list[tuple[str, Callable[[Any], Any]]] = [
         ("iterate row_iter()", iterate),
         ("+ stored key", keyed),
         ("+ md5 key hash", hashed),
         ("+ escape check, format, append", formatted),
-        ("+ sort, join, encode (= copy_text)", lambda rows: copy_text(rows, instance)),
+        ("+ sort, join, encode (= py_copy_text)", lambda rows: py_copy_text(rows, instance)),
     ]
+    if c_copy_text():
+        steps.append(("copy_text by the C builder", lambda rows: copy_text(rows, instance)))
     out = []
     for name, step in steps:
         best = float("inf")
@@ -197,7 +200,7 @@ def main() -> None:
     print(f"  {whole / lines * 1e6:6.2f} µs  write_batch in all")
     for stage, seconds in sorted(SPENT.items(), key=lambda item: -item[1]):
         print(f"  {seconds / lines * 1e6:6.2f} µs  {stage}")
-    print("copy_text step by step (cumulative, best of --repeat, no database):")
+    print("building the events' text step by step (cumulative, best of --repeat, no database):")
     for step, seconds in parts(batches, "host-0", args.repeat):
         print(f"  {seconds / lines * 1e6:6.2f} µs  {step}")
 

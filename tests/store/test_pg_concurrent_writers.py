@@ -8,12 +8,16 @@ import asyncio
 import random
 
 import psycopg
+import pytest
 
 from guardd.core.batch import DAY_MS, HOUR_MS, Parsed, series_id
 from guardd.store.postgres.db import PgStore, pico
 from guardd.store.postgres.events import PgEventStore
 from guardd.store.postgres.ingest import deadlock_retried
 from tests.store.backends import T0_MS, USD, sig
+
+# Every test runs with each builder of the COPY text: the C one and the Python reference.
+pytestmark = pytest.mark.usefixtures("copy_builder")
 
 WRITERS = 4
 IDS = 1200

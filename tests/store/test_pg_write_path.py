@@ -22,6 +22,9 @@ from guardd.store.sqlite.db import Store
 from guardd.store.sqlite.events import EventStore
 from tests.store.backends import T0, T0_MS, USD, sig
 
+# Every test runs with each builder of the COPY text: the C one and the Python reference.
+pytestmark = pytest.mark.usefixtures("copy_builder")
+
 DAY = T0, T0.replace(day=T0.day + 1)
 Event = tuple[str, int, str, int | None, tuple[int, int, int, int], tuple[int, int | None, float | None, str | None]]
 

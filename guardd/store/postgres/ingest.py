@@ -2,8 +2,9 @@
 
 One transaction per batch (:class:`Writer`), in this order:
 
-1. The rows are one ``COPY`` text built beforehand (:func:`copy_text`) in the columns of ``events``, with each
-   event's 64-bit key hash (:func:`event_hash`), sorted by it (the unique index is walked once, not all over).
+1. The rows are one ``COPY`` text built beforehand (:mod:`~guardd.store.postgres.copytext`, in C where built) in
+   the columns of ``events``, with each event's 64-bit key hash (:func:`event_hash`), sorted by it (the unique
+   index is walked once, not all over).
    While the last batch met no stored key, the text goes straight into ``events`` in a savepoint (the fast path:
    no staging, no speculative insertion). A stored key ends only the savepoint (:meth:`Writer._insert`).
 2. Otherwise the text goes into a temporary staging table (no WAL, private to the session), and ``INSERT …
@@ -47,6 +48,10 @@ from guardd.core.batch import Parsed, Row
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult
 from guardd.store.batch_writes import Correction, Stored, correct, count_new
+from guardd.store.postgres.copytext import GLOBAL_KINDS as GLOBAL_KINDS
+from guardd.store.postgres.copytext import copy_text as copy_text
+from guardd.store.postgres.copytext import rollup_text
+from guardd.store.postgres.copytext import stored_key as stored_key
 from guardd.store.postgres.db import Conn, pico
 
 log = logging.getLogger("guardd.store")
@@ -146,47 +151,6 @@ def hash_sql(column: str, attempt: int = 0) -> str:
     """The SQL expression of :func:`event_hash` over ``column``."""
     text = f"'{attempt}:' || {column}" if attempt else column
     return f"('x' || left(md5({text}), 16))::bit(64)::bigint"
-
-
-GLOBAL_KINDS = ("g:", "s:")
-"""Keys that name a request wherever it is read (contract §9: an id counts once across all instances): a generation
-id (``g:``) and a generation id that looked like a secret, stored as its hash (``s:``)."""
-
-
-def stored_key(k: str, instance: str) -> str:
-    """Return the stored key of a batch key: ids (:data:`GLOBAL_KINDS`) as they are, line hashes under
-    ``instance`` (``h:<instance>:…``), so that two hosts' identical lines in their own files stay two events."""
-    return k if k.startswith(GLOBAL_KINDS) else f"h:{instance}:{k[2:]}"
-
-
-def copy_text(rows: Iterable[Row], instance: str) -> bytes:
-    """Return the ``COPY … FROM STDIN`` text of ``rows`` as lines of ``events``' columns (:data:`_COLUMNS`), in
-    key-hash order (the order every writer takes the keys' locks in, and the unique index's): the key hash, the
-    key as stored (:func:`stored_key`), time, series, the exact cost in dollars (``\\N``
-    when unpriced) and ``instance``. Only the key and the instance are free text: they are escaped as COPY's text
-    format requires when they hold a backslash, tab, newline or carriage return."""
-    md5, from_bytes = hashlib.md5, int.from_bytes
-    prefix = f"h:{instance}:"
-    tail = f"\t{_escaped(instance)}\n"
-    hashes: list[int] = []
-    lines: list[str] = []
-    add_hash, add_line = hashes.append, lines.append
-    for k, ts, series, cost, _prompt, _completion, _reasoning, _cached in rows:  # no ``*_``: a list a row
-        sk = k if k.startswith(GLOBAL_KINDS) else prefix + k[2:]
-        h = from_bytes(md5(sk.encode(), usedforsecurity=False).digest()[:8], "big", signed=True)
-        if "\\" in sk or not sk.isprintable():  # tab, newline and carriage return are not printable
-            sk = _escaped(sk)
-        add_hash(h)
-        if cost is None:
-            add_line(f"{h}\t{sk}\t{ts}\t{series}\t\\N{tail}")
-        else:  # pico-dollars as exact dollars: "1234000e-12" reads as 0.000001234000 (scale 12, as cost * 1e-12)
-            add_line(f"{h}\t{sk}\t{ts}\t{series}\t{cost}e-12{tail}")
-    order = sorted(range(len(hashes)), key=hashes.__getitem__)  # sorting ints: ≈ 1 µs a row less than tuples
-    return "".join([lines[i] for i in order]).encode()
-
-
-def _escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 @dataclass(slots=True)
@@ -324,15 +288,3 @@ async def apply_rollups(conn: Conn, hours: dict[tuple[int, int], list[int]]) -> 
             await copy.write(text)
         await conn.execute(_HOUR_ROLLUPS)
         await conn.execute(_DAY_ROLLUPS)
-
-
-def rollup_text(hours: dict[tuple[int, int], list[int]]) -> bytes:
-    """Return the COPY text of the hour deltas as ``(hour, series, *entry)`` rows, all-zero ones left out (the
-    UTC-day deltas are summed from them by the database, in :data:`_DAY_ROLLUPS`)."""
-    return "".join(
-        [
-            f"{hour}\t{series}\t{e[0]}\t{e[1]}\t{e[2]}\t{e[3]}\t{e[4]}\t{e[5]}\t{e[6]}\n"
-            for (hour, series), e in hours.items()
-            if e[1] or any(e)
-        ]
-    ).encode()

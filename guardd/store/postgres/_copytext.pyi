@@ -1,0 +1,6 @@
+from collections.abc import Iterable
+
+from guardd.core.batch import Row
+
+def copy_text(rows: Iterable[Row], instance: str) -> bytes: ...
+def rollup_text(hours: dict[tuple[int, int], list[int]]) -> bytes: ...
