@@ -463,7 +463,7 @@ static int worth_a_line(PyObject **e, Py_ssize_t n) {
 
 /* Append the line of one item of ``hours``: ``((hour, series), entry)``. Return 0 or -1. */
 static int add_hour(Buffer *b, PyObject *key, PyObject *entry) {
-    PyObject *pair = PySequence_Tuple(key), *items = NULL;
+    PyObject *pair = PyTuple_Check(key) ? (Py_INCREF(key), key) : PySequence_Tuple(key), *items = NULL;
     int status = -1;
     if (!pair) return -1;
     if (PyTuple_GET_SIZE(pair) != 2) {
