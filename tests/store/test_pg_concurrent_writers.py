@@ -16,9 +16,6 @@ from guardd.store.postgres.events import PgEventStore
 from guardd.store.postgres.ingest import deadlock_retried
 from tests.store.backends import T0_MS, USD, sig
 
-# Every test runs with each builder of the COPY text: the C one and the Python reference.
-pytestmark = pytest.mark.usefixtures("copy_builder")
-
 WRITERS = 4
 IDS = 1200
 
@@ -55,6 +52,7 @@ async def write_all(url: str, writer: int) -> None:
             await events.write_batch(batch(writer, ids[start : start + 150]))
 
 
+@pytest.mark.usefixtures("copy_builder")  # with each builder of the COPY text: C and the Python reference
 async def test_concurrent_writers_with_overlapping_ids_keep_each_id_once_and_rollups_exact(pg_url):
     async with PgStore.open(pg_url, "setup"):
         pass  # the schema, before the race
