@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from guardd.core.batch import Parsed
 from guardd.store.postgres import copytext
 from guardd.store.postgres.copytext import c_copy_text, copy_text, py_copy_text, py_rollup_text, rollup_text
 
@@ -108,3 +109,16 @@ def test_an_install_without_the_extension_builds_the_text_in_python():
     env = {k: v for k, v in os.environ.items() if k != "GUARDD_NO_C_PARSE"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert done.stdout.split() == ["False", "1", "b''"], done.stderr
+
+
+def test_a_batch_unpacked_from_a_worker_gives_the_text_of_the_batch_itself(c_builder):
+    # The rows of an unpacked batch come from zip(), which reuses its tuple when no one holds it: the C builder holds
+    # every row until its text is made.
+    batch = Parsed(0, 0)
+    for i in range(3000):
+        batch.add(
+            (f"{'gh'[i % 2]}:k{i}", 1790000000000 + i, i % 7, None if i % 3 else i, 1, 2, 3, 4), (f"k{i}", 1, 2, 3, 4)
+        )
+    batch.close()
+    unpacked = Parsed.unpack(batch.pack())
+    assert c_builder.copy_text(unpacked.row_iter(), "host-0") == py_copy_text(batch.row_iter(), "host-0")
