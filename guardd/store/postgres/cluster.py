@@ -34,14 +34,13 @@ import psycopg
 
 from guardd.core.redact import store_url as redacted
 from guardd.errors import InstanceTaken, NotLeader, StoreError
-from guardd.store.api.rows_cluster import CommittedSwitch
 from guardd.store.postgres.db import Conn, PgStore
 from guardd.store.postgres.members import LEASE, cluster_status, forget_instance
 from guardd.store.postgres.state import PgStateStore
 from guardd.store.shared import doc_from_json
 
 if TYPE_CHECKING:
-    from guardd.store.api import Forgotten, InstanceInfo, OutboxRow, StateAPI, Term
+    from guardd.store.api import CommittedSwitch, Forgotten, InstanceInfo, OutboxRow, StateAPI, Term
 
 log = logging.getLogger("guardd.cluster")
 
@@ -318,6 +317,8 @@ class PgCluster:
 
     async def read_switch(self) -> CommittedSwitch:
         raw, age = await self.link.read_switch()
+        from guardd.store.api.rows_cluster import CommittedSwitch  # where it is built: status imports this module
+
         return CommittedSwitch(None if raw is None else doc_from_json(raw), age)
 
     def wakeups(self) -> AbstractAsyncContextManager[AsyncIterator[str]]:
