@@ -1,12 +1,18 @@
 """Where one instance's PostgreSQL backend spends its CPU, per statement of ``PgEventStore.write_batch``.
 
-    python bench/pg_statements.py [--lines 200000] [--shape steady] [--instances 1]
+    python bench/pg_statements.py [--lines 200000] [--shape steady] [--span-days 30] [--instances 1]
 
-Writes a seeded ledger (``bench/genledger.py``), then stores it batch by batch into a fresh database as
-``bench/cluster.py ingest``'s workers do, reading the backend's CPU time (``/proc/PID/schedstat``: nanoseconds on
-a CPU, not wall time, so the machine's other tenants barely move it) before and after every statement and COPY.
-Prints the backend's µs per line per statement (statements named by their first words), and the client's CPU
-per line building the COPY text. The backend must run on this machine (a local server).
+Writes seeded ledgers (``bench/genledger.py``; ``--instances`` of them, ``--lines`` each, seeds 100, 101, … as
+``bench/cluster.py``), then stores each batch by batch into a fresh database as ``bench/cluster.py ingest``'s
+workers do — the instances at once, each on its own connection — reading each backend's CPU time
+(``/proc/PID/schedstat``: nanoseconds on a CPU, not wall time, so the machine's other tenants barely move it)
+before and after every statement and COPY. Prints the backends' µs per line per statement (named by their first
+words, and a number when two statements share them), and the client's CPU per line building the COPY text. The
+backends must run on this machine (a local server).
+
+``--span-days`` sets how many days a ledger covers: 30 (the default) gives about one line per (hour, series) in a
+batch, every hour rollup row about one line (the worst case); a small span (``--span-days 0.5``) is a live
+ledger's shape, where a batch adds to few hour rows.
 """
 
 from __future__ import annotations
@@ -41,10 +47,17 @@ def on_cpu(pid: int) -> float:
         return int(f.read().split()[0]) / 1e9
 
 
+NAMES: dict[str, str] = {}
+
+
 def name_of(query: object) -> str:
+    """The first words of ``query``, numbered when another statement begins with them."""
     text = re.sub(r"\s+", " ", str(query)).strip()
     text = re.sub(r"\(.*", "", text) if text.startswith("CREATE") else text
-    return text[:70]
+    if text not in NAMES:
+        same = sum(1 for other in NAMES if other[:70] == text[:70])
+        NAMES[text] = text[:70] + (f" #{same + 1}" if same else "")
+    return NAMES[text]
 
 
 def instrument() -> None:
@@ -75,32 +88,37 @@ def instrument() -> None:
             spent[1] += 1
 
     psycopg.AsyncConnection.execute = timed_execute  # type: ignore[method-assign]
-    psycopg.AsyncCursor.copy = timed_copy  # type: ignore[method-assign,assignment]
+    psycopg.AsyncCursor.copy = timed_copy  # type: ignore[method-assign]
 
 
-async def store_ledger(url: str, ledger: str, instance: str) -> tuple[int, float, float]:
-    """Store ``ledger`` batch by batch; return the lines, the client's CPU seconds building the COPY text, and the
-    backend's CPU seconds at commits (counted apart: psycopg commits outside ``execute``)."""
-    from guardd.ledger.lines import fingerprint
-    from guardd.ledger.parse import LineParser, read_batch
-    from guardd.store.api import Checkpoint
+BUILD = [0.0]
+
+
+def time_copy_text() -> None:
+    """Count the client's CPU building the COPY text (in a worker thread: that thread's CPU)."""
     from guardd.store.postgres import ingest
-    from guardd.store.postgres.db import PgStore
-    from guardd.store.postgres.events import PgEventStore
 
-    build = [0.0]
     copy_text = ingest.copy_text
 
     def timed_copy_text(*args: Any) -> Any:
-        started = time.process_time()
+        started = time.thread_time()
         try:
             return copy_text(*args)
         finally:
-            build[0] += time.process_time() - started
+            BUILD[0] += time.thread_time() - started
 
-    import guardd.store.postgres.events as events_module
+    ingest.copy_text = timed_copy_text  # type: ignore[assignment]
 
-    events_module.copy_text = timed_copy_text  # type: ignore[attr-defined]
+
+async def store_ledger(url: str, ledger: str, instance: str) -> tuple[int, float]:
+    """Store ``ledger`` batch by batch as ``instance``; return the lines and the backend's CPU seconds in all
+    (commits included: psycopg commits outside ``execute``)."""
+    from guardd.ledger.lines import fingerprint
+    from guardd.ledger.parse import LineParser, read_batch
+    from guardd.store.api import Checkpoint
+    from guardd.store.postgres.db import PgStore
+    from guardd.store.postgres.events import PgEventStore
+
     fd = os.open(ledger, os.O_RDONLY)
     fp = fingerprint(fd) or ""
     st = os.fstat(fd)
@@ -119,39 +137,58 @@ async def store_ledger(url: str, ledger: str, instance: str) -> tuple[int, float
             cp = Checkpoint("bench", ledger, st.st_dev, st.st_ino, fp, parsed.end, st.st_size, "", 0, 0, None)
             await events.write_batch(parsed, cp)
             offset = parsed.end
+            await asyncio.sleep(0)  # the other instances' turn
         backend_total = on_cpu(pid) - total_before
     os.close(fd)
-    return lines, build[0], backend_total
+    return lines, backend_total
+
+
+async def store_all(url: str, ledgers: list[str]) -> tuple[int, float]:
+    """Store every ledger as its own instance, at once (the schema made first, by one of them)."""
+    from guardd.store.postgres.db import PgStore
+
+    async with PgStore.open(url, "bench-setup", max_size=1):
+        pass
+    done = await asyncio.gather(*(store_ledger(url, ledger, f"host-{i}") for i, ledger in enumerate(ledgers)))
+    return sum(lines for lines, _ in done), sum(backend for _, backend in done)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", default=DEFAULT_URL)
-    ap.add_argument("--lines", type=int, default=200_000)
+    ap.add_argument("--lines", type=int, default=200_000, help="lines per instance")
     ap.add_argument("--shape", default="steady")
+    ap.add_argument("--span-days", type=float, default=30.0)
+    ap.add_argument("--instances", type=int, default=1)
     args = ap.parse_args()
     name = f"guardd_stmts_{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory() as tmp:
-        ledger = str(Path(tmp) / "ledger.jsonl")
-        gen = [sys.executable, str(HERE / "genledger.py"), ledger, "--lines", str(args.lines), "--shape", args.shape]
-        subprocess.run(gen, check=True, capture_output=True)
+        ledgers = []
+        for i in range(args.instances):
+            ledger = str(Path(tmp) / f"ledger-{i}.jsonl")
+            gen = [sys.executable, str(HERE / "genledger.py"), ledger, "--lines", str(args.lines)]
+            gen += ["--shape", args.shape, "--span-days", str(args.span_days), "--seed", str(100 + i)]
+            subprocess.run(gen, check=True, capture_output=True)
+            ledgers.append(ledger)
         with psycopg.connect(args.url, autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = args.url.split("?", 1)[0].rsplit("/", 1)[0] + "/" + name
             instrument()
-            lines, build, backend = asyncio.run(store_ledger(url, ledger, "host-0"))
+            time_copy_text()
+            lines, backend = asyncio.run(store_all(url, ledgers))
         finally:
             with psycopg.connect(args.url, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     counted = 0.0
-    print(f"{lines:,} lines ({args.shape}); backend CPU per line by statement (calls):")
+    shape = f"{args.shape}, {args.span_days:g} days, {args.instances} instance(s)"
+    print(f"{lines:,} lines ({shape}); backend CPU per line by statement (calls):")
     for query, (seconds, calls) in sorted(SPENT.items(), key=lambda item: -item[1][0]):
         counted += seconds
         if seconds / lines * 1e6 >= 0.05:
             print(f"  {seconds / lines * 1e6:6.2f} µs  ({int(calls):4d})  {query}")
     print(f"  {(backend - counted) / lines * 1e6:6.2f} µs  other (commits, migrations, connection)")
-    copying = f"client building the COPY text {build / lines * 1e6:.2f} µs"
+    copying = f"client building the COPY text {BUILD[0] / lines * 1e6:.2f} µs"
     print(f"backend in all {backend / lines * 1e6:.2f} µs a line; {copying}")
 
 
