@@ -4,6 +4,7 @@ token sums of schema 3 — and the same health facts in both backends, and the s
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
@@ -256,3 +257,64 @@ async def test_a_batch_mixing_new_and_stored_keys_stores_each_new_key_once_and_m
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT count(*), sum(cost) FROM events").fetchone() == (200, Decimal(201))
         assert conn.execute("SELECT sum(cost), sum(events) FROM rollups WHERE level = 0").fetchone() == (201, 200)
+
+
+async def test_hours_before_1970_add_to_the_utc_day_they_fall_in_as_in_sqlite(pg_url, tmp_path):
+    """A day is the hour floored by 24, in integer arithmetic: hour -1 is in day -1, hour -25 in day -2."""
+    before = [
+        ("g:1", -T0_MS - 1, "m", USD, (1, 0, 0, 0), QUIET),  # 1969-12-31T23:59:59.999Z: hour -1, day -1
+        ("g:2", -T0_MS - 24 * HOUR_MS, "m", 2 * USD, (2, 0, 0, 0), QUIET),  # hour -24, day -1
+        ("g:3", -T0_MS - 24 * HOUR_MS - 1, "m", 4 * USD, (4, 0, 0, 0), QUIET),  # hour -25, day -2
+        ("g:4", -T0_MS, "m", 8 * USD, (8, 0, 0, 0), QUIET),  # 1970-01-01T00:00:00Z: hour 0, day 0
+    ]
+    async with Store.open(tmp_path / "guardd.db") as store:
+        await EventStore(store).write_batch(parsed(*before))
+    async with PgStore.open(pg_url, "host-a") as pg:
+        await PgEventStore(pg).write_batch(parsed(*before))
+    lite_rollups, _ = sqlite_tables(tmp_path / "guardd.db")
+    pg_rollups, _ = pg_tables(pg_url, "host-a")
+    assert pg_rollups == sorted(r for r in lite_rollups if any(r[3:]))
+    days = {bucket: (cost, events) for level, bucket, _, cost, events, *_ in pg_rollups if level == 1}
+    assert days == {-2: (4 * USD, 1), -1: (3 * USD, 2), 0: (8 * USD, 1)}
+
+
+async def test_a_new_hour_row_a_concurrent_batch_inserts_meanwhile_is_added_to_not_lost(pg_url):
+    """Hours after the latest stored one are inserted plainly; when another transaction inserts one of those
+    rows first, the insert waits for it, fails at its commit, and the rows are upserted instead: both counted."""
+    async with PgStore.open(pg_url, "setup"):
+        pass  # the schema
+    hour = T0_MS // HOUR_MS
+    async with (
+        await psycopg.AsyncConnection.connect(pg_url) as first,
+        await psycopg.AsyncConnection.connect(pg_url) as second,
+    ):
+        await ingest.apply_rollups(first, {(hour, 7): [USD, 1, 0, 10, 0, 0, 0]})  # not committed yet
+        pid = second.info.backend_pid
+
+        async def add_later_hours() -> None:
+            await ingest.apply_rollups(
+                second, {(hour, 7): [2 * USD, 2, 0, 20, 0, 0, 0], (hour + 1, 7): [4 * USD, 4, 0, 40, 0, 0, 0]}
+            )
+            await second.commit()
+
+        adding = asyncio.create_task(add_later_hours())
+        waited = None
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as look:
+            for _ in range(500):  # until the second one waits for the first one's row
+                await asyncio.sleep(0.02)
+                cur = await look.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s", (pid,))
+                waited = await cur.fetchone()
+                if waited == ("transactionid",):
+                    break
+        await first.commit()
+        await adding
+    assert waited == ("transactionid",)
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute(
+            "SELECT level, bucket, cost, events, prompt_tokens FROM rollups WHERE series = 7 ORDER BY 1, 2"
+        ).fetchall()
+    assert [(level, bucket, pico(cost), events, tokens) for level, bucket, cost, events, tokens in rows] == [
+        (0, hour, 3 * USD, 3, 30),
+        (0, hour + 1, 4 * USD, 4, 40),
+        (1, hour // 24, 7 * USD, 7, 70),
+    ]
