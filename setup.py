@@ -15,7 +15,13 @@ setup(
     ext_modules=[
         Extension(
             "guardd.ledger._fastparse",
-            sources=["guardd/ledger/_fastparse.c"],
+            sources=[
+                "guardd/ledger/_fastparse.c",
+                "guardd/ledger/_fastparse_scan.c",
+                "guardd/ledger/_fastparse_convert.c",
+                "guardd/ledger/_fastparse_batch.c",
+            ],
+            depends=["guardd/ledger/_fastparse.h"],  # rebuilt when the shared header changes (MANIFEST.in ships it)
             optional=True,
             extra_compile_args=FLAGS,
         ),
