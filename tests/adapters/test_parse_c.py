@@ -1,4 +1,4 @@
-"""The C accelerator of the batch path (guardd/ledger/_fastparse.c) gives exactly what the Python path gives, takes
+"""The C accelerator of the batch path (guardd/ledger/_fastparse*.c) gives exactly what the Python path gives, takes
 the plain canonical shape by itself, leaves every other line to the Python path in order, and is built and used
 under CI (``GUARDD_NO_C_PARSE=1`` and an install without it fall back to the Python path)."""
 
