@@ -306,11 +306,25 @@ async def cmd_config(args: Namespace) -> int:
             problems.append(f"{config.path or 'defaults'}: notifiers[{i}].url: {why}")
     if problems:
         raise ConfigError(problems)
-    for warning in config.hygiene_warnings() + await _store_warnings(config):
+    for warning in config.hygiene_warnings() + _account_warnings(config) + await _store_warnings(config):
         print(f"guardd: warning: {warning}", file=sys.stderr)
     print(json.dumps(config.effective(), indent=2))
     print(f"configuration OK ({config.path or 'built-in defaults'})", file=sys.stderr)
     return 0
+
+
+def _account_warnings(config: Config) -> list[str]:
+    """Budgets that read OpenRouter for the whole account while no management key lists its keys: only the
+    polled keys would be counted (review F17)."""
+    section = config.settings.openrouter
+    if section is None or not config.budgets:
+        return []
+    from guardd.core.redact import mask
+    from guardd.services.openrouter.view import account_warnings
+
+    polled = [mask(key) for key in section.all_keys()]
+    lines = account_warnings(config.budgets, config.has_management_key, polled)
+    return [f"{config.path or 'defaults'}: {line}" for line in lines]
 
 
 async def _store_warnings(config: Config) -> list[str]:

@@ -68,6 +68,16 @@ def window_notes(window: dict[str, Any]) -> str:
     return "  (partial)" if window.get("partial") else ""
 
 
+def partial_lines(windows: list[dict[str, Any]]) -> list[str]:
+    """``  partial (a lower bound) daily, weekly: <why>``, once per reason, under a budget's windows: what
+    ``(partial)`` on a window's line stands for (a source's part unknown is said by ``unknown`` already)."""
+    reasons: dict[str, list[str]] = {}
+    for w in windows:
+        if w.get("partial") and w.get("partial_reason") and not w.get("unknown_sources"):
+            reasons.setdefault(w["partial_reason"], []).append(w["window"])
+    return [f"  partial (a lower bound) {', '.join(names)}: {why}" for why, names in reasons.items()]
+
+
 def _resets(window: dict[str, Any]) -> str:
     """``resets Wed 02 Dec 00:00`` (local), or for a rolling window, which never resets, ``sliding``."""
     if str(window.get("window", "")).startswith("rolling:"):
@@ -143,6 +153,7 @@ def status_text(doc: dict[str, Any]) -> str:
                 f"  {w['window']:<12} {_bar(w['percent'])} {pct}  {spent_text(w):>10} of "
                 f"{_money(w['limit']):<9} {state:<8} {reset}{forecast}{unpriced}{partial}"
             )
+        lines += partial_lines(b["windows"])
         spike = b.get("spike")
         if spike:
             lines.append(

@@ -37,7 +37,7 @@ from guardd.config.view import ConfigView
 if TYPE_CHECKING:
     from guardd.config.load import Config
 
-FORMAT = 2
+FORMAT = 3  # 3: ConfigView.has_management_key
 _ALLOWED = {
     ("guardd.config.view", "ConfigView"),
     ("guardd.config.view", "NotifierView"),

@@ -58,6 +58,9 @@ class ConfigView:
     notifiers: tuple[NotifierView, ...]
     has_openrouter: bool
     """``[openrouter]`` is configured (its keys are not part of the view)."""
+    has_management_key: bool
+    """``[openrouter] management_key`` is set: guardd lists every key of the account, so a budget that names no
+    key reads the whole account's spend (without it, only the polled keys': a lower bound)."""
     shared_store: bool
     """``[store] url`` is set: the state is in PostgreSQL, whose URL (a secret) is not part of the view."""
     store_url_from: tuple[str, str] | None
@@ -137,6 +140,7 @@ def build_view(settings: Settings, path: Path | None) -> ConfigView:
         instance_name=g.instance,
         notifiers=tuple(NotifierView(n.display_url, tuple(n.tags), n.min_severity) for n in settings.notifiers),
         has_openrouter=settings.openrouter is not None,
+        has_management_key=settings.openrouter is not None and settings.openrouter.management_key is not None,
         shared_store=settings.store.url is not None,
         store_url_from=None if url is None else store_url_source(url.get_secret_value(), path),
         resolved=tuple(resolved),

@@ -20,6 +20,17 @@ def _by_hand(ev: BudgetEvaluation) -> str:
     return f" ({ev.override.state} by hand by {ev.override.by})"
 
 
+def _lower_bounds(ev: BudgetEvaluation) -> dict[str, list[str]]:
+    """The names of ``ev``'s windows whose known figure is only a lower bound (``partial``), by the reason given
+    (one reason, such as the account's keys, often holds for every window). A window a source's part is missing
+    from (``unknown``) is stale, which says more."""
+    out: dict[str, list[str]] = {}
+    for w in ev.windows:
+        if w.partial and w.spent is not None and not w.unknown:
+            out.setdefault(w.partial_reason or "the source covers only part of the window", []).append(w.window.name)
+    return out
+
+
 def check_result(
     evaluations: list[BudgetEvaluation],
     switch_tripped: bool,
@@ -38,8 +49,11 @@ def check_result(
     Perfdata per window: ``'budget_window'=spent;warn;limit`` in USD (warn = the lowest ``warn_at``; ``U`` for a
     spend not known). WARNING: a firing health rule (contract §11, never more); a ledger file that set lines aside
     recently (``set_aside``: lines per file, contract §7); a window holding events that could not be priced (its
-    figure is a lower bound, contract §2); a notifier whose last delivery failed (``failing_notifiers``: display
-    URL -> last error; its alerts wait, and with one notifier nobody hears of anything); a ledger pattern that
+    figure is a lower bound, contract §2); a window whose figure is ``partial`` for the reason it gives (a lower
+    bound too: OpenRouter without a management key sees only the polled keys of an account, or guardd has not
+    watched the whole window; a window a source's part is missing from is stale instead); a notifier whose last
+    delivery failed (``failing_notifiers``: display URL -> last error; its alerts wait, and with one notifier
+    nobody hears of anything); a ledger pattern that
     matches no file and never did (``unmatched``: a typo, or no client has written yet); each of ``warnings`` as
     it is worded (on a shared store: the cluster's warnings, this host's switch file out of step); a rotated
     ledger file that may hold lines never counted (``missed``: every figure may be low by what it holds); a budget
@@ -63,6 +77,11 @@ def check_result(
                 codes.add(1)
                 n = w.unpriced_events
                 problems.append(f"{ev.name} {w.window.name}: {n} unpriced event{'s' if n != 1 else ''} not counted")
+        lower = _lower_bounds(ev) if code < 2 else {}
+        for reason, names in lower.items():  # a lower bound that proves nothing over: said, never a silent OK
+            codes.add(1)
+            problems.append(f"{ev.name} {', '.join(names)}: a lower bound ({reason})")
+        for w in ev.windows:
             warn_pct = min(ev.budget.warn_at, default=None)
             warn = format_perf(w.limit * int(warn_pct * 10) // 1000) if warn_pct is not None else ""
             label = f"{ev.name}_{w.window.name}".replace("'", "")

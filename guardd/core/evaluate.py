@@ -42,6 +42,7 @@ class WindowSpend:
     the trip to be released if nothing more is spent (:mod:`guardd.core.rolling`); None when not known.
     ``unknown`` names the sources whose part of the spend is not known at all (``("openrouter",)``); ``spent``
     is then the known part (a lower bound, ``partial``), or None when no part is known.
+    ``partial_reason`` says why a figure is partial (for people: status, check), when the source said.
     """
 
     window: Window
@@ -52,12 +53,14 @@ class WindowSpend:
     partial: bool = False
     releases_at: datetime | None = None
     unknown: tuple[str, ...] = ()
+    partial_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class WindowEvaluation:
     """One window's verdict. ``spent`` and ``percent`` are None when the spend is not known; ``headroom`` is
-    None whenever any part of it is not (``unknown`` names those sources)."""
+    None whenever any part of it is not (``unknown`` names those sources). ``partial``: ``spent`` is a lower
+    bound, for the reason ``partial_reason`` gives."""
 
     window: Window
     limit: Money
@@ -73,6 +76,7 @@ class WindowEvaluation:
     partial: bool = False
     releases_at: datetime | None = None
     unknown: tuple[str, ...] = ()
+    partial_reason: str | None = None
 
     @property
     def tripped(self) -> bool:
@@ -188,6 +192,7 @@ def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
             forecast=spend.forecast,
             partial=True,
             unknown=spend.unknown,
+            partial_reason=_why_partial(spend),
         )
     pct = percent(spent, limit)
     crossed = tuple(t for t in sorted(budget.warn_at) if spent >= at_percent(limit, t))
@@ -220,7 +225,17 @@ def evaluate_window(budget: Budget, spend: WindowSpend) -> WindowEvaluation:
         partial=spend.partial or bool(spend.unknown),
         unknown=spend.unknown,
         releases_at=spend.releases_at if state == "tripped" else None,
+        partial_reason=_why_partial(spend),
     )
+
+
+def _why_partial(spend: WindowSpend) -> str | None:
+    """Why a window's figure is partial: a source's part not known, else the reason the source gave."""
+    if spend.unknown:
+        return f"{', '.join(spend.unknown)}'s figure is not known"
+    if spend.partial:
+        return spend.partial_reason or "the source covers only part of the window"
+    return None
 
 
 def evaluate(

@@ -23,8 +23,9 @@ from guardd.store.api import EventsAPI, RequestStatsAPI, Sum
 if TYPE_CHECKING:
     from guardd.core.never_matched import MatchGap
 
-RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, bool] | None]]
-"""OpenRouter's spend for a budget in a window: ``(spent, partial)`` or None when it cannot say."""
+RemoteSpend = Callable[[Budget, Window, datetime], Awaitable[tuple[int, str | None] | None]]
+"""OpenRouter's spend for a budget in a window: ``(spent, why)`` — ``why`` None when that is the whole spend, else
+why it is a lower bound — or None when it cannot say."""
 RemoteStale = Callable[[datetime, Budget], Awaitable[Staleness]]
 """Whether OpenRouter's figures for a budget are stale (failing polls, or keys the budget matches: none)."""
 KnownKeys = Callable[[], Awaitable[list[KnownKey]]]
@@ -157,7 +158,8 @@ class Evaluator:
         # OpenRouter's figure unknown: None for `openrouter` (never $0), the ledger's as a lower bound for `max`.
         spent: int | None = None
         unknown: tuple[str, ...] = ()
-        unpriced, partial = 0, False
+        unpriced = 0
+        partial_why: str | None = None  # why OpenRouter's figure is only a lower bound
         if budget.source in ("ledger", "max"):
             total = await self._sum(sums, series, window.start, window.end)
             spent, unpriced = total.cost, total.unpriced
@@ -166,8 +168,8 @@ class Evaluator:
             if remote is None:
                 unknown = ("openrouter",)
             else:
-                remote_spent, remote_partial = remote
-                partial = remote_partial if budget.source == "openrouter" else partial
+                remote_spent, why = remote
+                partial_why = why if budget.source == "openrouter" else None  # max: the ledger covers the window
                 spent = remote_spent if spent is None else max(spent, remote_spent)
         projection = None
         if forecast and budget.source != "openrouter" and spent is not None:
@@ -184,7 +186,8 @@ class Evaluator:
             and spent >= trip
         ):
             releases_at = await self._release(series, window, must_leave(spent, trip))
-        return WindowSpend(window, limit, spent, unpriced, projection, partial, releases_at, unknown)
+        partial = partial_why is not None
+        return WindowSpend(window, limit, spent, unpriced, projection, partial, releases_at, unknown, partial_why)
 
     async def _release(self, series: list[int] | None, window: Window, need: int) -> datetime | None:
         """When ``need`` of a tripped rolling window's spend will have left it (:mod:`guardd.core.rolling`): the

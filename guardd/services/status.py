@@ -79,7 +79,8 @@ def window_json(w: WindowEvaluation, tz: Any) -> dict[str, Any]:
         "thresholds_crossed": list(w.thresholds_crossed),
         "unpriced_events": w.unpriced_events,
         "headroom": None if w.headroom is None else format_json(w.headroom),
-        "partial": w.partial,
+        "partial": w.partial,  # ``spent`` is a lower bound ...
+        "partial_reason": w.partial_reason,  # ... for this reason (null when the figure is whole)
         "unknown_sources": list(w.unknown),  # whose part of the spend is not known (``spent`` a lower bound)
     }
 

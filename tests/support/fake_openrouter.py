@@ -114,6 +114,8 @@ class FakeState:
     faults: dict[str, Fault] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
     limit_status: int = 403
+    key_shape_2025_09: bool = False
+    """``/key`` answers in its 2025-09 shape: no ``usage_daily``/``weekly``/``monthly`` (openrouter-api.md §2)."""
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -295,6 +297,18 @@ class FakeOpenRouter:
                 }
             )
         assert isinstance(who, FakeKey)
+        if self.state.key_shape_2025_09:
+            old = who.usage_fields()
+            return JSONResponse(
+                {
+                    "data": {
+                        **{k: old[k] for k in ("label", "limit", "usage", "limit_remaining")},
+                        "is_free_tier": False,
+                        "is_provisioning_key": False,
+                        "rate_limit": {"requests": -1, "interval": "10s"},
+                    }
+                }
+            )
         data = who.usage_fields()  # no name, no hash, no disabled flag: /key does not carry them
         data.update(
             {

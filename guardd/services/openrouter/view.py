@@ -5,6 +5,10 @@ snapshots begin after the window started, OpenRouter's own UTC daily/weekly/mont
 coincide with the window (UTC zone, weeks from Monday); otherwise the figure covers only part of the window and
 says so (``partial``) — never zero, and never below a UTC day, week or month that began inside the window.
 A budget's keys are the ones its ``match.key`` names (:mod:`guardd.core.keys`); one that names none is stale.
+
+A budget that names no key is the whole account's (contract §1). Only a management key lists every key of the
+account; without one guardd knows the keys it polls and nothing else, so their sum is a lower bound of the
+account's spend, and is said to be one (:func:`account_gap`), never shown as the account's.
 """
 
 from __future__ import annotations
@@ -46,21 +50,23 @@ class RemoteView:
     async def _keys(self, budget: Budget) -> list[str]:
         return [k.ref for k in matching(budget.match.get("key"), await self.known_keys())]
 
-    async def spend(self, budget: Budget, window: Window, now: datetime) -> tuple[int, bool] | None:
-        """OpenRouter's spend of ``budget``'s keys in ``window``: ``(spent, partial)``, None when no key matches.
+    async def spend(self, budget: Budget, window: Window, now: datetime) -> tuple[int, str | None] | None:
+        """OpenRouter's spend of ``budget``'s keys in ``window``: ``(spent, why)``, None when no key matches.
 
-        Per key: usage now minus usage at the window's start (exact). Without a snapshot at or before the start,
-        OpenRouter's own UTC figure when its period is the window (exact), else the usage since the first snapshot
-        in the window — raised to what OpenRouter's UTC day, week or month proves when that period began inside
-        the window — and marked partial.
+        ``why`` is None when ``spent`` is the whole spend, else why it is only a lower bound (``partial``): the
+        account without a management key (:func:`account_gap`), or a key guardd has not watched since the window
+        began. Per key: usage now minus usage at the window's start (exact). Without a snapshot at or before the
+        start, OpenRouter's own UTC figure when its period is the window (exact), else the usage since the first
+        snapshot in the window — raised to what OpenRouter's UTC day, week or month proves when that period
+        began inside the window — and partial.
         """
-        total, partial, found = 0, False, False
+        total, counted, why = 0, [], []
         for key in await self._keys(budget):
             snapshots = await self.remote.latest_usage(key)
             latest = snapshots[0] if snapshots else None
             if latest is None or latest.usage is None:
                 continue
-            found = True
+            counted.append(key)
             exact, bound = self._utc_figures(window, latest)
             base = await self.remote.usage_before(key, _ms(window.start))
             if base is not None:
@@ -71,8 +77,11 @@ class RemoteView:
                 first = await self.remote.usage_after(key, _ms(window.start))
                 since_first = latest.usage - (first if first is not None else latest.usage)
                 total += max(0, since_first, bound)
-                partial = True
-        return (total, partial) if found else None
+                why.append(_unwatched(key, window, latest))
+        if not counted:
+            return None
+        account = account_gap(budget, self.config.has_management_key, counted)
+        return total, "; ".join([account, *why] if account else why) or None
 
     def _utc_figures(self, window: Window, latest: KeyUsage) -> tuple[int | None, int]:
         """From a snapshot's UTC daily/weekly/monthly usage: the window's exact spend when one of those periods is
@@ -166,6 +175,40 @@ def unmatched_keys(budgets: list[Budget], known: list[KnownKey]) -> list[str]:
         for i, b in enumerate(budgets)
         if b.source != "ledger" and "key" in b.match and not matching(b.match["key"], known)
     ]
+
+
+def account_gap(budget: Budget, has_management_key: bool, counted: list[str]) -> str | None:
+    """Why ``budget``'s OpenRouter figure is not the account's, or None: it names a key (``match.key``), or a
+    management key lists the account's every key. ``counted``: the keys whose spend the figure holds."""
+    if "key" in budget.match or has_management_key:
+        return None
+    keys = ", ".join(counted) or "none"
+    what = f"the polled key {keys} is" if len(counted) == 1 else f"the polled keys {keys} are"
+    return f"account-wide spend needs [openrouter] management_key: only {what} counted, not the account's others"
+
+
+def account_warnings(budgets: list[Budget], has_management_key: bool, polled: list[str]) -> list[str]:
+    """``config check``'s warning for each ``source = "openrouter"`` budget that reads the whole account but
+    would count only the ``polled`` keys (:func:`account_gap`). A ``max`` budget is left out, as in ``check``:
+    its ledger half covers the account's spend as far as the ledgers record it."""
+    return [
+        f"budgets[{i}]: {gap} (set management_key, or name the key in match.key to budget that key alone)"
+        for i, b in enumerate(budgets)
+        if b.source == "openrouter" and (gap := account_gap(b, has_management_key, polled)) is not None
+    ]
+
+
+def _unwatched(key: str, window: Window, latest: KeyUsage) -> str:
+    """Why ``key``'s spend in ``window`` is a lower bound when guardd has no reading of it from before the window
+    began: OpenRouter's answer has no figure for the window's period, or its figure covers another period."""
+    part = f"guardd has no reading of key {key} from before this window began"
+    figures = {"daily": latest.usage_daily, "weekly": latest.usage_weekly, "monthly": latest.usage_monthly}
+    if window.name not in figures:  # rolling: OpenRouter has no figure for a sliding window
+        return part
+    if figures[window.name] is None:
+        return f"{part}, and OpenRouter's answer has no usage_{window.name} figure"
+    period = {"daily": "UTC day", "weekly": "UTC week from Monday", "monthly": "UTC month"}[window.name]
+    return f"{part}, and OpenRouter's usage_{window.name} covers the {period}, not this window"
 
 
 def _fmt(value: int | None) -> str | None:
