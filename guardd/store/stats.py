@@ -60,28 +60,31 @@ class RequestStats:
         return {int(sid): RequestCounts(int(errors), int(limited)) for sid, errors, limited in rows}
 
     async def last_event_ms(self, start: datetime, end: datetime) -> dict[int, int]:
-        """Return the time (Unix ms) of the latest event per series in ``[start, end)``.
+        """Return the time (Unix ms) of the latest event per series in ``[start, end)``, in two statements whatever
+        the number of series (each distinct label set is one: there may be one per conversation).
 
-        The hour rollups say in which hour each series last had events; only that hour's events are read."""
+        The range splits into a head and a tail (its partial hours, read as events) and the whole hours between.
+        The hour rollups say which whole hour was the last with events of each series; the events of the head, of
+        those hours (a few, however many series share them) and of the tail are read once, ``max(ts)`` grouped by
+        series. That is each series' latest: nothing of a series lies in the whole hours after its last one, and
+        the tail is later than all of them, the head earlier. (No index starts with ``series``: one query per
+        series would read the hour's events once per series.)"""
         a, b = to_ms(start), to_ms(end)
-        rows = await self._all(
-            "SELECT series, max(bucket) FROM rollups WHERE level = 0 AND events > 0 AND bucket >= ? AND bucket <= ?"
-            " GROUP BY series",
-            (a // HOUR_MS, (b - 1) // HOUR_MS),
-        )
-        out: dict[int, int] = {}
-        for sid, last_hour in rows:
-            hour = int(last_hour)
-            while hour >= a // HOUR_MS:
-                found = await self._all(
-                    "SELECT max(ts) FROM events WHERE ts >= ? AND ts < ? AND series = ?",
-                    (max(a, hour * HOUR_MS), min(b, (hour + 1) * HOUR_MS), sid),
-                )
-                if found and found[0][0] is not None:
-                    out[int(sid)] = int(found[0][0])
-                    break
-                hour -= 1  # that hour's events lie outside the range: look at the hour before
-        return out
+        h0, h1 = -(-a // HOUR_MS), b // HOUR_MS  # the whole hours [h0, h1)
+        ranges = [(a, b)]
+        if h0 < h1:
+            rows = await self._all(
+                "SELECT DISTINCT last FROM (SELECT max(bucket) AS last FROM rollups WHERE level = 0 AND events > 0"
+                " AND bucket >= ? AND bucket < ? GROUP BY series) AS lasts",
+                (h0, h1),
+            )
+            hours = sorted(int(r[0]) * HOUR_MS for r in rows)
+            ranges = [(a, h0 * HOUR_MS), *((h, h + HOUR_MS) for h in hours), (h1 * HOUR_MS, b)]
+        where = " OR ".join(f"(ts >= {x} AND ts < {y})" for x, y in _merged(ranges))  # integers: nothing to escape
+        if not where:
+            return {}
+        rows = await self._all(f"SELECT series, max(ts) FROM events WHERE {where} GROUP BY series")
+        return {int(sid): int(last) for sid, last in rows}
 
     async def token_sums(self, start: datetime, end: datetime) -> dict[int, TokenSums]:
         """Return spend and token counts per series over the whole UTC hours that ``[start, end)`` touches (token
@@ -108,3 +111,16 @@ class RequestStats:
     async def catalog(self) -> dict[str, dict[str, object]]:
         """Return the OpenRouter catalog's ``pricing`` objects the poller stored, by model id."""
         return await RemoteStore(self.db, self.d).catalog()
+
+
+def _merged(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``ranges`` (sorted by start) without the empty ones, adjacent or overlapping ones joined."""
+    out: list[tuple[int, int]] = []
+    for x, y in ranges:
+        if x >= y:
+            continue
+        if out and x <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], y))
+        else:
+            out.append((x, y))
+    return out
