@@ -238,7 +238,9 @@ async def cmd_report(args: Namespace) -> int:
         tz, now = ctx.config.zone, datetime.now(UTC)
         since = report.parse_when(args.since, tz, now) if args.since else None
         until = report.parse_when(args.until, tz, now) if args.until else None
-        doc = await report.build(ctx.events, ctx.stats, args.by, since, until, tz, now, ctx.config.weekday)
+        doc = await report.build(
+            ctx.events, ctx.stats, args.by, since, until, tz, now, ctx.config.weekday, ctx.evaluator.series
+        )
     if args.json:
         print(json.dumps(doc, indent=2))
     elif args.csv:

@@ -59,15 +59,17 @@ async def build(
     tz: ZoneInfo,
     now: datetime,
     week_start: int = 0,
+    series: dict[int, Dimensions] | None = None,
 ) -> dict[str, Any]:
-    """Return the ``guardd report --json`` document (schema 1)."""
+    """Return the ``guardd report --json`` document (schema 1). ``series``: the series table when the caller has
+    loaded it already (every series is parsed once per load: there may be one per conversation); else it is
+    loaded here when the grouping needs it."""
     if by not in ("model", "key", "provider", "day") and not by.startswith("label:"):
         raise UsageError(f"--by must be model, key, provider, day or label:NAME, not {by!r}")
     start = since or window_at("monthly", tz, now, week_start).start
     end = until or now
     if end <= start:
         raise UsageError("--until must be later than --since")
-    series = await events.load_series()
     groups: dict[str | None, Sum] = {}
     requests: dict[str | None, _Requests] = {}
     if by == "day":
@@ -83,9 +85,10 @@ async def build(
                 requests[day.isoformat()] = await _requests(stats, day_start, day_end, lambda _sid: None)
             day += timedelta(days=1)
     else:
+        known = series if series is not None else await events.load_series()
 
         def group_of(sid: int) -> str | None:
-            dims = series.get(sid)
+            dims = known.get(sid)
             return _group_key(by, dims) if dims else None
 
         for sid, total in (await events.grouped_sums(None, start, end)).items():

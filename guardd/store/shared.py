@@ -13,8 +13,10 @@ from guardd.core.switch import Override, Scope, SwitchDoc
 
 
 def dims_of(sig: str) -> Dimensions:
+    """A series' dimensions from its signature (called once per series whenever the series are loaded: there may
+    be one per conversation, so no Python-level loop over the labels)."""
     model, key, provider, labels = json.loads(sig)
-    return Dimensions(model, key, provider, tuple((k, v) for k, v in labels))
+    return Dimensions(model, key, provider, tuple(map(tuple, labels)))
 
 
 def sig_columns(sig: str) -> tuple[str, str | None, str | None, str]:
