@@ -59,31 +59,39 @@ class Evaluator:
         self.remote_staleness = remote_staleness
         self.known_keys = known_keys
         self.series: dict[int, Dimensions] = {}
-        self._matches: dict[str, list[int]] = {}
         self._keys: list[KnownKey] = []
+        self._matches: dict[str, list[int]] = {}
 
     async def refresh_series(self) -> None:
-        """Reload the series table and re-match every budget (cheap: one row per distinct dimension set)."""
-        self.series = await self.events.load_series()
-        self._matches = {}
+        """Reload the series table and the known keys; every budget is matched again on its next use.
+
+        One row per distinct dimension set — one per conversation with a ``session`` label, so matching is left
+        to the budgets a command evaluates (``report`` evaluates none)."""
+        series = await self.events.load_series()
         keys = await self.known_keys() if self.known_keys is not None else []
-        self._keys = keys
-        for budget in self.config.budgets:
-            matcher = Matcher(budget.match, keys)
-            self._matches[budget.name] = sorted(sid for sid, dims in self.series.items() if matcher.matches(dims))
+        self.series, self._keys, self._matches = series, keys, {}
 
     def series_of(self, budget: Budget) -> list[int] | None:
-        """Series ids a budget matches (None = all spend, so no filter is needed)."""
+        """Series ids a budget matches (None = all spend, so no filter is needed); matched on first use after
+        :meth:`refresh_series`, against the series and keys it loaded."""
         if not budget.match:
             return None
-        return self._matches.get(budget.name, [])
+        matched = self._matches.get(budget.name)
+        if matched is None:
+            configured = self.config.budget(budget.name)
+            if configured is None:
+                return []  # not a budget of this configuration: it matches nothing
+            matcher = Matcher(configured.match, self._keys)
+            matched = sorted(sid for sid, dims in self.series.items() if matcher.matches(dims))
+            self._matches[budget.name] = matched
+        return matched
 
     def never_matched(self, budget: Budget) -> MatchGap | None:
         """Why ``budget``'s match selects none of the series ever stored (:mod:`guardd.core.never_matched`), or
         None: it selects one, there is none yet, or the budget reads only OpenRouter (whose keys
         :func:`guardd.services.openrouter.view.unmatched_keys` and its staleness check). Computed from the
         series already loaded, and only for a budget that matched none of them (one more pass over them)."""
-        if not budget.match or self._matches.get(budget.name):
+        if not budget.match or self.series_of(budget):
             return None
         from guardd.core.never_matched import never_matched  # here: only a budget that matched nothing needs it
 
