@@ -137,6 +137,7 @@ async def cmd_check(args: Namespace) -> int:
                     warnings.append(shared.warning)
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
+            warnings += [drop["text"] for drop in await status.dropped_alerts(ctx.state, now)]
             unmatched = status.unmatched_ledgers(ctx.config, {cp.ledger for cp in await ctx.events.checkpoints()})
             never_matched = ctx.evaluator.gaps(budgets)
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN

@@ -221,6 +221,8 @@ def status_text(doc: dict[str, Any]) -> str:
         lines += ["", "notifiers: none (alerts go to the log)"]
     if doc.get("outbox_pending"):
         lines.append(f"outbox: {doc['outbox_pending']} message(s) waiting to be delivered")
+    for drop in doc.get("dropped_alerts") or []:
+        lines.append(f"outbox: {drop['text']} at {local(drop['at'])} ({drop['title']})")
     return "\n".join(lines)
 
 

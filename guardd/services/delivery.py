@@ -14,6 +14,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from guardd.adapters import notifier
@@ -22,6 +23,7 @@ from guardd.config import Config
 from guardd.core.alerts import severity_rank
 from guardd.core.budgets import Budget
 from guardd.core.health import HealthRule
+from guardd.core.undelivered import DROPPED, dropped
 from guardd.errors import DeliveryError
 from guardd.store.api import Message, OutboxRow, StateAPI
 
@@ -82,8 +84,10 @@ class Delivery:
                 continue
             channel = self._channel_for(row)
             if channel is None:
-                await self.state.failed(row, now, "the notifier is no longer configured", None)
-                continue
+                followed = await self._follow(row, now)
+                if followed is None:
+                    continue
+                row, channel = followed
             try:
                 self.fence()  # NotLeader (no DeliveryError) ends a deposed leader's delivery; the row stays claimed
                 await notifier.send(channel, row.title, row.body, row.severity)
@@ -101,6 +105,35 @@ class Delivery:
         if row.notifier < len(self.channels) and self.channels[row.notifier].display == row.notifier_url:
             return self.channels[row.notifier]
         return next((c for c in self.channels if c.display == row.notifier_url), None)
+
+    async def _follow(self, row: OutboxRow, now: datetime) -> tuple[OutboxRow, Channel] | None:
+        """The row whose notifier URL is no longer configured, and where it goes now (None: dropped, loudly).
+
+        A notifier has no name in the configuration; what stays when its URL is corrected in place is its position
+        in ``[[notifiers]]`` and its routing. So the row follows the notifier now at its index when that one still
+        routes the message (tags, ``min_severity``) and had no copy of it (:meth:`StateAPI.addressed`): a notifier
+        removed from above shifts the next one into its place, and that one already has its own copy. Otherwise
+        the notifier is gone: the row is given up (:mod:`guardd.core.undelivered`), said in the log at warning
+        with the alert's title (the log may now be where alerts go), in the history, and by ``status`` and
+        ``check`` for a day."""
+        here = self.channels[row.notifier] if row.notifier < len(self.channels) else None
+        if (
+            here is not None
+            and routes(here, row.severity, self._subject(row.budget))
+            and here.display not in await self.state.addressed(row)
+        ):
+            why = f"the notifier at position {row.notifier + 1} of [[notifiers]] has this URL now"
+            await self.state.reroute(row, here.index, here.display, why, now)
+            log.info("re-routed a waiting alert from %s to %s: %s", row.notifier_url, here.display, why)
+            return replace(row, notifier=here.index, notifier_url=here.display), here
+        log.warning("%s: %s", dropped(row.budget, row.notifier_url), row.title, extra={"ctx": {"budget": row.budget}})
+        await self.state.failed(row, now, DROPPED, None)
+        return None
+
+    def _subject(self, budget: str | None) -> Budget | HealthRule | None:
+        """The budget or health rule a message is about, by name (None: every notifier's, as a removed one's)."""
+        subjects: list[Budget | HealthRule] = [*self.config.budgets, *self.config.health]
+        return next((s for s in subjects if s.name == budget), None)
 
     async def _failed(self, row: OutboxRow, channel: Channel, exc: DeliveryError, now: datetime) -> None:
         error = str(exc)

@@ -15,6 +15,7 @@ from guardd.core.health import HealthEvaluation
 from guardd.core.money import format_json
 from guardd.core.periods import format_duration
 from guardd.core.switch_read import Liveness, liveness, read_document
+from guardd.core.undelivered import DROPPED, DROPPED_WARNS_FOR, dropped
 from guardd.errors import GuarddError
 from guardd.ledger.discovery import find
 from guardd.store.api import ChannelHealth, EventsAPI, RequestStatsAPI, StateAPI, Stores
@@ -153,6 +154,16 @@ async def failing_notifiers(config: ConfigView, state: StateAPI) -> dict[str, st
     }
 
 
+async def dropped_alerts(state: StateAPI, now: datetime, tz: Any = UTC) -> list[dict[str, Any]]:
+    """The alerts given up in the last 24 hours because their notifier was removed from the configuration
+    (:mod:`guardd.core.undelivered`): ``[{"budget", "notifier", "title", "at", "text"}]``, oldest first. Never
+    delivered anywhere, so said by ``status`` and (WARNING) ``check`` for a while."""
+    return [
+        {"budget": budget, "notifier": url, "title": title, "at": _iso(at, tz), "text": dropped(budget, url)}
+        for budget, url, title, at in await state.given_up(now - DROPPED_WARNS_FOR, DROPPED)
+    ]
+
+
 async def build(
     config: ConfigView,
     evaluations: list[BudgetEvaluation],
@@ -213,6 +224,7 @@ async def build(
             for s in await state.silences(now)
         ],
         "outbox_pending": await state.pending_count(),
+        "dropped_alerts": await dropped_alerts(state, now, tz),
     }
 
 

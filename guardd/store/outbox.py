@@ -154,6 +154,39 @@ class Outbox:
                     (d.time(retry_at), error, row.id),
                 )
 
+    async def addressed(self, row: OutboxRow) -> set[str]:
+        """The notifiers (redacted URLs) ``row``'s message was queued for, its own included: the rows queued with it
+        (one time, one title), whatever became of them. Tells a notifier that replaced ``row``'s own from one that
+        had its own copy all along."""
+        rows = await self._all(
+            "SELECT notifier_url FROM outbox WHERE created_at = ? AND title = ?",
+            (self.d.time(row.created_at), row.title),
+        )
+        return {str(r[0]) for r in rows}
+
+    async def reroute(self, row: OutboxRow, notifier: int, url: str, why: str, now: datetime) -> None:
+        """Send ``row`` through notifier ``notifier`` (redacted ``url``) from now on, with a ``delivery`` history line
+        saying from where, to where and ``why``; a row delivered or given up meanwhile is left as it is."""
+        async with self.db.transaction("state") as conn:
+            await self.d.execute(
+                conn,
+                "UPDATE outbox SET notifier = ?, notifier_url = ? WHERE id = ? AND delivered_at IS NULL"
+                " AND failed_at IS NULL",
+                (notifier, url, row.id),
+            )
+            detail = f"re-routed from {row.notifier_url} to {url}: {why}"
+            await self._history(conn, [(now, "delivery", row.budget, detail)])
+
+    async def given_up(self, since: datetime, error: str) -> list[tuple[str | None, str, str, datetime]]:
+        """The rows given up at or after ``since`` with the last error ``error``, oldest first, as
+        ``(budget, notifier URL, title, when)``: for ``status`` and ``check`` to say which alerts were dropped."""
+        rows = await self._all(
+            "SELECT budget, notifier_url, title, failed_at FROM outbox WHERE failed_at >= ? AND last_error = ?"
+            " ORDER BY failed_at, id",
+            (self.d.time(since), error),
+        )
+        return [(r[0], str(r[1]), str(r[2]), self.d.when(r[3]) or since) for r in rows]
+
     async def pending_count(self) -> int:
         row = await self._one("SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND failed_at IS NULL")
         return int(row[0]) if row else 0

@@ -94,6 +94,40 @@ async def test_a_failed_message_is_due_again_at_its_retry_time_and_given_up_with
         assert await state.pending_count() == 0
 
 
+async def test_the_notifiers_a_message_was_queued_for_are_those_of_the_rows_queued_with_it(backend):
+    async with backend.state() as state:
+        both = [message(), Message("b", "warning", "over budget", "body text", 1, "slack://…")]
+        await state.enqueue(both, NOW)
+        await state.enqueue([Message("b", "warning", "later", "body", 2, "mailto://…")], NOW)
+        await state.enqueue([Message("b", "warning", "over budget", "body", 2, "mailto://…")], NOW + LEASE)
+        first, _, _, _ = await state.claim("me:1", NOW + LEASE, LEASE)
+        assert await state.addressed(first) == {"json://127.0.0.1/…", "slack://…"}
+
+
+async def test_a_rerouted_message_is_sent_and_counted_under_its_new_notifier_with_a_history_line(backend):
+    async with backend.state() as state:
+        await state.enqueue([message()], NOW)
+        [row] = await state.claim("me:1", NOW, LEASE)
+        await state.failed(row, NOW, "refused", NOW)
+        [row] = await state.claim("me:1", NOW, LEASE)
+        await state.reroute(row, 3, "slack://…", "its URL changed", NOW)
+        [line] = await state.history(None)
+        assert line.detail == "re-routed from json://127.0.0.1/… to slack://…: its URL changed"
+        [again] = await state.claim("me:1", NOW + 2 * LEASE, LEASE)
+        assert (again.notifier, again.notifier_url, again.attempts) == (3, "slack://…", 1)
+
+
+async def test_messages_given_up_for_one_reason_are_listed_since_a_time(backend):
+    async with backend.state() as state:
+        await state.enqueue([message("one"), message("two", None), message("three")], NOW)
+        one, two, three = await state.claim("me:1", NOW, LEASE)
+        await state.failed(one, NOW, "gone", None)
+        await state.failed(two, NOW + LEASE, "gone", None)
+        await state.failed(three, NOW + LEASE, "HTTP 404", None)
+        assert await state.given_up(NOW + LEASE, "gone") == [(None, "json://127.0.0.1/…", "two", NOW + LEASE)]
+        assert [r[2] for r in await state.given_up(NOW, "gone")] == ["one", "two"]
+
+
 async def test_a_channel_reports_when_it_starts_failing_and_since_when_keeping_its_last_error(backend):
     url = "slack://…"
     async with backend.state() as state:

@@ -294,6 +294,9 @@ class FencedStateStore(PgStateStore):
     async def channel_result(self, url: str, ok: bool, error: str | None, now: datetime) -> bool:
         return await self.plain.channel_result(url, ok, error, now)
 
+    async def reroute(self, row: OutboxRow, notifier: int, url: str, why: str, now: datetime) -> None:
+        await self.plain.reroute(row, notifier, url, why, now)
+
     async def release_dead_leases(self, instance: str) -> int:
         return await self.plain.release_dead_leases(instance)
 
