@@ -2,7 +2,8 @@
 
 Every POST is checked in this order (contract §8): authentication (no token configured: 403; a missing or
 wrong bearer token: 401, compared in constant time), size (over 10 MiB by ``Content-Length`` or by the bytes
-actually streamed: 413), then the body (400). Every error is ``{"error": TEXT}``.
+actually streamed: 413), then the body (400). Every error is ``{"error": TEXT}``; the state that cannot be
+written (a full disk) is 503 with the reason and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from starlette.routing import Route
 
 from guardd.core.periods import parse_duration
 from guardd.core.switch import GLOBAL_SCOPE
-from guardd.errors import NotApplied
+from guardd.errors import NotApplied, StoreError
 from guardd.http import broadcast, metrics, page, push
 from guardd.http.backend import Backend
 from guardd.http.feed import Snapshot, SwitchFeed
@@ -34,6 +35,9 @@ log = logging.getLogger("guardd.http")
 
 MAX_BODY = 10 * 1024 * 1024
 MAX_WAIT = 60.0
+STORE_RETRY_AFTER = 30
+"""Seconds a sender is asked to wait (``Retry-After``) when the state cannot be written (a full disk, the shared
+store unreachable): the failure is known and passes; the sender keeps the data and sends it again."""
 EVENT_TYPES = frozenset({"application/x-ndjson", "application/jsonl", "text/plain"})
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'"
 
@@ -202,6 +206,12 @@ def create_app(backend: Backend, feed: SwitchFeed) -> Starlette:
             return Response(status_code=304)
         return error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
+    async def store_failed(request: Request, exc: Exception) -> Response:
+        # Known and expected (a full disk, the shared store down): the reason and when to retry, one log line, no
+        # traceback — the daemon's store health says the rest (status, check, /healthz).
+        log.warning("HTTP %s %s answered 503: %s", request.method, request.url.path, exc)
+        return error(503, str(exc), {"Retry-After": str(STORE_RETRY_AFTER)})
+
     async def crashed(request: Request, exc: Exception) -> Response:
         log.error("HTTP %s %s failed: %s", request.method, request.url.path, exc, exc_info=exc)
         return error(500, "internal error; see guardd's log")
@@ -218,7 +228,12 @@ def create_app(backend: Backend, feed: SwitchFeed) -> Starlette:
         Route("/v1/events", events, methods=["POST"]),
         Route("/v1/openrouter/broadcast", openrouter_broadcast, methods=["POST"]),
     ]
-    handlers: dict[Any, Any] = {Refused: refused, HTTPException: http_error, Exception: crashed}
+    handlers: dict[Any, Any] = {
+        Refused: refused,
+        HTTPException: http_error,
+        StoreError: store_failed,  # handled here, not re-raised to the server as an Exception handler's are
+        Exception: crashed,
+    }
     return Starlette(routes=routes, exception_handlers=handlers)
 
 

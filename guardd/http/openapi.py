@@ -21,7 +21,7 @@ def _errors(*codes: int) -> dict[str, Any]:
         403: "no token is configured: every POST is refused",
         413: "the body is over 10 MiB",
         415: "an unsupported Content-Type",
-        503: "not available now",
+        503: "not available now: the reason says why (the state cannot be written: with Retry-After)",
     }
     return {str(c): _json(ERROR, text[c]) for c in codes}
 
@@ -229,7 +229,7 @@ def document() -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json({"$ref": "#/components/schemas/IngestSummary"}, "committed"),
-                        **_errors(*POST_ERRORS, 415),
+                        **_errors(*POST_ERRORS, 415, 503),
                     },
                 }
             },
@@ -263,7 +263,7 @@ def document() -> dict[str, Any]:
                             },
                             "accepted (connection tests and test spans store nothing)",
                         ),
-                        **_errors(*POST_ERRORS),
+                        **_errors(*POST_ERRORS, 503),
                     },
                 }
             },
