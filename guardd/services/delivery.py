@@ -63,6 +63,7 @@ class Delivery:
     fence: Callable[[], None]
     _turn: asyncio.Lock
     _unmarked: dict[int, tuple[OutboxRow, str]]
+    _hastened_for: frozenset[str] | None
 
     async def deliver(self, now: datetime) -> int:
         """Send every due outbox row once; return how many were delivered."""
@@ -79,6 +80,13 @@ class Delivery:
             del self._unmarked[row.id]
             await self.state.channel_result(display, True, None, now)
             delivered += 1
+        configured = frozenset(c.display for c in self.channels)
+        if configured != self._hastened_for:
+            # The configuration's notifiers are new to this process (a start, a reload): the rows waiting for a URL
+            # no longer configured are due now — the natural repair of a failing notifier is to correct its URL, and
+            # the corrected one is tried at once, not at the old one's next backoff (up to an hour away).
+            await self.state.hasten(sorted(configured), now)
+            self._hastened_for = configured
         for row in await self.state.claim(self.owner, now, LEASE):
             if row.id in self._unmarked:
                 continue

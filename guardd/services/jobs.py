@@ -78,6 +78,8 @@ class Engine(SwitchWriter, Delivery):
         self._high_water: datetime | None = None
         self._unmarked: dict[int, tuple[OutboxRow, str]] = {}
         """Outbox rows a channel accepted whose delivered mark failed; marked at the next delivery, never resent."""
+        self._hastened_for: frozenset[str] | None = None
+        """The notifiers (redacted URLs) whose orphaned rows' next tries were last made due (Delivery._deliver)."""
         self._clock_behind = False
         self._turn = asyncio.Lock()
         self.written: SwitchDoc | None = None

@@ -154,6 +154,20 @@ class Outbox:
                     (d.time(retry_at), error, row.id),
                 )
 
+    async def hasten(self, configured: Sequence[str], now: datetime) -> int:
+        """Make every waiting row whose notifier URL is not among ``configured`` (redacted URLs) due at ``now``;
+        return how many. Such a row's next try was set by the backoff of a URL no longer in the configuration."""
+        d = self.d
+        unknown = f" AND notifier_url NOT IN ({', '.join('?' * len(configured))})" if configured else ""
+        async with self.db.transaction("state") as conn:
+            cur = await d.execute(
+                conn,
+                "UPDATE outbox SET next_at = ? WHERE delivered_at IS NULL AND failed_at IS NULL AND next_at > ?"
+                + unknown,
+                (d.time(now), d.time(now), *configured),
+            )
+            return max(int(cur.rowcount or 0), 0)
+
     async def addressed(self, row: OutboxRow) -> set[str]:
         """The notifiers (redacted URLs) ``row``'s message was queued for, its own included: the rows queued with it
         (one time, one title), whatever became of them. Tells a notifier that replaced ``row``'s own from one that

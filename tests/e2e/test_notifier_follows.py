@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 DEAD = "json://127.0.0.1:1/x"  # nothing listens on port 1
 
 
-def _setup(tmp_path, notifiers: list[str]):
+def _setup(tmp_path, notifiers: list[str], retry_after: str = "1s"):
     """A budget $6 over its $1 daily limit (alert only) and ``notifiers``; return the file and its rewriter."""
     now = datetime.now(UTC).isoformat()
     (tmp_path / "u.jsonl").write_text(json.dumps({"ts": now, "id": "a", "model": "m/a", "cost": "7.00"}) + "\n")
@@ -21,7 +21,7 @@ def _setup(tmp_path, notifiers: list[str]):
             '[guardd]\nstate_dir = "state"\n[[ledgers]]\npath = "u.jsonl"\n'
             f'[[budgets]]\nname = "quiet"\ndaily = {daily}\ntrip_at = false\nforecast = false\n'
             + "".join(f'[[notifiers]]\nurl = "{url}"\n' for url in urls)
-            + '[alerts]\nretry_after = "1s"\n'
+            + f'[alerts]\nretry_after = "{retry_after}"\n'
         )
 
     write(notifiers)
@@ -50,6 +50,14 @@ def test_an_alert_waiting_for_a_corrected_notifier_url_is_delivered_to_the_corre
     )
     assert any(d.startswith(f"delivered to json://127.0.0.1:{webhook.port}/…") for d in details)
     assert run_guardd("check", "-c", str(cfg)).returncode == 2  # still over its limit: CRITICAL, nothing else
+
+
+def test_a_corrected_notifier_url_is_tried_at_once_not_at_the_old_urls_next_retry(run_guardd, tmp_path, webhook):
+    cfg, write = _setup(tmp_path, [DEAD], retry_after="1h")  # as after a day of failures: the next try an hour away
+    assert run_guardd("run", "--once", "-c", str(cfg)).returncode == 0
+    write([webhook.url])
+    assert run_guardd("run", "--once", "-c", str(cfg)).returncode == 0
+    assert len(_critical(webhook)) == 1  # the repair takes effect now
 
 
 def test_an_alert_whose_notifier_was_removed_is_dropped_loudly(run_guardd, tmp_path, webhook):

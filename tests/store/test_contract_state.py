@@ -117,6 +117,18 @@ async def test_a_rerouted_message_is_sent_and_counted_under_its_new_notifier_wit
         assert (again.notifier, again.notifier_url, again.attempts) == (3, "slack://…", 1)
 
 
+async def test_messages_waiting_for_a_notifier_no_longer_configured_are_made_due_at_once(backend):
+    later = NOW + timedelta(hours=1)
+    async with backend.state() as state:
+        await state.enqueue([message("old"), Message("b", "warning", "kept", "body", 1, "slack://…")], NOW)
+        for row in await state.claim("me:1", NOW, LEASE):
+            await state.failed(row, NOW, "refused", later)
+        assert await state.hasten(["slack://…"], NOW) == 1
+        assert [r.title for r in await state.claim("me:1", NOW, LEASE)] == ["old"]
+        assert await state.hasten([], NOW) == 1  # no notifier at all: every waiting row
+        assert [r.title for r in await state.claim("me:1", NOW, LEASE)] == ["kept"]
+
+
 async def test_messages_given_up_for_one_reason_are_listed_since_a_time(backend):
     async with backend.state() as state:
         await state.enqueue([message("one"), message("two", None), message("three")], NOW)

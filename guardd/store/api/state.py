@@ -3,6 +3,7 @@ history, the switch, markers and the key switch's records)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,6 +58,10 @@ class StateAPI(Protocol):
     async def delivered(self, row: OutboxRow, now: datetime) -> None: ...
 
     async def failed(self, row: OutboxRow, now: datetime, error: str, retry_at: datetime | None) -> None: ...
+
+    async def hasten(self, configured: Sequence[str], now: datetime) -> int:
+        """Make every waiting row whose notifier URL is not among ``configured`` due at ``now``; return how many."""
+        ...
 
     async def addressed(self, row: OutboxRow) -> set[str]:
         """The notifiers (redacted URLs) ``row``'s message was queued for, its own included."""
