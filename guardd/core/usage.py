@@ -20,6 +20,15 @@ FORMATS = ("auto", "guardd", "openrouter", "record")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
+# The plausible range of an event's time (contract §2), Unix ms, the end excluded. Fixed, not relative to now, so
+# that a line reads the same whenever it is read (a backfill of an old ledger, a re-read after a crash, the C and
+# Python paths). It refuses what is certainly a wrong unit or an unset clock — a Unix time in micro- or nanoseconds
+# (read as milliseconds: years 31,970 on), 0 or "1970-01-01", the year 9999 — which would be stored where no
+# window ever counts it; a skewed clock (minutes, days) stays well inside it.
+TS_MIN_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+TS_END_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+_RANGE = "between 2000-01-01 and 2100-01-01 UTC"
+
 
 class BadLine(ValueError):
     """A ledger line that cannot be counted; the message is the quarantine reason."""
@@ -102,7 +111,25 @@ def unix_ms(number: Decimal) -> int:
 
 
 def parse_ts(value: object) -> int:
-    """Return Unix milliseconds for an RFC 3339 string (no zone = UTC) or a Unix time in s or ms."""
+    """Return Unix milliseconds for an RFC 3339 string (no zone = UTC) or a Unix time in s or ms, within
+    :data:`TS_MIN_MS` … :data:`TS_END_MS`; raise :class:`BadLine` with the reason otherwise."""
+    return plausible_ms(_parse_ts(value), value)
+
+
+def plausible_ms(ms: int, value: object) -> int:
+    """Return ``ms`` (read from the ledger's ``value``) when it lies in the plausible range, else raise
+    :class:`BadLine` naming the value and the range."""
+    if TS_MIN_MS <= ms < TS_END_MS:
+        return ms
+    if isinstance(value, str) and not value.strip().isdigit():
+        raise BadLine(f"ts {value[:40]!r} is not a plausible time ({_RANGE})")
+    raise BadLine(
+        f"ts {str(value).strip()[:40]} is not a plausible time (seconds, or milliseconds from 10^11 on, since 1970,"
+        f" {_RANGE})"
+    )
+
+
+def _parse_ts(value: object) -> int:
     if isinstance(value, str):
         fast = _fast_utc(value)
         if fast is not None:
@@ -118,7 +145,7 @@ def parse_ts(value: object) -> int:
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
-            return parse_ts(int(text))
+            return _parse_ts(int(text))
         try:
             moment = datetime.fromisoformat(text.upper())  # RFC 3339 allows a lower-case "t" and "z"
         except ValueError:

@@ -7,6 +7,7 @@
  * Accepted shape (JSON whitespace: space, tab, CR):
  *   line    = ws "{" ws member (ws "," ws member)* ws "}" ws          with "ts" among the members
  *   ts      = "YYYY-MM-DDTHH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM]" | unix     (unix: digits[.digits], s or ms)
+ *             from 2000-01-01 to before 2100-01-01 UTC (anything else is the line path's, which quarantines it)
  *   cost    = null | decimal | "decimal"        (decimal: no sign, an exponent of at most 2 digits, below 10^6,
  *                                                 digits past the 12th decimal only zeros)
  *   tokens  = null | at most 18 digits;   status = null | 100..599;   ok = true | false | null
@@ -16,6 +17,9 @@
  *   any other member: an ASCII string, a number without exponent, true, false or null.
  */
 #include "_fastparse.h"
+
+#define TS_MIN_MS 946684800000LL  /* as guardd.core.usage.TS_MIN_MS: 2000-01-01T00:00:00Z */
+#define TS_END_MS 4102444800000LL /* as guardd.core.usage.TS_END_MS: 2100-01-01T00:00:00Z, excluded */
 
 enum {
     M_TS, M_ID, M_MODEL, M_COST, M_PROMPT, M_COMPLETION, M_REASONING, M_CACHED, M_KEY, M_PROVIDER, M_LABELS,
@@ -191,10 +195,10 @@ static const char *value(const char *p, const char *e, int f, Line *L) {
     case M_TS:
         if (p < e && *p == '"') {
             if (!(p = string(p, e, &s, 1)) || !fp_rfc3339(s, &L->ts)) return NULL;
-            return p;
+        } else if (!(p = number(p, e, &n)) || !fp_unix_ms(&n, &L->ts)) {
+            return NULL;
         }
-        if (!(p = number(p, e, &n)) || !fp_unix_ms(&n, &L->ts)) return NULL;
-        return p;
+        return L->ts >= TS_MIN_MS && L->ts < TS_END_MS ? p : NULL; /* implausible: the line path says why */
     case M_ID:
         if (!(p = text(p, e, &L->id, 1))) return NULL;
         for (Py_ssize_t i = 0; i < L->id.n; i++) {

@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-from guardd.core.usage import parse_ts
+from guardd.core.usage import parse_ts, plausible_ms
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
@@ -93,5 +93,5 @@ def canonical_ms(ts: str | int) -> int:
             return parse_ts(ts)  # Unix time as digits, or a bad time with the reason
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=UTC)
-        return (moment - EPOCH) // MS
+        return plausible_ms((moment - EPOCH) // MS, ts)
     return parse_ts(ts)

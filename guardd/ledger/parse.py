@@ -41,6 +41,8 @@ from guardd.core.batch import HOUR_MS, Parsed, QuarantinedLine, series_id, serie
 from guardd.core.money import Money
 from guardd.core.redact import redact_text
 from guardd.core.usage import (
+    TS_END_MS,
+    TS_MIN_MS,
     BadLine,
     clean_key,
     event_from_record,
@@ -198,6 +200,8 @@ class LineParser:
             try:
                 # A datetime without a zone raises TypeError: the line path says UTC.
                 ts = raw_ms(o.ts) if raw_time else (o.ts - epoch) // ms  # type: ignore[arg-type,operator]
+                if ts < TS_MIN_MS or ts >= TS_END_MS:
+                    raise _Slow  # not a plausible time: the line path gives the reason
                 if not lines[i].isascii():
                     # msgspec skips an unknown field unread; the line path's generic decoder (a fractional time,
                     # labels to convert, ...) refuses a line with bytes that are not UTF-8 anywhere: its rule.

@@ -71,7 +71,7 @@ def test_auto_detects_each_format(line, expected):
 
 def test_tokens_and_labels_are_read_from_the_openrouter_response():
     ev = event_from_record(
-        {"ts": 1, "labels": {"team": "x"}, "key": "sk-or-v1-" + "e" * 40, "response": RESPONSE},
+        {"ts": 1795255200, "labels": {"team": "x"}, "key": "sk-or-v1-" + "e" * 40, "response": RESPONSE},
         "auto",
         MAX,
         {"team": "ledger", "env": "prod"},
@@ -85,11 +85,11 @@ def test_tokens_and_labels_are_read_from_the_openrouter_response():
     [
         ({"model": "m"}, "ts is missing"),
         ({"ts": "yesterday"}, "not an RFC 3339 time"),
-        ({"ts": 1, "cost": -1}, "negative"),
-        ({"ts": 1, "cost": "NaN"}, "not a finite"),
-        ({"ts": 1, "cost": 5000}, "implausible"),
-        ({"ts": 1, "prompt_tokens": "ten"}, "not a whole number"),
-        ({"ts": 1, "labels": ["a"]}, "labels is not an object"),
+        ({"ts": 1795255200, "cost": -1}, "negative"),
+        ({"ts": 1795255200, "cost": "NaN"}, "not a finite"),
+        ({"ts": 1795255200, "cost": 5000}, "implausible"),
+        ({"ts": 1795255200, "prompt_tokens": "ten"}, "not a whole number"),
+        ({"ts": 1795255200, "labels": ["a"]}, "labels is not an object"),
         (["not", "an", "object"], "not a JSON object"),
     ],
     ids=["no-ts", "bad-ts", "negative", "nan", "implausible", "token-type", "labels-type", "array"],
