@@ -254,7 +254,9 @@ def _labels(attrs: dict[str, object]) -> dict[str, str]:
     return labels
 
 
-def _time(span: dict[str, Any]) -> str:
+def _time(span: dict[str, Any]) -> str | int:
+    """The span's time for its ledger line: RFC 3339 text, or the Unix ms as a number when no date holds it (past
+    the year 9999), which the ledger parser quarantines as not a plausible time, like any outside its range."""
     nanos = span.get("endTimeUnixNano") or span.get("startTimeUnixNano")
     try:
         ms = int(str(nanos)) // 1_000_000
@@ -262,7 +264,10 @@ def _time(span: dict[str, Any]) -> str:
         raise PayloadError(f"a span time is not a number of nanoseconds: {nanos!r}") from None
     if nanos is None or ms <= 0:
         raise PayloadError("a generation span has no start or end time")
-    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    try:
+        moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=ms)
+    except OverflowError:
+        return ms
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
