@@ -38,8 +38,16 @@ def when(text: str | None, zone: str) -> str:
         return "never"
     try:
         return datetime.fromisoformat(text).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or none in that zone (year 9999 east of UTC)
         return text
+
+
+def last_event(ledger: dict[str, Any], zone: str) -> str:
+    """A ledger's last event time for people; a stored time no date holds (an older guardd, review F19) by its
+    number."""
+    if ledger.get("last_event_ms") is not None and ledger.get("last_event_at") is None:
+        return f"out of range (Unix ms {ledger['last_event_ms']})"
+    return when(ledger.get("last_event_at"), zone)
 
 
 def _bar(percent: float | None, width: int = 20) -> str:
@@ -196,7 +204,7 @@ def status_text(doc: dict[str, Any]) -> str:
             )
             lines.append(
                 f"  {lg['path']}: {plural(lg['events'], 'event')}, {aside}, "
-                f"offset {lg['offset']}/{lg['size']}, last event {local(lg['last_event_at'])}"
+                f"offset {lg['offset']}/{lg['size']}, last event {last_event(lg, zone)}"
             )
     remote = doc.get("openrouter")
     if remote:

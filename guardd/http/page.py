@@ -222,7 +222,7 @@ def _sources(status: dict[str, Any], tz: ZoneInfo) -> str:
     rows = [
         f"<tr><td>ledger {escape(str(lg.get('path')))}</td><td>{lg.get('events')} events, "
         f"{lg.get('quarantined')} quarantined</td>"
-        f"<td>last event {escape(_local(lg.get('last_event_at'), tz))}</td></tr>"
+        f"<td>last event {escape(_last_event(lg, tz))}</td></tr>"
         for lg in status.get("ledgers") or []
     ]
     remote = status.get("openrouter")
@@ -248,8 +248,14 @@ def _local(text: object, tz: ZoneInfo) -> str:
         return "never"
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(tz).strftime("%a %d %b %H:%M")
-    except ValueError:
+    except (ValueError, OverflowError):  # not a time, or none in that zone (year 9999 east of UTC)
         return text
+
+
+def _last_event(ledger: dict[str, Any], tz: ZoneInfo) -> str:
+    if ledger.get("last_event_ms") is not None and ledger.get("last_event_at") is None:
+        return f"out of range (Unix ms {ledger['last_event_ms']})"  # stored by an older guardd (review F19)
+    return _local(ledger.get("last_event_at"), tz)
 
 
 def _spent(window: dict[str, Any]) -> str:

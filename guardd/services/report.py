@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from guardd.core.budgets import Dimensions
+from guardd.core.hours import iso_of_ms
 from guardd.core.money import format_json
 from guardd.core.periods import local_midnight, window_at
 from guardd.errors import UsageError
@@ -130,7 +131,7 @@ class _Requests:
     last_ms: int | None = None
 
     def to_json(self, tz: ZoneInfo) -> dict[str, Any]:
-        last = None if self.last_ms is None else datetime.fromtimestamp(self.last_ms / 1000, tz).isoformat()
+        last = None if self.last_ms is None else iso_of_ms(self.last_ms, tz)
         return {"errors": self.errors, "rate_limited": self.rate_limited, "last_at": last}
 
 

@@ -12,6 +12,7 @@ from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
 from guardd.core.evaluate import BudgetEvaluation, WindowEvaluation, overridden
 from guardd.core.health import HealthEvaluation
+from guardd.core.hours import iso_of_ms
 from guardd.core.money import format_json
 from guardd.core.periods import format_duration
 from guardd.core.switch_read import Liveness, liveness, read_document
@@ -330,7 +331,9 @@ async def ledger_status(events: EventsAPI, now: datetime | None = None, tz: Any 
     for cp in await events.checkpoints():
         latest[cp.path] = cp
     for path, cp in latest.items():
-        last = datetime.fromtimestamp(cp.last_event_ms / 1000, tz).isoformat() if cp.last_event_ms else None
+        last = iso_of_ms(cp.last_event_ms, tz) if cp.last_event_ms else None
+        # A time no date holds (stored by an older guardd, review F19): null, and the stored number beside it.
+        beyond = {"last_event_ms": cp.last_event_ms} if cp.last_event_ms and last is None else {}
         out.append(
             {
                 "path": path,
@@ -341,6 +344,7 @@ async def ledger_status(events: EventsAPI, now: datetime | None = None, tz: Any 
                 "quarantined": cp.quarantined,
                 **({"quarantined_24h": recent.get(path, 0)} if now is not None else {}),
                 "last_event_at": last,
+                **beyond,
             }
         )
     return out
