@@ -4,7 +4,8 @@
 on the same ``state_dir`` finds it held and stops at once with :class:`AlreadyRunning`. The kernel drops the lock
 when the process ends, ``kill -9`` included, so a stale file never blocks a restart.
 
-The same file carries a small JSON record — pid, start time, and whether the state database can be written — that
+The same file carries a small JSON record — pid, start time, whether the state database can be written, and the
+digest of the configuration the daemon enforces (so that an edited file it has not reloaded is said) — that
 ``guardd status``/``check`` (other processes) read. It lives here, not in the database, because it must be readable
 when the database cannot be written: the file is sized to :data:`RECORD_BYTES` once at start, and every update
 rewrites those bytes in place, which needs no new disk blocks (it works on a full disk). A reader that catches a
@@ -53,6 +54,11 @@ class DaemonRecord:
     daemon_gone: bool = False
     """True when the lock file is readable, nobody holds it, and its last holder was a daemon (``guardd run``):
     the guard that wrote the switch file has stopped."""
+    config_digest: str | None = None
+    """The digest of the configuration the running daemon enforces (:func:`guardd.config.digest.shared_digest`),
+    as of its start or last reload; None when no daemon runs (or one too old to record it)."""
+    config_loaded_at: str | None = None
+    """When the running daemon loaded that configuration (RFC 3339, UTC)."""
 
 
 class InstanceLock:
@@ -65,6 +71,7 @@ class InstanceLock:
         self._since: str | None = None
         self._started_at = datetime.now(UTC).isoformat()
         self._last: tuple[str | None, dict[str, str], dict[str, str]] | None = None
+        self._config: dict[str, str] | None = None
 
     @classmethod
     def acquire(cls, state_dir: Path, daemon: bool = False) -> InstanceLock:
@@ -100,6 +107,12 @@ class InstanceLock:
         lock.record(None, force=True)
         return lock
 
+    def configured(self, digest: str) -> None:
+        """Record that the daemon now enforces the configuration whose digest is ``digest`` (at start and after
+        each reload), so that ``status`` and ``check`` can tell an edited file it has not loaded (review F11)."""
+        self._config = {"digest": digest, "loaded_at": datetime.now(UTC).isoformat()}
+        self.record(None if self._last is None else self._last[0], force=True)
+
     def record(
         self,
         store_error: str | None,
@@ -129,6 +142,7 @@ class InstanceLock:
             "started_at": self._started_at,
             "daemon": self.daemon,
             "store": {"ok": store_error is None, "error": store_error, "since": since},
+            **({} if self._config is None else {"config": self._config}),
         }
         for key, found, what in (
             ("ledgers", ledgers, "cannot be read"),
@@ -172,6 +186,8 @@ def read_record(state_dir: Path) -> DaemonRecord:
     finally:
         os.close(fd)
     store = (record or {}).get("store") or {}
+    loaded = (record or {}).get("config") if running else None
+    loaded = loaded if isinstance(loaded, dict) else {}
     pid = (record or {}).get("pid")
     return DaemonRecord(
         running,
@@ -182,6 +198,8 @@ def read_record(state_dir: Path) -> DaemonRecord:
         ledger_errors=_errors((record or {}).get("ledgers")) if running else {},
         ledger_warnings=_errors((record or {}).get("missed")) if running else {},
         daemon_gone=not running and (record or {}).get("daemon") is True,
+        config_digest=_text(loaded.get("digest")),
+        config_loaded_at=_text(loaded.get("loaded_at")),
     )
 
 
@@ -191,6 +209,10 @@ def _parse(data: bytes) -> dict[str, Any] | None:
     except (UnicodeDecodeError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def _text(raw: object) -> str | None:
+    return raw if isinstance(raw, str) else None
 
 
 def _errors(raw: object) -> dict[str, str]:

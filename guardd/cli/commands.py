@@ -158,6 +158,9 @@ async def cmd_check(args: Namespace) -> int:
         isinstance(s, dict) and s.get("tripped") for s in scopes.values()
     )
     tripped = tripped or unexplained
+    drift = status.config_state(ctx.config)["warning"]
+    if drift:  # the daemon enforces the configuration it loaded, not the file these figures come from
+        warnings.append(drift)
     unreadable = status.ledger_errors(ctx.config)
     missed = status.ledger_warnings(ctx.config)
     code, line = check_result(

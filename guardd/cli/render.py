@@ -123,6 +123,9 @@ def status_text(doc: dict[str, Any]) -> str:
         heartbeat = guard.get("heartbeat_at")
         last = local(heartbeat) if heartbeat else "unknown"
         lines += [f"GUARD DOWN: guardd is not running (last heartbeat {last}): {guard.get('reason')}", ""]
+    drift = (doc.get("config") or {}).get("warning")
+    if drift:
+        lines += [f"CONFIGURATION NOT IN FORCE: {drift}", ""]
     store = doc.get("store") or {}
     if store.get("ok") is False:
         lines += [f"STORE FAILING since {local(store.get('since'))}: {store.get('error')} (guardd keeps running)", ""]

@@ -70,6 +70,9 @@ class ConfigView:
     resolved: tuple[tuple[str, str], ...]
     """Paths that were resolved through symbolic links, as ``(given, resolved)``: a kept view is stale once one of
     them resolves differently."""
+    config_digest: str
+    """The digest of the sections every instance must share (:func:`guardd.config.digest.shared_digest`): what
+    ``status`` compares with the configuration the running daemon loaded."""
 
     @property
     def instance(self) -> str:
@@ -105,6 +108,7 @@ class ConfigView:
 def build_view(settings: Settings, path: Path | None) -> ConfigView:
     """The view of validated ``settings`` read from ``path``: relative paths resolved against the file's folder
     (the working directory for built-in defaults); no ``state_dir``: ``$STATE_DIRECTORY``, else ``.guardd``."""
+    from guardd.config.digest import shared_digest
     from guardd.config.sources import store_url_source
 
     parent = path.parent if path else Path.cwd()
@@ -144,6 +148,7 @@ def build_view(settings: Settings, path: Path | None) -> ConfigView:
         shared_store=settings.store.url is not None,
         store_url_from=None if url is None else store_url_source(url.get_secret_value(), path),
         resolved=tuple(resolved),
+        config_digest=shared_digest(settings),
     )
 
 

@@ -52,8 +52,6 @@ Failure modes handled:
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
 import os
 import secrets
@@ -61,10 +59,6 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-from typing import Any
-
-from pydantic import SecretStr
 
 from guardd import __version__
 from guardd.adapters import killswitch
@@ -83,23 +77,11 @@ TICK = 1.0  # seconds between control rounds: renewal, heartbeat, takeover attem
 MARGIN = 0.5  # seconds before the local deadline at which this instance stops leading
 HEARTBEAT_EVERY = 5.0  # seconds between rewrites of an unchanged switch file
 ALIVE_WITHIN = timedelta(seconds=15)  # an instance not seen for longer is not running (its name may be taken)
-SHARED_SECTIONS = ("budgets", "health", "notifiers", "alerts", "killswitch")
 
 
 def config_digest(config: Config) -> str:
-    """A hash of the sections every instance must share (contract §9): budgets, health, notifiers, alerts and
-    killswitch. Secrets count (two notifiers differing only in a token differ) but cannot be read back."""
-    data = config.settings.model_dump(include=set(SHARED_SECTIONS))
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, SecretStr):
-            return value.get_secret_value()
-        if isinstance(value, Decimal | timedelta | datetime | os.PathLike):
-            return str(value)
-        return repr(value)
-
-    text = json.dumps(data, sort_keys=True, default=plain)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """The hash of the sections every instance must share (:func:`guardd.config.digest.shared_digest`)."""
+    return config.config_digest
 
 
 def heartbeat_here(asked: datetime, age: float) -> datetime:

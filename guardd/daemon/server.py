@@ -207,6 +207,8 @@ class Daemon(Cycle):
         await self.tailer.aclose()
         await self.openrouter.aclose()  # keys, base_url or timeout may have changed
         self._build(config)
+        if self.lock is not None:
+            self.lock.configured(config.config_digest)  # status and check stop saying "reload it"
         self._schedule()
         if self.watch_task is not None:  # watched folders follow the new ledgers
             self.watch_task.cancel()
@@ -236,6 +238,7 @@ async def _run_locked(lock: InstanceLock, config: Config, once: bool, dry_run: b
             await cluster.join()  # InstanceTaken (exit 1) when a live guardd has this instance name
         daemon = Daemon(config, stores, dry_run, config_arg, cluster)
         daemon.lock = lock
+        lock.configured(config.config_digest)
         if dry_run:
             log.info("dry run: deciding everything, writing no switch file, sending nothing")
         try:

@@ -205,6 +205,7 @@ async def build(
         "timezone": config.timezone,
         "guard": _guard_json(guard, tz),
         "store": store_health(config),  # `since` in the configured zone, as every time here
+        "config": config_state(config),
         "budgets": [budget_json(ev, tz, (gaps or {}).get(ev.name)) for ev in evaluations],
         "health": [health_json(ev) for ev in health or []],
         "killswitch": switch,
@@ -237,6 +238,33 @@ def store_health(config: ConfigView) -> dict[str, Any]:
     if not record.running:
         return {"ok": None, "error": None, "since": None, "reason": "no guardd daemon is running on this state"}
     return {"ok": record.store_ok, "error": record.store_error, "since": _local(record.store_since, config.zone)}
+
+
+def config_state(config: ConfigView) -> dict[str, Any]:
+    """Whether the running daemon enforces the configuration this command read (review F11): ``{"current",
+    "digest", "daemon_digest", "loaded_at", "warning"}``. ``current`` is null when nothing can be compared (no
+    daemon runs, or it records no digest). The digest covers the shared sections (budgets, health, notifiers,
+    alerts, killswitch: :func:`guardd.config.digest.shared_digest`), so an edit to those not yet reloaded is
+    said: this command shows the file as it is now, the daemon trips and alerts by the one it loaded."""
+    record = read_record(config.state_dir)
+    digest = record.config_digest if record.running else None
+    current = None if digest is None else digest == config.config_digest
+    loaded_at = _local(record.config_loaded_at, config.zone)
+    warning = None
+    if current is False:
+        when = (loaded_at or "unknown")[:19].replace("T", " ")
+        file = config.path or "the built-in defaults"
+        warning = (
+            f"the daemon runs an older configuration (loaded at {when}) than {file}: reload it"
+            " (systemctl reload guardd)"
+        )
+    return {
+        "current": current,
+        "digest": config.config_digest,
+        "daemon_digest": digest,
+        "loaded_at": loaded_at,
+        "warning": warning,
+    }
 
 
 def _local(text: str | None, tz: Any) -> str | None:

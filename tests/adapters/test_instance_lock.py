@@ -84,3 +84,16 @@ def test_rotated_files_that_may_hold_lines_never_counted_are_recorded_beside_the
     finally:
         lock.release()
     assert read_record(tmp_path).ledger_warnings == {}  # nobody holds it: nothing is known
+
+
+def test_the_record_holds_the_digest_of_the_configuration_the_daemon_runs(tmp_path: Path):
+    lock = InstanceLock.acquire(tmp_path, daemon=True)
+    try:
+        lock.configured("0123456789abcdef")
+        record = read_record(tmp_path)
+        assert record.config_digest == "0123456789abcdef" and record.config_loaded_at is not None
+        lock.record("disk full")  # a later record keeps it
+        assert read_record(tmp_path).config_digest == "0123456789abcdef"
+    finally:
+        lock.release()
+    assert read_record(tmp_path).config_digest is None  # nobody runs it now
