@@ -138,7 +138,9 @@ async def cmd_check(args: Namespace) -> int:
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
             warnings += [drop["text"] for drop in await status.dropped_alerts(ctx.state, now)]
-            unmatched = status.unmatched_ledgers(ctx.config, {cp.ledger for cp in await ctx.events.checkpoints()})
+            read = {cp.ledger for cp in await ctx.events.checkpoints()}
+            unmatched = status.unmatched_ledgers(ctx.config, read)
+            warnings += [gone["warning"] for gone in status.missing_ledgers(ctx.config, read)]
             never_matched = ctx.evaluator.gaps(budgets)
     except Exception as exc:  # a monitoring plugin reports any failure, a wrong --budget included, as UNKNOWN
         print(f"GUARDD UNKNOWN - {exc}")

@@ -196,6 +196,8 @@ def status_text(doc: dict[str, Any]) -> str:
         lines += ["", "ledgers:"]
         for pattern in doc.get("unmatched_ledgers") or []:
             lines.append(f"  {pattern}: MATCHES NO FILE (a typo in the path, or nothing written yet)")
+        for gone in doc.get("missing_ledgers") or []:
+            lines.append(f"  {gone['path']}: GONE ({gone['reason']}): nothing written there now is counted")
         for bad in doc.get("ledger_errors") or []:
             lines.append(f"  {bad['path']}: CANNOT BE READ ({bad['error']}): its spend is not counted")
         for missed in doc.get("ledger_warnings") or []:

@@ -55,7 +55,8 @@ def check_result(
     delivery failed (``failing_notifiers``: display URL -> last error; its alerts wait, and with one notifier
     nobody hears of anything); a ledger pattern that
     matches no file and never did (``unmatched``: a typo, or no client has written yet); each of ``warnings`` as
-    it is worded (on a shared store: the cluster's warnings, this host's switch file out of step); a rotated
+    it is worded (on a shared store: the cluster's warnings, this host's switch file out of step; a daemon running
+    an older configuration than the file; an exact ledger path read before and gone now); a rotated
     ledger file that may hold lines never counted (``missed``: every figure may be low by what it holds); a budget
     whose match selects nothing ever stored (``never_matched``) through a label key no event carried or a model,
     provider or key glob that matched none seen — a label value never seen is only a note in the line (a budget

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,6 +216,7 @@ async def build(
         "ledger_errors": ledger_errors(config),
         "ledger_warnings": ledger_warnings(config),
         "unmatched_ledgers": unmatched_ledgers(config, {lg["ledger"] for lg in ledgers}),
+        "missing_ledgers": missing_ledgers(config, {lg["ledger"] for lg in ledgers}),
         "notifiers": notifiers,
         "silences": [
             {
@@ -291,8 +294,32 @@ def ledger_warnings(config: ConfigView) -> list[dict[str, str]]:
 def unmatched_ledgers(config: ConfigView, read: set[str]) -> list[str]:
     """Return the configured ledger patterns that match no file now and never matched one (no file of theirs was
     ever read): a typo in a path would otherwise be spend never counted, with nothing said. ``read`` holds the
-    patterns of the checkpoints in the store."""
+    patterns of the checkpoints in the store. A path read before and gone now is :func:`missing_ledgers`'."""
     return [pattern for pattern in config.ledger_paths if pattern not in read and not find(pattern).paths]
+
+
+def missing_ledgers(config: ConfigView, read: set[str]) -> list[dict[str, str]]:
+    """Return the configured exact (non-glob) ledger paths that were read and name no file now (``[{"path",
+    "reason", "warning"}]``): deleted, moved, or a symbolic link whose target is gone (a volume no longer
+    mounted). The application may write its spend elsewhere now, where nothing counts it (review F15).
+
+    A glob whose files are all gone is not one: rotation and clean-up remove files that a pattern matched,
+    and the next file it matches is read from its start."""
+    out = []
+    for pattern in config.ledger_paths:
+        if glob.has_magic(pattern) or pattern not in read or os.path.exists(pattern):
+            continue
+        if os.path.islink(pattern):
+            try:
+                target = os.readlink(pattern)
+            except OSError:
+                target = "?"
+            reason = f"a symbolic link to {target}, which does not exist"
+        else:
+            reason = "no such file (deleted or moved)"
+        warning = f"ledger file {pattern} is gone ({reason}): nothing written there now is counted"
+        out.append({"path": pattern, "reason": reason, "warning": warning})
+    return out
 
 
 def _guard_json(guard: Liveness, tz: Any) -> dict[str, Any]:
