@@ -10,6 +10,7 @@ only the CLI turns them into exit codes.
     ├── SwitchFileError          the kill-switch file cannot be written or read (OSError, translated)
     ├── AlreadyRunning           another guardd holds this state_dir's lock                 -> exit 1
     │   └── InstanceTaken        another live guardd has this instance name in the shared store -> exit 1
+    ├── InstanceRenamed          this host's ledgers were read under another instance name, not running -> exit 1
     ├── SourceError              OpenRouter could not answer usefully
     │   ├── SourceUnavailable    timeouts, connection errors, 5xx, 429: retry with backoff
     │   ├── SourceRejected       401/402/403: retrying will not help until someone acts
@@ -63,6 +64,12 @@ class AlreadyRunning(GuarddError):
 
 class InstanceTaken(AlreadyRunning):
     """Another live guardd already runs under this instance name on the shared store (contract §7, §9)."""
+
+
+class InstanceRenamed(GuarddError):
+    """This host's ledger files were read into the shared store by another instance name that is not running (the
+    host name changed, a container restarted under a new one): reading them under this name would count every
+    line without an id again (review F13). Exit 1 until the old name is set back."""
 
 
 class SourceError(GuarddError):

@@ -201,6 +201,7 @@ class Cluster:
         """Enter this instance in the store (InstanceTaken when a live guardd has its name) and run a first
         round, so the switch file is current before the daemon says it is ready."""
         try:
+            await self._not_renamed()
             await self.backend.register(self.me, ALIVE_WITHIN)
         except BaseException:
             await self.backend.close()
@@ -210,6 +211,29 @@ class Cluster:
             asyncio.create_task(self._control(), name="cluster control"),
             asyncio.create_task(self._listen(), name="cluster listen"),
         ]
+
+    async def _not_renamed(self) -> None:
+        """Raise InstanceRenamed when this host's ledger files were read under another instance name that is not
+        running (review F13). Lines without an id are keyed by instance, file identity and offset (contract §9),
+        so reading the files again under this name would count each such line once more. Refusing loses nothing
+        and doubles nothing: the old name, set back, reads on from its checkpoints. Taking its checkpoints over
+        instead would double whatever it reads if it ever came back (its keys, not this name's)."""
+        from guardd.errors import InstanceRenamed
+        from guardd.ledger.identities import file_identities
+
+        files = await asyncio.to_thread(file_identities, self.config.ledger_paths)
+        found = await self.backend.previous_readers(self.me.name, files, ALIVE_WITHIN)
+        if not found:
+            return
+        old = sorted({instance for instance, _ in found})
+        paths = ", ".join(sorted({path for _, path in found})[:3]) + (" …" if len(found) > 3 else "")
+        raise InstanceRenamed(
+            f"this host's ledger files ({paths}) were read into the shared store by instance {old[0]!r}, which is "
+            f"not running, and never by {self.me.name!r}: under a new name guardd would count every line without "
+            f'an id again. Set [guardd] instance = "{old[0]}" (or GUARDD_GUARDD__INSTANCE={old[0]}) to read on '
+            "where it stopped; in a container, set the instance name explicitly: the host name changes at each "
+            "restart" + (f" (other old names: {', '.join(old[1:])})" if len(old) > 1 else "")
+        )
 
     async def leave(self) -> None:
         """Stop: end the term at once (a successor need not wait out the lease) and mark the instance stopped."""

@@ -9,7 +9,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotations only: the rows are imported where they are built
-    from guardd.store.api.rows_cluster import CommittedSwitch, Forgotten, InstanceInfo, Term
+    from collections.abc import Sequence
+
+    from guardd.store.api.rows_cluster import CommittedSwitch, FileIdentity, Forgotten, InstanceInfo, Term
     from guardd.store.api.state import StateAPI
 
 
@@ -50,6 +52,13 @@ class ClusterAPI(Protocol):
     def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:
         """The state for leader steps: every write transaction first re-checks the term ``term()`` names
         (NotLeader, writing nothing, when it is None or over); claims last until the term ends plus a send."""
+        ...
+
+    async def previous_readers(
+        self, me: str, files: Sequence[FileIdentity], alive_within: timedelta
+    ) -> list[tuple[str, str]]:
+        """``(instance, path)`` of each of ``files`` read by another instance name, not running (not seen within
+        ``alive_within``), that ``me`` never read: this host's files under an old name."""
         ...
 
     async def status(self) -> dict[str, object]:

@@ -13,6 +13,17 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True, slots=True)
+class FileIdentity:
+    """A ledger file as the store knows it (device, inode, fingerprint of its first line), at ``path`` now on this
+    host (:func:`guardd.ledger.identities.file_identities`)."""
+
+    path: str
+    dev: int
+    ino: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class Term:
     """A term this instance holds as leader: its epoch (the fencing token) and how long the lease still ran when
     the store answered, by the store's clock (a host turns it into a deadline of its own monotonic clock)."""

@@ -35,12 +35,15 @@ import psycopg
 from guardd.core.redact import store_url as redacted
 from guardd.errors import InstanceTaken, NotLeader, StoreError
 from guardd.store.postgres.db import Conn, PgStore
-from guardd.store.postgres.members import LEASE, cluster_status, forget_instance
+from guardd.store.postgres.members import LEASE, cluster_status, forget_instance, previous_readers
 from guardd.store.postgres.state import PgStateStore
 from guardd.store.shared import doc_from_json
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from guardd.store.api import CommittedSwitch, Forgotten, InstanceInfo, OutboxRow, StateAPI, Term
+    from guardd.store.api.rows_cluster import FileIdentity
 
 log = logging.getLogger("guardd.cluster")
 
@@ -333,6 +336,11 @@ class PgCluster:
 
     def fenced_state(self, term: Callable[[], int | None]) -> StateAPI:
         return FencedStateStore(self.store, term)
+
+    async def previous_readers(
+        self, me: str, files: Sequence[FileIdentity], alive_within: timedelta
+    ) -> list[tuple[str, str]]:
+        return await previous_readers(self.store, me, files, alive_within)
 
     async def status(self) -> dict[str, object]:
         return await cluster_status(self.store)

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 from guardd.store.postgres.db import PgStore
 
 if TYPE_CHECKING:  # the rows are imported where they are built: status reads this module
-    from guardd.store.api.rows_cluster import Forgotten
+    from collections.abc import Sequence
+
+    from guardd.store.api.rows_cluster import FileIdentity, Forgotten
 
 ALIVE_WITHIN = timedelta(seconds=15)
 """An instance not seen for longer is not running: its name may be taken, its digest is not compared."""
@@ -121,3 +123,25 @@ async def forget_instance(store: PgStore, name: str) -> Forgotten:
     if row is None:
         return Forgotten.UNKNOWN
     return Forgotten.STOPPED if row[0] else Forgotten.RUNNING
+
+
+async def previous_readers(
+    store: PgStore, me: str, files: Sequence[FileIdentity], alive_within: timedelta
+) -> list[tuple[str, str]]:
+    """Return ``(instance, path)`` for each of ``files`` (this host's ledger files) that another instance name
+    read from (a checkpoint past offset 0) while ``me`` never did, when that instance is not running (no row,
+    stopped, or not seen within ``alive_within`` by the database's clock): the same files, read before under an
+    old name. Lines without an id are keyed by instance, so ``me`` reading them again would count them twice."""
+    if not files:
+        return []
+    rows = await store.fetchall(
+        "SELECT DISTINCT f.instance, f.path FROM files f LEFT JOIN instances i ON i.name = f.instance"
+        " WHERE f.instance <> %s AND f.byte_offset > 0"
+        " AND (f.dev, f.ino, f.fingerprint) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::text[]))"
+        " AND NOT EXISTS (SELECT 1 FROM files m WHERE m.instance = %s AND m.dev = f.dev AND m.ino = f.ino"
+        " AND m.fingerprint = f.fingerprint)"
+        " AND (i.name IS NULL OR i.stopped_at IS NOT NULL OR i.last_seen <= clock_timestamp() - %s)"
+        " ORDER BY 1, 2",
+        (me, [f.dev for f in files], [f.ino for f in files], [f.fingerprint for f in files], me, alive_within),
+    )
+    return [(str(instance), str(path)) for instance, path in rows]
