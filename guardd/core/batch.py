@@ -70,6 +70,9 @@ class Parsed:
     max_ts: int | None = None
     health: dict[str, Health] = field(default_factory=dict)
     """Health facts of the rows that carry any (most ledgers carry none: nothing to store, nothing to slow)."""
+    first_series: dict[str, int] = field(default_factory=dict)
+    """The series of the first line of each key a later line replaced (:meth:`drop`): :meth:`close` puts the
+    key's row back in it (who spent is fixed by the first arrival, in a batch as across batches)."""
 
     @classmethod
     def of(cls, events: Sequence[tuple[str, int, str, int | None, int, int]]) -> Parsed:
@@ -97,14 +100,29 @@ class Parsed:
             self.health[k] = health
 
     def drop(self, k: str) -> None:
-        """A later line has the key ``k`` of an earlier one: take the earlier one out (the last line wins)."""
+        """A later line has the key ``k`` of an earlier one: take the earlier one out (the last line wins its cost
+        and time; the first line's series is kept for :meth:`close`)."""
         self.duplicates += 1
-        add_row_to_hours(self.hours, self.rows.pop(k), -1)
+        row = self.rows.pop(k)
+        self.first_series.setdefault(k, row[2])
+        add_row_to_hours(self.hours, row, -1)
         self.tokens.pop(k, None)
         self.health.pop(k, None)
 
     def close(self) -> None:
-        """Record the row count and the latest time (the parser calls this when the batch is complete)."""
+        """Put each key a later line replaced back in its first line's series (the store's rule across batches,
+        :func:`guardd.store.batch_writes.correct`, so that where batches end changes nothing); record the row
+        count and the latest time (the parser calls this when the batch is complete)."""
+        for k, sid in self.first_series.items():
+            row = self.rows[k]
+            if row[2] != sid:
+                add_row_to_hours(self.hours, row, -1)
+                row = self.rows[k] = (k, row[1], sid, *row[3:])
+                add_row_to_hours(self.hours, row, +1)
+                fact = self.health.get(k)
+                if fact is not None:
+                    self.health[k] = (k, fact[1], sid, *fact[3:])
+        self.first_series.clear()
         self.count = len(self.rows)
         self.max_ts = max((row[1] for row in self.rows.values()), default=None)
 

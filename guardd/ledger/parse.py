@@ -165,8 +165,8 @@ class LineParser:
 
     def finish(self, out: Parsed) -> None:
         """Complete ``out`` once all its blocks are parsed: the signature of every series its rows use."""
+        out.close()  # first: it may move a row back into its first line's series
         out.series = {sid: self._sigs[sid] for _hour, sid in out.hours}
-        out.close()
 
     # ---- the batch path ----------------------------------------------------------------------------------
     def _decode_block(self, joined: bytes) -> list[Fast] | list[FastRaw] | None:

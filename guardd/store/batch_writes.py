@@ -1,10 +1,16 @@
 """What both backends decide alike when they write a batch, as plain functions; each backend keeps only its SQL.
 
 - :func:`count_new`: what a batch did if every row were new (the fast path's answer).
-- :func:`correct`: the rows whose key was already stored (the insert skipped them). A duplicate counts once; a
-  changed line (a later streaming snapshot, a re-priced line) replaces the stored event and its spend moves from
-  the old line's hour and series to the new one's: the last line wins. It returns the rollup deltas and the
-  events to update, and :meth:`Correction.settle` folds its counts into the batch's hours and result.
+- :func:`correct`: the rows whose key was already stored (the insert skipped them). A duplicate counts once.
+  **Who spent is fixed by the first arrival**: the stored event's series (model, key, provider, labels) never
+  changes, whatever a later line with its key says; a changed cost or time (a later streaming snapshot, a
+  re-priced line) replaces the stored one and its spend moves to the new hour, in the same series: the last line
+  wins what it costs and when. Why: the same generation arrives from several sources (a ledger with its
+  ``[[ledgers]] labels``, a Broadcast span with none, a ``guardd ingest`` of the file, another instance), and a
+  later source rewriting the series moved the spend out of every budget matching the first one's labels, model
+  or key, silently (review F9: a budget at 75% dropped to 0%, a tripped one would have released). Keeping the
+  first series never takes spend out of a budget it was counted in. It returns the rollup deltas and the events
+  to update, and :meth:`Correction.settle` folds its counts into the batch's hours and result.
 - :func:`advanced`: the file checkpoint after the batch; :func:`save_checkpoint` saves it, in either dialect.
 """
 
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from guardd.core.batch import ENTRY, HOUR_MS, Parsed, Row, add_row_to_hours, add_to_hours
+from guardd.core.batch import ENTRY, Parsed, Row, add_row_to_hours, add_to_hours
 from guardd.store.api import BatchResult, Checkpoint
 from guardd.store.dialect import Dialect
 
@@ -40,14 +46,16 @@ class Correction:
     """What the rows that met stored events change: ``hours`` (deltas to add to the batch's hours, which counted
     every row as new), ``updates`` (stored events to overwrite with the new line's ``ts``, ``series``, ``cost``,
     under their ``ref``), the keys ``seen`` (their stored health facts go: the batch's own follow), the keys
-    ``priced`` (unpriced before, priced now: their waiting token counts go), the ``series`` the moved spend left,
-    and how many ``duplicates`` there were, ``unpriced`` of them unpriced."""
+    ``priced`` (unpriced before, priced now: their waiting token counts go), the ``series`` whose spend moved,
+    the stored series ``kept`` for keys whose new line named another (the batch's health facts of those keys are
+    stored under it), and how many ``duplicates`` there were, ``unpriced`` of them unpriced."""
 
     hours: Hours = field(default_factory=dict)
     updates: list[Stored] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
     priced: list[str] = field(default_factory=list)
     series: set[int] = field(default_factory=set)
+    kept: dict[str, int] = field(default_factory=dict)
     duplicates: int = 0
     unpriced: int = 0
 
@@ -74,8 +82,10 @@ def count_new(parsed: Parsed, inserted: int, result: BatchResult) -> None:
 def correct(rows: Mapping[str, Row], found: Iterable[Stored]) -> Correction:
     """Return the :class:`Correction` of the batch ``rows`` whose keys were ``found`` stored already (each once).
 
-    Token counts are not kept per stored event, so a changed line keeps the tokens of the line stored first (what
-    ``guardd advise`` prices): the new line's are taken out of the deltas again."""
+    The event keeps the series it was stored in (see the module's docstring); token counts are not kept per
+    stored event, so a changed line keeps the tokens of the line stored first too (what ``guardd advise``
+    prices). The batch's hours counted the new line as new, in its own series: it is taken out whole, and only
+    its cost and time go in, in the stored series."""
     out = Correction()
     hours = out.hours
     for old in found:
@@ -84,14 +94,14 @@ def correct(rows: Mapping[str, Row], found: Iterable[Stored]) -> Correction:
         out.duplicates += 1
         out.unpriced += cost is None
         out.seen.append(old.k)
-        if (old.ts, old.series, old.cost) == (ts, series, cost):
-            add_row_to_hours(hours, row, -1)  # already counted when it was stored
-            continue
-        add_to_hours(hours, old.ts, old.series, old.cost, -1)  # the new line replaces the old one
-        entry = hours.setdefault((ts // HOUR_MS, series), [0] * ENTRY)  # the first line's tokens stay
-        for i, count in enumerate(row[4:], 3):
-            entry[i] -= count
-        out.updates.append(Stored(old.k, old.ref, ts, series, cost))
+        add_row_to_hours(hours, row, -1)  # counted as new by the parser
+        if series != old.series:
+            out.kept[old.k] = old.series
+        if (old.ts, old.cost) == (ts, cost):
+            continue  # counted already when it was stored
+        add_to_hours(hours, old.ts, old.series, old.cost, -1)  # the new cost and time replace the old ones
+        add_to_hours(hours, ts, old.series, cost, +1)
+        out.updates.append(Stored(old.k, old.ref, ts, old.series, cost))
         if cost is not None and old.cost is None:
             out.priced.append(old.k)
         out.series.add(old.series)

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
 
 from tests.e2e.conftest import wait_for
 from tests.http import payloads
-from tests.http.conftest import Served
+from tests.http.conftest import Served, serve
 
 NDJSON = {"content-type": "application/x-ndjson"}
 TODAY = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -160,6 +164,32 @@ def test_the_same_generation_from_a_ledger_and_a_broadcast_counts_once(served: S
     answer = served.post("/v1/openrouter/broadcast", content=payloads.captured(end_ns=now_ns()))
     assert answer.json()["stored"] == 0 and answer.json()["duplicates"] == 1
     assert spent(served) == "0.005334"
+
+
+SEARCH = """
+[[budgets]]
+name = "search"
+match = { team = "search" }
+daily = 1.00
+forecast = false
+"""
+
+
+@pytest.fixture
+def search(tmp_path: Path) -> Iterator[Served]:
+    """A fresh daemon whose budget ``search`` matches the label team=search."""
+    yield from serve(tmp_path, budgets=SEARCH)
+
+
+def test_a_broadcast_of_a_generation_a_ledger_stored_leaves_it_in_the_label_budget(search: Served):
+    # F9: the span carries none of the ledger's labels; the event keeps the series it was counted in
+    search.ledger(line(payloads.GEN, "0.005334", model="anthropic/claude-haiku-4.5", labels={"team": "search"}))
+    wait_for(lambda: spent(search, "search") == "0.005334")
+    span = payloads.root_span(end_ns=now_ns())
+    span["attributes"] = [a for a in span["attributes"] if a["key"] != "trace.metadata.team"]
+    answer = search.post("/v1/openrouter/broadcast", content=json.dumps(payloads.export(span)).encode()).json()
+    assert (answer["stored"], answer["duplicates"]) == (0, 1)
+    assert spent(search, "search") == "0.005334"
 
 
 def test_the_connection_test_answers_200_and_stores_nothing(served: Served):

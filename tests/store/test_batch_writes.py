@@ -20,12 +20,23 @@ def test_a_line_stored_already_as_it_is_counts_once_and_changes_no_event() -> No
     assert (fix.duplicates, fix.unpriced, fix.updates, fix.seen, fix.priced) == (1, 0, [], ["g:a"], [])
 
 
-def test_a_changed_line_moves_the_spend_to_its_hour_and_series_and_keeps_the_first_tokens() -> None:
+def test_a_changed_line_moves_the_spend_to_its_hour_but_keeps_its_series_and_first_tokens() -> None:
     later = T + 2 * HOUR_MS
     fix = correct({"g:a": row("g:a", later, 8, 500)}, [Stored("g:a", 41, T, 7, 300)])
-    assert fix.hours == {(500, 7): [-300, -1, 0, 0, 0, 0, 0], (502, 8): [0, 0, 0, -10, -5, 0, 0]}
-    assert fix.updates == [Stored("g:a", 41, later, 8, 500)]
+    assert fix.hours == {
+        (500, 7): [-300, -1, 0, 0, 0, 0, 0],
+        (502, 7): [500, 1, 0, 0, 0, 0, 0],
+        (502, 8): [-500, -1, 0, -10, -5, 0, 0],
+    }
+    assert fix.updates == [Stored("g:a", 41, later, 7, 500)]
     assert fix.series == {7}
+
+
+def test_a_second_arrival_in_another_series_is_a_duplicate_that_moves_no_spend() -> None:
+    # A Broadcast span of a generation a ledger stored with labels: who spent stays who the first line said.
+    fix = correct({"g:a": row("g:a", T, 8, 300)}, [Stored("g:a", 41, T, 7, 300)])
+    assert fix.hours == {(500, 8): [-300, -1, 0, -10, -5, 0, 0]}
+    assert (fix.duplicates, fix.updates, fix.series, fix.kept) == (1, [], set(), {"g:a": 7})
 
 
 def test_an_unpriced_event_priced_by_a_later_line_frees_its_waiting_tokens() -> None:

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 import pytest
 
-from guardd.core.batch import HOUR_MS, series_id
+from guardd.core.batch import HOUR_MS, Parsed, series_id, series_sig
 from guardd.errors import StoreError
 from guardd.store.api import Checkpoint, Priced, Sum
-from tests.store.backends import BACKENDS, T0, USD, Backend, batch, make_backend, sig
+from tests.store.backends import BACKENDS, T0, T0_MS, USD, Backend, batch, make_backend, sig
 
 
 @pytest.fixture(params=BACKENDS)
@@ -43,15 +43,30 @@ async def test_a_key_stored_again_counts_once(backend):
     assert total == Sum(2 * USD, 2, 0)
 
 
-async def test_the_last_line_of_a_key_wins_and_moves_its_spend(backend):
+async def test_the_last_line_of_a_key_wins_its_cost_and_time_in_the_series_of_the_first(backend):
     late = 3 * HOUR_MS + 7
     async with backend.events() as events:
         await events.write_batch(batch(("g:a", 5, USD)))
-        await events.write_batch(batch(("g:a", late, 3 * USD), model="other"))
+        again = await events.write_batch(batch(("g:a", late, 3 * USD), model="other"))
         first_hour = await events.window_sum(None, T0, T0 + timedelta(hours=1))
         whole_day = await events.grouped_sums(None, *DAY)
+    assert (again.stored, again.duplicates) == (0, 1)
     assert first_hour == Sum()
-    assert {sid: s for sid, s in whole_day.items() if s != Sum()} == {series_id(sig("other")): Sum(3 * USD, 1, 0)}
+    assert {sid: s for sid, s in whole_day.items() if s != Sum()} == {series_id(sig("m")): Sum(3 * USD, 1, 0)}
+
+
+async def test_a_second_arrival_without_the_labels_leaves_the_spend_in_the_labelled_series(backend):
+    # F9: a Broadcast span (no ledger labels, another model spelling) of a generation a ledger stored.
+    labelled = series_id(sig("m", team="search"))
+    async with backend.events() as events:
+        await events.write_batch(batch(("g:a", 5, USD)))
+        span = Parsed.of([("g:a", T0_MS + 9, series_sig("m-2026-11-01", "k", "P", {}), USD, 10, 5)])
+        again = await events.write_batch(span)
+        search = await events.window_sum([labelled], *DAY)
+        whole_day = await events.grouped_sums(None, *DAY)
+    assert (again.stored, again.duplicates) == (0, 1)
+    assert search == Sum(USD, 1, 0)
+    assert {sid: s for sid, s in whole_day.items() if s != Sum()} == {labelled: Sum(USD, 1, 0)}
 
 
 async def test_a_checkpoint_is_stored_with_its_batch_counting_its_events(backend):
@@ -131,14 +146,16 @@ async def test_series_come_back_with_their_dimensions(backend):
     assert (dims.model, dict(dims.labels)) == ("anthropic/claude", {"team": "search"})
 
 
-async def test_every_series_ever_stored_stays_though_its_events_moved_away(backend):
+async def test_every_series_ever_stored_stays_though_it_holds_no_spend(backend):
     # what `status` reads to tell a budget whose match never selected anything (core.never_matched)
     async with backend.events() as events:
         await events.write_batch(batch(("g:a", 5, USD), model="first"))
-        await events.write_batch(batch(("g:a", 5, USD), model="second"))  # the last line wins: its spend moves
+        await events.write_batch(batch(("g:a", 5, 2 * USD), model="second"))  # the cost is corrected in "first"
     async with backend.events() as events:
         series = await events.load_series()
+        spent = await events.grouped_sums(None, *DAY)
     assert sorted(dims.model for dims in series.values()) == ["first", "second"]
+    assert {sid: s for sid, s in spent.items() if s != Sum()} == {series_id(sig("first")): Sum(2 * USD, 1, 0)}
 
 
 async def test_two_writers_storing_overlapping_keys_at_once_leave_exact_totals(backend):

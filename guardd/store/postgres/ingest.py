@@ -10,10 +10,11 @@ One transaction per batch (:class:`Writer`), in this order:
 2. Otherwise the text goes into a temporary staging table (no WAL, private to the session), and ``INSERT …
    SELECT … ORDER BY h ON CONFLICT (h) DO NOTHING`` moves the new events into ``events``. When fewer rows went in
    than the batch holds, the rows that met a stored event are read back, locked (``FOR UPDATE``, in key-hash
-   order: a row another batch is correcting is read as that batch committed it), and corrected as SQLite does: a
-   duplicate counts once; a changed line (a later streaming snapshot) replaces the stored event and its spend
-   moves (the last line wins); a key whose hash another key holds is stored under its second hash
-   (``md5('1:' || key)``), a third is refused, never merged.
+   order: a row another batch is correcting is read as that batch committed it), and corrected as SQLite does
+   (:func:`~guardd.store.batch_writes.correct`): a duplicate counts once; the event keeps the series it was
+   stored in (who spent is fixed by the first arrival); a changed cost or time (a later streaming snapshot)
+   replaces the stored one and its spend moves to its new hour (the last line wins); a key whose hash another
+   key holds is stored under its second hash (``md5('1:' || key)``), a third is refused, never merged.
 3. The hour and UTC-day rollups (spend, events, unpriced, and the token counts of schema 3), then the health facts
    (those of corrected keys deleted first), then the token counts of unpriced events (those priced now deleted
    first), each set-based in key order; quarantined lines and the file checkpoint are the instance's own. The
@@ -191,7 +192,9 @@ class Writer:
         if fix is not None and fix.seen:  # the batch's own health facts follow
             await conn.execute(DELETE_LOCKED.format(table="health"), (fix.seen,))
         if parsed.health:
-            facts = ((self.key(k), *rest) for k, *rest in parsed.health.values())
+            kept = {} if fix is None else fix.kept  # a fact goes under the series its event keeps
+            key = self.key
+            facts = ((key(k), ts, kept.get(key(k), sid), *rest) for k, ts, sid, *rest in parsed.health.values())
             await copy_rows(conn, _STAGE_HEALTH, "stage_health", facts, _HEALTH)
         if fix is not None and fix.priced:
             await conn.execute(DELETE_LOCKED.format(table="unpriced"), (fix.priced,))
@@ -244,10 +247,10 @@ class Writer:
         fix = correct(rows, sorted(found, key=lambda f: f.ref))
         fix.settle(hours, result)
         if fix.updates:
-            columns = [[u.ref, u.ts, u.series, u.cost] for u in fix.updates]
+            columns = [[u.ref, u.ts, u.cost] for u in fix.updates]  # never the series: the first arrival's stays
             await conn.execute(
-                f"UPDATE events e SET ts = u.ts, series = u.series, cost = u.cost * {DOLLARS} FROM unnest(%s::bigint[],"
-                " %s::bigint[], %s::bigint[], %s::bigint[]) AS u(h, ts, series, cost) WHERE e.h = u.h",
+                f"UPDATE events e SET ts = u.ts, cost = u.cost * {DOLLARS} FROM unnest(%s::bigint[], %s::bigint[],"
+                " %s::bigint[]) AS u(h, ts, cost) WHERE e.h = u.h",
                 [list(column) for column in zip(*columns, strict=True)],
             )
         return fix

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from operator import add
 from typing import TypeVar
 
-from guardd.core.batch import ENTRY, Parsed, Row, add_to_hours, key_hash
+from guardd.core.batch import ENTRY, Health, Parsed, Row, add_to_hours, key_hash
 from guardd.core.budgets import Dimensions
 from guardd.errors import StoreError
 from guardd.store.api import BatchResult, Checkpoint, Priced, Sum, UnpricedEvent
@@ -110,14 +110,15 @@ class EventStore(EventReads):
             inserted = conn.total_changes - changes
             count_new(parsed, inserted, result)
             hours = parsed.hours
+            kept: dict[str, int] = {}
             if inserted < parsed.count:
-                await self._correct(parsed.row_dict(), before, hours, result)
+                kept = await self._correct(parsed.row_dict(), before, hours, result)
             await self._apply(hours)
             if parsed.health:
                 await conn.executemany(
                     "INSERT OR REPLACE INTO health(k, ts, series, ok, status, latency_ms, error)"
                     " VALUES (?,?,?,?,?,?,?)",
-                    parsed.health.values(),
+                    _in_kept_series(parsed.health.values(), kept),
                 )
             if parsed.tokens:
                 await conn.executemany(
@@ -136,19 +137,21 @@ class EventStore(EventReads):
 
     async def _correct(
         self, rows: dict[str, Row], before: int, hours: dict[tuple[int, int], list[int]], result: BatchResult
-    ) -> None:
+    ) -> dict[str, int]:
         """Handle the rows the insert ignored because their key was already stored (:func:`correct`): fold the
-        correction into ``hours`` (which counted every row as new) and ``result``; update the changed events."""
+        correction into ``hours`` (which counted every row as new) and ``result``; update the changed events' cost
+        and time (never their series). Return the stored series of the keys whose new line named another."""
         conn = self.store.conn
         fix = correct(rows, await self._stored_before(rows, before, result))
         fix.settle(hours, result)
         if fix.updates:
-            changed = [(u.ts, u.series, u.cost, u.ref) for u in fix.updates]
-            await conn.executemany("UPDATE events SET ts=?, series=?, cost=? WHERE id=?", changed)
+            changed = [(u.ts, u.cost, u.ref) for u in fix.updates]
+            await conn.executemany("UPDATE events SET ts=?, cost=? WHERE id=?", changed)
         if fix.seen:
             await conn.executemany("DELETE FROM health WHERE k = ?", [(k,) for k in fix.seen])  # the batch's follow
         if fix.priced:
             await conn.executemany("DELETE FROM unpriced WHERE k = ?", [(k,) for k in fix.priced])
+        return fix.kept
 
     async def _stored_before(self, rows: dict[str, Row], before: int, result: BatchResult) -> list[Stored]:
         """Return the events stored before this batch (ids up to ``before``)
@@ -270,6 +273,14 @@ def _day_rows(hours: dict[tuple[int, int], list[int]]) -> Iterator[tuple[int, ..
     for (day_bucket, series), entry in days.items():
         if any(entry):
             yield (1, day_bucket, series, *entry)
+
+
+def _in_kept_series(facts: Iterable[Health], kept: dict[str, int]) -> Iterable[Health]:
+    """The health ``facts`` of a batch, each under the series its event keeps (``kept``: the stored one, when the
+    batch's line named another; :func:`~guardd.store.batch_writes.correct`)."""
+    if not kept:
+        return facts
+    return [f if f[0] not in kept else (f[0], f[1], kept[f[0]], *f[3:]) for f in facts]
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
