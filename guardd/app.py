@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from guardd.config import Config, ConfigView
     from guardd.ledger.tailer import Tailer
+    from guardd.ledger.tracked import LedgerSpec
     from guardd.services.evaluation import Evaluator
     from guardd.services.jobs import Engine
     from guardd.services.openrouter.view import RemoteView
@@ -119,14 +120,21 @@ class App:
 
         return Engine(self.full, self.leader_state or self.stores.state, self.evaluator, dry_run=self.dry_run)
 
-    def tailer(self) -> Tailer:
-        """A tailer of the configuration's ledgers into this store (the daemon's one reader of the ledgers)."""
-        from guardd.ledger.tailer import LedgerSpec, Tailer
+    def ledger_specs(self) -> list[LedgerSpec]:
+        """The ``[[ledgers]]`` entries with their paths resolved, in the configuration's order: what the tailer
+        follows, and what ``guardd ingest`` reads a file it is given as."""
+        from guardd.ledger.tracked import LedgerSpec
 
-        specs = [
+        return [
             LedgerSpec(path, lg.format, dict(lg.labels))
             for path, lg in zip(self.config.ledger_paths, self.full.settings.ledgers, strict=True)
         ]
+
+    def tailer(self) -> Tailer:
+        """A tailer of the configuration's ledgers into this store (the daemon's one reader of the ledgers)."""
+        from guardd.ledger.tailer import Tailer
+
+        specs = self.ledger_specs()
         return Tailer(specs, self.stores.events, self.config.max_event_cost, self.full.settings.guardd.ingest_workers)
 
     def openrouter(self, poller: Any = None) -> tuple[Any, Any] | None:

@@ -78,8 +78,19 @@ def _check(p: argparse.ArgumentParser) -> None:
 
 def _ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--format", default="auto", choices=["auto", "guardd", "openrouter", "record"])
-    p.add_argument("--label", action="append", default=[], metavar="K=V")
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=["auto", "guardd", "openrouter", "record"],
+        help="default: the format of the [[ledgers]] entry that covers the file, else auto",
+    )
+    p.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="added to every event; on a file a [[ledgers]] entry covers, added to its labels (and wins on a key)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--workers",

@@ -18,6 +18,7 @@ from guardd.core.switch import GLOBAL_SCOPE
 if TYPE_CHECKING:
     from guardd.app import App
     from guardd.config import Config
+    from guardd.ledger.tracked import LedgerSpec
 from guardd.errors import GuarddError, UsageError
 
 _said_defaults = False
@@ -213,6 +214,9 @@ async def cmd_ingest(args: Namespace) -> int:
         try:
             if args.workers is not None and args.workers < 0:
                 raise UsageError("--workers must be 0 or more")
+            ledgers = backfill.ledgers_of(args.paths, ctx.ledger_specs())
+            for path, spec in ledgers.items():
+                _say_ledger(path, spec, args.format, labels)
             summary = await backfill.ingest_files(
                 ctx.events,
                 args.paths,
@@ -221,6 +225,7 @@ async def cmd_ingest(args: Namespace) -> int:
                 ctx.config.max_event_cost,
                 progress,
                 workers=args.workers,
+                ledgers=ledgers,
             )
         finally:
             if bar is not None:
@@ -235,6 +240,17 @@ async def cmd_ingest(args: Namespace) -> int:
             f"({rate:,.0f} lines/s)"
         )
     return 0
+
+
+def _say_ledger(path: str, spec: LedgerSpec, fmt: str | None, labels: dict[str, str]) -> None:
+    """Tell (on stderr) that ``path`` is read as the configured ledger ``spec``: its format and labels apply."""
+    merged = {**spec.labels, **labels}
+    shown = ", ".join(f"{k}={v}" for k, v in sorted(merged.items())) or "none"
+    won = sorted(k for k in labels if k in spec.labels and labels[k] != spec.labels[k])
+    note = f" (--label wins on {', '.join(won)})" if won else ""
+    print(
+        f'{path}: read as [[ledgers]] "{spec.pattern}": format {fmt or spec.fmt}, labels {shown}{note}', file=sys.stderr
+    )
 
 
 async def cmd_report(args: Namespace) -> int:

@@ -3,6 +3,12 @@
 Reads each file from its start in bounded memory, with the same parser and the same event keys as the tailer,
 so a backfill of a file the daemon also follows (or a second backfill) stores nothing twice.
 
+A file that a configured ``[[ledgers]]`` entry covers (:func:`ledgers_of`: the first entry whose pattern names the
+same file, as the daemon's tailer claims it) is read as that ledger: with its labels — ``--label`` adds to them
+and wins on a key both name, a line's own labels win over both — and its format unless ``--format`` names one.
+Without this, a backfill of a followed file stored (or, before review F9 was fixed, rewrote) its events without
+the ledger's labels, out of every budget that matches them (review F10).
+
 A large file is parsed by worker processes while this process writes, through the same pool as the daemon's
 catch-up (:mod:`guardd.ledger.pool`): ranges parsed in parallel, written strictly in file order.
 """
@@ -14,30 +20,61 @@ import gc
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 
 from guardd.core.batch import Parsed
 from guardd.core.money import Money
 from guardd.errors import UsageError
+from guardd.ledger.discovery import find
 from guardd.ledger.lines import fingerprint
 from guardd.ledger.parse import LineParser, read_batch
 from guardd.ledger.pool import RANGE_BYTES, Pool, RangeLost, Source
+from guardd.ledger.tracked import LedgerSpec
 from guardd.store.api import EventsAPI, IngestSummary
 
 log = logging.getLogger("guardd.ingest")
 
 
+def ledgers_of(paths: Iterable[str], specs: Sequence[LedgerSpec]) -> dict[str, LedgerSpec]:
+    """Return, for each of ``paths`` that a ledger of ``specs`` covers, that ledger: the first (in the
+    configuration's order) whose pattern names the same file (device and inode: a relative path, a symlink or
+    another spelling is the same file), the one the daemon's tailer follows it as."""
+    wanted: dict[tuple[int, int], list[str]] = {}
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # _check_readable says why
+        wanted.setdefault((st.st_dev, st.st_ino), []).append(path)
+    out: dict[str, LedgerSpec] = {}
+    for spec in specs:
+        if len(out) == sum(map(len, wanted.values())):
+            break
+        for found in find(spec.pattern).paths:
+            try:
+                st = os.stat(found)
+            except OSError:
+                continue
+            for path in wanted.get((st.st_dev, st.st_ino), ()):
+                out.setdefault(path, spec)
+    return out
+
+
 async def ingest_files(
     events: EventsAPI,
     paths: list[str],
-    fmt: str,
+    fmt: str | None,
     labels: dict[str, str],
     max_event_cost: Money,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
     range_bytes: int = RANGE_BYTES,
+    ledgers: Mapping[str, LedgerSpec] | None = None,
 ) -> IngestSummary:
     """Store every line of ``paths``; return the counts (``stored + duplicates + quarantined == read``).
+
+    ``ledgers``: the configured ledger covering each path that one covers (:func:`ledgers_of`); its labels, under
+    ``labels``, go on every event of the file, and its format is used when ``fmt`` is None (else ``auto``).
 
     ``progress`` is called with the number of bytes read after each batch. ``workers`` is the number of parsing
     processes: by default one per core, used for files of ``ledger.pool.PARALLEL_BYTES`` and more; a number given
@@ -47,16 +84,14 @@ async def ingest_files(
     _check_readable(paths)
     summary = IngestSummary()
     started = time.perf_counter()
-    parser = LineParser(fmt, labels, max_event_cost)
     await events.load_series()
     # The rows of a batch are acyclic: no need for the cyclic collector to rescan them while they are written.
     collecting = gc.isenabled()
     gc.disable()
     try:
         async with events.bulk_load():
-            await _ingest_paths(
-                events, paths, fmt, labels, max_event_cost, progress, Pool(workers, range_bytes), parser, summary
-            )
+            reads = [_how(path, fmt, labels, (ledgers or {}).get(path)) for path in paths]
+            await _ingest_paths(events, reads, max_event_cost, progress, Pool(workers, range_bytes), summary)
     finally:
         if collecting:
             gc.enable()
@@ -64,19 +99,28 @@ async def ingest_files(
     return summary
 
 
+def _how(
+    path: str, fmt: str | None, labels: dict[str, str], ledger: LedgerSpec | None
+) -> tuple[str, str, dict[str, str]]:
+    """``(path, format, labels)`` that ``path`` is read with (see the module's docstring)."""
+    if ledger is None:
+        return path, fmt or "auto", labels
+    return path, fmt or ledger.fmt, {**ledger.labels, **labels}
+
+
 async def _ingest_paths(
     events: EventsAPI,
-    paths: list[str],
-    fmt: str,
-    labels: dict[str, str],
+    reads: list[tuple[str, str, dict[str, str]]],
     max_event_cost: Money,
     progress: Callable[[int], None] | None,
     pool: Pool,
-    parser: LineParser,
     summary: IngestSummary,
 ) -> None:
+    parsers: dict[tuple[str, tuple[tuple[str, str], ...]], LineParser] = {}
     try:
-        for path in paths:
+        for path, fmt, labels in reads:
+            how = (fmt, tuple(sorted(labels.items())))
+            parser = parsers.get(how) or parsers.setdefault(how, LineParser(fmt, labels, max_event_cost))
             fd = os.open(path, os.O_RDONLY)
             try:
                 fp = fingerprint(fd)
