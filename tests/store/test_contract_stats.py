@@ -66,6 +66,16 @@ async def test_a_later_line_of_a_key_replaces_its_health_facts_or_removes_them(b
         assert await stores.stats.request_stats(*DAY) == {SID: RequestCounts(1, 1)}
 
 
+async def test_a_later_lines_health_facts_go_under_the_series_its_event_keeps(backend):
+    # who spent is fixed by the first arrival (store/batch_writes.py correct): so is where its outcome counts
+    async with backend.stores() as stores:
+        await stores.events.write_batch(batch(("g:a", 1, USD, 0, 0, None)))
+        await stores.events.write_batch(batch(("g:a", 1, USD, 0, 0, (0, 500, None, "boom")), model="other"))
+        sample = await stores.stats.health_sample([SID], *DAY)
+        assert (sample.requests, sample.errors) == (1, 1)
+        assert set(await stores.stats.request_stats(*DAY)) == {SID}
+
+
 async def test_token_sums_cover_the_whole_hours_a_range_touches(backend):
     async with backend.stores() as stores:
         await stores.events.write_batch(
