@@ -136,6 +136,12 @@ async def cmd_check(args: Namespace) -> int:
                 warnings = [str(w) for w in listed] if isinstance(listed, list) else []
                 if shared.warns_check and shared.warning:
                     warnings.append(shared.warning)
+            if ctx.config.has_management_key:  # a key guardd should have switched and has not: never a silent OK
+                from guardd.services.openrouter.keys import key_warnings, stored_errors
+
+                listed = await ctx.remote.listed_keys()
+                doc_now = await ctx.state.switch_doc()
+                warnings += key_warnings(ctx.config, listed, doc_now, await stored_errors(ctx.state))
             set_aside = await ctx.events.set_aside_by_file(now - SET_ASIDE_WARNS_FOR)
             failing = await status.failing_notifiers(ctx.config, ctx.state)
             warnings += [drop["text"] for drop in await status.dropped_alerts(ctx.state, now)]

@@ -90,9 +90,10 @@ async def cmd_killswitch(args: Namespace) -> int:
 async def _manual(
     ctx: App, action: str, scope: str, until: datetime | None, reason: str, now: datetime, say: bool = True
 ) -> SwitchDoc | None:
-    """Record a manual trip/release and apply it. On one host: recompute the switch file at once and notify it
-    (return None: the file says it). On a shared store only the leader decides the switch: record the override
-    and its message, and return the switch the leader commits once it applied them (NotApplied when none does in
+    """Record a manual trip/release and apply it. On one host: recompute the switch file at once, switch the
+    OpenRouter keys that follow it (``disable_openrouter_keys``) and notify it (return None: the file says it).
+    On a shared store only the leader decides the switch and switches keys: record the override and its
+    message, and return the switch the leader commits once it applied them (NotApplied when none does in
     time; the override stays recorded). ``say``: print what the switch says now (not with ``--json``, which
     prints the document)."""
     from guardd.services.overrides import apply_manual, request_manual
@@ -111,7 +112,12 @@ async def _manual(
             print(f"{verb} {scope}; the leader applied it: the switch now says tripped={doc.tripped}")
         return doc
     engine.keeps_heartbeat = True  # not the daemon: a dead guard must stay dead
-    result = await apply_manual(engine, act, scope, until, reason, who(), now)
+    remote = ctx.openrouter()  # the poller (whose client the key switch uses) and its checks; None: no [openrouter]
+    try:  # with a key switch: the OpenRouter keys follow at once, daemon or not (the daemon's would follow too)
+        result = await apply_manual(engine, act, scope, until, reason, who(), now)
+    finally:
+        if remote is not None:
+            await remote[0].aclose()
     _notes(result.notes)
     await engine.deliver(now)
     if say:

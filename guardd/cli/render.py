@@ -135,6 +135,9 @@ def status_text(doc: dict[str, Any]) -> str:
     if doc.get("ledger_warnings"):
         count = len(doc["ledger_warnings"])
         lines += [f"LEDGER LINES MAY BE MISSING: {count} rotated ledger file(s) could not be read", ""]
+    key_warnings = (doc.get("openrouter") or {}).get("key_warnings") or []
+    if key_warnings:
+        lines += [*(f"OPENROUTER KEY WARNING: {warning}" for warning in key_warnings), ""]
     cluster = doc.get("cluster")
     if cluster:
         lines += [f"CLUSTER WARNING: {warning}" for warning in cluster.get("warnings", [])]
@@ -222,7 +225,7 @@ def status_text(doc: dict[str, Any]) -> str:
         for key in remote.get("keys", []):
             lines.append(
                 f"  key {key['key']}: today {_money(key.get('usage_daily'))}, limit {_money(key.get('limit'))}"
-                + (" DISABLED" if key.get("disabled") else "")
+                + (" DISABLED" + (" by guardd" if key.get("disabled_by_guardd") else "") if key.get("disabled") else "")
             )
     if doc.get("notifiers"):
         lines += ["", "notifiers:"]

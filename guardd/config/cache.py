@@ -37,7 +37,7 @@ from guardd.config.view import ConfigView
 if TYPE_CHECKING:
     from guardd.config.load import Config
 
-FORMAT = 4  # 3: ConfigView.has_management_key; 4: ConfigView's configuration digest
+FORMAT = 5  # 3: ConfigView.has_management_key; 4: the configuration digest; 5: keys_follow
 _ALLOWED = {
     ("guardd.config.view", "ConfigView"),
     ("guardd.config.view", "NotifierView"),

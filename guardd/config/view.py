@@ -60,7 +60,10 @@ class ConfigView:
     """``[openrouter]`` is configured (its keys are not part of the view)."""
     has_management_key: bool
     """``[openrouter] management_key`` is set: guardd lists every key of the account, so a budget that names no
-    key reads the whole account's spend (without it, only the polled keys': a lower bound)."""
+    key reads the whole account's spend (without it, only the polled keys': a lower bound); and guardd may switch
+    OpenRouter keys."""
+    keys_follow: bool
+    """``[killswitch] disable_openrouter_keys``: the keys a tripped budget matches are disabled."""
     shared_store: bool
     """``[store] url`` is set: the state is in PostgreSQL, whose URL (a secret) is not part of the view."""
     store_url_from: tuple[str, str] | None
@@ -145,6 +148,7 @@ def build_view(settings: Settings, path: Path | None) -> ConfigView:
         notifiers=tuple(NotifierView(n.display_url, tuple(n.tags), n.min_severity) for n in settings.notifiers),
         has_openrouter=settings.openrouter is not None,
         has_management_key=settings.openrouter is not None and settings.openrouter.management_key is not None,
+        keys_follow=settings.killswitch.disable_openrouter_keys,
         shared_store=settings.store.url is not None,
         store_url_from=None if url is None else store_url_source(url.get_secret_value(), path),
         resolved=tuple(resolved),

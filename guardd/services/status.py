@@ -348,7 +348,7 @@ async def document(
     if config.has_openrouter:
         from guardd.services.openrouter.view import RemoteView
 
-        remote = await RemoteView(config, stores.remote).status(now)
+        remote = await RemoteView(config, stores.remote).status(now, stores.state)
     health = await health_evaluations(config, stores.stats, evaluator, now)
     gaps = evaluator.gaps(budgets)
     if stores.cluster is None:

@@ -3,7 +3,9 @@
 :class:`SwitchWriter` is a base class of :class:`~guardd.services.jobs.Engine` (sharing its configuration, store and
 dry-run flag). :meth:`SwitchWriter._switch` decides from the stored document (another process may have changed it),
 writes the file inside the decision's transaction (unless :attr:`writes_file` is off: a shared store's mirrors write
-it), saves the decision, publishes it and lets OpenRouter keys follow. A dry run decides and logs, and writes nothing.
+it), saves the decision, publishes it and lets OpenRouter keys follow the committed document
+(:meth:`~guardd.services.openrouter.keys.KeySwitch.reconcile`: whoever decided it, so a decision a command saved is
+carried out too). A dry run decides and logs, and writes nothing.
 A failed file write is kept in :attr:`switch_error` until one succeeds (contract §8).
 """
 
@@ -74,7 +76,6 @@ class SwitchWriter:
             self._published(doc)
             return doc
         made: list[ScopeChange] = []
-        keys_follow = self.key_switch is not None and settings.killswitch.disable_openrouter_keys
 
         def step(previous: SwitchDoc | None, current: list[Override]) -> SwitchDecision:
             # The overrides as stored in the decision's turn: a manual change another process committed since they
@@ -86,7 +87,7 @@ class SwitchWriter:
                 self._write_file(doc)
             save = bool(changes) or previous is None or previous.updated_at != doc.updated_at
             history = [(c.scope, c.detail) for c in changes]
-            return SwitchDecision(doc, history, save, changes if keys_follow else ())
+            return SwitchDecision(doc, history, save)
 
         try:
             # Decided from the stored document, not this process's last one: another process (a killswitch
@@ -101,8 +102,8 @@ class SwitchWriter:
         self.doc = doc
         self._log_changes(made)
         self._published(doc)
-        if keys_follow:
-            await self.key_switch.apply(now, self._system_messages)
+        if self.key_switch is not None:  # the keys follow the committed decision, whoever took it
+            await self.key_switch.reconcile(doc, now, self._system_messages)
         return doc
 
     @staticmethod

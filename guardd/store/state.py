@@ -244,13 +244,17 @@ class StateStore(Outbox):
         self, key_hash: str, disabled: bool, messages: list[Message], history: str, now: datetime
     ) -> None:
         """Record that guardd switched OpenRouter key ``key_hash`` (off: as guardd's doing), with its notice's
-        outbox rows and history, in one transaction: the record and its announcement commit together."""
+        outbox rows and history, in one transaction: the record and its announcement commit together. A record
+        that changes nothing (another process recorded the same switch first) announces nothing."""
         d = self.d
         async with self.db.transaction("state") as conn:
-            await d.execute(
+            cur = await d.execute(
                 conn,
-                "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?",
-                (d.flag(disabled), d.flag(disabled), d.time(now), key_hash),
+                "UPDATE or_keys SET disabled = ?, disabled_by_guardd = ?, updated_at = ? WHERE hash = ?"
+                " AND NOT (disabled = ? AND disabled_by_guardd = ?)",
+                (d.flag(disabled), d.flag(disabled), d.time(now), key_hash, d.flag(disabled), d.flag(disabled)),
             )
+            if not cur.rowcount:
+                return
             await self._enqueue(conn, messages, now)
             await self._history(conn, [(now, "keys", None, history)])

@@ -141,11 +141,11 @@ async def test_a_re_enabled_key_whose_record_failed_is_disabled_again_at_the_nex
 
 
 @pytest.mark.parametrize("rig", [(TRIP + KEYS_ON, "")], indirect=True)
-async def test_a_pending_trip_whose_scope_was_released_since_switches_no_key(rig, fake):
+async def test_a_trip_an_older_guardd_queued_switches_no_key_once_its_scope_is_released(rig, fake):
     ours = fake.add_key(KEY, name="prod-api")
     await rig.poller.poll(BERLIN_EVENING)
     doc = await rig.engine.cycle(BERLIN_EVENING)  # nothing spent: the scope is not tripped
     old = [ScopeChange("prod", True, "an old decision", "daily")]
     await rig.state.update_switch(lambda *_: SwitchDecision(doc, [], False, old), BERLIN_EVENING)
-    assert await rig.engine.key_switch.apply(BERLIN_EVENING, rig.engine._system_messages) == []
+    assert await rig.engine.key_switch.reconcile(doc, BERLIN_EVENING, rig.engine._system_messages) == []
     assert not ours.disabled and await rig.state.pending_key_changes() == []

@@ -17,6 +17,7 @@ from guardd.store.api import (
     ChannelHealth,
     Checkpoint,
     HistoryLine,
+    ListedKey,
     Message,
     Silence,
     SwitchDecision,
@@ -303,8 +304,12 @@ async def test_key_changes_saved_with_a_switch_decision_stay_pending_until_done(
         assert await state.pending_key_changes() == [release]
 
 
-async def test_a_key_switch_record_commits_with_its_notice(backend):
-    async with backend.state() as state:
+async def test_a_key_switch_record_commits_with_its_notice_once(backend):
+    async with backend.stores() as stores:
+        state = stores.state
+        await stores.remote.save_keys([ListedKey("hash-1")], NOW)
+        await state.record_key("hash-1", True, [message("key disabled")], "disabled key …abc1", NOW)
+        # the same switch recorded again (two processes switched the key at once): nothing new to announce
         await state.record_key("hash-1", True, [message("key disabled")], "disabled key …abc1", NOW)
         assert await state.pending_count() == 1
         assert [(h.kind, h.detail) for h in await state.history(None)] == [("keys", "disabled key …abc1")]

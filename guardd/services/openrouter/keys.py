@@ -1,8 +1,19 @@
 """Switching OpenRouter keys off and on with the kill-switch (``killswitch.disable_openrouter_keys``).
 
-When a budget's scope trips, the keys it matches are disabled with ``PATCH /keys/{hash}``; when the scope is
-released, the keys *guardd itself* disabled are re-enabled. A key that was already disabled (by a person, or
-by another tool) is never touched: ``or_keys.disabled_by_guardd`` records which keys are guardd's doing.
+The keys follow the committed switch document, whoever decided it (the daemon, ``guardd killswitch`` from the
+command line, ``POST /v1/killswitch/…``, another instance): at each decision :meth:`KeySwitch.reconcile` compares
+the stored ``/keys`` list with the tripped scopes and switches what differs —
+
+- a key a tripped budget matches, still enabled, is disabled (``PATCH /keys/{hash}``) when the option is on;
+- a key *guardd itself* disabled that no tripped budget matches any more is re-enabled (option on or off: guardd
+  owes the re-enable of what it switched off).
+
+A key that was already disabled (by a person, or by another tool) is never touched: ``or_keys.disabled_by_guardd``
+records which keys are guardd's doing. The global scope ``*`` (a trip by hand without ``--budget``) names no keys.
+Because the comparison is made afresh each time, nothing is lost between two processes: a decision saved by a
+command is carried out by the next process that reconciles, and a PATCH that failed is tried again at the next
+decision — each failure logged when it first happens or changes, and kept in the marker :data:`ERRORS_MARKER`
+so that ``status`` and ``check`` say which key is not as the switch wants it, and why (:func:`key_warnings`).
 
 Which keys a budget matches: its ``match.key`` glob against each key's name, label, hash and preview
 (:func:`guardd.core.keys.key_matches`, the rule every budget uses); without ``match.key``, every key.
@@ -10,19 +21,25 @@ Which keys a budget matches: its ``match.key`` glob against each key's name, lab
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from guardd.adapters.openrouter import OpenRouterClient
 from guardd.config import Config
+from guardd.config.view import ConfigView
 from guardd.core.budgets import Budget
 from guardd.core.keys import KnownKey, ref_of
 from guardd.core.keys import key_matches as core_key_matches
+from guardd.core.switch import SwitchDoc
 from guardd.errors import SourceError
 from guardd.store.api import ListedKey, Message, RemoteAPI, StateAPI
 
 log = logging.getLogger("guardd.openrouter")
+
+ERRORS_MARKER = "openrouter_key_errors"
+"""The marker holding, as JSON ``{hash: error}``, why the last switch of each key failed (absent: none failed)."""
 
 
 def key_matches(budget: Budget, name: str | None, label: str | None, key_hash: str) -> bool:
@@ -34,99 +51,129 @@ def _matches(budget: Budget, key: ListedKey) -> bool:
     return key_matches(budget, key.name, key.label, key.hash)
 
 
+def _display(key: ListedKey) -> str:
+    return key.name or key.hash[:8]
+
+
+def holders(budgets: Mapping[str, Budget], doc: SwitchDoc | None, key: ListedKey) -> list[str]:
+    """The tripped scopes of ``doc`` whose budget (in ``budgets``, by name) matches ``key``."""
+    if doc is None:
+        return []
+    return [
+        name
+        for name, scope in doc.scopes.items()
+        if scope.tripped and (budget := budgets.get(name)) is not None and _matches(budget, key)
+    ]
+
+
+def wanted(key: ListedKey, held_by: list[str], follow: bool) -> bool | None:
+    """The ``disabled`` flag the switch wants for ``key`` (None: leave it as it is)."""
+    if held_by and follow and not key.disabled:
+        return True
+    if not held_by and key.disabled and key.disabled_by_guardd:
+        return False
+    return None
+
+
+def key_warnings(
+    config: ConfigView, keys: list[ListedKey], doc: SwitchDoc | None, errors: Mapping[str, str]
+) -> list[str]:
+    """One line per key that is not as the committed switch ``doc`` wants it: a key guardd disabled that stays off
+    although no tripped budget matches it, or a key a tripped budget matches that is still on. ``errors``: the
+    last failure per key hash (:data:`ERRORS_MARKER`). Said only with a management key (else guardd switches
+    nothing)."""
+    if not config.has_management_key:
+        return []
+    budgets = {b.name: b for b in config.budgets}
+    follow = config.keys_follow
+    lines = []
+    for key in keys:
+        held_by = holders(budgets, doc, key)
+        want = wanted(key, held_by, follow)
+        if want is None:
+            continue
+        if want:
+            line = (
+                f"OpenRouter key {_display(key)} is still enabled although budget {', '.join(held_by)}, which"
+                " matches it, is tripped; guardd disables it at its next evaluation"
+            )
+        else:
+            line = (
+                f"OpenRouter key {_display(key)} stays disabled by guardd although no budget that matches it is"
+                " tripped; guardd re-enables it at its next evaluation"
+            )
+        error = errors.get(key.hash)
+        lines.append(line + (f" (the last attempt failed: {error})" if error else ""))
+    return lines
+
+
+async def stored_errors(state: StateAPI) -> dict[str, str]:
+    """The last failure per key hash (:data:`ERRORS_MARKER`); an unreadable marker counts as none."""
+    raw = await state.marker(ERRORS_MARKER)
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+
+
 MessagesFor = Callable[[str, str, str], list[Message]]
 """Builds the outbox rows of a notice: ``(title, body, severity) -> messages`` (the engine's routing)."""
 
 
 class KeySwitch:
-    """Applies saved switch decisions to OpenRouter keys. Not re-entrant: the engine calls it once per cycle.
+    """Makes the OpenRouter keys follow the committed switch document (see the module's docstring). Not
+    re-entrant: the engine calls it once per decision, after the decision is committed.
 
-    Each decision's scope changes are saved with the decision (:meth:`StateStore.update_switch`) before anything
-    is switched. :meth:`apply` works through them in order; each PATCH is recorded, with its notice, in one
-    transaction right after OpenRouter confirmed it; a change is forgotten only when every key it touched is
-    recorded. A record that fails leaves the change pending, and the next cycle does it again: a PATCH is
-    idempotent, and the key's record then says what OpenRouter holds (never "already off" for a key guardd
-    itself re-enabled).
+    Each PATCH is recorded, with its notice, in one transaction right after OpenRouter confirmed it. A record that
+    fails leaves the stored list as it was, and the next decision does it again: a PATCH is idempotent, and the
+    record is written (and announced) only when it changes the stored key, so two processes switching the same
+    key at once announce it once.
     """
 
     def __init__(self, config: Config, state: StateAPI, remote: RemoteAPI, client: OpenRouterClient) -> None:
         self.config, self.state, self.remote, self.client = config, state, remote, client
+        self._errors: dict[str, str] | None = None  # as last stored in ERRORS_MARKER (None: not read yet)
 
-    async def apply(self, now: datetime, messages_for: MessagesFor) -> list[str]:
-        """Switch the keys of every pending scope change; return one line per key switched now."""
+    async def reconcile(self, doc: SwitchDoc | None, now: datetime, messages_for: MessagesFor) -> list[str]:
+        """Switch every key that is not as ``doc`` (the committed decision) wants it; return one line per key
+        switched now. Failures are logged, kept for ``status``/``check`` and tried again at the next call."""
         section = self.config.settings.openrouter
-        pending = await self.state.pending_key_changes()
-        if section is None or section.management_key is None or not pending:
+        if section is None or section.management_key is None:
             return []
-        management = section.management_key.get_secret_value()
-        done: list[str] = []
-        for change in pending:
-            budget = self.config.budget(change.scope)
-            if change.tripped and not await self._tripped_now(change.scope):
-                budget = None  # released since (a decision left pending while keys were not followed): stale
-            if budget is not None:
-                if change.tripped:
-                    done += await self._disable(budget, management, now, messages_for)
-                else:
-                    done += await self._enable(budget, management, now, messages_for)
+        # Queued by an older guardd, which switched keys per saved scope change: the comparison below covers them.
+        for change in await self.state.pending_key_changes():
             await self.state.key_change_done(change, now)
-        return done
-
-    async def _disable(self, budget: Budget, management: str, now: datetime, messages_for: MessagesFor) -> list[str]:
-        done = []
+        management = section.management_key.get_secret_value()
+        budgets = {b.name: b for b in self.config.budgets}
+        follow = self.config.settings.killswitch.disable_openrouter_keys
+        if self._errors is None:
+            self._errors = await stored_errors(self.state)
+        errors: dict[str, str] = {}
+        done: list[str] = []
         for key in await self.remote.listed_keys():
-            if key.disabled or not _matches(budget, key):
-                continue  # already off (perhaps by a person): not ours to manage
-            line = f"disabled OpenRouter key {key.name or key.hash[:8]} for budget {budget.name}"
-            if await self._set(management, key.hash, key.name, True, now, line, messages_for):
-                done.append(line)
-        return done
-
-    async def _set(
-        self,
-        management: str,
-        key_hash: str,
-        name: str | None,
-        disabled: bool,
-        now: datetime,
-        line: str,
-        messages_for: MessagesFor,
-    ) -> bool:
-        """PATCH the key, then record it with its notice; False when OpenRouter refused (logged, not retried)."""
-        try:
-            await self.client.set_disabled(management, key_hash, disabled)
-        except SourceError as exc:
-            verb = "disable" if disabled else "re-enable"
-            log.error("could not %s OpenRouter key %s: %s", verb, name or key_hash[:8], exc)
-            return False
-        log.warning("%s", line)
-        await self.state.record_key(key_hash, disabled, messages_for(f"guardd: {line}", line, "warning"), line, now)
-        return True
-
-    async def _enable(self, budget: Budget, management: str, now: datetime, messages_for: MessagesFor) -> list[str]:
-        done = []
-        for key in await self.remote.listed_keys():
-            if not (key.disabled_by_guardd and key.disabled) or not _matches(budget, key):
+            held_by = holders(budgets, doc, key)
+            want = wanted(key, held_by, follow)
+            if want is None:
                 continue
-            if await self._still_held(key, budget.name):
+            if want:
+                line = f"disabled OpenRouter key {_display(key)} for budget {', '.join(held_by)}"
+            else:
+                line = f"re-enabled OpenRouter key {_display(key)} (no budget that matches it is tripped)"
+            try:
+                await self.client.set_disabled(management, key.hash, want)
+            except SourceError as exc:
+                errors[key.hash] = str(exc)
+                if self._errors.get(key.hash) != str(exc):  # logged when it starts or changes, not every cycle
+                    verb = "disable" if want else "re-enable"
+                    log.error(
+                        "could not %s OpenRouter key %s (tried again at each evaluation): %s", verb, _display(key), exc
+                    )
                 continue
-            line = f"re-enabled OpenRouter key {key.name or key.hash[:8]} (budget {budget.name} released)"
-            if await self._set(management, key.hash, key.name, False, now, line, messages_for):
-                done.append(line)
+            log.warning("%s", line)
+            await self.state.record_key(key.hash, want, messages_for(f"guardd: {line}", line, "warning"), line, now)
+            done.append(line)
+        if errors != self._errors:
+            await self.state.set_marker(ERRORS_MARKER, json.dumps(errors, sort_keys=True), now)
+            self._errors = errors
         return done
-
-    async def _tripped_now(self, scope: str) -> bool:
-        doc = await self.state.switch_doc()
-        current = doc.scopes.get(scope) if doc is not None else None
-        return current is not None and current.tripped
-
-    async def _still_held(self, key: ListedKey, releasing: str) -> bool:
-        """True when another budget that matches this key is still tripped (the key stays off)."""
-        doc = await self.state.switch_doc()
-        if doc is None:
-            return False
-        for name, scope in doc.scopes.items():
-            other = self.config.budget(name)
-            if name != releasing and scope.tripped and other is not None and _matches(other, key):
-                return True
-        return False

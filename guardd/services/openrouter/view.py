@@ -24,7 +24,7 @@ from guardd.core.freshness import source_staleness
 from guardd.core.keys import KnownKey, matching, merge, ref_of
 from guardd.core.money import format_json
 from guardd.core.periods import Window, window_at
-from guardd.store.api import KeyUsage, RemoteAPI
+from guardd.store.api import KeyUsage, ListedKey, RemoteAPI, StateAPI
 
 _UTC = ZoneInfo("UTC")
 
@@ -133,16 +133,23 @@ class RemoteView:
             "OpenRouter", source.ok_at, source.failing_since, source.error, now, self.config.stale_after
         )
 
-    async def status(self, now: datetime) -> dict[str, Any]:
+    async def status(self, now: datetime, state: StateAPI | None = None) -> dict[str, Any]:
+        """The ``openrouter`` section of ``status --json``. A key's ``disabled`` is what guardd last knew of it —
+        its own switch included, not only the last poll's snapshot; ``disabled_by_guardd`` says whose doing it
+        is. With ``state``, ``key_warnings`` lists the keys that are not as the committed switch wants them
+        (:func:`guardd.services.openrouter.keys.key_warnings`)."""
         credits = await self.remote.latest_credits()
         stale = await self._source_staleness(now)
+        listed = await self.remote.listed_keys()
+        switched = {ref_of(k.label, k.hash): k for k in listed}
         keys = [
             {
                 "key": u.key,
                 "usage_daily": _fmt(u.usage_daily),
                 "limit": _fmt(u.limit),
                 "limit_remaining": _fmt(u.limit_remaining),
-                "disabled": u.disabled,
+                "disabled": switched[u.key].disabled if u.key in switched else u.disabled,
+                "disabled_by_guardd": switched[u.key].disabled_by_guardd if u.key in switched else False,
                 "usage_weekly": _fmt(u.usage_weekly),
                 "usage_monthly": _fmt(u.usage_monthly),
                 "usage_total": _fmt(u.usage),
@@ -160,7 +167,14 @@ class RemoteView:
             "stale": stale.stale,
             "error": source.error if source else None,
             "keys": keys,
+            "key_warnings": await _key_warnings(self.config, state, listed) if state is not None else [],
         }
+
+
+async def _key_warnings(config: ConfigView, state: StateAPI, listed: list[ListedKey]) -> list[str]:
+    from guardd.services.openrouter.keys import key_warnings, stored_errors
+
+    return key_warnings(config, listed, await state.switch_doc(), await stored_errors(state))
 
 
 def unmatched_keys(budgets: list[Budget], known: list[KnownKey]) -> list[str]:
