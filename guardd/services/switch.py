@@ -41,6 +41,7 @@ class SwitchWriter:
     keeps_heartbeat: bool
     key_switch: Any
     on_switch: Callable[[SwitchDoc], None] | None
+    fence: Callable[[], None]
     _system_messages: Callable[..., list[Message]]
 
     async def _switch(
@@ -103,7 +104,7 @@ class SwitchWriter:
         self._log_changes(made)
         self._published(doc)
         if self.key_switch is not None:  # the keys follow the committed decision, whoever took it
-            await self.key_switch.reconcile(doc, now, self._system_messages)
+            await self.key_switch.reconcile(doc, now, self._system_messages, self.fence)
         return doc
 
     @staticmethod

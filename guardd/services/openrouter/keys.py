@@ -135,9 +135,17 @@ class KeySwitch:
         self.config, self.state, self.remote, self.client = config, state, remote, client
         self._errors: dict[str, str] | None = None  # as last stored in ERRORS_MARKER (None: not read yet)
 
-    async def reconcile(self, doc: SwitchDoc | None, now: datetime, messages_for: MessagesFor) -> list[str]:
+    async def reconcile(
+        self,
+        doc: SwitchDoc | None,
+        now: datetime,
+        messages_for: MessagesFor,
+        fence: Callable[[], None] = lambda: None,
+    ) -> list[str]:
         """Switch every key that is not as ``doc`` (the committed decision) wants it; return one line per key
-        switched now. Failures are logged, kept for ``status``/``check`` and tried again at the next call."""
+        switched now. Failures are logged, kept for ``status``/``check`` and tried again at the next call.
+        ``fence`` is called before each PATCH: it raises when this process's term as leader of a shared store is
+        over, so a deposed leader switches nothing its successor decides otherwise."""
         section = self.config.settings.openrouter
         if section is None or section.management_key is None:
             return []
@@ -160,6 +168,7 @@ class KeySwitch:
                 line = f"disabled OpenRouter key {_display(key)} for budget {', '.join(held_by)}"
             else:
                 line = f"re-enabled OpenRouter key {_display(key)} (no budget that matches it is tripped)"
+            fence()
             try:
                 await self.client.set_disabled(management, key.hash, want)
             except SourceError as exc:
