@@ -13,6 +13,7 @@ from guardd.core.money import parse_money
 from guardd.core.switch import ScopeChange
 from guardd.errors import StoreError
 from guardd.services.digest import send_digest
+from guardd.services.openrouter.keys import KeySwitch
 from guardd.store.api import SwitchDecision
 from guardd.store.state import StateStore  # both backends' state rows: faults reach SQLite and PostgreSQL
 from tests.adapters import test_openrouter as openrouter_tests
@@ -147,5 +148,24 @@ async def test_a_trip_an_older_guardd_queued_switches_no_key_once_its_scope_is_r
     doc = await rig.engine.cycle(BERLIN_EVENING)  # nothing spent: the scope is not tripped
     old = [ScopeChange("prod", True, "an old decision", "daily")]
     await rig.state.update_switch(lambda *_: SwitchDecision(doc, [], False, old), BERLIN_EVENING)
-    assert await rig.engine.key_switch.reconcile(doc, BERLIN_EVENING, rig.engine._system_messages) == []
+    restarted = KeySwitch(rig.app.full, rig.state, rig.app.stores.remote, rig.poller.client)  # a newer guardd
+    assert await restarted.reconcile(doc, BERLIN_EVENING, rig.engine._system_messages) == []
     assert not ours.disabled and await rig.state.pending_key_changes() == []
+
+
+@pytest.mark.parametrize("rig", [(TRIP + KEYS_ON, "")], indirect=True)
+async def test_a_disable_openrouter_refused_is_tried_again_at_the_next_evaluation(rig, fake):
+    ours = fake.add_key(KEY, name="prod-api")
+    await rig.poller.poll(BERLIN_EVENING)
+    ts = int((BERLIN_EVENING - timedelta(minutes=5)).timestamp() * 1000)
+    await rig.events.write_batch(Parsed.of([("g:1", ts, '["m","prod-api",null,[]]', parse_money(2), 0, 0)]))
+    await rig.evaluator.refresh_series()
+    fake.fail(f"/keys/{ours.hash}", status=502, times=100, message="Bad Gateway")  # past the client's own retries
+    assert (await rig.engine.cycle(BERLIN_EVENING)).tripped
+    assert not ours.disabled  # refused: nothing recorded, nothing announced
+
+    fake.state.faults.clear()
+    await rig.engine.cycle(BERLIN_EVENING + timedelta(seconds=30))
+
+    assert ours.disabled
+    assert len([t for t in await rig.outbox() if "disabled OpenRouter key prod-api" in t]) == 1

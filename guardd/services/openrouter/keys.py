@@ -134,6 +134,7 @@ class KeySwitch:
     def __init__(self, config: Config, state: StateAPI, remote: RemoteAPI, client: OpenRouterClient) -> None:
         self.config, self.state, self.remote, self.client = config, state, remote, client
         self._errors: dict[str, str] | None = None  # as last stored in ERRORS_MARKER (None: not read yet)
+        self._drained = False
 
     async def reconcile(
         self,
@@ -149,9 +150,10 @@ class KeySwitch:
         section = self.config.settings.openrouter
         if section is None or section.management_key is None:
             return []
-        # Queued by an older guardd, which switched keys per saved scope change: the comparison below covers them.
-        for change in await self.state.pending_key_changes():
-            await self.state.key_change_done(change, now)
+        if not self._drained:  # queued by an older guardd (keys per saved scope change): covered by what follows
+            for change in await self.state.pending_key_changes():
+                await self.state.key_change_done(change, now)
+            self._drained = True
         management = section.management_key.get_secret_value()
         budgets = {b.name: b for b in self.config.budgets}
         follow = self.config.settings.killswitch.disable_openrouter_keys
