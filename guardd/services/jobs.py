@@ -101,6 +101,8 @@ class Engine(SwitchWriter, Delivery):
         """Forget what this process remembered of an earlier term as leader (a shared store): another leader may
         have decided, announced and advanced the evaluated time since; everything is read from the store again."""
         self.last, self.doc, self._high_water, self._clock_behind = {}, None, None, False
+        if self.key_switch is not None:
+            self.key_switch.forget()
 
     @property
     def policy(self) -> Policy:

@@ -136,6 +136,10 @@ class KeySwitch:
         self._errors: dict[str, str] | None = None  # as last stored in ERRORS_MARKER (None: not read yet)
         self._drained = False
 
+    def forget(self) -> None:
+        """A new term as leader of a shared store: another leader may have stored other errors since."""
+        self._errors = None
+
     async def reconcile(
         self,
         doc: SwitchDoc | None,
