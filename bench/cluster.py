@@ -89,9 +89,9 @@ def main() -> None:
 
 # ---- shared ---------------------------------------------------------------------------------------------------
 @contextmanager
-def fresh_database(server: str) -> Iterator[str]:
-    """Yield the URL of a new database on ``server``'s host; drop it afterwards."""
-    name = f"guardd_bench_{uuid.uuid4().hex[:12]}"
+def fresh_database(server: str, prefix: str = "guardd_bench_") -> Iterator[str]:
+    """Yield the URL of a new database on ``server``'s host named ``prefix`` + random; drop it afterwards."""
+    name = f"{prefix}{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:

@@ -28,8 +28,6 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -37,6 +35,8 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
+from bench.cluster import fresh_database  # noqa: E402 - after the path is set
+
 DEFAULT_URL = os.environ.get("GUARDD_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/test"
 TICK = os.sysconf("SC_CLK_TCK")
 BUDGETS = (
@@ -124,19 +124,6 @@ def build_postgres(url: str, events: int, series: int, days: int) -> None:
                 f" SELECT {level}, ts / {size}, series, sum(cost), count(*), 0 FROM events GROUP BY 2, 3"
             )
         conn.execute("VACUUM ANALYZE")
-
-
-@contextmanager
-def fresh_database(server: str, prefix: str) -> Iterator[str]:
-    """Yield the URL of a new database on ``server``'s host named ``prefix`` + random; drop it afterwards."""
-    name = f"{prefix}{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield server.split("?", 1)[0].rsplit("/", 1)[0] + "/" + name
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class ServerCpu:

@@ -42,7 +42,7 @@ from datetime import datetime
 from pathlib import Path
 
 from guardd.ledger.lines import FINGERPRINT_BYTES, fingerprint, fingerprint_of, tail_hash
-from guardd.ledger.tracked import LedgerSpec, Tracked
+from guardd.ledger.tracked import LedgerSpec, Tracked, identities
 from guardd.store.api import Checkpoint
 
 log = logging.getLogger("guardd.ledger")
@@ -84,7 +84,7 @@ def find_rotated_siblings(
         bases.setdefault(cp.ledger, set()).add(cp.path)
     for spec, paths in found:
         bases.setdefault(spec.pattern, set()).update(paths)
-    watched = _identities(found) | set(tracked_files)
+    watched = set(identities(found)) | set(tracked_files)
     by_fp = {cp.fingerprint: cp for cp in known.values()}  # in id order: the newest content of a fingerprint last
     read_to: dict[tuple[int, int], int] = {}
     for cp in known.values():
@@ -127,18 +127,6 @@ def _read_to_its_end(path: str, known: Mapping[tuple[int, int, str], Checkpoint]
     except (OSError, EOFError, zlib.error):  # gzip.BadGzipFile is an OSError
         return False
     return fp is not None and any(cp.fingerprint == fp and cp.offset % (1 << 32) == size for cp in known.values())
-
-
-def _identities(found: list[tuple[LedgerSpec, list[str]]]) -> set[tuple[int, int]]:
-    out: set[tuple[int, int]] = set()
-    for _spec, paths in found:
-        for path in paths:
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            out.add((st.st_dev, st.st_ino))
-    return out
 
 
 def _siblings(bases: set[str]) -> list[tuple[str, os.stat_result, str]]:

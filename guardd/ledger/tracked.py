@@ -95,6 +95,19 @@ class Tracked:
             )
 
 
+def identities(found: list[tuple[LedgerSpec, list[str]]]) -> dict[tuple[int, int], str]:
+    """The (device, inode) of every path in ``found`` that still names a file, to its path."""
+    out: dict[tuple[int, int], str] = {}
+    for _spec, paths in found:
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            out[(st.st_dev, st.st_ino)] = path
+    return out
+
+
 def find_rotated_while_down(
     specs: list[LedgerSpec],
     known: Mapping[tuple[int, int, str], Checkpoint],
@@ -107,13 +120,7 @@ def find_rotated_while_down(
     if not known:
         return
     seen: dict[tuple[int, int], str] = {key: t.path for key, t in tracked_files.items()}
-    for _spec, paths in found:
-        for path in paths:
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            seen[(st.st_dev, st.st_ino)] = path
+    seen.update(identities(found))
     wanted = {(cp.dev, cp.ino): cp for cp in known.values() if (cp.dev, cp.ino) not in seen}
     # Copy-and-truncate while guardd was down: the watched file is the same inode, but no longer holds what
     # its checkpoint covered; the lines past the checkpoint are only in the copy, found by its first line.
