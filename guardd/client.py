@@ -28,15 +28,14 @@ With the OpenAI SDK (openai 3.x uses ``httpx2``, openai 1.x/2.x ``httpx``; pass 
 from __future__ import annotations
 
 import fcntl
-import importlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from guardd.client_stream import tee
 from guardd.client_switch import BudgetExceeded, KillSwitch
 
 __all__ = ["AsyncGuardedTransport", "BudgetExceeded", "GuardedTransport", "KillSwitch", "LedgerWriter"]
@@ -116,6 +115,19 @@ class LedgerWriter:
         event.update(model=model, key=key)
         self.write({k: v for k, v in event.items() if v is not None})
 
+    def record_unfinished(self, first: dict[str, Any], ending: str, error: str | None = None, **health: Any) -> None:
+        """Record a stream that ended without its usage chunk (see :mod:`guardd.client_stream`): the generation id,
+        model and provider of its ``first`` chunk, no cost and no token counts (unknown: guardd counts it as
+        unpriced, never $0), the label ``stream`` = ``ending``, and for a failed read ``ok: false`` and ``error``.
+        ``health`` as in :meth:`record_response`; its ``model`` (the request's) is used when no chunk came."""
+        event: dict[str, Any] = {**health, "id": first.get("id"), "labels": {"stream": ending}}
+        for name in ("model", "provider"):
+            if isinstance(first.get(name), str) and first[name]:
+                event[name] = first[name]
+        if error is not None:
+            event.update(ok=False, error=error[:200])
+        self.write({k: v for k, v in event.items() if v is not None})
+
 
 def _key_preview(request: Any) -> str | None:
     """The redacted preview (``…abc1``) of the bearer key a request carries, never the key itself."""
@@ -174,101 +186,20 @@ class _Call:
     def record(self, body: dict[str, Any], status: int) -> None:
         self.ledger.record_response(body, latency_ms=_ms_since(self.start), status=status, key=self.key)
 
+    def unfinished(self, first: dict[str, Any], status: int, ending: str, exc: BaseException | None) -> None:
+        self.ledger.record_unfinished(
+            first,
+            ending,
+            None if exc is None else type(exc).__name__,
+            latency_ms=_ms_since(self.start),
+            status=status,
+            key=self.key,
+            model=_request_model(self.request),
+        )
+
 
 def _is_completion(request: Any) -> bool:
     return bool(request.method == "POST" and request.url.path.endswith(COMPLETION_PATHS))
-
-
-def _usage_from_sse(data: bytes) -> dict[str, Any] | None:
-    """Return the last SSE chunk that carries ``usage`` (OpenRouter sends it once, before ``[DONE]``)."""
-    found = None
-    for raw in data.split(b"\n"):
-        line = raw.strip()
-        if not line.startswith(b"data:"):
-            continue  # comments such as ": OPENROUTER PROCESSING" and blank lines
-        payload = line[5:].strip()
-        if payload == b"[DONE]":
-            continue
-        try:
-            chunk = json.loads(payload, parse_float=Decimal)
-        except ValueError:
-            continue
-        if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
-            found = chunk
-    return found
-
-
-def _record_stream_end(tee: Any) -> None:
-    """Record the stream's usage once: at the end of iteration, or at close (SDKs stop reading at [DONE])."""
-    if tee.recorded:
-        return
-    tee.recorded = True
-    body = _usage_from_sse(bytes(tee.buffer))
-    if body:
-        tee.call.record(body, tee.status)
-
-
-_TEES: dict[type, type] = {}
-
-
-def _tee(response: Any, call: _Call, async_: bool) -> Any:
-    """Return a copy-keeping stream for ``response``, of the stream class its own library expects.
-
-    httpx and httpx2 each assert that a response stream is *their* ``SyncByteStream``/``AsyncByteStream``, so the
-    tee subclasses the one from the response's library.
-    """
-    library = importlib.import_module(type(response).__module__.split(".")[0])
-    base = library.AsyncByteStream if async_ else library.SyncByteStream
-    cls = _TEES.get(base)
-    if cls is None:
-        if async_:
-
-            class AsyncTee(base):  # type: ignore[valid-type,misc]
-                def __init__(self, stream: Any, call: _Call, status: int) -> None:
-                    self.stream, self.call, self.status, self.buffer, self.recorded = (
-                        stream,
-                        call,
-                        status,
-                        bytearray(),
-                        False,
-                    )
-
-                async def __aiter__(self) -> AsyncIterator[bytes]:
-                    async for chunk in self.stream:
-                        self.buffer += chunk
-                        yield chunk
-                    _record_stream_end(self)
-
-                async def aclose(self) -> None:
-                    _record_stream_end(self)
-                    await self.stream.aclose()
-
-            cls = AsyncTee
-        else:
-
-            class Tee(base):  # type: ignore[valid-type,misc]
-                def __init__(self, stream: Any, call: _Call, status: int) -> None:
-                    self.stream, self.call, self.status, self.buffer, self.recorded = (
-                        stream,
-                        call,
-                        status,
-                        bytearray(),
-                        False,
-                    )
-
-                def __iter__(self) -> Iterator[bytes]:
-                    for chunk in self.stream:
-                        self.buffer += chunk
-                        yield chunk
-                    _record_stream_end(self)
-
-                def close(self) -> None:
-                    _record_stream_end(self)
-                    self.stream.close()
-
-            cls = Tee
-        _TEES[base] = cls
-    return cls(response.stream, call, response.status_code)
 
 
 def _record_json(response: Any, call: _Call) -> None:
@@ -295,7 +226,7 @@ def _teed(response: Any, request: Any, call: _Call, async_: bool) -> Any:
     return type(response)(
         response.status_code,
         headers=response.headers,
-        stream=_tee(response, call, async_=async_),
+        stream=tee(response, call, async_=async_),
         extensions=response.extensions,
         request=request,
     )
