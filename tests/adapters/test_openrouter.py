@@ -258,6 +258,33 @@ async def test_with_price_from_generation_a_cost_less_event_gets_the_billed_figu
     assert (total.cost, total.unpriced) == (parse_money("0.0123"), 0)
 
 
+async def test_a_cost_less_event_without_token_counts_is_not_priced_at_zero_from_the_catalog(tmp_path, fake, store_url):
+    # A stream stopped before its usage chunk is recorded by the client library with its model and no tokens.
+    fake.add_key(KEY)
+    config = load_config(str(write_config(tmp_path, fake, store=store_url)))
+    async with open_app(config) as app:
+        ts = int(BERLIN_EVENING.timestamp() * 1000)
+        rows = [("g:gen-stopped", ts, '["openai/gpt-4o-mini",null,null,[]]', None, 0, 0)]
+        await app.events.write_batch(Parsed.of(rows))
+        total = await poll_then_sum(config, app, app.events)
+    assert (total.cost, total.events, total.unpriced) == (0, 1, 1)
+
+
+async def test_a_token_less_event_is_priced_from_generation_once_openrouter_has_its_record(tmp_path, fake, store_url):
+    fake.add_key(KEY)
+    config = load_config(
+        str(write_config(tmp_path, fake, openrouter="price_from_generation = true\n", store=store_url))
+    )
+    async with open_app(config) as app:
+        ts = int(BERLIN_EVENING.timestamp() * 1000)
+        rows = [("g:gen-78", ts, '["openai/gpt-4o-mini",null,null,[]]', None, 0, 0)]
+        await app.events.write_batch(Parsed.of(rows))
+        before = await poll_then_sum(config, app, app.events)  # /generation has no record of it yet
+        fake.state.generations["gen-78"] = {"id": "gen-78", "total_cost": 0.0042, "usage": 0.0042}
+        after = await poll_then_sum(config, app, app.events)
+    assert (before.cost, before.unpriced) == (0, 1) and (after.cost, after.unpriced) == (parse_money("0.0042"), 0)
+
+
 @pytest.mark.parametrize("rig", [(TRIP + KEYS_ON, "")], indirect=True)
 async def test_a_key_list_fetched_before_a_trip_does_not_erase_that_guardd_disabled_the_key(rig, fake):
     ours = fake.add_key(KEY, name="prod-api")

@@ -167,10 +167,14 @@ class RemotePoller:
                 if cost is not None and cost >= 0:
                     priced.append(Priced(u.id, cost))
                     continue
+            tokens = (u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens)
+            if not any(tokens):
+                # No token counts: nothing to price from (a stream stopped before its usage chunk, a line that
+                # gave none). Priced from the catalog it would be a silent $0; it stays unpriced instead.
+                continue
             price = model_price(catalog[u.model]) if u.model in catalog else None
             if price is None:
                 continue
-            tokens = (u.prompt_tokens, u.completion_tokens, u.reasoning_tokens, u.cached_tokens)
             event = UsageEvent(0, u.model, None, None, *tokens)
             priced.append(Priced(u.id, price_event(event, price)))
         if priced and not self.dry_run:
