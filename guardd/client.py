@@ -8,7 +8,8 @@
   ``write`` of the whole line under an advisory lock).
 - :class:`GuardedTransport` / :class:`AsyncGuardedTransport` wrap an httpx transport: before a request to a
   completion endpoint they call ``check()`` (a blocked request never reaches the network); after the response
-  they record its usage — from the JSON body, or from the final SSE chunk of a stream — to the ledger, with the
+  they record its usage — from the JSON body, or from the final SSE chunk of a stream (a stream that ends without
+  it is recorded by id and without cost, see :mod:`guardd.client_stream`) — to the ledger, with the
   health fields of contract §10: ``latency_ms`` (from sending the request to the end of its body or stream),
   ``status`` (the HTTP status), and for a request that failed ``ok: false`` with ``error`` (the error body's
   message, or the class name of the exception the transport raised). ``key`` is the redacted preview of the

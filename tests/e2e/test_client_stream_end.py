@@ -171,3 +171,24 @@ def test_the_ledger_counts_a_stopped_streams_line_as_unpriced(tmp_path, server):
     LineParser("auto", {}, parse_money(1000)).parse_block(Block(0, data, len(data)), "f" * 20, "p", parsed)
     ((key, row),) = parsed.rows.items()
     assert key == "g:" + GEN and row[3] is None and key in parsed.tokens
+
+
+async def test_an_async_stream_the_caller_stops_is_recorded_once_without_cost(tmp_path, server):
+    from guardd.client import AsyncGuardedTransport
+
+    server.mode = "hang"
+    guard = AsyncGuardedTransport(
+        KillSwitch(tmp_path / "switch.json"), LedgerWriter(tmp_path / "usage.jsonl"), inner=httpx2.AsyncHTTPTransport()
+    )
+    base = f"http://127.0.0.1:{server.server_address[1]}/api/v1"
+    async with openai.AsyncOpenAI(
+        api_key=KEY, base_url=base, http_client=httpx2.AsyncClient(transport=guard), max_retries=0
+    ) as sdk:
+        stream = await sdk.chat.completions.create(
+            model="openrouter/auto", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        async for _first in stream:
+            break
+        await stream.close()
+    (line,) = _lines(tmp_path)
+    assert (line["id"], line["model"], line["labels"]) == (GEN, MODEL, {"stream": "stopped"}) and "cost" not in line
