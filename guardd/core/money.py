@@ -30,12 +30,22 @@ def parse_money(value: object) -> Money:
     """Return ``value`` (USD as int, Decimal, decimal string or float) as pico-dollars.
 
     Raise :class:`MoneyError` for booleans, non-numeric strings, NaN and infinities. Negative amounts are
-    returned as they are: whether a negative is allowed is the caller's decision.
+    returned as they are: whether a negative is allowed is the caller's decision. The integer is as large as the
+    amount: a caller reading untrusted text bounds ``money_decimal(value).adjusted()`` first (``1e9999999`` is a
+    ten-million-digit integer, minutes of CPU).
     """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value * UNITS_PER_USD
+    dec = money_decimal(value)
+    return int((dec * UNITS_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def money_decimal(value: object) -> Decimal:
+    """Return the finite Decimal :func:`parse_money` reads ``value`` as; raise MoneyError as it does."""
     if isinstance(value, bool):
         raise MoneyError(f"not an amount of money: {value!r}")
     if isinstance(value, int):
-        return value * UNITS_PER_USD
+        return Decimal(value)
     if isinstance(value, Decimal):
         dec = value
     elif isinstance(value, float):
@@ -50,7 +60,7 @@ def parse_money(value: object) -> Money:
         raise MoneyError(f"not an amount of money: {value!r}")
     if not dec.is_finite():
         raise MoneyError(f"not a finite amount: {value!r}")
-    return int((dec * UNITS_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
+    return dec
 
 
 def to_decimal(amount: Money) -> Decimal:

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from guardd.core.money import Money, MoneyError, parse_money
+from guardd.core.money import Money, MoneyError, money_decimal, parse_money
 from guardd.core.redact import clean_secret
 
 FORMATS = ("auto", "guardd", "openrouter", "record")
+# A ledger's integers must fit the store's 64-bit ones: larger token counts and times are quarantined (both parse
+# paths; the C parser takes at most 18 digits and leaves the rest to the Python path, which says why).
+MAX_TOKENS = 10**18 - 1
+MAX_UNIX_MS = 10**18 - 1
+_MILLI = Decimal("0.001")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 
@@ -103,11 +108,18 @@ def _fast_utc(text: str) -> int | None:
 def unix_ms(number: Decimal) -> int:
     """Unix milliseconds of a finite, non-negative Unix time in seconds, or in milliseconds from 10^11 on (seconds
     until the year 5138), the fraction truncated — exactly: ``number * 1000`` would round to the context's 28
-    digits (``1790817949.9999999999999999999`` read as the next second)."""
+    digits (``1790817949.9999999999999999999`` read as the next second). Raise BadLine from ``MAX_UNIX_MS`` on: the
+    store's integers end at 2^63.
+
+    The work is bounded by the number's text, whatever its exponent: ``int()`` of ``9e9999999`` or the exact ratio
+    of ``1e-9999999`` builds a ten-million-digit integer, minutes of CPU for one line. So the size is checked
+    before ``int()``, and a time in seconds is truncated to the millisecond (``quantize``, exact: at most 14 digits
+    remain) before it becomes an integer."""
     if number >= 100_000_000_000:
+        if number > MAX_UNIX_MS:
+            raise BadLine("ts is not a valid Unix time")
         return int(number)
-    numerator, denominator = number.as_integer_ratio()
-    return numerator * 1000 // denominator
+    return int(number.quantize(_MILLI, rounding=ROUND_DOWN).scaleb(3))
 
 
 def parse_ts(value: object) -> int:
@@ -157,16 +169,22 @@ def _parse_ts(value: object) -> int:
 
 
 def parse_cost(value: object, max_event_cost: Money) -> Money | None:
-    """Return a ledger cost in pico-dollars (None when absent); raise BadLine if negative or implausible."""
+    """Return a ledger cost in pico-dollars (None when absent); raise BadLine if negative or implausible.
+
+    A cost whose size alone puts it beyond ``max_event_cost`` is refused before it becomes an integer: ``1e9999999``
+    would be a ten-million-digit one, minutes of CPU for one line. The reason is the one the integer would give."""
     if value is None:
         return None
     if isinstance(value, Decimal) and value.is_finite():
+        _refuse_beyond(value, max_event_cost)
         scaled = value.scaleb(12)
         cost = int(scaled)
         if cost != scaled:  # more than 12 decimal places: round half-to-even like parse_money
             cost = parse_money(value)
     else:
         try:
+            if isinstance(value, str | float):
+                _refuse_beyond(money_decimal(value), max_event_cost)
             cost = parse_money(value)
         except MoneyError as exc:
             raise BadLine(f"cost: {str(exc)[:80]}") from None
@@ -177,18 +195,27 @@ def parse_cost(value: object, max_event_cost: Money) -> Money | None:
     return cost
 
 
+def _refuse_beyond(dec: Decimal, max_event_cost: Money) -> None:
+    """Raise BadLine (negative, else implausible) when ``|dec|`` USD is at least 10^k pico-dollars with 10^k above
+    ``max_event_cost`` (a non-negative int of pico-dollars): rounded, it stays at least 10^k."""
+    if dec and dec.adjusted() + 12 >= len(str(max_event_cost)):
+        raise BadLine("cost is negative" if dec < 0 else "cost is implausible (above max_event_cost)")
+
+
 def _tokens(value: object, name: str) -> int:
+    """A token count: a whole, non-negative number up to ``MAX_TOKENS``. Its size is checked before ``int()``,
+    which for ``1e9999999`` would build a ten-million-digit integer (minutes of CPU for one line)."""
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise BadLine(f"{name} is not a whole number")
-    if isinstance(value, Decimal):
-        if value != value.to_integral_value():
-            raise BadLine(f"{name} is not a whole number")
-        value = int(value)
+    if isinstance(value, Decimal) and value != value.to_integral_value():
+        raise BadLine(f"{name} is not a whole number")
     if value < 0:
         raise BadLine(f"{name} is negative")
-    return value
+    if value > MAX_TOKENS:
+        raise BadLine(f"{name} is implausible (above {MAX_TOKENS})")
+    return int(value)
 
 
 def _text(value: object, name: str) -> str | None:

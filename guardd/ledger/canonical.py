@@ -15,14 +15,14 @@ from typing import Annotated
 
 import msgspec
 
-from guardd.core.usage import parse_ts, plausible_ms
+from guardd.core.usage import MAX_TOKENS, parse_ts, plausible_ms
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MS = timedelta(milliseconds=1)
 NULL = msgspec.Raw(b"null")
 ABSENT = msgspec.Raw(b"")
 
-Count = Annotated[int, msgspec.Meta(ge=0)]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_TOKENS)]  # above it: the line path says why
 Latency = Annotated[float, msgspec.Meta(ge=0)]
 Status = Annotated[int, msgspec.Meta(ge=100, le=599)]
 

@@ -212,6 +212,8 @@ class LineParser:
                 cost: int | None = None
                 if decimal is not None:
                     scaled = decimal.scaleb(12)
+                    if scaled.adjusted() > 18:
+                        raise _Slow  # int() of 1e9999999 would take minutes: its size alone refuses it
                     cost = int(scaled)
                     if cost != scaled or cost < 0 or cost > top:
                         raise _Slow  # beyond pico-dollars, negative or implausible: exact rules on the line path

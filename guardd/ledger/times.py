@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import msgspec
 
-from guardd.core.usage import unix_ms
+from guardd.core.usage import MAX_UNIX_MS, unix_ms
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -28,6 +28,8 @@ def raw_ms(raw: msgspec.Raw) -> int:
         return (moment - _EPOCH) // _MS
     if text.isdigit():
         whole = int(text)
+        if whole > MAX_UNIX_MS:
+            raise ValueError("beyond the store's integers")  # the line path quarantines it, with the reason
         return whole if whole >= _SECONDS_UNTIL else whole * 1000
     number = Decimal(text.decode())  # InvalidOperation for true, null, an object…
     if not number.is_finite() or number < 0:
