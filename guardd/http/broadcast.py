@@ -42,6 +42,7 @@ from typing import Any
 
 from guardd.core.batch import Parsed
 from guardd.core.money import Money
+from guardd.core.usage import MAX_TOKENS
 from guardd.ledger.parse import LineParser
 
 BROADCAST_PATH = "POST /v1/openrouter/broadcast"
@@ -293,5 +294,7 @@ def _count(attrs: dict[str, object], *keys: str) -> int:
         if value is not None:
             if value != value.to_integral_value() or value < 0:
                 raise PayloadError(f"{key} is not a whole number of tokens: {value}")
+            if value > MAX_TOKENS:  # checked before int(): 9e9999999 would be minutes of CPU
+                raise PayloadError(f"{key} is an implausible number of tokens (above {MAX_TOKENS})")
             return int(value)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from decimal import Decimal
 
 import pytest
@@ -119,3 +120,16 @@ def test_a_span_whose_name_and_ids_are_not_text_is_skipped_not_a_crash():
     span = payloads.root_span()
     span.update(name={"x": 1}, spanId=[1], parentSpanId={"y": 2})
     assert decode(json.dumps(payloads.export(span)).encode()).skipped_why == {"not a generation span": 1}
+
+
+def test_a_token_count_beyond_the_stores_integers_is_refused_before_it_becomes_an_integer():
+    """``9e99999`` as an exact integer needs 41 KB (``9e9999999``: minutes of CPU): refused from its size alone."""
+    body = json.dumps(payloads.export(payloads.root_span())).replace("2489", "9e99999").encode()
+    tracemalloc.start()
+    try:
+        with pytest.raises(PayloadError, match="implausible"):
+            decode(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * len(body) + 20_000
