@@ -133,9 +133,13 @@ def plausible_ms(ms: int, value: object) -> int:
     :class:`BadLine` naming the value and the range."""
     if TS_MIN_MS <= ms < TS_END_MS:
         return ms
+    raise _implausible(value)
+
+
+def _implausible(value: object) -> BadLine:
     if isinstance(value, str) and not value.strip().isdigit():
-        raise BadLine(f"ts {value[:40]!r} is not a plausible time ({_RANGE})")
-    raise BadLine(
+        return BadLine(f"ts {value[:40]!r} is not a plausible time ({_RANGE})")
+    return BadLine(
         f"ts {str(value).strip()[:40]} is not a plausible time (seconds, or milliseconds from 10^11 on, since 1970,"
         f" {_RANGE})"
     )
@@ -152,6 +156,8 @@ def _parse_ts(value: object) -> int:
         number = Decimal(value) if not isinstance(value, Decimal) else value
         if not number.is_finite() or number < 0:
             raise BadLine("ts is not a valid Unix time")
+        if number > MAX_UNIX_MS:  # beyond the store's integers: far beyond the plausible range too, said as such
+            raise _implausible(value)
         # Seconds until the year 5138; anything larger is milliseconds.
         return unix_ms(number)
     if isinstance(value, str):
