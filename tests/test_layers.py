@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "guardd.logs": {"guardd.core"},
     "guardd.config": {"guardd.config", "guardd.core", "guardd.errors"},
     "guardd.client_switch": {"guardd.core"},
-    "guardd.client": {"guardd.client_switch", "guardd.core"},
+    "guardd.client_stream": {"guardd.core"},  # the client library's stream wrapping (standard library only)
+    "guardd.client": {"guardd.client_stream", "guardd.client_switch", "guardd.core"},
     "guardd.demo": set(),
     "guardd.store": BASE | {"guardd.store"},
     "guardd.adapters": BASE | {"guardd.adapters"},
