@@ -11,7 +11,6 @@ clock (the follower's file, written for local clients, is on this host's clock: 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -29,31 +28,18 @@ from guardd.store.api import InstanceInfo
 from guardd.store.postgres.cluster import PgCluster
 from guardd.store.postgres.db import PgStore
 from tests.cluster.conftest import Host
+from tests.cluster.test_status_shared_switch import host as shared_host
 
 STALE = timedelta(seconds=8)
 """``stale_after`` here: above the mirror's rewrite period plus a round, as any real ``stale_after`` is."""
 
 
 def host(folder: Path, name: str, pg_url: str, spent: str = "0") -> Host:
-    """Host ``name`` (no daemon): a daily budget ``all`` of $1, a ledger that spent ``spent`` today."""
-    folder.mkdir(parents=True)
-    line = {"ts": datetime.now(UTC).isoformat(), "id": f"{name}-1", "model": "m/x", "cost": spent}
-    (folder / "ledger.jsonl").write_text(json.dumps(line) + "\n")
-    config = folder / "guardd.toml"
-    config.write_text(f"""[guardd]
-instance = "{name}"
-state_dir = "state"
-evaluate_every = "1s"
-stale_after = "{int(STALE.total_seconds())}s"
-[store]
-url = "{pg_url}"
-[[ledgers]]
-path = "ledger.jsonl"
-[[budgets]]
-name = "all"
-daily = 1
-""")
-    return Host(name, folder, config, daemon=None)
+    """Host ``name`` (no daemon): a daily budget ``all`` of $1, a ledger that spent ``spent`` today, evaluated every
+    second and stale after :data:`STALE`."""
+    return shared_host(
+        folder, name, pg_url, spent, f'evaluate_every = "1s"\nstale_after = "{int(STALE.total_seconds())}s"\n'
+    )
 
 
 def led_once(tmp_path: Path, pg_url: str) -> Host:

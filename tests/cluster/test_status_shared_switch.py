@@ -15,8 +15,9 @@ from tests.cluster.conftest import Host
 from tests.cluster.test_cli_killswitch import hold_the_lease
 
 
-def host(folder: Path, name: str, pg_url: str, spent: str) -> Host:
-    """Host ``name`` with a daily budget ``all`` of $1 and a ledger that spent ``spent`` today; no daemon."""
+def host(folder: Path, name: str, pg_url: str, spent: str, guardd: str = "") -> Host:
+    """Host ``name`` with a daily budget ``all`` of $1 and a ledger that spent ``spent`` today; no daemon. ``guardd``:
+    more lines of its ``[guardd]`` section."""
     folder.mkdir(parents=True)
     line = {"ts": datetime.now(UTC).isoformat(), "id": f"{name}-1", "model": "m/x", "cost": spent}
     (folder / "ledger.jsonl").write_text(json.dumps(line) + "\n")
@@ -24,7 +25,7 @@ def host(folder: Path, name: str, pg_url: str, spent: str) -> Host:
     config.write_text(f"""[guardd]
 instance = "{name}"
 state_dir = "state"
-[store]
+{guardd}[store]
 url = "{pg_url}"
 [[ledgers]]
 path = "ledger.jsonl"
